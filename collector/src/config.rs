@@ -1,0 +1,406 @@
+//! Collector configuration: a TOML file, `deny_unknown_fields`, validated once
+//! by [`Config::parse`] / [`Config::load`].
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// A configuration that could not be read or is invalid.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The TOML does not parse or has unknown/mistyped keys.
+    #[error("invalid config: {0}")]
+    Toml(#[from] toml::de::Error),
+    /// A value is out of range or inconsistent.
+    #[error("invalid config: {0}")]
+    Invalid(String),
+}
+
+fn invalid(msg: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid(msg.into())
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address the HTTP server listens on (`serve`), e.g. `127.0.0.1:9440`.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Where incidents are stored.
+    pub clickhouse: ClickHouseConfig,
+    /// Write batching.
+    #[serde(default)]
+    pub batch: BatchConfig,
+    /// Request limits.
+    #[serde(default)]
+    pub limits: Limits,
+    /// Sensors allowed to post, each with the SHA-256 of its token.
+    #[serde(default)]
+    pub sensors: Vec<SensorConfig>,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9440))
+}
+
+/// `[clickhouse]`: the server and database.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClickHouseConfig {
+    /// HTTP URL of the server, e.g. `http://127.0.0.1:8123`.
+    pub url: String,
+    /// Database holding the `incidents` table (an identifier:
+    /// `[A-Za-z_][A-Za-z0-9_]*`, at most 64 bytes).
+    #[serde(default = "default_database")]
+    pub database: String,
+    /// User name.
+    #[serde(default = "default_user")]
+    pub user: String,
+    /// Password (empty for none).
+    #[serde(default)]
+    pub password: String,
+    /// Upper bound for one insert or query, in milliseconds (1..=600000).
+    /// A flush that takes longer fails and its requests get 503.
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+fn default_database() -> String {
+    "shaobing".to_string()
+}
+fn default_user() -> String {
+    "default".to_string()
+}
+fn default_timeout_ms() -> u64 {
+    10_000
+}
+
+/// `[batch]`: how the writer groups rows into inserts.
+///
+/// Larger batches mean fewer, more efficient ClickHouse parts but a longer
+/// wait before a sensor's request is answered; memory held is at most
+/// `queue_batches` requests (each at most `limits.max_body_bytes`) plus the
+/// pending rows.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchConfig {
+    /// Flush when this many rows are pending (1..=1000000).
+    #[serde(default = "default_max_rows")]
+    pub max_rows: usize,
+    /// Flush when the oldest pending row has waited this long, in
+    /// milliseconds (1..=60000). This is the added latency of a request.
+    #[serde(default = "default_max_delay_ms")]
+    pub max_delay_ms: u64,
+    /// Capacity of the queue of accepted requests waiting for the writer
+    /// (1..=1000000). Full policy: a request waits up to `enqueue_timeout_ms`
+    /// for room, then gets 503 (the sensor retries later).
+    #[serde(default = "default_queue_batches")]
+    pub queue_batches: usize,
+    /// How long a request waits for room in a full queue before 503, in
+    /// milliseconds (0..=60000).
+    #[serde(default = "default_enqueue_timeout_ms")]
+    pub enqueue_timeout_ms: u64,
+}
+
+fn default_max_rows() -> usize {
+    5000
+}
+fn default_max_delay_ms() -> u64 {
+    200
+}
+fn default_queue_batches() -> usize {
+    1024
+}
+fn default_enqueue_timeout_ms() -> u64 {
+    1000
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        BatchConfig {
+            max_rows: default_max_rows(),
+            max_delay_ms: default_max_delay_ms(),
+            queue_batches: default_queue_batches(),
+            enqueue_timeout_ms: default_enqueue_timeout_ms(),
+        }
+    }
+}
+
+impl BatchConfig {
+    /// `max_delay_ms` as a duration.
+    pub fn max_delay(&self) -> Duration {
+        Duration::from_millis(self.max_delay_ms)
+    }
+    /// `enqueue_timeout_ms` as a duration.
+    pub fn enqueue_timeout(&self) -> Duration {
+        Duration::from_millis(self.enqueue_timeout_ms)
+    }
+}
+
+/// `[limits]`: what one request may carry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Largest request body in bytes (1..=1 GiB); larger gets 413.
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: usize,
+    /// Most incidents in one request (1..=1000000); more gets 413.
+    #[serde(default = "default_max_items")]
+    pub max_items: usize,
+}
+
+fn default_max_body_bytes() -> usize {
+    16 << 20
+}
+fn default_max_items() -> usize {
+    10_000
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: default_max_body_bytes(),
+            max_items: default_max_items(),
+        }
+    }
+}
+
+/// `[[sensors]]`: one sensor allowed to post.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SensorConfig {
+    /// Name stored in each incident's `sensor` field (1..=128 bytes).
+    pub name: String,
+    /// Lower- or upper-case hex SHA-256 of the sensor's bearer token
+    /// (`shaobing-collector hash-token`).
+    pub token_sha256: String,
+}
+
+impl Config {
+    /// Reads, parses and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Config::parse(&text)
+    }
+
+    /// Parses and validates TOML text.
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks ranges and consistency. [`Config::parse`] calls it; call it
+    /// yourself only for a config built in code.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let ch = &self.clickhouse;
+        if !(ch.url.starts_with("http://") || ch.url.starts_with("https://")) {
+            return Err(invalid(format!(
+                "clickhouse.url must start with http:// or https://, got {:?}",
+                ch.url
+            )));
+        }
+        if ch.url.starts_with("https://") {
+            return Err(invalid(
+                "clickhouse.url: https is not supported by this build (no TLS); use http:// on a trusted network",
+            ));
+        }
+        if !is_identifier(&ch.database) {
+            return Err(invalid(format!(
+                "clickhouse.database must match [A-Za-z_][A-Za-z0-9_]* (at most 64 bytes), got {:?}",
+                ch.database
+            )));
+        }
+        if ch.user.is_empty() {
+            return Err(invalid("clickhouse.user must not be empty"));
+        }
+        range("clickhouse.timeout_ms", ch.timeout_ms, 1, 600_000)?;
+        let b = &self.batch;
+        range("batch.max_rows", b.max_rows as u64, 1, 1_000_000)?;
+        range("batch.max_delay_ms", b.max_delay_ms, 1, 60_000)?;
+        range("batch.queue_batches", b.queue_batches as u64, 1, 1_000_000)?;
+        range("batch.enqueue_timeout_ms", b.enqueue_timeout_ms, 0, 60_000)?;
+        let l = &self.limits;
+        range("limits.max_body_bytes", l.max_body_bytes as u64, 1, 1 << 30)?;
+        range("limits.max_items", l.max_items as u64, 1, 1_000_000)?;
+
+        let mut names = HashSet::new();
+        let mut hashes = HashSet::new();
+        for (i, s) in self.sensors.iter().enumerate() {
+            if s.name.is_empty() || s.name.len() > 128 {
+                return Err(invalid(format!("sensors[{i}].name must be 1..=128 bytes")));
+            }
+            if !names.insert(s.name.as_str()) {
+                return Err(invalid(format!(
+                    "sensors[{i}]: duplicate name {:?}",
+                    s.name
+                )));
+            }
+            let hash = decode_token_hash(&s.token_sha256).ok_or_else(|| {
+                invalid(format!(
+                    "sensors[{i}] ({}): token_sha256 must be 64 hex digits (see `shaobing-collector hash-token`)",
+                    s.name
+                ))
+            })?;
+            if !hashes.insert(hash) {
+                return Err(invalid(format!(
+                    "sensors[{i}] ({}): token_sha256 is used by another sensor",
+                    s.name
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Decodes a 64-hex-digit SHA-256.
+pub(crate) fn decode_token_hash(s: &str) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(s.trim(), &mut out).ok()?;
+    Some(out)
+}
+
+fn range(name: &str, v: u64, lo: u64, hi: u64) -> Result<(), ConfigError> {
+    if v < lo || v > hi {
+        return Err(invalid(format!("{name} must be in {lo}..={hi}, got {v}")));
+    }
+    Ok(())
+}
+
+/// Whether `s` is a plain SQL identifier (safe to splice into DDL).
+pub(crate) fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && s.len() <= 64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HASH: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+
+    fn full() -> String {
+        format!(
+            r#"
+listen = "127.0.0.1:9440"
+[clickhouse]
+url = "http://127.0.0.1:8123"
+database = "shaobing"
+user = "default"
+password = ""
+[batch]
+max_rows = 5000
+max_delay_ms = 200
+queue_batches = 1024
+[limits]
+max_body_bytes = 16777216
+max_items = 10000
+[[sensors]]
+name = "sensor-1"
+token_sha256 = "{HASH}"
+"#
+        )
+    }
+
+    #[test]
+    fn documented_example_parses() {
+        let c = Config::parse(&full()).unwrap();
+        assert_eq!(c.listen.port(), 9440);
+        assert_eq!(c.batch.max_rows, 5000);
+        assert_eq!(c.batch.enqueue_timeout_ms, 1000);
+        assert_eq!(c.sensors[0].name, "sensor-1");
+    }
+
+    #[test]
+    fn minimal_config_gets_defaults() {
+        let c = Config::parse("[clickhouse]\nurl = \"http://localhost:8123\"\n").unwrap();
+        assert_eq!(c.clickhouse.database, "shaobing");
+        assert_eq!(c.clickhouse.user, "default");
+        assert_eq!(c.limits.max_items, 10_000);
+        assert_eq!(c.batch.max_delay_ms, 200);
+        assert!(c.sensors.is_empty());
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let text = full().replace("max_rows = 5000", "max_rows = 5000\nmax_rowz = 1");
+        let err = Config::parse(&text).unwrap_err().to_string();
+        assert!(err.contains("max_rowz"), "{err}");
+    }
+
+    #[test]
+    fn database_name_must_be_an_identifier() {
+        let text = full().replace("database = \"shaobing\"", "database = \"x; DROP\"");
+        assert!(Config::parse(&text)
+            .unwrap_err()
+            .to_string()
+            .contains("database"));
+    }
+
+    #[test]
+    fn zero_batch_rows_is_rejected() {
+        let text = full().replace("max_rows = 5000", "max_rows = 0");
+        assert!(Config::parse(&text)
+            .unwrap_err()
+            .to_string()
+            .contains("batch.max_rows"));
+    }
+
+    #[test]
+    fn malformed_token_hash_is_rejected() {
+        let text = full().replace(HASH, "abc");
+        assert!(Config::parse(&text)
+            .unwrap_err()
+            .to_string()
+            .contains("token_sha256"));
+    }
+
+    #[test]
+    fn duplicate_sensor_names_and_hashes_are_rejected() {
+        let dup_name = format!(
+            "{}\n[[sensors]]\nname = \"sensor-1\"\ntoken_sha256 = \"{}\"\n",
+            full(),
+            "0".repeat(64)
+        );
+        assert!(Config::parse(&dup_name)
+            .unwrap_err()
+            .to_string()
+            .contains("duplicate name"));
+        let dup_hash = format!(
+            "{}\n[[sensors]]\nname = \"sensor-2\"\ntoken_sha256 = \"{}\"\n",
+            full(),
+            HASH.to_uppercase()
+        );
+        assert!(Config::parse(&dup_hash)
+            .unwrap_err()
+            .to_string()
+            .contains("another sensor"));
+    }
+
+    #[test]
+    fn non_http_url_is_rejected() {
+        let text = full().replace("http://127.0.0.1:8123", "tcp://127.0.0.1:9000");
+        assert!(Config::parse(&text)
+            .unwrap_err()
+            .to_string()
+            .contains("clickhouse.url"));
+    }
+}

@@ -1,0 +1,71 @@
+//! ClickHouse storage: the client, the schema and its migrations, the row
+//! type, the batching writer and the analysts' reads.
+
+pub mod batch;
+pub mod row;
+pub mod schema;
+
+use std::time::Duration;
+
+use clickhouse::Client;
+
+use crate::config::ClickHouseConfig;
+
+/// A ClickHouse operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The server answered with an error or could not be reached.
+    #[error("{what}: {source}")]
+    ClickHouse {
+        /// What was being done.
+        what: String,
+        /// The client's error.
+        #[source]
+        source: clickhouse::error::Error,
+    },
+    /// The operation took longer than `clickhouse.timeout_ms`.
+    #[error("{what}: timed out after {timeout:?}")]
+    Timeout {
+        /// What was being done.
+        what: String,
+        /// The limit.
+        timeout: Duration,
+    },
+}
+
+impl StoreError {
+    pub(crate) fn ch(
+        what: impl Into<String>,
+    ) -> impl FnOnce(clickhouse::error::Error) -> StoreError {
+        let what = what.into();
+        move |source| StoreError::ClickHouse { what, source }
+    }
+}
+
+/// Runs `fut` with the configured timeout.
+pub(crate) async fn with_timeout<T>(
+    what: &str,
+    timeout: Duration,
+    fut: impl std::future::Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    match tokio::time::timeout(timeout, fut).await {
+        Ok(r) => r,
+        Err(_) => Err(StoreError::Timeout {
+            what: what.to_string(),
+            timeout,
+        }),
+    }
+}
+
+/// A client for the configured server, without a default database (every
+/// statement names `database.table`), validation off (required on 18.16).
+pub fn client(config: &ClickHouseConfig) -> Client {
+    let mut c = Client::default()
+        .with_url(config.url.as_str())
+        .with_user(config.user.as_str())
+        .with_validation(false);
+    if !config.password.is_empty() {
+        c = c.with_password(config.password.as_str());
+    }
+    c
+}

@@ -1,0 +1,137 @@
+//! [`IncidentRow`]: one row of `incidents`, in RowBinary column order.
+//!
+//! Validation is off (18.16), so a field whose Rust type does not match its
+//! column would go unnoticed: `tests/store.rs` round-trips a row through a
+//! real server.
+
+use clickhouse::Row;
+use serde::{Deserialize, Serialize};
+use shaobing_wire::{Incident, Timestamp};
+use uuid::Uuid;
+
+/// One stored incident. Field order and types follow
+/// [`super::schema::INCIDENTS_V1`] exactly.
+#[derive(Debug, Clone, PartialEq, Eq, Row, Serialize, Deserialize)]
+pub struct IncidentRow {
+    /// `UUID`.
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub id: Uuid,
+    /// `UInt16`.
+    pub schema: u16,
+    /// Sensor name (from the token).
+    pub sensor: String,
+    /// `volumetric` or `leak`.
+    pub kind: String,
+    /// Wire event name.
+    pub event: String,
+    /// Signature / rule id.
+    pub signature: String,
+    /// `low`, `medium`, `high` or `critical`.
+    pub severity: String,
+    /// `DateTime('UTC')`: whole seconds of the capture time.
+    pub ts: u32,
+    /// Microseconds within `ts`.
+    pub ts_us: u32,
+    /// Source address or `''`.
+    pub src_ip: String,
+    /// Destination address or `''`.
+    pub dst_ip: String,
+    /// `Nullable(UInt16)`.
+    pub src_port: Option<u16>,
+    /// `Nullable(UInt16)`.
+    pub dst_port: Option<u16>,
+    /// IP protocol name.
+    pub proto: String,
+    /// Community ID or `''`.
+    pub community_id: String,
+    /// Direction or `''`.
+    pub direction: String,
+    /// Volumetric attack id (UUID text) or `''`.
+    pub attack_id: String,
+    /// Volumetric vector or `''`.
+    pub vector: String,
+    /// Volumetric pps or 0.
+    pub pps: u64,
+    /// Volumetric bps or 0.
+    pub bps: u64,
+    /// Volumetric peak pps or 0.
+    pub peak_pps: u64,
+    /// Volumetric peak bps or 0.
+    pub peak_bps: u64,
+    /// Volumetric packets or 0.
+    pub packets: u64,
+    /// Volumetric bytes or 0.
+    pub bytes: u64,
+    /// Volumetric top sources as JSON (`[{"ip":..,"packets":..}]`) or `''`.
+    pub top_sources: String,
+    /// Leak match count or 0.
+    pub match_count: u64,
+    /// Leak application protocol or `''`.
+    pub app_proto: String,
+    /// Leak masked excerpt or `''`.
+    pub excerpt: String,
+    /// The incident JSON as received (sensor overridden).
+    pub raw: String,
+    /// `DateTime('UTC')`: when the collector accepted it.
+    pub received_at: u32,
+}
+
+/// An incident whose time cannot be stored in `DateTime` (1970..=2106).
+#[derive(Debug, thiserror::Error)]
+#[error("ts {0} is outside the storable range 1970-01-01..2106-02-07")]
+pub struct TsOutOfRange(pub Timestamp);
+
+impl IncidentRow {
+    /// Builds the row for a validated incident; `raw` is its JSON text.
+    pub fn from_incident(
+        inc: &Incident,
+        raw: String,
+        received_at: u32,
+    ) -> Result<Self, TsOutOfRange> {
+        let ts = u32::try_from(inc.ts.secs()).map_err(|_| TsOutOfRange(inc.ts))?;
+        let ip = |a: Option<std::net::IpAddr>| a.map(|a| a.to_string()).unwrap_or_default();
+        Ok(IncidentRow {
+            id: inc.id,
+            schema: inc.schema,
+            sensor: inc.sensor.clone(),
+            kind: inc.kind.as_str().to_string(),
+            event: inc.event.as_str().to_string(),
+            signature: inc.signature.clone(),
+            severity: inc.severity.as_str().to_string(),
+            ts,
+            ts_us: inc.ts.subsec_micros(),
+            src_ip: ip(inc.src_ip),
+            dst_ip: ip(inc.dst_ip),
+            src_port: inc.src_port,
+            dst_port: inc.dst_port,
+            proto: inc.proto.clone(),
+            community_id: inc.community_id.clone().unwrap_or_default(),
+            direction: inc
+                .direction
+                .map(|d| d.as_str().to_string())
+                .unwrap_or_default(),
+            attack_id: inc.attack_id.map(|a| a.to_string()).unwrap_or_default(),
+            vector: inc.vector.clone().unwrap_or_default(),
+            pps: inc.pps.unwrap_or(0),
+            bps: inc.bps.unwrap_or(0),
+            peak_pps: inc.peak_pps.unwrap_or(0),
+            peak_bps: inc.peak_bps.unwrap_or(0),
+            packets: inc.packets.unwrap_or(0),
+            bytes: inc.bytes.unwrap_or(0),
+            top_sources: match &inc.top_sources {
+                Some(t) => serde_json::to_string(t).unwrap_or_default(),
+                None => String::new(),
+            },
+            match_count: inc.match_count.unwrap_or(0),
+            app_proto: inc.app_proto.clone().unwrap_or_default(),
+            excerpt: inc.excerpt.clone().unwrap_or_default(),
+            raw,
+            received_at,
+        })
+    }
+
+    /// The capture time with microseconds.
+    pub fn timestamp(&self) -> Timestamp {
+        Timestamp::from_parts(i64::from(self.ts), self.ts_us)
+    }
+}

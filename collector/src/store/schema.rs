@@ -1,0 +1,209 @@
+//! The schema, as a versioned list of migrations.
+//!
+//! Each [`Migration`] is a list of statements with `{db}` standing for the
+//! configured database (an identifier checked by config validation). They
+//! use `IF NOT EXISTS` so re-running one is harmless; applied versions are
+//! recorded in `{db}.schema_migrations`, and [`migrate`] applies the missing
+//! ones in order. To change the schema, append a migration; never edit one
+//! that has shipped.
+//!
+//! Everything here runs on ClickHouse 18.16 and on current releases: no
+//! DateTime64, IPv4/IPv6, Map, Bool, LowCardinality, CODEC or TTL.
+
+use std::time::Duration;
+
+use clickhouse::{Client, Row};
+use serde::{Deserialize, Serialize};
+
+use super::{with_timeout, StoreError};
+
+/// One schema step.
+#[derive(Debug, Clone, Copy)]
+pub struct Migration {
+    /// Strictly increasing version number.
+    pub version: u32,
+    /// What it does, recorded with it.
+    pub description: &'static str,
+    /// Statements, `{db}` replaced by the database name.
+    pub statements: &'static [&'static str],
+}
+
+/// The `incidents` table.
+///
+/// * One column per wire field so analysts filter without parsing JSON;
+///   absent optional fields are `''` / `0` (ports are `Nullable(UInt16)`
+///   because port 0 is a real value). `severity`, `kind`, `event` and
+///   `direction` are plain `String`s holding the wire names.
+/// * `ts` is `DateTime('UTC')` (seconds) plus `ts_us` (microseconds within
+///   the second): 18.16 has no DateTime64. Incidents outside 1970..2106
+///   cannot be stored and are rejected at ingest.
+/// * `raw` is the incident JSON as received, after the collector set
+///   `sensor` from the token: the source for `query --json`.
+/// * Deduplication: `ReplacingMergeTree(received_at)` collapses rows with the
+///   same sorting key, which is built only from incident content
+///   (`kind`, `ts`, `dst_ip`, `id`), so a re-delivered incident replaces its
+///   earlier copy (the latest `received_at` wins). Merges are eventual: read
+///   with `FINAL`.
+pub const INCIDENTS_V1: &str = "CREATE TABLE IF NOT EXISTS `{db}`.incidents (
+    id UUID,
+    schema UInt16,
+    sensor String,
+    kind String,
+    event String,
+    signature String,
+    severity String,
+    ts DateTime('UTC'),
+    ts_us UInt32,
+    src_ip String,
+    dst_ip String,
+    src_port Nullable(UInt16),
+    dst_port Nullable(UInt16),
+    proto String,
+    community_id String,
+    direction String,
+    attack_id String,
+    vector String,
+    pps UInt64,
+    bps UInt64,
+    peak_pps UInt64,
+    peak_bps UInt64,
+    packets UInt64,
+    bytes UInt64,
+    top_sources String,
+    match_count UInt64,
+    app_proto String,
+    excerpt String,
+    raw String,
+    received_at DateTime('UTC')
+) ENGINE = ReplacingMergeTree(received_at)
+PARTITION BY toYYYYMMDD(ts)
+ORDER BY (kind, toStartOfHour(ts), dst_ip, id)";
+
+/// All migrations, oldest first.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    description: "incidents table",
+    statements: &[INCIDENTS_V1],
+}];
+
+const CREATE_DATABASE: &str = "CREATE DATABASE IF NOT EXISTS `{db}`";
+
+const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS `{db}`.schema_migrations (
+    version UInt32,
+    description String,
+    applied_at DateTime('UTC')
+) ENGINE = ReplacingMergeTree(applied_at)
+ORDER BY version";
+
+#[derive(Debug, Row, Serialize, Deserialize)]
+struct MigrationRow {
+    version: u32,
+    description: String,
+    applied_at: u32,
+}
+
+#[derive(Debug, Row, Deserialize)]
+struct VersionRow {
+    version: u32,
+}
+
+fn sql(template: &str, db: &str) -> String {
+    template.replace("{db}", db)
+}
+
+/// Creates the database and applies every migration not yet recorded.
+/// Idempotent; returns the versions it applied now.
+pub async fn migrate(client: &Client, db: &str, timeout: Duration) -> Result<Vec<u32>, StoreError> {
+    for stmt in [CREATE_DATABASE, CREATE_MIGRATIONS_TABLE] {
+        let s = sql(stmt, db);
+        with_timeout("create schema_migrations", timeout, async {
+            client
+                .query(&s)
+                .execute()
+                .await
+                .map_err(StoreError::ch("create schema_migrations"))
+        })
+        .await?;
+    }
+    let applied = applied_versions(client, db, timeout).await?;
+    let mut now_applied = Vec::new();
+    for m in MIGRATIONS.iter().filter(|m| !applied.contains(&m.version)) {
+        let what = format!("migration {} ({})", m.version, m.description);
+        for stmt in m.statements {
+            let s = sql(stmt, db);
+            with_timeout(&what, timeout, async {
+                client
+                    .query(&s)
+                    .execute()
+                    .await
+                    .map_err(StoreError::ch(what.clone()))
+            })
+            .await?;
+        }
+        let row = MigrationRow {
+            version: m.version,
+            description: m.description.to_string(),
+            applied_at: now_secs(),
+        };
+        let table = format!("`{db}`.schema_migrations");
+        with_timeout(&what, timeout, async {
+            let mut insert = client
+                .insert_unescaped::<MigrationRow>(&table)
+                .await
+                .map_err(StoreError::ch(what.clone()))?;
+            insert
+                .write(&row)
+                .await
+                .map_err(StoreError::ch(what.clone()))?;
+            insert.end().await.map_err(StoreError::ch(what.clone()))
+        })
+        .await?;
+        tracing::info!(
+            version = m.version,
+            description = m.description,
+            "migration applied"
+        );
+        now_applied.push(m.version);
+    }
+    Ok(now_applied)
+}
+
+/// Versions recorded in `{db}.schema_migrations`, ascending.
+pub async fn applied_versions(
+    client: &Client,
+    db: &str,
+    timeout: Duration,
+) -> Result<Vec<u32>, StoreError> {
+    let s = format!("SELECT DISTINCT version FROM `{db}`.schema_migrations ORDER BY version");
+    with_timeout("read schema_migrations", timeout, async {
+        let rows: Vec<VersionRow> = client
+            .query(&s)
+            .with_setting("wait_end_of_query", "1")
+            .fetch_all()
+            .await
+            .map_err(StoreError::ch("read schema_migrations"))?;
+        Ok(rows.into_iter().map(|r| r.version).collect())
+    })
+    .await
+}
+
+pub(crate) fn now_secs() -> u32 {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    u32::try_from(secs).unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migration_versions_strictly_increase() {
+        assert!(MIGRATIONS.windows(2).all(|w| w[0].version < w[1].version));
+        assert!(MIGRATIONS
+            .iter()
+            .all(|m| m.version > 0 && !m.statements.is_empty()));
+    }
+}
