@@ -1,0 +1,261 @@
+//! Reading pcap and pcapng files through libpcap, merged in capture-time
+//! order across files.
+//!
+//! A file that is missing, not a capture, has an unsupported link type, or
+//! is corrupt before its end is an error naming the file (and the record
+//! number for corruption). A last record cut short (the file ends inside it,
+//! as when a capture was copied while being written) is a warning: the
+//! records before it are all delivered.
+
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+
+use pcap::{Capture, Offline};
+use shaobing_wire::Timestamp;
+
+use super::RawPacket;
+use crate::decode::LinkType;
+
+/// Why a capture file could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    /// The file is missing, unreadable, or not a pcap/pcapng file.
+    #[error("{path}: cannot open capture: {message}")]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// libpcap's message.
+        message: String,
+    },
+    /// The file's link type is not one the decoder handles.
+    #[error("{path}: unsupported link type {dlt} ({name}); supported: Ethernet, Linux SLL/SLL2, raw IP, BSD loopback")]
+    UnsupportedLinkType {
+        /// The file.
+        path: PathBuf,
+        /// The DLT number.
+        dlt: i32,
+        /// libpcap's name for it.
+        name: String,
+    },
+    /// The file uses a feature libpcap cannot read (a pcapng file whose
+    /// interfaces differ in link type or snapshot length).
+    #[error("{path}: unsupported capture after record {record}: {message} (libpcap reads only pcapng files whose interfaces share one link type and snapshot length; split it per interface, e.g. `tshark -r FILE -Y frame.interface_id==N -w PART.pcapng`, and replay the parts)")]
+    Unsupported {
+        /// The file.
+        path: PathBuf,
+        /// Number of records read successfully before it.
+        record: u64,
+        /// libpcap's message.
+        message: String,
+    },
+    /// A record in the middle of the file is corrupt.
+    #[error("{path}: corrupt capture after record {record}: {message}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// Number of records read successfully before the corruption.
+        record: u64,
+        /// libpcap's message.
+        message: String,
+    },
+}
+
+/// Something wrong but survivable, reported after the replay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaptureWarning {
+    /// The file.
+    pub path: PathBuf,
+    /// What happened.
+    pub message: String,
+}
+
+impl std::fmt::Display for CaptureWarning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.path.display(), self.message)
+    }
+}
+
+struct Source {
+    path: PathBuf,
+    cap: Capture<Offline>,
+    link: LinkType,
+    records: u64,
+    // The next packet, copied out of libpcap's buffer (multi-file merge).
+    ts: Timestamp,
+    wire_len: u32,
+    buf: Vec<u8>,
+    done: bool,
+}
+
+/// Opens capture files and replays their packets in capture-time order.
+pub struct FileReplay {
+    sources: Vec<Source>,
+    warnings: Vec<CaptureWarning>,
+}
+
+fn open(path: &Path) -> Result<Source, CaptureError> {
+    let cap = Capture::from_file(path).map_err(|e| CaptureError::Open {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    let dl = cap.get_datalink();
+    let link = LinkType::from_dlt(dl.0).ok_or_else(|| CaptureError::UnsupportedLinkType {
+        path: path.to_path_buf(),
+        dlt: dl.0,
+        name: dl.get_name().unwrap_or_else(|_| "unknown".into()),
+    })?;
+    Ok(Source {
+        path: path.to_path_buf(),
+        cap,
+        link,
+        records: 0,
+        ts: Timestamp::default(),
+        wire_len: 0,
+        buf: Vec::new(),
+        done: false,
+    })
+}
+
+fn ts_of(h: &pcap::PacketHeader) -> Timestamp {
+    let usec = u32::try_from(h.ts.tv_usec.clamp(0, 999_999)).unwrap_or(0);
+    Timestamp::from_parts(h.ts.tv_sec, usec)
+}
+
+/// What reading the next record gave.
+enum Step<'a> {
+    Packet(RawPacket<'a>),
+    End,
+}
+
+impl Source {
+    /// Reads the next record; end of file and a truncated last record both
+    /// end the source (the latter with a warning).
+    fn next(&mut self, warnings: &mut Vec<CaptureWarning>) -> Result<Step<'_>, CaptureError> {
+        match self.cap.next_packet() {
+            Ok(p) => {
+                self.records += 1;
+                Ok(Step::Packet(RawPacket {
+                    ts: ts_of(p.header),
+                    wire_len: p.header.len,
+                    data: p.data,
+                    link: self.link,
+                }))
+            }
+            Err(pcap::Error::NoMorePackets) => Ok(Step::End),
+            Err(e) => {
+                let message = e.to_string();
+                if message.contains("truncated") {
+                    warnings.push(CaptureWarning {
+                        path: self.path.clone(),
+                        message: format!(
+                            "last record is truncated after {} complete records ({message}); it was skipped",
+                            self.records
+                        ),
+                    });
+                    Ok(Step::End)
+                } else if message.contains("different from the") {
+                    Err(CaptureError::Unsupported {
+                        path: self.path.clone(),
+                        record: self.records,
+                        message,
+                    })
+                } else {
+                    Err(CaptureError::Corrupt {
+                        path: self.path.clone(),
+                        record: self.records,
+                        message,
+                    })
+                }
+            }
+        }
+    }
+
+    /// Reads the next record into the owned buffer (for merging).
+    fn fill(&mut self, warnings: &mut Vec<CaptureWarning>) -> Result<(), CaptureError> {
+        let mut buf = std::mem::take(&mut self.buf);
+        let got = match self.next(warnings)? {
+            Step::Packet(p) => {
+                buf.clear();
+                buf.extend_from_slice(p.data);
+                Some((p.ts, p.wire_len))
+            }
+            Step::End => None,
+        };
+        self.buf = buf;
+        match got {
+            Some((ts, len)) => {
+                self.ts = ts;
+                self.wire_len = len;
+            }
+            None => self.done = true,
+        }
+        Ok(())
+    }
+}
+
+impl FileReplay {
+    /// Opens every file up front, so a bad path fails before any work.
+    pub fn open<P: AsRef<Path>>(paths: &[P]) -> Result<FileReplay, CaptureError> {
+        let sources = paths
+            .iter()
+            .map(|p| open(p.as_ref()))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(FileReplay {
+            sources,
+            warnings: Vec::new(),
+        })
+    }
+
+    /// Calls `f` with every packet of every file in capture-time order
+    /// (ties go to the file named first). `f` may stop the replay early.
+    pub fn for_each<F>(&mut self, mut f: F) -> Result<(), CaptureError>
+    where
+        F: FnMut(&RawPacket<'_>) -> ControlFlow<()>,
+    {
+        if let [single] = self.sources.as_mut_slice() {
+            // One file: no merge, no copy.
+            loop {
+                match single.next(&mut self.warnings)? {
+                    Step::Packet(p) => {
+                        if f(&p).is_break() {
+                            return Ok(());
+                        }
+                    }
+                    Step::End => return Ok(()),
+                }
+            }
+        }
+        for s in &mut self.sources {
+            s.fill(&mut self.warnings)?;
+        }
+        loop {
+            // Few files: a linear scan for the earliest beats a heap.
+            let next = self
+                .sources
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| !s.done)
+                .min_by_key(|(i, s)| (s.ts, *i))
+                .map(|(i, _)| i);
+            let Some(i) = next else { return Ok(()) };
+            let Some(s) = self.sources.get_mut(i) else {
+                return Ok(());
+            };
+            let p = RawPacket {
+                ts: s.ts,
+                wire_len: s.wire_len,
+                data: &s.buf,
+                link: s.link,
+            };
+            if f(&p).is_break() {
+                return Ok(());
+            }
+            s.fill(&mut self.warnings)?;
+        }
+    }
+
+    /// Warnings gathered so far (truncated last records).
+    pub fn warnings(&self) -> &[CaptureWarning] {
+        &self.warnings
+    }
+}

@@ -1,0 +1,118 @@
+//! A blocking HTTP client for `POST /api/v1/incidents`.
+//!
+//! Incidents are sent in batches as a JSON array with the sensor's bearer
+//! token. A batch is retried with capped, jittered exponential backoff on
+//! network errors, 5xx, 408 and 429, for up to `retry_secs`; any other 4xx
+//! is permanent (the collector said the batch is wrong, and sending it again
+//! will not change that). Incident ids are deterministic, so a retry after a
+//! lost acknowledgement stores nothing twice.
+
+use std::time::{Duration, Instant};
+
+use shaobing_wire::Incident;
+
+/// Why a batch was not delivered.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    /// The collector rejected the batch (4xx other than 408/429).
+    #[error("collector rejected the batch with HTTP {status}: {body}")]
+    Rejected {
+        /// HTTP status.
+        status: u16,
+        /// The collector's JSON error.
+        body: String,
+    },
+    /// Retries ran out.
+    #[error("collector unreachable after {attempts} attempts over {secs} s: {last}")]
+    GaveUp {
+        /// Attempts made.
+        attempts: u32,
+        /// Seconds spent.
+        secs: u64,
+        /// The last error.
+        last: String,
+    },
+    /// The batch could not be serialized (a bug).
+    #[error("cannot serialize batch: {0}")]
+    Serialize(#[from] serde_json::Error),
+}
+
+/// Sends batches to one collector.
+pub struct Client {
+    agent: ureq::Agent,
+    url: String,
+    auth: String,
+    retry: Duration,
+    rng: u64,
+}
+
+const BACKOFF_START: Duration = Duration::from_millis(100);
+const BACKOFF_CAP: Duration = Duration::from_secs(5);
+
+impl Client {
+    /// A client for the collector at `base_url` with `token`.
+    pub fn new(base_url: &str, token: &str, retry: Duration) -> Client {
+        let agent = ureq::AgentBuilder::new()
+            .timeout_connect(Duration::from_secs(5))
+            .timeout(Duration::from_secs(30))
+            .build();
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0x9e37_79b9_7f4a_7c15);
+        Client {
+            agent,
+            url: format!("{}/api/v1/incidents", base_url.trim_end_matches('/')),
+            auth: format!("Bearer {token}"),
+            retry,
+            rng: seed | 1,
+        }
+    }
+
+    fn jitter(&mut self, d: Duration) -> Duration {
+        // xorshift64: jitter only needs to decorrelate sensors.
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        let frac = (self.rng % 1000) as u32; // 0..1000
+        d / 2 + d * frac / 2000
+    }
+
+    /// Delivers one batch, returning how many the collector accepted.
+    pub fn send(&mut self, batch: &[Incident]) -> Result<usize, DeliveryError> {
+        let body = serde_json::to_string(batch)?;
+        let started = Instant::now();
+        let mut backoff = BACKOFF_START;
+        let mut attempts = 0u32;
+        loop {
+            attempts += 1;
+            let last = match self
+                .agent
+                .post(&self.url)
+                .set("Authorization", &self.auth)
+                .set("Content-Type", "application/json")
+                .send_string(&body)
+            {
+                Ok(_) => return Ok(batch.len()),
+                Err(ureq::Error::Status(status, resp)) => {
+                    let text = resp.into_string().unwrap_or_default();
+                    if (400..500).contains(&status) && status != 408 && status != 429 {
+                        return Err(DeliveryError::Rejected { status, body: text });
+                    }
+                    format!("HTTP {status}: {text}")
+                }
+                Err(e) => e.to_string(),
+            };
+            if started.elapsed() >= self.retry {
+                return Err(DeliveryError::GaveUp {
+                    attempts,
+                    secs: started.elapsed().as_secs(),
+                    last,
+                });
+            }
+            tracing::warn!(attempt = attempts, error = %last, "delivery failed, retrying");
+            std::thread::sleep(self.jitter(backoff));
+            backoff = (backoff * 2).min(BACKOFF_CAP);
+        }
+    }
+}

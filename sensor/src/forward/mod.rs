@@ -1,0 +1,3 @@
+//! Delivery of incidents to the collector.
+
+pub mod client;

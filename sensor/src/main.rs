@@ -1,0 +1,345 @@
+//! `shaobing-sensor`: the Shaobing packet-capture sensor.
+
+use std::io::{BufWriter, Write};
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use shaobing_sensor::capture::file::FileReplay;
+use shaobing_sensor::config::{CollectorConfig, Config, Settings};
+use shaobing_sensor::detect::IncidentSink;
+use shaobing_sensor::forward::client::Client;
+use shaobing_sensor::pipeline::Pipeline;
+use shaobing_signatures::SignatureSet;
+use shaobing_wire::Incident;
+
+/// Shaobing (哨兵) sensor: detects volumetric attacks and data leaks in
+/// packet captures and forwards incidents to the Shaobing collector.
+#[derive(Parser)]
+#[command(name = "shaobing-sensor", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Replay capture files (pcap or pcapng) through the detectors.
+    ///
+    /// Files are merged in capture-time order. Without --collector every
+    /// incident is printed to stdout as one JSON object per line; with it,
+    /// incidents are sent to the collector. A one-line summary (packets,
+    /// bytes, wall time, packets/s, Gbit/s) goes to stderr. Detection
+    /// follows packet timestamps, so a replay gives the same incidents (and
+    /// the same incident ids) every time.
+    Replay(ReplayArgs),
+    /// Work with leak signature files.
+    #[command(subcommand)]
+    Signatures(SignaturesCommand),
+}
+
+#[derive(Args)]
+struct ReplayArgs {
+    /// Sensor configuration file (TOML). Default: built-in defaults.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Leak signature file or folder of *.toml files. Default: the
+    /// built-in pack.
+    #[arg(long, value_name = "PATH")]
+    signatures: Option<PathBuf>,
+    /// Collector base URL, e.g. http://127.0.0.1:9440. Overrides
+    /// [collector] url in the config.
+    #[arg(long, value_name = "URL", requires = "token")]
+    collector: Option<String>,
+    /// This sensor's bearer token for the collector.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "SHAOBING_TOKEN",
+        hide_env_values = true
+    )]
+    token: Option<String>,
+    /// Decode only; run no detector (the floor for benchmarks).
+    #[arg(long)]
+    no_detect: bool,
+    /// Capture files to replay.
+    #[arg(required = true, value_name = "PCAP")]
+    pcaps: Vec<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum SignaturesCommand {
+    /// Check a signature file or folder; errors name file:line:column.
+    Check {
+        /// A *.toml file or a folder of them.
+        path: PathBuf,
+    },
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SHAOBING_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Replay(args) => replay(args),
+        Command::Signatures(SignaturesCommand::Check { path }) => check_signatures(&path),
+    };
+    if let Err(e) = result {
+        eprintln!("shaobing-sensor: error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn load_signatures(path: Option<&Path>) -> Result<SignatureSet> {
+    match path {
+        Some(p) => SignatureSet::load(p).map_err(|e| anyhow::anyhow!("{e}")),
+        None => SignatureSet::default_pack()
+            .map_err(|e| anyhow::anyhow!("built-in signature pack: {e}")),
+    }
+}
+
+fn check_signatures(path: &Path) -> Result<()> {
+    let set = load_signatures(Some(path))?;
+    let n = set.signatures().len();
+    let enabled = set.signatures().iter().filter(|s| s.enabled).count();
+    println!("{}: OK, {n} signatures ({enabled} enabled)", path.display());
+    Ok(())
+}
+
+/// Where incidents go during a replay.
+enum Output {
+    Stdout {
+        out: BufWriter<std::io::Stdout>,
+        error: Option<std::io::Error>,
+    },
+    Collector {
+        client: Client,
+        batch: Vec<Incident>,
+        batch_size: usize,
+        delivered: usize,
+        undelivered: Vec<Incident>,
+        error: Option<String>,
+    },
+}
+
+impl Output {
+    fn failed(&self) -> bool {
+        match self {
+            Output::Stdout { error, .. } => error.is_some(),
+            Output::Collector { .. } => false,
+        }
+    }
+
+    fn flush_batch(&mut self) {
+        if let Output::Collector {
+            client,
+            batch,
+            delivered,
+            undelivered,
+            error,
+            ..
+        } = self
+        {
+            if batch.is_empty() {
+                return;
+            }
+            let pending = std::mem::take(batch);
+            if error.is_some() {
+                // The collector already failed: keep everything for the user.
+                undelivered.extend(pending);
+                return;
+            }
+            match client.send(&pending) {
+                Ok(n) => *delivered += n,
+                Err(e) => {
+                    *error = Some(e.to_string());
+                    undelivered.extend(pending);
+                }
+            }
+        }
+    }
+}
+
+impl IncidentSink for Output {
+    fn emit(&mut self, incident: Incident) {
+        match self {
+            Output::Stdout { out, error } => {
+                if error.is_some() {
+                    return;
+                }
+                let r = serde_json::to_writer(&mut *out, &incident)
+                    .map_err(std::io::Error::from)
+                    .and_then(|()| out.write_all(b"\n"));
+                if let Err(e) = r {
+                    *error = Some(e);
+                }
+            }
+            Output::Collector {
+                batch, batch_size, ..
+            } => {
+                batch.push(incident);
+                if batch.len() >= *batch_size {
+                    self.flush_batch();
+                }
+            }
+        }
+    }
+}
+
+fn settings(args: &ReplayArgs) -> Result<Settings> {
+    let (config, origin) = match &args.config {
+        Some(p) => (Config::from_file(p)?, p.display().to_string()),
+        None => (Config::defaults(), "<defaults>".to_string()),
+    };
+    let mut s = config.validate(&origin)?;
+    if let Some(url) = &args.collector {
+        let token = args
+            .token
+            .clone()
+            .context("--collector needs --token (or SHAOBING_TOKEN)")?;
+        let base = s.collector.take();
+        s.collector = Some(CollectorConfig {
+            url: url.clone(),
+            token,
+            batch_size: base.as_ref().map_or(500, |c| c.batch_size),
+            retry_secs: base.as_ref().map_or(60, |c| c.retry_secs),
+        });
+    }
+    Ok(s)
+}
+
+fn replay(args: ReplayArgs) -> Result<()> {
+    let settings = settings(&args)?;
+    let sigs = Arc::new(load_signatures(args.signatures.as_deref())?);
+    let mut replay = FileReplay::open(&args.pcaps)?;
+    let mut pipeline = Pipeline::new(&settings, sigs, !args.no_detect);
+    let mut output = match &settings.collector {
+        Some(c) => Output::Collector {
+            client: Client::new(&c.url, &c.token, Duration::from_secs(c.retry_secs)),
+            batch: Vec::new(),
+            batch_size: c.batch_size,
+            delivered: 0,
+            undelivered: Vec::new(),
+            error: None,
+        },
+        None => Output::Stdout {
+            out: BufWriter::with_capacity(64 * 1024, std::io::stdout()),
+            error: None,
+        },
+    };
+    let mut emitted = 0u64;
+    let started = Instant::now();
+    let mut counting = Counting {
+        inner: &mut output,
+        n: &mut emitted,
+    };
+    replay.for_each(|p| {
+        pipeline.on_packet(p, &mut counting);
+        if counting.inner.failed() {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    })?;
+    pipeline.finish(&mut counting);
+    let wall = started.elapsed();
+    output.flush_batch();
+    for w in replay.warnings() {
+        eprintln!("shaobing-sensor: warning: {w}");
+    }
+    let c = pipeline.counters();
+    let secs = wall.as_secs_f64().max(1e-9);
+    eprintln!(
+        "shaobing-sensor: replayed {} file(s): {} packets, {} bytes in {:.3} s ({:.0} packets/s, {:.3} Gbit/s); {} incidents; skipped: not_ip={} truncated={} malformed={} too_many_layers={}",
+        args.pcaps.len(),
+        c.packets,
+        c.bytes,
+        secs,
+        c.packets as f64 / secs,
+        c.bytes as f64 * 8.0 / secs / 1e9,
+        emitted,
+        c.not_ip,
+        c.truncated,
+        c.malformed,
+        c.too_many_layers,
+    );
+    if let Some(v) = pipeline.volumetric_stats() {
+        tracing::info!(
+            hosts = v.hosts,
+            hosts_evicted = v.hosts_evicted,
+            hosts_untracked = v.hosts_untracked,
+            attacks = v.attacks_started,
+            "volumetric detector"
+        );
+    }
+    if let Some(l) = pipeline.leak_stats() {
+        let hits: Vec<String> = l
+            .incidents_by_signature
+            .iter()
+            .map(|(id, n)| format!("{id}={n}"))
+            .collect();
+        tracing::info!(
+            bytes_scanned = l.bytes_scanned,
+            flows_evicted = l.flows_evicted,
+            "leak detector; incidents by signature: {}",
+            hits.join(" ")
+        );
+    }
+    match output {
+        Output::Stdout { mut out, error } => {
+            let r = match error {
+                Some(e) => Err(e),
+                None => out.flush(),
+            };
+            match r {
+                Ok(()) => Ok(()),
+                // Like `head` closing the pipe: not an error.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+                Err(e) => Err(e).context("writing incidents to stdout"),
+            }
+        }
+        Output::Collector {
+            delivered,
+            undelivered,
+            error,
+            ..
+        } => {
+            if let Some(e) = error {
+                // Nothing is lost: what could not be delivered goes to stdout.
+                let mut out = std::io::stdout().lock();
+                for i in &undelivered {
+                    serde_json::to_writer(&mut out, i)?;
+                    out.write_all(b"\n")?;
+                }
+                bail!(
+                    "{} incident(s) delivered, {} NOT delivered (printed to stdout as JSON lines): {e}",
+                    delivered,
+                    undelivered.len()
+                );
+            }
+            eprintln!("shaobing-sensor: delivered {delivered} incident(s) to the collector");
+            Ok(())
+        }
+    }
+}
+
+/// Counts incidents on their way to the output.
+struct Counting<'a> {
+    inner: &'a mut Output,
+    n: &'a mut u64,
+}
+
+impl IncidentSink for Counting<'_> {
+    fn emit(&mut self, incident: Incident) {
+        *self.n += 1;
+        self.inner.emit(incident);
+    }
+}
