@@ -118,7 +118,13 @@ mod tests {
             "1:UtwpeWB9MeSPWL1sb3p0GyRkaWg="
         );
         assert_eq!(
-            cid("fe80::200:86ff:fe05:80da", "fe80::260:97ff:fe07:69ea", TCP, 53, 2000),
+            cid(
+                "fe80::200:86ff:fe05:80da",
+                "fe80::260:97ff:fe07:69ea",
+                TCP,
+                53,
+                2000
+            ),
             "1:xDr2tiONuOn+rSO5Yel7jgPpU9A="
         );
     }
@@ -138,13 +144,27 @@ mod tests {
         assert_eq!(req, "1:X0snYXpgwiv9TZtqg64sgzUn6Dk=");
         assert_eq!(req, rep);
         assert_eq!(
-            cid("fe80::200:86ff:fe05:80da", "fe80::260:97ff:fe07:69ea", ICMPV6, 135, 0),
+            cid(
+                "fe80::200:86ff:fe05:80da",
+                "fe80::260:97ff:fe07:69ea",
+                ICMPV6,
+                135,
+                0
+            ),
             "1:dGHyGvjMfljg6Bppwm3bg0LO8TY="
         );
     }
 
     #[test]
     fn mixed_families_have_no_id() {
-        assert!(community_id(0, "1.2.3.4".parse().unwrap(), "::1".parse().unwrap(), TCP, 1, 2).is_none());
+        assert!(community_id(
+            0,
+            "1.2.3.4".parse().unwrap(),
+            "::1".parse().unwrap(),
+            TCP,
+            1,
+            2
+        )
+        .is_none());
     }
 }

@@ -68,7 +68,8 @@ pub enum Direction {
 pub struct TopSource {
     /// The source address.
     pub ip: IpAddr,
-    /// Packets counted from it (an upper bound from the heavy-hitter sketch).
+    /// Packets guaranteed to have come from it (a lower bound from the
+    /// heavy-hitter sketch).
     pub packets: u64,
 }
 
@@ -327,7 +328,10 @@ mod tests {
         let mut v = leak_json();
         v["future_field"] = serde_json::json!({"a": 1});
         let inc: Incident = serde_json::from_value(v.clone()).unwrap();
-        assert_eq!(inc.extra.get("future_field"), Some(&serde_json::json!({"a": 1})));
+        assert_eq!(
+            inc.extra.get("future_field"),
+            Some(&serde_json::json!({"a": 1}))
+        );
         assert_eq!(serde_json::to_value(&inc).unwrap(), v);
     }
 
@@ -338,7 +342,10 @@ mod tests {
         let inc: Incident = serde_json::from_value(v).unwrap();
         assert_eq!(
             inc.validate(),
-            Err(ValidationError::MissingField { kind: Kind::Leak, field: "excerpt" })
+            Err(ValidationError::MissingField {
+                kind: Kind::Leak,
+                field: "excerpt"
+            })
         );
     }
 

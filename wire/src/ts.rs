@@ -25,7 +25,10 @@ pub struct TimestampError {
 impl Timestamp {
     /// Builds a timestamp from seconds and microseconds since the epoch.
     pub fn from_parts(secs: i64, micros: u32) -> Self {
-        Timestamp(secs.saturating_mul(1_000_000).saturating_add(i64::from(micros)))
+        Timestamp(
+            secs.saturating_mul(1_000_000)
+                .saturating_add(i64::from(micros)),
+        )
     }
 
     /// Microseconds since the epoch.

@@ -1,0 +1,51 @@
+# Shaobing (哨兵): `make demo` and `make test` do all the set-up on a fresh
+# Debian machine. See README.md.
+
+CARGO     ?= cargo
+APT_PKGS  := libpcap-dev clickhouse-server curl tcpdump iproute2 pkg-config
+SHELL     := /bin/bash
+
+.PHONY: all deps build test lint fmt demo stop bench pcaps clean
+
+all: build
+
+## deps: install the system packages the project needs (Debian, apt-get)
+deps:
+	@scripts/deps.sh $(APT_PKGS)
+
+## build: release build of every binary
+build: deps
+	$(CARGO) build --release --workspace --bins
+
+## test: the whole test suite, end-to-end tests against a real ClickHouse included
+test: deps
+	$(CARGO) build --workspace --bins
+	$(CARGO) test --workspace --no-fail-fast
+
+## lint: formatting and clippy, as CI runs them
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+## demo: private ClickHouse + collector under ./var, replay pcaps/, show what was stored
+demo: build
+	@scripts/demo.sh start
+
+## stop: stop what `make demo` started
+stop:
+	@scripts/demo.sh stop
+
+## pcaps: regenerate the project's own captures into pcaps/
+pcaps:
+	$(CARGO) run --release -p shaobing-pcapgen -- --out pcaps
+
+## bench: long benchmarks (not part of `make test`); figures go in docs/BENCHMARKS.md
+bench: build
+	@scripts/bench.sh
+
+clean: stop
+	rm -rf var
+	$(CARGO) clean

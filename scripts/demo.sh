@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# `make demo` / `make stop`: a private ClickHouse and a collector under ./var,
+# the project's captures replayed through the sensor into them, and what was
+# stored printed with `shaobing-collector query`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+VAR=$ROOT/var
+BIN=$ROOT/target/release
+CH_DIR=$VAR/clickhouse
+CH_PORT=${SHAOBING_DEMO_CH_PORT:-18123}
+COLLECTOR_PORT=${SHAOBING_DEMO_PORT:-19440}
+CLICKHOUSE_SERVER=${CLICKHOUSE_SERVER:-/usr/sbin/clickhouse-server}
+
+stop_pid() { # name pidfile
+  local f=$2
+  [ -f "$f" ] || return 0
+  local pid; pid=$(cat "$f")
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
+    echo "stopped $1 (pid $pid)"
+  fi
+  rm -f "$f"
+}
+
+wait_http() { # url what
+  for _ in $(seq 200); do
+    curl -fsS "$1" >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "demo: $2 did not answer at $1; see the logs in $VAR" >&2
+  exit 1
+}
+
+stop() {
+  stop_pid collector "$VAR/collector.pid"
+  stop_pid clickhouse "$VAR/clickhouse.pid"
+}
+
+start() {
+  stop >/dev/null
+  mkdir -p "$CH_DIR"
+  cp deploy/clickhouse/dev-config.xml "$CH_DIR/config.xml"
+  echo "==> starting a private ClickHouse on 127.0.0.1:$CH_PORT (data in $CH_DIR)"
+  (cd "$CH_DIR" && exec setsid "$CLICKHOUSE_SERVER" --config-file="$CH_DIR/config.xml" -- --http_port="$CH_PORT" \
+      >"$CH_DIR/server.log" 2>&1 < /dev/null) &
+  echo $! > "$VAR/clickhouse.pid"
+  wait_http "http://127.0.0.1:$CH_PORT/ping" ClickHouse
+
+  if [ ! -f "$VAR/token" ]; then
+    head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$VAR/token"
+    chmod 600 "$VAR/token"
+  fi
+  TOKEN=$(cat "$VAR/token")
+  HASH=$("$BIN/shaobing-collector" hash-token "$TOKEN")
+  cat > "$VAR/collector.toml" <<TOML
+# Written by scripts/demo.sh
+listen = "127.0.0.1:$COLLECTOR_PORT"
+
+[clickhouse]
+url = "http://127.0.0.1:$CH_PORT"
+database = "shaobing"
+
+[[sensors]]
+name = "demo-sensor"
+token_sha256 = "$HASH"
+TOML
+  chmod 600 "$VAR/collector.toml"
+  echo "==> creating the schema"
+  "$BIN/shaobing-collector" migrate --config "$VAR/collector.toml"
+  echo "==> starting the collector on 127.0.0.1:$COLLECTOR_PORT"
+  (exec setsid "$BIN/shaobing-collector" serve --config "$VAR/collector.toml" \
+      >"$VAR/collector.log" 2>&1 < /dev/null) &
+  echo $! > "$VAR/collector.pid"
+  wait_http "http://127.0.0.1:$COLLECTOR_PORT/healthz" collector
+
+  echo "==> replaying pcaps/*.pcap through the sensor into the collector"
+  "$BIN/shaobing-sensor" replay --collector "http://127.0.0.1:$COLLECTOR_PORT" --token "$TOKEN" pcaps/*.pcap
+
+  echo "==> incidents stored in ClickHouse (shaobing-collector query --since all)"
+  "$BIN/shaobing-collector" query --config "$VAR/collector.toml" --since all
+  cat <<MSG
+
+ClickHouse (127.0.0.1:$CH_PORT) and the collector (127.0.0.1:$COLLECTOR_PORT) are still running.
+  more queries:  $BIN/shaobing-collector query --config var/collector.toml --since all --json
+  stop them:     make stop
+MSG
+}
+
+case "${1:-start}" in
+  start) start ;;
+  stop) stop ;;
+  *) echo "usage: $0 start|stop" >&2; exit 2 ;;
+esac

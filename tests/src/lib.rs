@@ -1,0 +1,177 @@
+//! Support for the end-to-end tests in `tests/`: finding the workspace's
+//! binaries and running a collector process against a private ClickHouse.
+//!
+//! The binaries are the ones `cargo build --workspace --bins` made next to
+//! the test executable (`make test` builds them first).
+
+use std::io::Read;
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use shaobing_testkit::ClickHouseServer;
+
+/// The folder with the workspace's binaries (`target/<profile>`).
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_default();
+    // target/<profile>/deps/<test-binary>
+    exe.parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+/// A workspace binary, or a clear failure saying how to build it.
+pub fn bin(name: &str) -> PathBuf {
+    let p = bin_dir().join(name);
+    assert!(
+        p.exists(),
+        "{} is missing: run `cargo build --workspace --bins` first (`make test` does)",
+        p.display()
+    );
+    p
+}
+
+/// The repository's `pcaps/` folder.
+pub fn pcaps() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../pcaps")
+}
+
+/// A collector process (`shaobing-collector serve`) with its own config,
+/// killed and reaped on drop.
+pub struct Collector {
+    child: Child,
+    /// Base URL, e.g. `http://127.0.0.1:PORT`.
+    pub url: String,
+    /// The config file it runs with.
+    pub config: PathBuf,
+    log: PathBuf,
+}
+
+/// One sensor token known to a collector.
+pub struct SensorToken {
+    /// Sensor name bound to the token.
+    pub name: &'static str,
+    /// The secret token.
+    pub token: &'static str,
+}
+
+fn hash_token(token: &str) -> Result<String> {
+    let out = Command::new(bin("shaobing-collector"))
+        .args(["hash-token", token])
+        .output()
+        .context("running shaobing-collector hash-token")?;
+    if !out.status.success() {
+        bail!(
+            "hash-token failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+fn http_get(addr: &str, path: &str) -> Option<String> {
+    let mut s = TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    use std::io::Write;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
+    let mut body = String::new();
+    s.read_to_string(&mut body).ok()?;
+    Some(body)
+}
+
+impl Collector {
+    /// Writes a config into `dir`, migrates the schema and starts `serve`.
+    pub fn start(
+        dir: &Path,
+        clickhouse: &ClickHouseServer,
+        sensors: &[SensorToken],
+    ) -> Result<Collector> {
+        let port = shaobing_testkit::free_port()?;
+        let mut cfg = format!(
+            "listen = \"127.0.0.1:{port}\"\n\n[clickhouse]\nurl = \"{}\"\ndatabase = \"shaobing\"\n\n[batch]\nmax_rows = 1000\nmax_delay_ms = 50\n",
+            clickhouse.http_url()
+        );
+        for s in sensors {
+            cfg.push_str(&format!(
+                "\n[[sensors]]\nname = \"{}\"\ntoken_sha256 = \"{}\"\n",
+                s.name,
+                hash_token(s.token)?
+            ));
+        }
+        let config = dir.join("collector.toml");
+        std::fs::write(&config, cfg)?;
+        let migrate = Command::new(bin("shaobing-collector"))
+            .arg("migrate")
+            .arg("--config")
+            .arg(&config)
+            .output()?;
+        if !migrate.status.success() {
+            bail!(
+                "migrate failed: {}",
+                String::from_utf8_lossy(&migrate.stderr)
+            );
+        }
+        let log = dir.join("collector.log");
+        let child = Command::new(bin("shaobing-collector"))
+            .arg("serve")
+            .arg("--config")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&log)?)
+            .stderr(std::fs::File::create(dir.join("collector.err"))?)
+            .spawn()
+            .context("spawning shaobing-collector serve")?;
+        let mut c = Collector {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            config,
+            log,
+        };
+        let addr = format!("127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if http_get(&addr, "/healthz")
+                .is_some_and(|r| r.starts_with("HTTP/1.1 200") || r.starts_with("HTTP/1.0 200"))
+            {
+                return Ok(c);
+            }
+            if let Some(status) = c.child.try_wait()? {
+                bail!("collector exited with {status}: {}", c.stderr());
+            }
+            if Instant::now() > deadline {
+                bail!("collector did not become healthy: {}", c.stderr());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// What the collector wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        let err = self.log.with_file_name("collector.err");
+        std::fs::read_to_string(err).unwrap_or_default()
+    }
+
+    /// Runs `shaobing-collector query --config ... ARGS`.
+    pub fn query(&self, args: &[&str]) -> Result<String> {
+        let out = Command::new(bin("shaobing-collector"))
+            .arg("query")
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .output()?;
+        if !out.status.success() {
+            bail!("query failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
