@@ -287,6 +287,17 @@ mod tests {
     }
 
     #[test]
+    fn shipped_example_config_is_valid() {
+        let text = include_str!("../../deploy/sensor.example.toml");
+        let s = Config::from_toml("sensor.example.toml", text)
+            .unwrap()
+            .validate("sensor.example.toml")
+            .unwrap();
+        assert_eq!(s.name, "sensor-1");
+        assert_eq!(s.volumetric.hold_secs, VolumetricConfig::default().hold_secs);
+    }
+
+    #[test]
     fn bad_cidr_is_rejected() {
         assert!(Config::from_toml("t", "protected_networks = [\"10.0.0.0/33\"]").is_err());
     }
