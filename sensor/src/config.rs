@@ -294,7 +294,10 @@ mod tests {
             .validate("sensor.example.toml")
             .unwrap();
         assert_eq!(s.name, "sensor-1");
-        assert_eq!(s.volumetric.hold_secs, VolumetricConfig::default().hold_secs);
+        assert_eq!(
+            s.volumetric.hold_secs,
+            VolumetricConfig::default().hold_secs
+        );
     }
 
     #[test]
