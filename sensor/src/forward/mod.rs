@@ -1,3 +1,4 @@
 //! Delivery of incidents to the collector.
 
 pub mod client;
+pub mod spool;
