@@ -64,14 +64,15 @@ pub struct Config {
 }
 
 /// Volumetric detector settings (`[volumetric]`).
+///
+/// Thresholds live in host groups (`[[volumetric.groups]]`). With no group
+/// configured, one group called `default` covers `protected_networks` (by
+/// default RFC 1918 and fc00::/7) with the default thresholds.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct VolumetricConfig {
     /// Whether the detector runs. Default true.
     pub enabled: bool,
-    /// SYN packets per second to one protected host that start a
-    /// `syn_flood` attack. Default 20,000 (FastNetMon's per-host default).
-    pub syn_flood_pps: u64,
     /// Seconds the rate must stay under the threshold before
     /// `attack_ended` (hysteresis). Default 5.
     pub hold_secs: u64,
@@ -80,23 +81,116 @@ pub struct VolumetricConfig {
     pub update_secs: u64,
     /// Most protected hosts tracked at once. Hosts beyond it are not
     /// tracked (counted as `hosts_untracked`); idle hosts are evicted
-    /// first. Each costs about 200 bytes. Default 1,000,000.
+    /// first. Each costs about 300 bytes plus about 130 bytes per vector
+    /// it has seen. Default 1,000,000.
     pub max_hosts: usize,
-    /// Top sources kept per suspect host (Space-Saving sketch size). Each
-    /// slot costs about 40 bytes, only on hosts above half the threshold.
-    /// Default 32.
+    /// Top sources kept per suspect (host, direction, vector), in a
+    /// Space-Saving sketch. Each slot costs about 50 bytes, only while the
+    /// vector is above a quarter of its threshold. Default 32.
     pub top_sources: usize,
+    /// Packet headers sampled into each incident (`samples`). Default 5.
+    pub samples: usize,
+    /// Fewest distinct sources (HyperLogLog estimate) for traffic from an
+    /// amplification port to count as reflected. Default 5.
+    pub amplification_min_sources: u64,
+    /// Smallest mean frame size (bytes on the wire) for traffic from an
+    /// amplification port to count as reflected. Default 128.
+    pub amplification_min_bytes: u64,
+    /// Protected host groups. Default: none (one `default` group).
+    pub groups: Vec<HostGroupConfig>,
 }
 
 impl Default for VolumetricConfig {
     fn default() -> Self {
         VolumetricConfig {
             enabled: true,
-            syn_flood_pps: 20_000,
             hold_secs: 5,
             update_secs: 10,
             max_hosts: 1_000_000,
             top_sources: 32,
+            samples: 5,
+            amplification_min_sources: 5,
+            amplification_min_bytes: 128,
+            groups: Vec::new(),
+        }
+    }
+}
+
+/// Default per-host threshold of every vector, packets/s (FastNetMon's).
+pub const DEFAULT_PPS: u64 = 20_000;
+/// Default per-host threshold of every vector, Mbit/s: half of
+/// FastNetMon's 1,000, so a flood that fills a 1 Gbit/s uplink is caught
+/// at half its capacity, before it is full.
+pub const DEFAULT_MBPS: u64 = 500;
+
+/// One protected host group (`[[volumetric.groups]]`). Every value not set
+/// here comes from the built-in defaults, never from another group.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostGroupConfig {
+    /// Group name, reported in incidents as `group`.
+    pub name: String,
+    /// The group's networks, IPv4 and IPv6. A host belongs to the group
+    /// with its longest matching prefix.
+    pub networks: Vec<IpNet>,
+    /// Packets/s per host of any vector (and of the total) that start an
+    /// attack. Default 20,000.
+    #[serde(default)]
+    pub pps: Option<u64>,
+    /// Mbit/s per host of any vector (and of the total) that start an
+    /// attack. Default 500.
+    #[serde(default)]
+    pub mbps: Option<u64>,
+    /// Per-vector overrides, keyed by vector name (`syn_flood = { pps =
+    /// 5000 }`).
+    #[serde(default)]
+    pub vectors: std::collections::BTreeMap<String, ThresholdConfig>,
+    /// Learned per-host baseline of the total rate; off by default.
+    #[serde(default)]
+    pub baseline: Option<BaselineConfig>,
+}
+
+/// A threshold override: either value may be left out (then the group's).
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThresholdConfig {
+    /// Packets per second.
+    #[serde(default)]
+    pub pps: Option<u64>,
+    /// Megabits per second.
+    #[serde(default)]
+    pub mbps: Option<u64>,
+}
+
+/// "k times normal": an exponentially weighted moving average of each
+/// host's total rate per direction, learned from one-second samples while
+/// no attack is open on it. Once warmed up, the host's `total_volume`
+/// threshold becomes `factor` times its average (never below `min_pps` /
+/// `min_mbps`) instead of the static one. Costs 24 bytes per host and
+/// direction.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BaselineConfig {
+    /// Multiple of the normal rate that starts an attack. Default 5.
+    pub factor: f64,
+    /// Half-life of the average, seconds. Default 300.
+    pub half_life_secs: u64,
+    /// Seconds of samples before the baseline is used. Default 60.
+    pub warmup_secs: u64,
+    /// Floor of the learned packet threshold. Default 1,000.
+    pub min_pps: u64,
+    /// Floor of the learned bit-rate threshold, Mbit/s. Default 10.
+    pub min_mbps: u64,
+}
+
+impl Default for BaselineConfig {
+    fn default() -> Self {
+        BaselineConfig {
+            factor: 5.0,
+            half_life_secs: 300,
+            warmup_secs: 60,
+            min_pps: 1_000,
+            min_mbps: 10,
         }
     }
 }
@@ -110,10 +204,35 @@ pub struct LeakConfig {
     /// Seconds of capture time without packets after which a flow is
     /// closed and its pending incidents emitted. Default 60.
     pub flow_timeout_secs: u64,
-    /// Most flows with matches tracked at once. When full the oldest flow
-    /// is closed early (its incidents are emitted, not lost) and counted as
-    /// `flows_evicted`. Default 100,000.
+    /// Most TCP/UDP flows tracked at once (each costs about 400 bytes
+    /// plus its buffers). When full the oldest tenth is closed early
+    /// (incidents are emitted, not lost) and counted as `flows_evicted`.
+    /// Default 100,000.
     pub max_flows: usize,
+    /// Most bytes buffered out of order per TCP direction while waiting
+    /// for a missing segment; when hit the hole is skipped (counted as a
+    /// gap). More tolerates more loss and reordering at more memory.
+    /// Default 262,144 (256 KiB).
+    pub reassembly_stream_bytes: usize,
+    /// Most out-of-order segments buffered per TCP direction. Default 256.
+    pub reassembly_max_segments: usize,
+    /// Most bytes buffered out of order by all flows together; when hit
+    /// the stream that needs more skips its hole (counted). Default
+    /// 67,108,864 (64 MiB).
+    pub reassembly_memory_bytes: usize,
+    /// Longest HTTP header block parsed; longer streams are scanned raw.
+    /// Default 16,384.
+    pub max_header_bytes: usize,
+    /// Most bytes inflated per HTTP body (gzip/deflate); the rest of the
+    /// body is not inflated (counted). Default 16,777,216 (16 MiB).
+    pub max_decompressed_bytes: u64,
+    /// Largest inflated/compressed ratio accepted before decompression
+    /// stops (bomb guard, counted). Default 100.
+    pub max_decompression_ratio: u64,
+    /// Normalized bytes gathered per direction before a scan. Larger
+    /// batches rescan the carried-over tail less often (faster) but hold
+    /// more memory per flow. Default 16,384.
+    pub scan_batch_bytes: usize,
 }
 
 impl Default for LeakConfig {
@@ -122,6 +241,13 @@ impl Default for LeakConfig {
             enabled: true,
             flow_timeout_secs: 60,
             max_flows: 100_000,
+            reassembly_stream_bytes: 256 * 1024,
+            reassembly_max_segments: 256,
+            reassembly_memory_bytes: 64 * 1024 * 1024,
+            max_header_bytes: 16 * 1024,
+            max_decompressed_bytes: 16 * 1024 * 1024,
+            max_decompression_ratio: 100,
+            scan_batch_bytes: 16 * 1024,
         }
     }
 }
@@ -219,8 +345,9 @@ impl Config {
             None => NetSet::private_defaults(),
         };
         let v = &self.volumetric;
-        if v.syn_flood_pps == 0 {
-            return Err(invalid("volumetric.syn_flood_pps", "must be at least 1"));
+        validate_groups(&v.groups).map_err(|(key, reason)| invalid(key, &reason))?;
+        if v.samples > 64 {
+            return Err(invalid("volumetric.samples", "must be 0 to 64"));
         }
         if v.hold_secs == 0 || v.hold_secs > 3600 {
             return Err(invalid("volumetric.hold_secs", "must be 1 to 3600"));
@@ -236,6 +363,31 @@ impl Config {
         }
         if self.leak.flow_timeout_secs == 0 {
             return Err(invalid("leak.flow_timeout_secs", "must be at least 1"));
+        }
+        let l = &self.leak;
+        if l.reassembly_max_segments == 0 || l.reassembly_max_segments > 65_536 {
+            return Err(invalid(
+                "leak.reassembly_max_segments",
+                "must be 1 to 65536",
+            ));
+        }
+        if l.reassembly_stream_bytes > l.reassembly_memory_bytes {
+            return Err(invalid(
+                "leak.reassembly_stream_bytes",
+                "must not exceed leak.reassembly_memory_bytes",
+            ));
+        }
+        if !(1024..=1024 * 1024).contains(&l.max_header_bytes) {
+            return Err(invalid("leak.max_header_bytes", "must be 1024 to 1048576"));
+        }
+        if l.max_decompression_ratio == 0 {
+            return Err(invalid(
+                "leak.max_decompression_ratio",
+                "must be at least 1",
+            ));
+        }
+        if !(1024..=16 * 1024 * 1024).contains(&l.scan_batch_bytes) {
+            return Err(invalid("leak.scan_batch_bytes", "must be 1024 to 16777216"));
         }
         if let Some(c) = &self.collector {
             if !(c.url.starts_with("http://") || c.url.starts_with("https://")) {
@@ -258,6 +410,71 @@ impl Config {
     }
 }
 
+/// Checks `[[volumetric.groups]]`; the error names the key and why.
+fn validate_groups(groups: &[HostGroupConfig]) -> Result<(), (&'static str, String)> {
+    use crate::detect::volumetric::vector::Vector;
+    let mut names = std::collections::BTreeSet::new();
+    for g in groups {
+        if g.name.is_empty() || g.name.len() > 64 {
+            return Err(("volumetric.groups.name", "must be 1 to 64 bytes".into()));
+        }
+        if !names.insert(g.name.as_str()) {
+            return Err((
+                "volumetric.groups.name",
+                format!("`{}` is listed twice", g.name),
+            ));
+        }
+        if g.networks.is_empty() {
+            return Err((
+                "volumetric.groups.networks",
+                format!("group `{}` must list at least one network", g.name),
+            ));
+        }
+        let positive = |v: Option<u64>| v.is_none_or(|x| x > 0);
+        if !positive(g.pps) || !positive(g.mbps) {
+            return Err((
+                "volumetric.groups.pps",
+                format!("group `{}`: thresholds must be at least 1", g.name),
+            ));
+        }
+        for (name, t) in &g.vectors {
+            if Vector::from_name(name).is_none() {
+                return Err((
+                    "volumetric.groups.vectors",
+                    format!("group `{}`: unknown vector `{name}`", g.name),
+                ));
+            }
+            if !positive(t.pps) || !positive(t.mbps) {
+                return Err((
+                    "volumetric.groups.vectors",
+                    format!(
+                        "group `{}`, `{name}`: thresholds must be at least 1",
+                        g.name
+                    ),
+                ));
+            }
+        }
+        if let Some(b) = &g.baseline {
+            if !(b.factor.is_finite() && b.factor > 1.0 && b.factor <= 1000.0) {
+                return Err((
+                    "volumetric.groups.baseline.factor",
+                    format!("group `{}`: must be over 1 and at most 1000", g.name),
+                ));
+            }
+            if b.half_life_secs == 0 || b.min_pps == 0 || b.min_mbps == 0 {
+                return Err((
+                    "volumetric.groups.baseline",
+                    format!(
+                        "group `{}`: half_life_secs, min_pps and min_mbps must be at least 1",
+                        g.name
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn default_sensor_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
@@ -273,16 +490,17 @@ mod tests {
     #[test]
     fn empty_file_gives_defaults() {
         let s = Config::from_toml("t", "").unwrap().validate("t").unwrap();
-        assert_eq!(s.volumetric.syn_flood_pps, 20_000);
+        assert!(s.volumetric.groups.is_empty());
+        assert_eq!(DEFAULT_PPS, 20_000);
         assert!(s.protected.contains("192.168.1.1".parse().unwrap()));
     }
 
     #[test]
     fn unknown_keys_are_rejected_with_position() {
-        let err = Config::from_toml("t.toml", "[volumetric]\nsyn_flod_pps = 5\n").unwrap_err();
+        let err = Config::from_toml("t.toml", "[volumetric]\nhold_sec = 5\n").unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("t.toml"), "{msg}");
-        assert!(msg.contains("syn_flod_pps"), "{msg}");
+        assert!(msg.contains("hold_sec"), "{msg}");
         assert!(msg.contains("line 2"), "{msg}");
     }
 
@@ -305,12 +523,50 @@ mod tests {
         assert!(Config::from_toml("t", "protected_networks = [\"10.0.0.0/33\"]").is_err());
     }
 
+    fn group_error(toml: &str) -> String {
+        Config::from_toml("t", toml)
+            .and_then(|c| c.validate("t"))
+            .unwrap_err()
+            .to_string()
+    }
+
     #[test]
     fn zero_threshold_is_rejected() {
-        let err = Config::from_toml("t", "[volumetric]\nsyn_flood_pps = 0")
-            .unwrap()
-            .validate("t")
-            .unwrap_err();
-        assert!(err.to_string().contains("syn_flood_pps"));
+        let msg = group_error(
+            "[[volumetric.groups]]\nname = \"a\"\nnetworks = [\"10.0.0.0/8\"]\n[volumetric.groups.vectors]\nsyn_flood = { pps = 0 }",
+        );
+        assert!(msg.contains("syn_flood"), "{msg}");
+    }
+
+    #[test]
+    fn unknown_vector_name_is_rejected() {
+        let msg = group_error(
+            "[[volumetric.groups]]\nname = \"a\"\nnetworks = [\"10.0.0.0/8\"]\n[volumetric.groups.vectors]\nsyn_flod = { pps = 10 }",
+        );
+        assert!(msg.contains("unknown vector `syn_flod`"), "{msg}");
+    }
+
+    #[test]
+    fn unknown_threshold_key_is_rejected_at_parse() {
+        let msg = group_error(
+            "[[volumetric.groups]]\nname = \"a\"\nnetworks = [\"10.0.0.0/8\"]\n[volumetric.groups.vectors]\nsyn_flood = { kpps = 10 }",
+        );
+        assert!(msg.contains("kpps"), "{msg}");
+    }
+
+    #[test]
+    fn duplicate_group_names_and_empty_networks_are_rejected() {
+        let dup = "[[volumetric.groups]]\nname = \"a\"\nnetworks = [\"10.0.0.0/8\"]\n[[volumetric.groups]]\nname = \"a\"\nnetworks = [\"fd00::/8\"]\n";
+        assert!(group_error(dup).contains("listed twice"));
+        let empty = "[[volumetric.groups]]\nname = \"a\"\nnetworks = []\n";
+        assert!(group_error(empty).contains("at least one network"));
+    }
+
+    #[test]
+    fn baseline_factor_must_exceed_one() {
+        let msg = group_error(
+            "[[volumetric.groups]]\nname = \"a\"\nnetworks = [\"10.0.0.0/8\"]\nbaseline = { factor = 1.0 }",
+        );
+        assert!(msg.contains("baseline.factor"), "{msg}");
     }
 }

@@ -2,6 +2,8 @@
 //! so replaying a capture gives the same incidents at any speed, and pushes
 //! what it finds into an [`IncidentSink`], which keeps detectors free of I/O.
 
+pub mod fasthash;
+pub mod hll;
 pub mod leak;
 pub mod sketch;
 pub mod volumetric;

@@ -1,0 +1,234 @@
+//! Evidence gathered about one suspect (host, direction, vector): heavy
+//! hitters, distinct peers, ports, packet sizes, TTLs and sampled headers.
+//! Everything here is fixed-size: a flood from ten million spoofed sources
+//! costs the same as one from ten.
+
+use std::net::IpAddr;
+
+use serde_json::{json, Map, Value};
+use shaobing_wire::Timestamp;
+
+use crate::decode::{proto, Decoded, Fragment};
+use crate::detect::hll::HyperLogLog;
+use crate::detect::sketch::SpaceSaving;
+
+/// Ports and TTLs kept per sketch.
+const PORT_SLOTS: usize = 16;
+const TTL_SLOTS: usize = 8;
+/// Ports and TTLs reported.
+const REPORTED: usize = 5;
+
+/// One sampled packet header.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Sample {
+    ts: Timestamp,
+    src: IpAddr,
+    dst: IpAddr,
+    proto: u8,
+    src_port: u16,
+    dst_port: u16,
+    tcp_flags: u8,
+    ttl: u8,
+    wire_len: u32,
+    fragment: Fragment,
+}
+
+/// Evidence about the traffic of one suspect vector.
+#[derive(Debug)]
+pub struct Evidence {
+    /// Remote peers (sources when inbound, destinations when outbound).
+    peers: SpaceSaving<IpAddr>,
+    distinct: HyperLogLog,
+    src_ports: SpaceSaving<u16>,
+    dst_ports: SpaceSaving<u16>,
+    ttls: SpaceSaving<u8>,
+    ttl_min: u8,
+    ttl_max: u8,
+    size_min: u32,
+    size_max: u32,
+    size_sum: u64,
+    packets: u64,
+    samples: Vec<Sample>,
+    max_samples: usize,
+}
+
+impl Evidence {
+    /// Empty evidence keeping `top` peers and up to `samples` headers.
+    pub fn new(top: usize, samples: usize) -> Self {
+        Evidence {
+            peers: SpaceSaving::new(top),
+            distinct: HyperLogLog::new(),
+            src_ports: SpaceSaving::new(PORT_SLOTS),
+            dst_ports: SpaceSaving::new(PORT_SLOTS),
+            ttls: SpaceSaving::new(TTL_SLOTS),
+            ttl_min: u8::MAX,
+            ttl_max: 0,
+            size_min: u32::MAX,
+            size_max: 0,
+            size_sum: 0,
+            packets: 0,
+            samples: Vec::with_capacity(samples),
+            max_samples: samples,
+        }
+    }
+
+    /// Adds one packet; `peer` is its remote address.
+    #[inline]
+    pub fn add(&mut self, ts: Timestamp, d: &Decoded<'_>, peer: IpAddr, wire_len: u32) {
+        self.peers.add(peer);
+        self.distinct.add_ip(peer);
+        if d.fragment != Fragment::Later && matches!(d.proto, proto::TCP | proto::UDP) {
+            self.src_ports.add(d.src_port);
+            self.dst_ports.add(d.dst_port);
+        }
+        self.ttls.add(d.ttl);
+        self.ttl_min = self.ttl_min.min(d.ttl);
+        self.ttl_max = self.ttl_max.max(d.ttl);
+        self.size_min = self.size_min.min(wire_len);
+        self.size_max = self.size_max.max(wire_len);
+        self.size_sum += u64::from(wire_len);
+        self.packets += 1;
+        if self.samples.len() < self.max_samples {
+            self.samples.push(Sample {
+                ts,
+                src: d.src,
+                dst: d.dst,
+                proto: d.proto,
+                src_port: d.src_port,
+                dst_port: d.dst_port,
+                tcp_flags: d.tcp_flags,
+                ttl: d.ttl,
+                wire_len,
+                fragment: d.fragment,
+            });
+        }
+    }
+
+    /// Estimated number of distinct peers.
+    pub fn distinct_peers(&self) -> u64 {
+        self.distinct.estimate()
+    }
+
+    /// Heaviest peers with guaranteed (lower-bound) packet counts.
+    pub fn top_peers(&self, n: usize) -> Vec<(IpAddr, u64)> {
+        self.peers.top(n)
+    }
+
+    /// Adds the evidence fields to an incident's `extra` map. `outbound`
+    /// names peers as destinations instead of sources.
+    pub fn report(&self, outbound: bool, extra: &mut Map<String, Value>) {
+        let ports = |s: &SpaceSaving<u16>| -> Value {
+            Value::Array(
+                s.top(REPORTED)
+                    .into_iter()
+                    .map(|(port, packets)| json!({"port": port, "packets": packets}))
+                    .collect(),
+            )
+        };
+        let distinct = self.distinct_peers();
+        if outbound {
+            extra.insert("distinct_destinations".into(), json!(distinct));
+            let top: Vec<Value> = self
+                .top_peers(10)
+                .into_iter()
+                .map(|(ip, packets)| json!({"ip": ip.to_string(), "packets": packets}))
+                .collect();
+            extra.insert("top_destinations".into(), Value::Array(top));
+        } else {
+            extra.insert("distinct_sources".into(), json!(distinct));
+        }
+        extra.insert("top_src_ports".into(), ports(&self.src_ports));
+        extra.insert("top_dst_ports".into(), ports(&self.dst_ports));
+        if let Some(mean) = self.size_sum.checked_div(self.packets) {
+            extra.insert(
+                "packet_size".into(),
+                json!({
+                    "min": self.size_min,
+                    "max": self.size_max,
+                    "mean": mean,
+                    "packets": self.packets,
+                }),
+            );
+            let top: Vec<Value> = self
+                .ttls
+                .top(REPORTED)
+                .into_iter()
+                .map(|(ttl, packets)| json!({"ttl": ttl, "packets": packets}))
+                .collect();
+            extra.insert(
+                "ttl".into(),
+                json!({"min": self.ttl_min, "max": self.ttl_max, "top": top}),
+            );
+        }
+        let samples: Vec<Value> = self
+            .samples
+            .iter()
+            .map(|s| {
+                let mut m = Map::new();
+                m.insert("ts".into(), json!(s.ts.to_string()));
+                m.insert("src_ip".into(), json!(s.src.to_string()));
+                m.insert("dst_ip".into(), json!(s.dst.to_string()));
+                m.insert("proto".into(), json!(proto::name(s.proto)));
+                if s.fragment != Fragment::Later {
+                    m.insert("src_port".into(), json!(s.src_port));
+                    m.insert("dst_port".into(), json!(s.dst_port));
+                }
+                if s.proto == proto::TCP && s.fragment != Fragment::Later {
+                    m.insert("tcp_flags".into(), json!(format!("{:#04x}", s.tcp_flags)));
+                }
+                m.insert("ttl".into(), json!(s.ttl));
+                m.insert("wire_len".into(), json!(s.wire_len));
+                let frag = match s.fragment {
+                    Fragment::None => None,
+                    Fragment::First => Some("first"),
+                    Fragment::Later => Some("later"),
+                };
+                if let Some(f) = frag {
+                    m.insert("fragment".into(), json!(f));
+                }
+                Value::Object(m)
+            })
+            .collect();
+        extra.insert("samples".into(), Value::Array(samples));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_summarises_sizes_ttls_ports_and_samples() {
+        let mut e = Evidence::new(8, 2);
+        let dst: IpAddr = "10.0.0.1".parse().unwrap();
+        for i in 0..100u32 {
+            let src = IpAddr::V4(std::net::Ipv4Addr::from(0x0b00_0000 + i % 5));
+            let d = Decoded {
+                src,
+                dst,
+                proto: proto::UDP,
+                ttl: if i % 2 == 0 { 50 } else { 60 },
+                src_port: 53,
+                dst_port: 4444,
+                tcp_flags: 0,
+                tcp_seq: 0,
+                payload: b"",
+                fragment: Fragment::None,
+            };
+            e.add(Timestamp(i64::from(i)), &d, src, 500 + i);
+        }
+        let mut extra = Map::new();
+        e.report(false, &mut extra);
+        assert_eq!(extra["distinct_sources"], json!(5));
+        assert_eq!(
+            extra["top_src_ports"][0],
+            json!({"port": 53, "packets": 100})
+        );
+        assert_eq!(extra["packet_size"]["min"], json!(500));
+        assert_eq!(extra["packet_size"]["max"], json!(599));
+        assert_eq!(extra["ttl"]["min"], json!(50));
+        assert_eq!(extra["ttl"]["max"], json!(60));
+        assert_eq!(extra["samples"].as_array().unwrap().len(), 2);
+        assert_eq!(e.top_peers(1)[0].1, 20);
+    }
+}

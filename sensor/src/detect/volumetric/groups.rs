@@ -1,0 +1,203 @@
+//! Protected host groups resolved from the configuration: longest-prefix
+//! lookup of a host's group and the group's thresholds per vector.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use super::vector::{Vector, ALL, COUNT};
+use crate::config::{BaselineConfig, HostGroupConfig, VolumetricConfig, DEFAULT_MBPS, DEFAULT_PPS};
+use crate::netset::NetSet;
+
+/// One group's resolved settings.
+#[derive(Clone, Debug)]
+pub struct Group {
+    /// Name (reported as `group`).
+    pub name: String,
+    /// Packets/s threshold per vector, by [`Vector::index`].
+    pub pps: [u64; COUNT],
+    /// Bits/s threshold per vector, by [`Vector::index`].
+    pub bps: [u64; COUNT],
+    /// Learned-baseline settings, if on.
+    pub baseline: Option<BaselineConfig>,
+    /// Per-second decay of the baseline average (from its half-life).
+    pub decay: f64,
+}
+
+impl Group {
+    fn from_config(g: &HostGroupConfig) -> Group {
+        let base_pps = g.pps.unwrap_or(DEFAULT_PPS);
+        let base_mbps = g.mbps.unwrap_or(DEFAULT_MBPS);
+        let mut pps = [base_pps; COUNT];
+        let mut bps = [base_mbps.saturating_mul(1_000_000); COUNT];
+        for v in ALL {
+            if let Some(t) = g.vectors.get(v.name()) {
+                if let Some(p) = t.pps {
+                    pps[v.index()] = p;
+                }
+                if let Some(m) = t.mbps {
+                    bps[v.index()] = m.saturating_mul(1_000_000);
+                }
+            }
+        }
+        let decay = g
+            .baseline
+            .map_or(1.0, |b| 0.5f64.powf(1.0 / b.half_life_secs.max(1) as f64));
+        Group {
+            name: g.name.clone(),
+            pps,
+            bps,
+            baseline: g.baseline,
+            decay,
+        }
+    }
+
+    /// The packets/s threshold of `v`.
+    #[inline]
+    pub fn pps(&self, v: Vector) -> u64 {
+        self.pps.get(v.index()).copied().unwrap_or(DEFAULT_PPS)
+    }
+
+    /// The bits/s threshold of `v`.
+    #[inline]
+    pub fn bps(&self, v: Vector) -> u64 {
+        self.bps
+            .get(v.index())
+            .copied()
+            .unwrap_or(DEFAULT_MBPS * 1_000_000)
+    }
+}
+
+/// Every group and a longest-prefix index over their networks.
+#[derive(Clone, Debug)]
+pub struct GroupTable {
+    groups: Vec<Group>,
+    /// (network, mask, group), longest prefix first.
+    v4: Vec<(u32, u32, u16)>,
+    v6: Vec<(u128, u128, u16)>,
+}
+
+impl GroupTable {
+    /// Resolves `cfg.groups`; with none, one `default` group over
+    /// `protected`.
+    pub fn new(cfg: &VolumetricConfig, protected: &NetSet) -> GroupTable {
+        let groups: Vec<HostGroupConfig> = if cfg.groups.is_empty() {
+            vec![HostGroupConfig {
+                name: "default".into(),
+                networks: protected.networks().to_vec(),
+                pps: None,
+                mbps: None,
+                vectors: Default::default(),
+                baseline: None,
+            }]
+        } else {
+            cfg.groups.clone()
+        };
+        let mut v4 = Vec::new();
+        let mut v6 = Vec::new();
+        for (gi, g) in groups.iter().enumerate() {
+            let gi = u16::try_from(gi).unwrap_or(u16::MAX);
+            for net in &g.networks {
+                match net.trunc() {
+                    IpNet::V4(n) => {
+                        let mask = u32::from(n.netmask());
+                        v4.push((u32::from(n.network()) & mask, mask, gi));
+                    }
+                    IpNet::V6(n) => {
+                        let mask = u128::from(n.netmask());
+                        v6.push((u128::from(n.network()) & mask, mask, gi));
+                    }
+                }
+            }
+        }
+        // Longest prefix first; ties keep configuration order (stable).
+        v4.sort_by_key(|&(_, mask, _)| std::cmp::Reverse(mask.count_ones()));
+        v6.sort_by_key(|&(_, mask, _)| std::cmp::Reverse(mask.count_ones()));
+        GroupTable {
+            groups: groups.iter().map(Group::from_config).collect(),
+            v4,
+            v6,
+        }
+    }
+
+    /// The group protecting `ip`, if any.
+    #[inline]
+    pub fn lookup(&self, ip: IpAddr) -> Option<u16> {
+        match ip {
+            IpAddr::V4(a) => {
+                let a = u32::from(a);
+                self.v4
+                    .iter()
+                    .find(|&&(net, mask, _)| a & mask == net)
+                    .map(|t| t.2)
+            }
+            IpAddr::V6(a) => {
+                let a = u128::from(a);
+                self.v6
+                    .iter()
+                    .find(|&&(net, mask, _)| a & mask == net)
+                    .map(|t| t.2)
+            }
+        }
+    }
+
+    /// Group number `i`.
+    #[inline]
+    pub fn get(&self, i: u16) -> Option<&Group> {
+        self.groups.get(usize::from(i))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ThresholdConfig;
+
+    fn group(name: &str, nets: &[&str], pps: Option<u64>) -> HostGroupConfig {
+        HostGroupConfig {
+            name: name.into(),
+            networks: nets.iter().map(|n| n.parse().unwrap()).collect(),
+            pps,
+            mbps: None,
+            vectors: Default::default(),
+            baseline: None,
+        }
+    }
+
+    #[test]
+    fn longest_prefix_wins_and_settings_do_not_leak_between_groups() {
+        let mut web = group("web", &["10.1.0.0/16", "fd00:1::/32"], Some(5_000));
+        web.vectors.insert(
+            "syn_flood".into(),
+            ThresholdConfig {
+                pps: Some(1_000),
+                mbps: None,
+            },
+        );
+        let cfg = VolumetricConfig {
+            groups: vec![group("all", &["10.0.0.0/8"], None), web],
+            ..VolumetricConfig::default()
+        };
+        let t = GroupTable::new(&cfg, &NetSet::private_defaults());
+        let all = t.lookup("10.2.0.1".parse().unwrap()).unwrap();
+        let web = t.lookup("10.1.0.1".parse().unwrap()).unwrap();
+        assert_eq!(t.lookup("fd00:1::5".parse().unwrap()), Some(web));
+        assert_eq!(t.lookup("192.168.0.1".parse().unwrap()), None);
+        let (all, web) = (t.get(all).unwrap(), t.get(web).unwrap());
+        assert_eq!(web.pps(Vector::SynFlood), 1_000);
+        assert_eq!(web.pps(Vector::UdpFlood), 5_000);
+        assert_eq!(all.pps(Vector::SynFlood), DEFAULT_PPS);
+        assert_eq!(all.pps(Vector::UdpFlood), DEFAULT_PPS);
+        assert_eq!(all.bps(Vector::UdpFlood), DEFAULT_MBPS * 1_000_000);
+    }
+
+    #[test]
+    fn no_groups_means_a_default_group_over_the_protected_networks() {
+        let t = GroupTable::new(&VolumetricConfig::default(), &NetSet::private_defaults());
+        for ip in ["10.0.0.1", "172.16.0.1", "192.168.1.1", "fd12::1"] {
+            assert_eq!(t.lookup(ip.parse().unwrap()), Some(0), "{ip}");
+        }
+        assert_eq!(t.lookup("8.8.8.8".parse().unwrap()), None);
+        assert_eq!(t.get(0).unwrap().name, "default");
+    }
+}
