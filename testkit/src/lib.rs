@@ -370,6 +370,16 @@ impl ClickHouseServer {
         }
     }
 
+    /// Kills the server at once (SIGKILL, then `wait()`): a crash, or a stop
+    /// that must not wait for clients' open connections. Keeps the handle
+    /// and directory like [`ClickHouseServer::stop_in_place`].
+    pub fn kill_in_place(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// Starts the server again (same directory, same port) after
     /// [`ClickHouseServer::stop_in_place`]; stops it first if it runs.
     pub fn restart(&mut self) -> Result<()> {
