@@ -1,37 +1,98 @@
-//! Sensor authentication: bearer tokens checked against configured SHA-256
-//! hashes in constant time.
+//! Authentication: bearer tokens checked against configured SHA-256 hashes
+//! in constant time. Each token has one [`Role`]: sensors ingest, analysts
+//! query; neither can do the other's job.
 
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
-use crate::config::{decode_token_hash, SensorConfig};
+use crate::config::{decode_token_hash, AnalystConfig, SensorConfig};
+
+/// What a token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// `POST /api/v1/incidents`, `POST /api/v1/heartbeat`.
+    Sensor,
+    /// `GET /api/v1/incidents`, `/summary`, `/attacks/..`, `/metrics`.
+    Analyst,
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// Configured name (for sensors: stored with each incident).
+    pub name: Arc<str>,
+    /// What it may do.
+    pub role: Role,
+}
 
 /// Hex SHA-256 of a token, as `[[sensors]] token_sha256` expects it.
 pub fn hash_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-/// The configured sensors, ready for lookups.
+/// The configured sensors and analysts, ready for lookups.
 #[derive(Debug, Clone)]
 pub struct Tokens {
-    entries: Vec<([u8; 32], Arc<str>)>,
+    entries: Vec<([u8; 32], Principal)>,
 }
 
 impl Tokens {
     /// Builds the table from validated sensor configs (entries whose hash
     /// does not decode are skipped; [`crate::Config::validate`] rejects them).
     pub fn new(sensors: &[SensorConfig]) -> Tokens {
-        let entries = sensors
+        Tokens::with_analysts(sensors, &[])
+    }
+
+    /// Builds the table of sensors and analysts.
+    pub fn with_analysts(sensors: &[SensorConfig], analysts: &[AnalystConfig]) -> Tokens {
+        let s = sensors
             .iter()
-            .filter_map(|s| {
+            .map(|s| (&s.token_sha256, &s.name, Role::Sensor));
+        let a = analysts
+            .iter()
+            .map(|a| (&a.token_sha256, &a.name, Role::Analyst));
+        let entries = s
+            .chain(a)
+            .filter_map(|(hash, name, role)| {
                 Some((
-                    decode_token_hash(&s.token_sha256)?,
-                    Arc::from(s.name.as_str()),
+                    decode_token_hash(hash)?,
+                    Principal {
+                        name: Arc::from(name.as_str()),
+                        role,
+                    },
                 ))
             })
             .collect();
         Tokens { entries }
+    }
+
+    /// How many sensors are configured.
+    pub fn sensors(&self) -> usize {
+        self.entries
+            .iter()
+            .filter(|(_, p)| p.role == Role::Sensor)
+            .count()
+    }
+
+    /// The caller for an `Authorization` header value, any role.
+    pub fn principal(&self, authorization: &str) -> Option<Principal> {
+        let (scheme, token) = authorization.trim().split_once(' ')?;
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return None;
+        }
+        let token = token.trim();
+        if token.is_empty() {
+            return None;
+        }
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let mut found = None;
+        for (hash, p) in &self.entries {
+            if constant_time_eq(hash, &digest) {
+                found = Some(p.clone());
+            }
+        }
+        found
     }
 
     /// How many sensors are configured.
@@ -44,29 +105,17 @@ impl Tokens {
         self.entries.is_empty()
     }
 
-    /// The sensor name for an `Authorization` header value
+    /// The sensor name for an `Authorization` header value (analysts' tokens
+    /// give `None`)
     /// (`Bearer TOKEN`), or `None`.
     ///
     /// The token's hash is compared with every configured hash without
     /// early exit, so the time taken does not depend on which (if any)
     /// entry matches or on how many leading bytes agree.
     pub fn authenticate(&self, authorization: &str) -> Option<Arc<str>> {
-        let (scheme, token) = authorization.trim().split_once(' ')?;
-        if !scheme.eq_ignore_ascii_case("bearer") {
-            return None;
-        }
-        let token = token.trim();
-        if token.is_empty() {
-            return None;
-        }
-        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        let mut found = None;
-        for (hash, name) in &self.entries {
-            if constant_time_eq(hash, &digest) {
-                found = Some(name.clone());
-            }
-        }
-        found
+        self.principal(authorization)
+            .filter(|p| p.role == Role::Sensor)
+            .map(|p| p.name)
     }
 }
 
@@ -105,6 +154,30 @@ mod tests {
         let t = tokens();
         assert_eq!(t.authenticate("Bearer alpha").as_deref(), Some("a"));
         assert_eq!(t.authenticate("bearer beta").as_deref(), Some("b"));
+    }
+
+    #[test]
+    fn analyst_tokens_have_the_analyst_role_and_are_not_sensors() {
+        let t = Tokens::with_analysts(
+            &[SensorConfig {
+                name: "a".into(),
+                token_sha256: hash_token("alpha"),
+            }],
+            &[AnalystConfig {
+                name: "soc".into(),
+                token_sha256: hash_token("omega"),
+            }],
+        );
+        assert_eq!(
+            t.principal("Bearer omega").map(|p| p.role),
+            Some(Role::Analyst)
+        );
+        assert_eq!(
+            t.principal("Bearer alpha").map(|p| p.role),
+            Some(Role::Sensor)
+        );
+        assert!(t.authenticate("Bearer omega").is_none());
+        assert_eq!(t.sensors(), 1);
     }
 
     #[test]

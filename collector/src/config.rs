@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -50,6 +50,173 @@ pub struct Config {
     /// Sensors allowed to post, each with the SHA-256 of its token.
     #[serde(default)]
     pub sensors: Vec<SensorConfig>,
+    /// Analysts allowed to query (`GET /api/v1/...`, `/metrics`); they
+    /// cannot ingest.
+    #[serde(default)]
+    pub analysts: Vec<AnalystConfig>,
+    /// Retries of failed ClickHouse inserts.
+    #[serde(default)]
+    pub retry: RetryConfig,
+    /// The write-ahead log (off unless `[wal]` is present).
+    #[serde(default)]
+    pub wal: Option<WalConfig>,
+    /// Where batches ClickHouse refused as bad data are written.
+    #[serde(default)]
+    pub dead_letter: DeadLetterConfig,
+    /// Dropping old day partitions.
+    #[serde(default)]
+    pub retention: RetentionConfig,
+}
+
+/// `[[analysts]]`: one analyst (or dashboard) allowed to query.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnalystConfig {
+    /// Name, for logs (1..=128 bytes, unique among analysts).
+    pub name: String,
+    /// Hex SHA-256 of the analyst's bearer token; must differ from every
+    /// other sensor's and analyst's hash.
+    pub token_sha256: String,
+}
+
+/// `[retry]`: capped, jittered exponential backoff for transient
+/// ClickHouse errors.
+///
+/// A batch written directly is tried `max_attempts` times (the sensor waits
+/// meanwhile); then it goes to the WAL if one is configured, else the
+/// requests get 503. WAL replay retries forever with the same backoff.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryConfig {
+    /// Attempts of a direct insert before giving up (1..=100).
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    /// First backoff in milliseconds (1..=60000); doubled each attempt.
+    #[serde(default = "default_initial_backoff_ms")]
+    pub initial_backoff_ms: u64,
+    /// Backoff cap in milliseconds (initial..=600000). Each wait is drawn
+    /// uniformly from [backoff/2, backoff] (jitter).
+    #[serde(default = "default_max_backoff_ms")]
+    pub max_backoff_ms: u64,
+}
+
+fn default_max_attempts() -> u32 {
+    3
+}
+fn default_initial_backoff_ms() -> u64 {
+    100
+}
+fn default_max_backoff_ms() -> u64 {
+    5000
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            max_attempts: default_max_attempts(),
+            initial_backoff_ms: default_initial_backoff_ms(),
+            max_backoff_ms: default_max_backoff_ms(),
+        }
+    }
+}
+
+impl RetryConfig {
+    /// The wait before attempt `attempt + 1` (attempt counts from 0):
+    /// `min(initial * 2^attempt, max)`, jittered into its upper half.
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let exp = self
+            .initial_backoff_ms
+            .saturating_mul(1u64 << attempt.min(30))
+            .min(self.max_backoff_ms);
+        let low = exp / 2;
+        Duration::from_millis(fastrand::u64(low..=exp))
+    }
+}
+
+/// `[wal]`: the collector's write-ahead log (see `store::wal`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WalConfig {
+    /// Directory of the segment files (created if missing).
+    pub dir: PathBuf,
+    /// Size cap in bytes (1 MiB..=1 TiB). Full policy: a batch that does not
+    /// fit is not acknowledged (503), so sensors keep it in their spool;
+    /// nothing is dropped.
+    #[serde(default = "default_wal_max_bytes")]
+    pub max_bytes: u64,
+    /// Segment size in bytes (64 KiB..=1 GiB): a segment is deleted once all
+    /// of it is stored. Replay holds one segment in memory.
+    #[serde(default = "default_wal_segment_bytes")]
+    pub segment_bytes: u64,
+    /// fsync (`fdatasync`) every append before acknowledging (default
+    /// true). Off trades durability on power loss for latency.
+    #[serde(default = "default_true")]
+    pub fsync: bool,
+}
+
+fn default_wal_max_bytes() -> u64 {
+    1 << 30
+}
+fn default_wal_segment_bytes() -> u64 {
+    16 << 20
+}
+fn default_true() -> bool {
+    true
+}
+
+/// `[dead_letter]`: batches ClickHouse rejected as bad data.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeadLetterConfig {
+    /// NDJSON file, appended to: one line per incident with the reason.
+    #[serde(default = "default_dead_letter_path")]
+    pub path: PathBuf,
+}
+
+fn default_dead_letter_path() -> PathBuf {
+    PathBuf::from("shaobing-dead-letter.ndjson")
+}
+
+impl Default for DeadLetterConfig {
+    fn default() -> Self {
+        DeadLetterConfig {
+            path: default_dead_letter_path(),
+        }
+    }
+}
+
+/// `[retention]`: day partitions older than this are dropped (ClickHouse
+/// 18.16 has no TTL). 0 keeps data forever.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Days of `incidents` to keep, by capture day (0..=36500; 0 = forever).
+    #[serde(default)]
+    pub incidents_days: u32,
+    /// Days of `sensor_heartbeats` to keep, by receive day (0..=36500).
+    #[serde(default = "default_heartbeats_days")]
+    pub heartbeats_days: u32,
+    /// Seconds between retention passes (60..=86400); the first runs at
+    /// start-up.
+    #[serde(default = "default_retention_interval_s")]
+    pub interval_s: u64,
+}
+
+fn default_heartbeats_days() -> u32 {
+    30
+}
+fn default_retention_interval_s() -> u64 {
+    3600
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            incidents_days: 0,
+            heartbeats_days: default_heartbeats_days(),
+            interval_s: default_retention_interval_s(),
+        }
+    }
 }
 
 fn default_listen() -> SocketAddr {
@@ -76,6 +243,10 @@ pub struct ClickHouseConfig {
     /// A flush that takes longer fails and its requests get 503.
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
+    /// Run pending migrations when `serve` starts (default false: run
+    /// `shaobing-collector migrate`).
+    #[serde(default)]
+    pub migrate_on_start: bool,
 }
 
 fn default_database() -> String {
@@ -160,6 +331,15 @@ pub struct Limits {
     /// Most incidents in one request (1..=1000000); more gets 413.
     #[serde(default = "default_max_items")]
     pub max_items: usize,
+    /// Largest expansion of a gzip body (1..=10000): decompression stops at
+    /// `min(max_body_bytes, compressed size * max_gzip_ratio)` bytes and the
+    /// request gets 413. Realistic incident batches compress 10-30x.
+    #[serde(default = "default_max_gzip_ratio")]
+    pub max_gzip_ratio: u64,
+}
+
+fn default_max_gzip_ratio() -> u64 {
+    100
 }
 
 fn default_max_body_bytes() -> usize {
@@ -174,6 +354,7 @@ impl Default for Limits {
         Limits {
             max_body_bytes: default_max_body_bytes(),
             max_items: default_max_items(),
+            max_gzip_ratio: default_max_gzip_ratio(),
         }
     }
 }
@@ -239,6 +420,7 @@ impl Config {
         let l = &self.limits;
         range("limits.max_body_bytes", l.max_body_bytes as u64, 1, 1 << 30)?;
         range("limits.max_items", l.max_items as u64, 1, 1_000_000)?;
+        range("limits.max_gzip_ratio", l.max_gzip_ratio, 1, 10_000)?;
 
         let mut names = HashSet::new();
         let mut hashes = HashSet::new();
@@ -265,6 +447,66 @@ impl Config {
                 )));
             }
         }
+        let mut analyst_names = HashSet::new();
+        for (i, a) in self.analysts.iter().enumerate() {
+            if a.name.is_empty() || a.name.len() > 128 {
+                return Err(invalid(format!("analysts[{i}].name must be 1..=128 bytes")));
+            }
+            if !analyst_names.insert(a.name.as_str()) {
+                return Err(invalid(format!(
+                    "analysts[{i}]: duplicate name {:?}",
+                    a.name
+                )));
+            }
+            let hash = decode_token_hash(&a.token_sha256).ok_or_else(|| {
+                invalid(format!(
+                    "analysts[{i}] ({}): token_sha256 must be 64 hex digits (see `shaobing-collector hash-token`)",
+                    a.name
+                ))
+            })?;
+            if !hashes.insert(hash) {
+                return Err(invalid(format!(
+                    "analysts[{i}] ({}): token_sha256 is used by another sensor or analyst",
+                    a.name
+                )));
+            }
+        }
+        let r = &self.retry;
+        range("retry.max_attempts", u64::from(r.max_attempts), 1, 100)?;
+        range("retry.initial_backoff_ms", r.initial_backoff_ms, 1, 60_000)?;
+        range(
+            "retry.max_backoff_ms",
+            r.max_backoff_ms,
+            r.initial_backoff_ms,
+            600_000,
+        )?;
+        if let Some(w) = &self.wal {
+            if w.dir.as_os_str().is_empty() {
+                return Err(invalid("wal.dir must not be empty"));
+            }
+            range("wal.max_bytes", w.max_bytes, 1 << 20, 1 << 40)?;
+            range("wal.segment_bytes", w.segment_bytes, 64 << 10, 1 << 30)?;
+            if w.segment_bytes > w.max_bytes {
+                return Err(invalid("wal.segment_bytes must not exceed wal.max_bytes"));
+            }
+        }
+        if self.dead_letter.path.as_os_str().is_empty() {
+            return Err(invalid("dead_letter.path must not be empty"));
+        }
+        let ret = &self.retention;
+        range(
+            "retention.incidents_days",
+            u64::from(ret.incidents_days),
+            0,
+            36_500,
+        )?;
+        range(
+            "retention.heartbeats_days",
+            u64::from(ret.heartbeats_days),
+            0,
+            36_500,
+        )?;
+        range("retention.interval_s", ret.interval_s, 60, 86_400)?;
         Ok(())
     }
 }

@@ -1,16 +1,23 @@
-//! The HTTP API: `POST /api/v1/incidents` and `GET /healthz`.
+//! The HTTP API: ingest (`POST /api/v1/incidents`, `POST /api/v1/heartbeat`,
+//! sensor tokens), queries (`GET /api/v1/incidents`, `/api/v1/summary`,
+//! `/api/v1/attacks/{attack_id}`, `/metrics`, analyst tokens) and
+//! `GET /healthz` (open).
 //!
 //! Status codes of `POST /api/v1/incidents`:
 //!
 //! | status | body | when |
 //! |---|---|---|
-//! | 200 | `{"accepted": N}` | every item stored in ClickHouse |
-//! | 400 | `{"error": "...", "item": I}` | malformed JSON or an invalid item (`item` is its 0-based index; absent when the body as a whole does not parse); nothing of the request is stored |
+//! | 200 | `{"accepted": N}` | every item stored in ClickHouse, or fsynced to the WAL |
+//! | 400 | `{"error": "...", "item": I}` | malformed JSON, bad gzip, or an invalid item (`item` is its 0-based index; absent when the body as a whole does not parse); nothing of the request is stored |
 //! | 401 | `{"error": "..."}` | missing or unknown bearer token |
-//! | 413 | `{"error": "..."}` | body over `limits.max_body_bytes` or more than `limits.max_items` items |
-//! | 503 | `{"error": "..."}` | insert failed (`clickhouse unavailable: ...`), queue full, or shutting down: retry later |
-
+//! | 403 | `{"error": "..."}` | an analyst's token |
+//! | 413 | `{"error": "..."}` | body (compressed or decompressed) over `limits.max_body_bytes`, compression ratio over `limits.max_gzip_ratio`, or more than `limits.max_items` items |
+//! | 415 | `{"error": "..."}` | a `Content-Encoding` other than `gzip` / `identity` |
+//! | 422 | `{"error": "..."}` | ClickHouse refused the data as malformed; it is in the dead-letter file |
+//! | 503 | `{"error": "..."}` | ClickHouse unavailable (no WAL, or WAL full), queue full, or shutting down: retry later |
+use std::io::Read as _;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, State};
@@ -18,30 +25,48 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use clickhouse::Client;
 use serde_json::{json, Value};
-use shaobing_wire::Incident;
+use shaobing_wire::{Incident, Timestamp};
 
-use crate::auth::Tokens;
+use crate::auth::{Principal, Role, Tokens};
 use crate::config::Limits;
+use crate::metrics::{Metrics, RejectReason};
 use crate::store::batch::{SubmitError, WriterHandle};
-use crate::store::row::IncidentRow;
+use crate::store::row::{HeartbeatRow, IncidentRow};
 use crate::store::schema::now_secs;
+use crate::store::{with_timeout, StoreError};
 
 /// Shared state of the HTTP handlers.
 #[derive(Clone)]
 pub struct AppState {
-    /// Sensor tokens.
+    /// Sensor and analyst tokens.
     pub tokens: Arc<Tokens>,
     /// Request limits.
     pub limits: Limits,
     /// The writer.
     pub writer: WriterHandle,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+    /// ClickHouse, for heartbeats and queries.
+    pub client: Client,
+    /// The database (a checked identifier).
+    pub database: Arc<str>,
+    /// Bound on one query or heartbeat insert.
+    pub timeout: Duration,
 }
 
-/// The router with both endpoints.
+/// The router with every endpoint.
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/api/v1/incidents", post(post_incidents))
+        .route(
+            "/api/v1/incidents",
+            post(post_incidents).get(crate::api::get_incidents),
+        )
+        .route("/api/v1/heartbeat", post(post_heartbeat))
+        .route("/api/v1/summary", get(crate::api::get_summary))
+        .route("/api/v1/attacks/{attack_id}", get(crate::api::get_attack))
+        .route("/metrics", get(crate::api::get_metrics))
         .route("/healthz", get(healthz))
         // The body is read by hand below, after authentication, with the
         // configured limit.
@@ -55,14 +80,14 @@ async fn healthz() -> &'static str {
 
 /// A rejected request: status and JSON body.
 #[derive(Debug)]
-struct ApiError {
-    status: StatusCode,
-    error: String,
-    item: Option<usize>,
+pub(crate) struct ApiError {
+    pub(crate) status: StatusCode,
+    pub(crate) error: String,
+    pub(crate) item: Option<usize>,
 }
 
 impl ApiError {
-    fn new(status: StatusCode, error: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, error: impl Into<String>) -> Self {
         ApiError {
             status,
             error: error.into(),
@@ -75,6 +100,32 @@ impl ApiError {
             error: error.into(),
             item: Some(index),
         }
+    }
+    pub(crate) fn bad_request(error: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, error)
+    }
+
+    /// The metrics label for this rejection.
+    pub(crate) fn reason(&self) -> RejectReason {
+        match self.status {
+            StatusCode::UNAUTHORIZED => RejectReason::Unauthorized,
+            StatusCode::FORBIDDEN => RejectReason::Forbidden,
+            StatusCode::PAYLOAD_TOO_LARGE => RejectReason::TooLarge,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => RejectReason::Encoding,
+            StatusCode::UNPROCESSABLE_ENTITY => RejectReason::DeadLetter,
+            s if s.is_server_error() => RejectReason::Unavailable,
+            _ => RejectReason::Invalid,
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        tracing::warn!(event = "query_failed", error = %e, "query failed");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("clickhouse unavailable: {e}"),
+        )
     }
 }
 
@@ -95,26 +146,68 @@ impl IntoResponse for ApiError {
     }
 }
 
-async fn post_incidents(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    match ingest(&state, &headers, body).await {
-        Ok(n) => (StatusCode::OK, Json(json!({"accepted": n}))).into_response(),
-        Err(e) => {
-            tracing::info!(event = "ingest_rejected", status = e.status.as_u16(), item = e.item, error = %e.error, "request rejected");
-            e.into_response()
-        }
-    }
-}
-
-async fn ingest(state: &AppState, headers: &HeaderMap, body: Body) -> Result<usize, ApiError> {
-    let sensor = headers
+/// Authenticates the request and checks its role: 401 without a known
+/// token, 403 with a token of the other role.
+pub(crate) fn authorize(
+    state: &AppState,
+    headers: &HeaderMap,
+    role: Role,
+) -> Result<Principal, ApiError> {
+    let p = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| state.tokens.authenticate(v))
+        .and_then(|v| state.tokens.principal(v))
         .ok_or_else(|| {
             ApiError::new(StatusCode::UNAUTHORIZED, "missing or invalid bearer token")
         })?;
+    if p.role != role {
+        let msg = match role {
+            Role::Sensor => "this endpoint is for sensors; an analyst token cannot ingest",
+            Role::Analyst => "this endpoint is for analysts; a sensor token cannot query",
+        };
+        return Err(ApiError::new(StatusCode::FORBIDDEN, msg));
+    }
+    Ok(p)
+}
 
+/// Logs and counts a rejection, then renders it.
+pub(crate) fn reject(state: &AppState, e: ApiError) -> Response {
+    state.metrics.reject(e.reason());
+    tracing::info!(event = "request_rejected", status = e.status.as_u16(), item = e.item, error = %e.error, "request rejected");
+    e.into_response()
+}
+
+async fn post_incidents(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    match ingest(&state, &headers, body).await {
+        Ok(n) => {
+            state
+                .metrics
+                .ingested
+                .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+            (StatusCode::OK, Json(json!({"accepted": n}))).into_response()
+        }
+        Err(e) => reject(&state, e),
+    }
+}
+
+/// Reads the body (at most `max_body_bytes`), decompressing gzip with the
+/// size and ratio caps.
+async fn read_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
     let limit = state.limits.max_body_bytes;
+    let gzip = match headers
+        .get(header::CONTENT_ENCODING)
+        .map(|v| v.to_str().map(|s| s.trim().to_ascii_lowercase()))
+    {
+        None => false,
+        Some(Ok(e)) if e == "gzip" || e == "x-gzip" => true,
+        Some(Ok(e)) if e == "identity" || e.is_empty() => false,
+        Some(_) => {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported Content-Encoding: only gzip and identity are accepted",
+            ))
+        }
+    };
     if let Some(len) = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -127,6 +220,41 @@ async fn ingest(state: &AppState, headers: &HeaderMap, body: Body) -> Result<usi
     let bytes: Bytes = axum::body::to_bytes(body, limit)
         .await
         .map_err(|_| too_large(limit))?;
+    if !gzip {
+        return Ok(bytes);
+    }
+    gunzip(&bytes, limit, state.limits.max_gzip_ratio).map(Bytes::from)
+}
+
+/// Decompresses at most `min(limit, compressed * ratio)` bytes: a gzip bomb
+/// costs at most that much memory and time.
+pub(crate) fn gunzip(compressed: &[u8], limit: usize, ratio: u64) -> Result<Vec<u8>, ApiError> {
+    let by_ratio = (compressed.len() as u64).saturating_mul(ratio);
+    let cap = by_ratio.min(limit as u64);
+    let mut out = Vec::new();
+    flate2::read::MultiGzDecoder::new(compressed)
+        .take(cap.saturating_add(1))
+        .read_to_end(&mut out)
+        .map_err(|e| ApiError::bad_request(format!("body is not valid gzip: {e}")))?;
+    if out.len() as u64 > cap {
+        return Err(if by_ratio < limit as u64 {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("gzip body expands more than {ratio} times (limits.max_gzip_ratio)"),
+            )
+        } else {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("decompressed body larger than {limit} bytes"),
+            )
+        });
+    }
+    Ok(out)
+}
+
+async fn ingest(state: &AppState, headers: &HeaderMap, body: Body) -> Result<usize, ApiError> {
+    let sensor = authorize(state, headers, Role::Sensor)?.name;
+    let bytes = read_body(state, headers, body).await?;
 
     let ndjson = headers
         .get(header::CONTENT_TYPE)
@@ -152,12 +280,110 @@ async fn ingest(state: &AppState, headers: &HeaderMap, body: Body) -> Result<usi
         return Ok(0);
     }
     state.writer.submit(rows).await.map_err(|e| match e {
-        SubmitError::Insert(_) | SubmitError::QueueFull | SubmitError::Stopped => {
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+        SubmitError::DeadLetter(_) => {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
         }
+        SubmitError::Insert(_)
+        | SubmitError::WalFull(_)
+        | SubmitError::QueueFull
+        | SubmitError::Stopped => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     })?;
     tracing::debug!(sensor = %sensor, accepted = n, "batch accepted");
     Ok(n)
+}
+
+async fn post_heartbeat(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    match heartbeat(&state, &headers, body).await {
+        Ok(()) => {
+            state
+                .metrics
+                .heartbeats
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            (StatusCode::OK, Json(json!({"accepted": 1}))).into_response()
+        }
+        Err(e) => reject(&state, e),
+    }
+}
+
+/// The heartbeat body (see `docs/collector.md`). Unknown fields are kept in
+/// `raw`.
+#[derive(Debug, serde::Deserialize)]
+struct Heartbeat {
+    schema: u16,
+    ts: Timestamp,
+    version: String,
+    uptime_s: u64,
+    packets: u64,
+    bytes: u64,
+    kernel_drops: u64,
+    pps: u64,
+    #[serde(default)]
+    bps: u64,
+    spool_depth: u64,
+    #[serde(default)]
+    signature_hits: std::collections::BTreeMap<String, u64>,
+}
+
+/// Most signatures one heartbeat may report.
+const MAX_HEARTBEAT_SIGNATURES: usize = 10_000;
+
+async fn heartbeat(state: &AppState, headers: &HeaderMap, body: Body) -> Result<(), ApiError> {
+    let sensor = authorize(state, headers, Role::Sensor)?.name;
+    let bytes = read_body(state, headers, body).await?;
+    let mut v: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad_request(format!("body is not JSON: {e}")))?;
+    let Some(obj) = v.as_object_mut() else {
+        return Err(ApiError::bad_request("heartbeat is not a JSON object"));
+    };
+    obj.insert("sensor".to_string(), Value::String(sensor.to_string()));
+    let raw = v.to_string();
+    let hb: Heartbeat = serde_json::from_value(v)
+        .map_err(|e| ApiError::bad_request(format!("invalid heartbeat: {e}")))?;
+    if hb.schema != 1 {
+        return Err(ApiError::bad_request(format!(
+            "invalid heartbeat: unsupported schema version {} (expected 1)",
+            hb.schema
+        )));
+    }
+    if hb.signature_hits.len() > MAX_HEARTBEAT_SIGNATURES {
+        return Err(ApiError::bad_request(format!(
+            "invalid heartbeat: more than {MAX_HEARTBEAT_SIGNATURES} signatures"
+        )));
+    }
+    let ts = u32::try_from(hb.ts.secs()).map_err(|_| {
+        ApiError::bad_request("invalid heartbeat: ts outside 1970-01-01..2106-02-07")
+    })?;
+    let (signature_names, signature_hits) = hb.signature_hits.into_iter().unzip();
+    let row = HeartbeatRow {
+        sensor: sensor.to_string(),
+        ts,
+        ts_us: hb.ts.subsec_micros(),
+        received_at: now_secs(),
+        version: hb.version,
+        uptime_s: hb.uptime_s,
+        packets: hb.packets,
+        bytes: hb.bytes,
+        kernel_drops: hb.kernel_drops,
+        pps: hb.pps,
+        bps: hb.bps,
+        spool_depth: hb.spool_depth,
+        signature_names,
+        signature_hits,
+        raw,
+    };
+    let table = format!("`{}`.sensor_heartbeats", state.database);
+    let what = "insert heartbeat";
+    with_timeout(what, state.timeout, async {
+        let mut insert = state
+            .client
+            .insert_unescaped::<HeartbeatRow>(&table)
+            .await
+            .map_err(StoreError::ch(what))?;
+        insert.write(&row).await.map_err(StoreError::ch(what))?;
+        insert.end().await.map_err(StoreError::ch(what))
+    })
+    .await?;
+    Ok(())
 }
 
 fn too_large(limit: usize) -> ApiError {

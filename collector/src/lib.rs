@@ -2,12 +2,19 @@
 //! them in ClickHouse, and answers analysts' queries.
 //!
 //! * [`config`]: the TOML config ([`Config`]), validated once.
-//! * [`auth`]: bearer tokens, stored as SHA-256 hashes.
-//! * [`ingest`]: the HTTP API (`POST /api/v1/incidents`, `GET /healthz`).
-//! * [`store`]: the ClickHouse schema and migrations, the row type and the
+//! * [`auth`]: bearer tokens (sensor and analyst roles), stored as SHA-256
+//!   hashes.
+//! * [`ingest`]: the HTTP router and the ingest endpoints
+//!   (`POST /api/v1/incidents`, `POST /api/v1/heartbeat`, `GET /healthz`).
+//! * [`api`]: the analysts' endpoints (`GET /api/v1/incidents`, `summary`,
+//!   `attacks/{id}`, `/metrics`).
+//! * [`store`]: the ClickHouse schema and migrations, the row types, the
 //!   batching writer that acknowledges a request only after its rows are
-//!   stored.
-//! * [`query`]: the reads behind `shaobing-collector query`.
+//!   stored or in the write-ahead log ([`store::wal`]), and WAL replay.
+//! * [`query`]: the reads behind the API and `shaobing-collector query` /
+//!   `summary`.
+//! * [`retention`]: dropping day partitions older than the retention.
+//! * [`metrics`]: the Prometheus counters.
 //!
 //! [`serve`] runs the whole server on a listener the caller bound, until a
 //! shutdown future completes; tests drive it in-process. See
@@ -15,10 +22,13 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod api;
 pub mod auth;
 pub mod config;
 pub mod ingest;
+pub mod metrics;
 pub mod query;
+pub mod retention;
 pub mod store;
 
 use std::future::Future;
@@ -35,33 +45,85 @@ pub const WRITER_GRACE: Duration = Duration::from_secs(30);
 
 /// Runs the collector on `listener` until `shutdown` completes, then stops
 /// accepting, lets in-flight requests finish (each still gets its
-/// acknowledgement), flushes the writer and returns.
+/// acknowledgement), flushes the writer and returns. Incidents still in the
+/// WAL stay there for the next start.
 ///
-/// The schema must exist (`shaobing-collector migrate`).
+/// The schema must exist (`shaobing-collector migrate`, or
+/// `clickhouse.migrate_on_start`).
 pub async fn serve(
     config: Config,
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     config.validate().context("invalid config")?;
-    let tokens = auth::Tokens::new(&config.sensors);
-    if tokens.is_empty() {
+    let tokens = auth::Tokens::with_analysts(&config.sensors, &config.analysts);
+    if tokens.sensors() == 0 {
         anyhow::bail!("no [[sensors]] configured: every request would be rejected");
     }
-    let target = store::batch::WriterTarget {
-        client: store::client(&config.clickhouse),
-        table: format!("`{}`.incidents", config.clickhouse.database),
-        timeout: Duration::from_millis(config.clickhouse.timeout_ms),
+    if config.clickhouse.migrate_on_start {
+        let applied = migrate(&config)
+            .await
+            .context("migrating schema at start")?;
+        if !applied.is_empty() {
+            tracing::info!(?applied, "applied migrations at start");
+        }
+    }
+    let metrics = Arc::new(metrics::Metrics::default());
+    let client = store::client(&config.clickhouse);
+    let timeout = Duration::from_millis(config.clickhouse.timeout_ms);
+    let wal = match &config.wal {
+        Some(w) => Some(Arc::new(
+            store::wal::Wal::open(w, metrics.clone()).context("opening the write-ahead log")?,
+        )),
+        None => None,
+    };
+    let sink = store::batch::Sink {
+        target: store::batch::WriterTarget {
+            client: client.clone(),
+            table: format!("`{}`.incidents", config.clickhouse.database),
+            timeout,
+        },
+        retry: config.retry.clone(),
+        wal,
+        dead_letter: Arc::new(store::batch::DeadLetter::new(
+            config.dead_letter.path.clone(),
+        )),
+        metrics: metrics.clone(),
+        wal_appended: Arc::new(tokio::sync::Notify::new()),
     };
     let (drain_tx, drain_rx) = tokio::sync::watch::channel(false);
-    let (writer, writer_task) = store::batch::spawn_writer(target, &config.batch, drain_rx);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (writer, writer_task) = store::batch::spawn_writer(sink.clone(), &config.batch, drain_rx);
+    let replayer = tokio::spawn(store::batch::run_replayer(
+        sink,
+        config.batch.max_rows,
+        stop_rx.clone(),
+    ));
+    let retention = tokio::spawn(retention::run(
+        client.clone(),
+        config.clickhouse.database.clone(),
+        timeout,
+        config.retention.clone(),
+        metrics.clone(),
+        stop_rx,
+    ));
     let app = ingest::router(ingest::AppState {
         tokens: Arc::new(tokens),
         limits: config.limits.clone(),
         writer,
+        metrics,
+        client,
+        database: Arc::from(config.clickhouse.database.as_str()),
+        timeout,
     });
     let addr = listener.local_addr().ok();
-    tracing::info!(?addr, sensors = config.sensors.len(), "collector listening");
+    tracing::info!(
+        ?addr,
+        sensors = config.sensors.len(),
+        analysts = config.analysts.len(),
+        wal = config.wal.is_some(),
+        "collector listening"
+    );
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;
@@ -74,7 +136,14 @@ pub async fn serve(
         .context("HTTP server failed")?;
     // The router (and with it every writer handle) is dropped now, so the
     // writer flushes what is pending and ends.
-    match tokio::time::timeout(WRITER_GRACE, writer_task).await {
+    let writer_result = tokio::time::timeout(WRITER_GRACE, writer_task).await;
+    let _ = stop_tx.send(true);
+    for (name, task) in [("replayer", replayer), ("retention", retention)] {
+        if tokio::time::timeout(WRITER_GRACE, task).await.is_err() {
+            tracing::warn!(task = name, "task did not stop within the grace period");
+        }
+    }
+    match writer_result {
         Ok(Ok(())) => {}
         Ok(Err(e)) => anyhow::bail!("writer task failed: {e}"),
         Err(_) => anyhow::bail!("writer did not finish within {WRITER_GRACE:?}"),
@@ -91,6 +160,38 @@ pub async fn migrate(config: &Config) -> Result<Vec<u32>, store::StoreError> {
         &client,
         &config.clickhouse.database,
         Duration::from_millis(config.clickhouse.timeout_ms),
+    )
+    .await
+}
+
+/// Reads the summary for `filter` (see [`query::fetch_summary`]).
+pub async fn fetch_summary(
+    config: &Config,
+    filter: &query::QueryFilter,
+    top: u64,
+) -> Result<query::Summary, store::StoreError> {
+    let client = store::client(&config.clickhouse);
+    query::fetch_summary(
+        &client,
+        &config.clickhouse.database,
+        Duration::from_millis(config.clickhouse.timeout_ms),
+        filter,
+        top,
+    )
+    .await
+}
+
+/// Reads one page of incidents, newest first (see [`query::fetch_page`]).
+pub async fn fetch_page(
+    config: &Config,
+    filter: &query::QueryFilter,
+) -> Result<query::Page, store::StoreError> {
+    let client = store::client(&config.clickhouse);
+    query::fetch_page(
+        &client,
+        &config.clickhouse.database,
+        Duration::from_millis(config.clickhouse.timeout_ms),
+        filter,
     )
     .await
 }

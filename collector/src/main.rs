@@ -4,10 +4,11 @@ use std::io::{Read as _, Write as _};
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand, ValueEnum};
-use shaobing_collector::query::{render_json_lines, render_table, QueryFilter, TimeBound};
+use clap::{Args, Parser, Subcommand};
+use shaobing_collector::api::filter_from_params;
+use shaobing_collector::query::{render_json_lines, render_summary, render_table, TimeBound};
 use shaobing_collector::{auth, Config};
-use shaobing_wire::{Kind, Timestamp};
+use shaobing_wire::Timestamp;
 
 /// Shaobing collector: receives incidents from sensors, stores them in
 /// ClickHouse, answers analysts' queries.
@@ -20,10 +21,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the HTTP ingest server (POST /api/v1/incidents, GET /healthz).
+    /// Run the HTTP server: ingest (POST /api/v1/incidents, /api/v1/heartbeat),
+    /// the analysts' API (GET /api/v1/incidents, /summary, /attacks/ID,
+    /// /metrics) and GET /healthz.
     ///
     /// Each request is answered 200 only after its incidents are stored in
-    /// ClickHouse; 503 means "retry later". Stops gracefully on SIGTERM or
+    /// ClickHouse or fsynced to the write-ahead log; 503 means "retry later". Stops gracefully on SIGTERM or
     /// SIGINT (in-flight requests finish, pending rows are flushed). Run
     /// `migrate` first.
     Serve {
@@ -42,30 +45,41 @@ enum Command {
     },
     /// Print stored incidents (deduplicated), oldest first.
     ///
-    /// Times are capture times from the sensor. Incidents from a replayed
-    /// capture carry the capture's timestamps, which can be far in the past
-    /// or future: use `--since all` to see them.
+    /// Reads ClickHouse directly with the config's credentials (no analyst
+    /// token needed). Times are capture times from the sensor. Incidents
+    /// from a replayed capture carry the capture's timestamps, which can be
+    /// far in the past or future: use `--since all` to see them. When more
+    /// incidents match than --limit, the cursor of the next (older) page is
+    /// printed on stderr.
     Query {
         /// Config file (TOML).
         #[arg(long, short, value_name = "FILE")]
         config: PathBuf,
-        /// Lower bound (inclusive) on capture time: a duration before now
-        /// (30s, 15m, 1h, 7d, 2w), an RFC 3339 time
-        /// (2026-11-29T04:00:00Z), or `all` for no lower bound.
-        #[arg(long, default_value = "1h", value_name = "WHEN")]
-        since: TimeBound,
-        /// Upper bound (exclusive) on capture time: same forms as --since
-        /// (`now`, a duration before now, RFC 3339); `all` or absent for none.
-        #[arg(long, value_name = "WHEN")]
-        until: Option<TimeBound>,
-        /// Only incidents of this kind.
-        #[arg(long, value_enum)]
-        kind: Option<KindArg>,
+        #[command(flatten)]
+        filter: FilterArgs,
         /// Print at most this many incidents: the most recent ones in the
-        /// time window.
+        /// time window (1..=10000).
         #[arg(long, default_value_t = 100)]
         limit: u64,
+        /// Continue after a previous page (the cursor it printed).
+        #[arg(long)]
+        cursor: Option<String>,
         /// Print one incident per line as wire-format JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print counts by kind, vector, signature and severity, the top
+    /// targeted hosts and leaking sources, and incidents per hour.
+    Summary {
+        /// Config file (TOML).
+        #[arg(long, short, value_name = "FILE")]
+        config: PathBuf,
+        #[command(flatten)]
+        filter: FilterArgs,
+        /// Length of the top lists.
+        #[arg(long, default_value_t = 10)]
+        top: u64,
+        /// Print the summary as one JSON object (as the API returns it).
         #[arg(long)]
         json: bool,
     },
@@ -79,18 +93,57 @@ enum Command {
     },
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum KindArg {
-    Volumetric,
-    Leak,
+/// The filters shared by `query` and `summary` (same names and syntax as
+/// the HTTP API's query parameters).
+#[derive(Args)]
+struct FilterArgs {
+    /// Lower bound (inclusive) on capture time: a duration before now
+    /// (30s, 15m, 1h, 7d, 2w), an RFC 3339 time (2026-11-29T04:00:00Z), or
+    /// `all`. Default: 1h for query, 7d for summary.
+    #[arg(long, value_name = "WHEN")]
+    since: Option<String>,
+    /// Upper bound (exclusive) on capture time: same forms as --since.
+    #[arg(long, value_name = "WHEN")]
+    until: Option<String>,
+    /// volumetric or leak.
+    #[arg(long)]
+    kind: Option<String>,
+    /// attack_started, attack_update, attack_ended or leak.
+    #[arg(long)]
+    event: Option<String>,
+    /// Attack vector, e.g. syn_flood.
+    #[arg(long)]
+    vector: Option<String>,
+    /// Signature id, e.g. classification-marking.
+    #[arg(long)]
+    signature: Option<String>,
+    /// Comma-separated severities, e.g. high,critical.
+    #[arg(long)]
+    severity: Option<String>,
+    /// Sensor name.
+    #[arg(long)]
+    sensor: Option<String>,
+    /// An address matching the source or the destination.
+    #[arg(long)]
+    ip: Option<String>,
 }
 
-impl From<KindArg> for Kind {
-    fn from(k: KindArg) -> Kind {
-        match k {
-            KindArg::Volumetric => Kind::Volumetric,
-            KindArg::Leak => Kind::Leak,
-        }
+impl FilterArgs {
+    fn params(&self) -> Vec<(&'static str, String)> {
+        [
+            ("since", &self.since),
+            ("until", &self.until),
+            ("kind", &self.kind),
+            ("event", &self.event),
+            ("vector", &self.vector),
+            ("signature", &self.signature),
+            ("severity", &self.severity),
+            ("sensor", &self.sensor),
+            ("ip", &self.ip),
+        ]
+        .into_iter()
+        .filter_map(|(n, v)| v.clone().map(|v| (n, v)))
+        .collect()
     }
 }
 
@@ -172,27 +225,59 @@ async fn run_async(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Query {
             config,
-            since,
-            until,
-            kind,
+            filter,
             limit,
+            cursor,
             json,
         } => {
             let config = load(&config)?;
-            let now = Timestamp::now();
-            let filter = QueryFilter {
-                since: since.resolve(now),
-                until: until.and_then(|u| u.resolve(now)),
-                kind: kind.map(Kind::from),
-                limit,
-            };
-            let rows = shaobing_collector::fetch_incidents(&config, &filter)
+            let mut params = filter.params();
+            params.push(("limit", limit.to_string()));
+            if let Some(c) = cursor {
+                params.push(("cursor", c));
+            }
+            let one_hour = TimeBound::Ago(std::time::Duration::from_secs(3600));
+            let (filter, _) = filter_from_params(&params, Timestamp::now(), one_hour)
+                .map_err(anyhow::Error::msg)?;
+            let page = shaobing_collector::fetch_page(&config, &filter)
                 .await
                 .context("querying incidents")?;
+            let mut rows = page.rows;
+            rows.reverse();
             let text = if json {
                 render_json_lines(&rows)
             } else {
                 render_table(&rows)
+            };
+            let mut out = std::io::stdout().lock();
+            out.write_all(text.as_bytes()).context("writing output")?;
+            out.flush().context("writing output")?;
+            if let Some(c) = page.next_cursor {
+                eprintln!("more incidents match: --cursor {}", c.encode());
+            }
+            Ok(())
+        }
+        Command::Summary {
+            config,
+            filter,
+            top,
+            json,
+        } => {
+            let config = load(&config)?;
+            let mut params = filter.params();
+            params.push(("top", top.to_string()));
+            let week = TimeBound::Ago(std::time::Duration::from_secs(7 * 86_400));
+            let (filter, top) =
+                filter_from_params(&params, Timestamp::now(), week).map_err(anyhow::Error::msg)?;
+            let summary = shaobing_collector::fetch_summary(&config, &filter, top)
+                .await
+                .context("querying the summary")?;
+            let text = if json {
+                let mut t = serde_json::to_string(&summary).context("encoding the summary")?;
+                t.push('\n');
+                t
+            } else {
+                render_summary(&summary)
             };
             let mut out = std::io::stdout().lock();
             out.write_all(text.as_bytes()).context("writing output")?;

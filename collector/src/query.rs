@@ -4,8 +4,12 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use clickhouse::Client;
-use shaobing_wire::{Incident, Kind, Timestamp};
+use std::net::IpAddr;
+
+use clickhouse::{Client, Row};
+use serde::{Deserialize, Serialize};
+use shaobing_wire::{Event, Incident, Kind, Severity, Timestamp};
+use uuid::Uuid;
 
 use crate::store::row::IncidentRow;
 use crate::store::{with_timeout, StoreError};
@@ -77,8 +81,8 @@ impl TimeBound {
     }
 }
 
-/// What to read.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What to read. Empty fields do not filter.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct QueryFilter {
     /// Inclusive lower bound on capture time.
     pub since: Option<Timestamp>,
@@ -86,21 +90,76 @@ pub struct QueryFilter {
     pub until: Option<Timestamp>,
     /// Only this kind.
     pub kind: Option<Kind>,
+    /// Only this event.
+    pub event: Option<Event>,
+    /// Only this attack vector (volumetric).
+    pub vector: Option<String>,
+    /// Only this signature id.
+    pub signature: Option<String>,
+    /// Only these severities (any of them); empty for all.
+    pub severity: Vec<Severity>,
+    /// Only from this sensor.
+    pub sensor: Option<String>,
+    /// Only incidents whose source or destination is this address.
+    pub ip: Option<IpAddr>,
     /// At most this many incidents: the most recent ones in the window.
     pub limit: u64,
+    /// Continue after this position (from a previous page's `next_cursor`).
+    pub cursor: Option<Cursor>,
 }
 
-/// Reads incidents matching `filter` from `` `db`.incidents FINAL `` (so
-/// re-delivered incidents appear once), the most recent `limit` of them,
-/// returned oldest first. All values are bound parameters.
-pub async fn fetch_incidents(
-    client: &Client,
-    db: &str,
-    timeout: Duration,
-    filter: &QueryFilter,
-) -> Result<Vec<IncidentRow>, StoreError> {
-    // `db` is an identifier checked by config validation.
-    let mut sql = format!("SELECT ?fields FROM `{db}`.incidents FINAL WHERE 1");
+/// A position in the newest-first order `(ts, ts_us, id)`: where the next
+/// page starts. Opaque to clients (hex of `v1:MICROS:UUID`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    /// Capture time of the last incident returned, in microseconds.
+    pub micros: u64,
+    /// Its id.
+    pub id: Uuid,
+}
+
+/// A cursor that did not come from this collector.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid cursor")]
+pub struct CursorError;
+
+impl Cursor {
+    /// The position after `row`.
+    pub fn after(row: &IncidentRow) -> Cursor {
+        Cursor {
+            micros: u64::from(row.ts) * 1_000_000 + u64::from(row.ts_us),
+            id: row.id,
+        }
+    }
+
+    /// The opaque text form.
+    pub fn encode(&self) -> String {
+        hex::encode(format!("v1:{}:{}", self.micros, self.id))
+    }
+
+    /// Parses [`Cursor::encode`]'s output.
+    pub fn decode(s: &str) -> Result<Cursor, CursorError> {
+        if s.len() > 256 {
+            return Err(CursorError);
+        }
+        let bytes = hex::decode(s).map_err(|_| CursorError)?;
+        let text = std::str::from_utf8(&bytes).map_err(|_| CursorError)?;
+        let mut parts = text.split(':');
+        let (Some("v1"), Some(micros), Some(id), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(CursorError);
+        };
+        Ok(Cursor {
+            micros: micros.parse().map_err(|_| CursorError)?,
+            id: Uuid::parse_str(id).map_err(|_| CursorError)?,
+        })
+    }
+}
+
+/// Appends the filter's WHERE conditions (placeholders only);
+/// [`bind_where`] binds their values in the same order.
+fn where_clause(filter: &QueryFilter, sql: &mut String) {
     // The coarse `ts` condition lets ClickHouse prune partitions and use the
     // sorting key; the fine one applies microseconds.
     if filter.since.is_some() {
@@ -112,9 +171,27 @@ pub async fn fetch_incidents(
     if filter.kind.is_some() {
         sql.push_str(" AND kind = ?");
     }
-    sql.push_str(" ORDER BY ts DESC, ts_us DESC, id DESC LIMIT ?");
+    if filter.event.is_some() {
+        sql.push_str(" AND event = ?");
+    }
+    if filter.vector.is_some() {
+        sql.push_str(" AND vector = ?");
+    }
+    if filter.signature.is_some() {
+        sql.push_str(" AND signature = ?");
+    }
+    if !filter.severity.is_empty() {
+        sql.push_str(" AND has(?, severity)");
+    }
+    if filter.sensor.is_some() {
+        sql.push_str(" AND sensor = ?");
+    }
+    if filter.ip.is_some() {
+        sql.push_str(" AND (src_ip = ? OR dst_ip = ?)");
+    }
+}
 
-    let mut q = client.query(&sql).with_setting("wait_end_of_query", "1");
+fn bind_where(mut q: clickhouse::query::Query, filter: &QueryFilter) -> clickhouse::query::Query {
     if let Some(t) = filter.since {
         q = q.bind(clamp_secs(t.secs())).bind(clamp_micros(t.micros()));
     }
@@ -124,15 +201,373 @@ pub async fn fetch_incidents(
     if let Some(k) = filter.kind {
         q = q.bind(k.as_str());
     }
-    q = q.bind(filter.limit);
+    if let Some(e) = filter.event {
+        q = q.bind(e.as_str());
+    }
+    if let Some(v) = &filter.vector {
+        q = q.bind(v.as_str());
+    }
+    if let Some(s) = &filter.signature {
+        q = q.bind(s.as_str());
+    }
+    if !filter.severity.is_empty() {
+        let sev: Vec<&str> = filter.severity.iter().map(|s| s.as_str()).collect();
+        q = q.bind(sev);
+    }
+    if let Some(s) = &filter.sensor {
+        q = q.bind(s.as_str());
+    }
+    if let Some(ip) = filter.ip {
+        let ip = ip.to_string();
+        q = q.bind(ip.as_str()).bind(ip.as_str());
+    }
+    q
+}
+
+/// One page of incidents, newest first.
+#[derive(Debug, Clone)]
+pub struct Page {
+    /// The incidents, newest first.
+    pub rows: Vec<IncidentRow>,
+    /// Where the next page starts; `None` when this was the last.
+    pub next_cursor: Option<Cursor>,
+}
+
+/// Reads one page of incidents matching `filter` from
+/// `` `db`.incidents FINAL `` (so re-delivered incidents appear once),
+/// newest first, starting after `filter.cursor`. All values are bound
+/// parameters.
+pub async fn fetch_page(
+    client: &Client,
+    db: &str,
+    timeout: Duration,
+    filter: &QueryFilter,
+) -> Result<Page, StoreError> {
+    // `db` is an identifier checked by config validation.
+    let mut sql = format!("SELECT ?fields FROM `{db}`.incidents FINAL WHERE 1");
+    where_clause(filter, &mut sql);
+    if filter.cursor.is_some() {
+        sql.push_str(
+            " AND ts <= toDateTime(?) AND (toUInt64(ts) * 1000000 + ts_us < ? \
+             OR (toUInt64(ts) * 1000000 + ts_us = ? AND id < toUUID(?)))",
+        );
+    }
+    sql.push_str(" ORDER BY ts DESC, ts_us DESC, id DESC LIMIT ?");
+
+    let mut q = client.query(&sql).with_setting("wait_end_of_query", "1");
+    q = bind_where(q, filter);
+    if let Some(c) = filter.cursor {
+        let secs = u32::try_from(c.micros / 1_000_000).unwrap_or(u32::MAX);
+        q = q
+            .bind(secs)
+            .bind(c.micros)
+            .bind(c.micros)
+            .bind(c.id.to_string());
+    }
+    q = q.bind(filter.limit.saturating_add(1));
     let mut rows: Vec<IncidentRow> = with_timeout("query incidents", timeout, async {
         q.fetch_all()
             .await
             .map_err(StoreError::ch("query incidents"))
     })
     .await?;
-    rows.reverse();
-    Ok(rows)
+    let more = rows.len() as u64 > filter.limit;
+    rows.truncate(usize::try_from(filter.limit).unwrap_or(usize::MAX));
+    let next_cursor = if more {
+        rows.last().map(Cursor::after)
+    } else {
+        None
+    };
+    Ok(Page { rows, next_cursor })
+}
+
+/// Reads incidents matching `filter` (see [`fetch_page`]): the most recent
+/// `limit` of them, returned oldest first.
+pub async fn fetch_incidents(
+    client: &Client,
+    db: &str,
+    timeout: Duration,
+    filter: &QueryFilter,
+) -> Result<Vec<IncidentRow>, StoreError> {
+    let mut page = fetch_page(client, db, timeout, filter).await?;
+    page.rows.reverse();
+    Ok(page.rows)
+}
+
+/// Counts of one value of a dimension.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Count {
+    /// The value (`""` when absent, e.g. the vector of a leak).
+    pub value: String,
+    /// Incidents.
+    pub incidents: u64,
+}
+
+/// A host in a top list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopHost {
+    /// Address.
+    pub ip: String,
+    /// Incidents.
+    pub incidents: u64,
+    /// Distinct attacks (targets) or total signature matches (leak sources).
+    pub score: u64,
+}
+
+/// Incidents in one hour.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HourCount {
+    /// Start of the hour, RFC 3339 UTC.
+    pub hour: String,
+    /// Incidents in it.
+    pub incidents: u64,
+}
+
+/// `GET /api/v1/summary` and `shaobing-collector summary`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Incidents in the window (each once).
+    pub total: u64,
+    /// By kind, most first.
+    pub by_kind: Vec<Count>,
+    /// By attack vector (volumetric only), most first.
+    pub by_vector: Vec<Count>,
+    /// By signature, most first.
+    pub by_signature: Vec<Count>,
+    /// By severity, most first.
+    pub by_severity: Vec<Count>,
+    /// Most attacked hosts (volumetric `dst_ip`), by distinct attacks
+    /// (`score`), then incidents.
+    pub top_targets: Vec<TopHost>,
+    /// Hosts leaking most (leak `src_ip`), by incidents; `score` is the
+    /// total signature matches.
+    pub top_leak_sources: Vec<TopHost>,
+    /// Incidents per hour of capture time, oldest first (hours without
+    /// incidents are left out).
+    pub per_hour: Vec<HourCount>,
+}
+
+#[derive(Debug, Row, Deserialize)]
+struct DimRow {
+    kind: String,
+    vector: String,
+    signature: String,
+    severity: String,
+    hour: u32,
+    n: u64,
+}
+
+#[derive(Debug, Row, Deserialize)]
+struct HostRow {
+    ip: String,
+    n: u64,
+    score: u64,
+}
+
+fn sorted_counts(map: std::collections::HashMap<String, u64>) -> Vec<Count> {
+    let mut v: Vec<Count> = map
+        .into_iter()
+        .map(|(value, incidents)| Count { value, incidents })
+        .collect();
+    v.sort_by(|a, b| b.incidents.cmp(&a.incidents).then(a.value.cmp(&b.value)));
+    v
+}
+
+/// Computes the [`Summary`] of incidents matching `filter` (its `limit`
+/// and `cursor` are ignored; `top` bounds the top lists), reading `FINAL`.
+pub async fn fetch_summary(
+    client: &Client,
+    db: &str,
+    timeout: Duration,
+    filter: &QueryFilter,
+    top: u64,
+) -> Result<Summary, StoreError> {
+    let mut wh = String::new();
+    where_clause(filter, &mut wh);
+    let dims = format!(
+        "SELECT kind, vector, signature, severity, toUInt32(toStartOfHour(ts)) AS hour, count() AS n \
+         FROM `{db}`.incidents FINAL WHERE 1{wh} GROUP BY kind, vector, signature, severity, hour"
+    );
+    let targets = format!(
+        "SELECT dst_ip AS ip, count() AS n, uniqExact(attack_id) AS score \
+         FROM `{db}`.incidents FINAL WHERE 1{wh} AND kind = 'volumetric' AND dst_ip != '' \
+         GROUP BY ip ORDER BY score DESC, n DESC, ip LIMIT ?"
+    );
+    let leakers = format!(
+        "SELECT src_ip AS ip, count() AS n, sum(match_count) AS score \
+         FROM `{db}`.incidents FINAL WHERE 1{wh} AND kind = 'leak' AND src_ip != '' \
+         GROUP BY ip ORDER BY n DESC, score DESC, ip LIMIT ?"
+    );
+    let q_dims = bind_where(
+        client.query(&dims).with_setting("wait_end_of_query", "1"),
+        filter,
+    );
+    let q_targets = bind_where(
+        client
+            .query(&targets)
+            .with_setting("wait_end_of_query", "1"),
+        filter,
+    )
+    .bind(top);
+    let q_leakers = bind_where(
+        client
+            .query(&leakers)
+            .with_setting("wait_end_of_query", "1"),
+        filter,
+    )
+    .bind(top);
+    let what = "summary";
+    let (dims, targets, leakers) = with_timeout(what, timeout, async {
+        tokio::try_join!(
+            async {
+                q_dims
+                    .fetch_all::<DimRow>()
+                    .await
+                    .map_err(StoreError::ch(what))
+            },
+            async {
+                q_targets
+                    .fetch_all::<HostRow>()
+                    .await
+                    .map_err(StoreError::ch(what))
+            },
+            async {
+                q_leakers
+                    .fetch_all::<HostRow>()
+                    .await
+                    .map_err(StoreError::ch(what))
+            },
+        )
+    })
+    .await?;
+    let mut s = Summary::default();
+    let (mut kinds, mut vectors, mut sigs, mut sevs) = Default::default();
+    let mut hours: std::collections::BTreeMap<u32, u64> = Default::default();
+    let add = |m: &mut std::collections::HashMap<String, u64>, k: &str, n: u64| {
+        *m.entry(k.to_string()).or_insert(0) += n;
+    };
+    for r in &dims {
+        s.total += r.n;
+        add(&mut kinds, &r.kind, r.n);
+        if !r.vector.is_empty() {
+            add(&mut vectors, &r.vector, r.n);
+        }
+        add(&mut sigs, &r.signature, r.n);
+        add(&mut sevs, &r.severity, r.n);
+        *hours.entry(r.hour).or_insert(0) += r.n;
+    }
+    s.by_kind = sorted_counts(kinds);
+    s.by_vector = sorted_counts(vectors);
+    s.by_signature = sorted_counts(sigs);
+    s.by_severity = sorted_counts(sevs);
+    s.per_hour = hours
+        .into_iter()
+        .map(|(h, incidents)| HourCount {
+            hour: Timestamp::from_parts(i64::from(h), 0)
+                .to_string()
+                .replace(".000000Z", "Z"),
+            incidents,
+        })
+        .collect();
+    let host = |r: HostRow| TopHost {
+        ip: r.ip,
+        incidents: r.n,
+        score: r.score,
+    };
+    s.top_targets = targets.into_iter().map(host).collect();
+    s.top_leak_sources = leakers.into_iter().map(host).collect();
+    Ok(s)
+}
+
+/// Most events returned for one attack.
+pub const MAX_ATTACK_EVENTS: u64 = 100_000;
+
+/// The life of one volumetric attack: every incident with this
+/// `attack_id`, oldest first (start, updates, end). Attack ids are UUIDv7
+/// whose time is the attack's start, which bounds the scan.
+pub async fn fetch_attack(
+    client: &Client,
+    db: &str,
+    timeout: Duration,
+    attack_id: Uuid,
+) -> Result<Vec<IncidentRow>, StoreError> {
+    let mut sql = format!(
+        "SELECT ?fields FROM `{db}`.incidents FINAL WHERE kind = 'volumetric' AND attack_id = ?"
+    );
+    // One hour of slack for sensor clock and id rounding.
+    let lower = attack_id
+        .get_timestamp()
+        .map(|t| t.to_unix().0.saturating_sub(3600));
+    if lower.is_some() {
+        sql.push_str(" AND ts >= toDateTime(?)");
+    }
+    sql.push_str(" ORDER BY ts, ts_us, id LIMIT ?");
+    let mut q = client
+        .query(&sql)
+        .with_setting("wait_end_of_query", "1")
+        .bind(attack_id.to_string());
+    if let Some(l) = lower {
+        q = q.bind(u32::try_from(l).unwrap_or(u32::MAX));
+    }
+    q = q.bind(MAX_ATTACK_EVENTS);
+    with_timeout("query attack", timeout, async {
+        q.fetch_all().await.map_err(StoreError::ch("query attack"))
+    })
+    .await
+}
+
+/// One incident as wire JSON (from `raw`; a row whose `raw` no longer
+/// parses is returned as stored, or as a string).
+pub fn incident_json(r: &IncidentRow) -> serde_json::Value {
+    match serde_json::from_str::<Incident>(&r.raw).and_then(serde_json::to_value) {
+        Ok(v) => v,
+        Err(_) => serde_json::from_str(&r.raw)
+            .unwrap_or_else(|_| serde_json::Value::String(r.raw.clone())),
+    }
+}
+
+/// The summary as aligned text for the terminal.
+pub fn render_summary(s: &Summary) -> String {
+    let mut o = String::new();
+    let _ = writeln!(o, "incidents: {}", s.total);
+    for (title, counts) in [
+        ("by kind", &s.by_kind),
+        ("by vector", &s.by_vector),
+        ("by signature", &s.by_signature),
+        ("by severity", &s.by_severity),
+    ] {
+        let _ = writeln!(o, "\n{title}:");
+        let w = counts
+            .iter()
+            .map(|c| c.value.chars().count())
+            .max()
+            .unwrap_or(0);
+        for c in counts {
+            let v = printable(&c.value);
+            let pad = w.saturating_sub(c.value.chars().count());
+            let _ = writeln!(o, "  {v}{}  {}", " ".repeat(pad), c.incidents);
+        }
+    }
+    for (title, hosts, score) in [
+        ("top targeted hosts", &s.top_targets, "attacks"),
+        ("top leaking sources", &s.top_leak_sources, "matches"),
+    ] {
+        let _ = writeln!(o, "\n{title}:");
+        for h in hosts {
+            let _ = writeln!(
+                o,
+                "  {:<39}  incidents={} {score}={}",
+                printable(&h.ip),
+                h.incidents,
+                h.score
+            );
+        }
+    }
+    let _ = writeln!(o, "\nper hour:");
+    for h in &s.per_hour {
+        let _ = writeln!(o, "  {}  {}", h.hour, h.incidents);
+    }
+    o
 }
 
 fn clamp_secs(s: i64) -> u32 {

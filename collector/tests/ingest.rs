@@ -55,6 +55,7 @@ async fn valid_batch_is_acknowledged_after_it_is_stored_and_readable() {
         until: None,
         kind: Some(Kind::Leak),
         limit: 10,
+        ..Default::default()
     };
     let leaks = shaobing_collector::fetch_incidents(&h.config, &only_leaks)
         .await
@@ -65,6 +66,7 @@ async fn valid_batch_is_acknowledged_after_it_is_stored_and_readable() {
         until: None,
         kind: None,
         limit: 10,
+        ..Default::default()
     };
     let recent = shaobing_collector::fetch_incidents(&h.config, &since_2025)
         .await
@@ -77,6 +79,7 @@ async fn valid_batch_is_acknowledged_after_it_is_stored_and_readable() {
         until: Some(Timestamp::parse("2023-11-14T22:13:20.000042Z").unwrap()),
         kind: None,
         limit: 10,
+        ..Default::default()
     };
     assert!(shaobing_collector::fetch_incidents(&h.config, &until_exact)
         .await
@@ -87,6 +90,7 @@ async fn valid_batch_is_acknowledged_after_it_is_stored_and_readable() {
         until: None,
         kind: None,
         limit: 1,
+        ..Default::default()
     };
     let one = shaobing_collector::fetch_incidents(&h.config, &limited)
         .await

@@ -103,6 +103,7 @@ async fn incident_row_round_trips_through_clickhouse_unchanged() {
         until: None,
         kind: None,
         limit: 10,
+        ..Default::default()
     };
     let rows = shaobing_collector::fetch_incidents(&config, &filter)
         .await

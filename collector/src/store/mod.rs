@@ -1,9 +1,10 @@
 //! ClickHouse storage: the client, the schema and its migrations, the row
-//! type, the batching writer and the analysts' reads.
+//! types, the batching writer with its write-ahead log.
 
 pub mod batch;
 pub mod row;
 pub mod schema;
+pub mod wal;
 
 use std::time::Duration;
 

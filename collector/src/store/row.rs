@@ -135,3 +135,66 @@ impl IncidentRow {
         Timestamp::from_parts(i64::from(self.ts), self.ts_us)
     }
 }
+
+/// A stored incident's `raw` JSON that no longer converts to a row.
+#[derive(Debug, thiserror::Error)]
+pub enum RawError {
+    /// Not a wire incident.
+    #[error("invalid incident: {0}")]
+    Json(#[from] serde_json::Error),
+    /// Fails `Incident::validate`.
+    #[error("invalid incident: {0}")]
+    Invalid(#[from] shaobing_wire::ValidationError),
+    /// Time out of range.
+    #[error(transparent)]
+    Ts(#[from] TsOutOfRange),
+}
+
+impl IncidentRow {
+    /// Rebuilds the row from its `raw` JSON (as kept in the write-ahead log).
+    pub fn from_raw(raw: &str, received_at: u32) -> Result<Self, RawError> {
+        let inc: Incident = serde_json::from_str(raw)?;
+        inc.validate()?;
+        Ok(IncidentRow::from_incident(
+            &inc,
+            raw.to_string(),
+            received_at,
+        )?)
+    }
+}
+
+/// One row of `sensor_heartbeats`, in column order of
+/// [`super::schema::HEARTBEATS_V2`].
+#[derive(Debug, Clone, PartialEq, Eq, Row, Serialize, Deserialize)]
+pub struct HeartbeatRow {
+    /// Sensor name (from the token).
+    pub sensor: String,
+    /// `DateTime('UTC')`: the sensor's clock when it sent the heartbeat.
+    pub ts: u32,
+    /// Microseconds within `ts`.
+    pub ts_us: u32,
+    /// `DateTime('UTC')`: when the collector received it.
+    pub received_at: u32,
+    /// Sensor software version.
+    pub version: String,
+    /// Seconds since the sensor started.
+    pub uptime_s: u64,
+    /// Packets captured since start.
+    pub packets: u64,
+    /// Bytes captured since start.
+    pub bytes: u64,
+    /// Packets the kernel dropped since start.
+    pub kernel_drops: u64,
+    /// Current packets per second.
+    pub pps: u64,
+    /// Current bits per second.
+    pub bps: u64,
+    /// Incidents waiting in the sensor's spool.
+    pub spool_depth: u64,
+    /// Signature ids, parallel to `signature_hits`.
+    pub signature_names: Vec<String>,
+    /// Hits per signature since start.
+    pub signature_hits: Vec<u64>,
+    /// The heartbeat JSON as received (sensor overridden).
+    pub raw: String,
+}

@@ -79,12 +79,45 @@ pub const INCIDENTS_V1: &str = "CREATE TABLE IF NOT EXISTS `{db}`.incidents (
 PARTITION BY toYYYYMMDD(ts)
 ORDER BY (kind, toStartOfHour(ts), dst_ip, id)";
 
+/// The `sensor_heartbeats` table: one row per `POST /api/v1/heartbeat`.
+///
+/// Plain MergeTree (heartbeats are not retried by id), partitioned by the
+/// day the collector received them so retention does not depend on sensor
+/// clocks. Per-signature hit counts are two parallel arrays (no Map on
+/// 18.16).
+pub const HEARTBEATS_V2: &str = "CREATE TABLE IF NOT EXISTS `{db}`.sensor_heartbeats (
+    sensor String,
+    ts DateTime('UTC'),
+    ts_us UInt32,
+    received_at DateTime('UTC'),
+    version String,
+    uptime_s UInt64,
+    packets UInt64,
+    bytes UInt64,
+    kernel_drops UInt64,
+    pps UInt64,
+    bps UInt64,
+    spool_depth UInt64,
+    signature_names Array(String),
+    signature_hits Array(UInt64),
+    raw String
+) ENGINE = MergeTree
+PARTITION BY toYYYYMMDD(received_at)
+ORDER BY (sensor, received_at)";
+
 /// All migrations, oldest first.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "incidents table",
-    statements: &[INCIDENTS_V1],
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "incidents table",
+        statements: &[INCIDENTS_V1],
+    },
+    Migration {
+        version: 2,
+        description: "sensor_heartbeats table",
+        statements: &[HEARTBEATS_V2],
+    },
+];
 
 const CREATE_DATABASE: &str = "CREATE DATABASE IF NOT EXISTS `{db}`";
 

@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 
 pub const TOKEN: &str = "s3cret-token-1";
 pub const SENSOR: &str = "sensor-1";
+pub const ANALYST_TOKEN: &str = "analyst-token-9";
 
 /// Prints why and returns true when no ClickHouse server is installed.
 pub fn skip() -> bool {
@@ -26,6 +27,18 @@ pub fn skip() -> bool {
 }
 
 pub fn config_for(url: &str, extra_batch: &str) -> Config {
+    config_with(url, extra_batch, "")
+}
+
+/// A unique file in the temp dir (dead-letter files of tests).
+pub fn temp_file(name: &str) -> std::path::PathBuf {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    std::env::temp_dir().join(format!("shaobing-test-{}-{n}-{name}", std::process::id()))
+}
+
+/// The test config plus `extra` TOML sections at the end.
+pub fn config_with(url: &str, extra_batch: &str, extra: &str) -> Config {
     let text = format!(
         r#"
 listen = "127.0.0.1:0"
@@ -41,11 +54,23 @@ queue_batches = 16
 [limits]
 max_body_bytes = 65536
 max_items = 10
+[retry]
+max_attempts = 2
+initial_backoff_ms = 20
+max_backoff_ms = 200
+[dead_letter]
+path = "{}"
 [[sensors]]
 name = "{SENSOR}"
 token_sha256 = "{}"
+[[analysts]]
+name = "soc"
+token_sha256 = "{}"
+{extra}
 "#,
-        auth::hash_token(TOKEN)
+        temp_file("dead-letter.ndjson").display(),
+        auth::hash_token(TOKEN),
+        auth::hash_token(ANALYST_TOKEN)
     );
     Config::parse(&text).unwrap()
 }
@@ -84,11 +109,16 @@ impl Harness {
     }
 
     pub async fn start_with(extra_batch: &str) -> Harness {
+        Self::start_full(extra_batch, "").await
+    }
+
+    /// With extra config sections (e.g. `[wal]`).
+    pub async fn start_full(extra_batch: &str, extra: &str) -> Harness {
         let ch = tokio::task::spawn_blocking(ClickHouseServer::start)
             .await
             .unwrap()
             .unwrap();
-        let config = config_for(&ch.http_url(), extra_batch);
+        let config = config_with(&ch.http_url(), extra_batch, extra);
         shaobing_collector::migrate(&config).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -143,12 +173,42 @@ impl Harness {
         (resp.status, v)
     }
 
+    /// `GET path` with a bearer token; the body as JSON (or a string).
+    pub async fn get(&self, token: Option<&str>, path: &str) -> (u16, Value) {
+        let resp = request_to(self.addr, "GET", path, token, "text/plain", b"", &[]).await;
+        let v =
+            serde_json::from_slice(&resp.body).unwrap_or_else(|_| Value::String(resp.body_text()));
+        (resp.status, v)
+    }
+
+    /// Runs SQL on the test ClickHouse and returns the text answer.
+    pub async fn sql(&self, sql: &str) -> String {
+        let ch = self.ch.addr();
+        let sql = sql.to_string();
+        let out = tokio::task::spawn_blocking(move || {
+            http::request(
+                &ch,
+                "POST",
+                "/",
+                &[],
+                sql.as_bytes(),
+                Duration::from_secs(30),
+            )
+            .unwrap()
+        })
+        .await
+        .unwrap();
+        assert_eq!(out.status, 200, "{}", out.body_text());
+        out.body_text()
+    }
+
     pub async fn rows(&self) -> Vec<IncidentRow> {
         let filter = QueryFilter {
             since: None,
             until: None,
             kind: None,
             limit: 1000,
+            ..Default::default()
         };
         shaobing_collector::fetch_incidents(&self.config, &filter)
             .await
@@ -184,18 +244,39 @@ pub async fn request(
     content_type: &str,
     body: &[u8],
 ) -> http::Response {
+    request_to(addr, method, path, token, content_type, body, &[]).await
+}
+
+/// A request with extra headers.
+pub async fn request_to(
+    addr: SocketAddr,
+    method: &'static str,
+    path: &str,
+    token: Option<&str>,
+    content_type: &str,
+    body: &[u8],
+    extra_headers: &[(&'static str, &str)],
+) -> http::Response {
     let auth = token.map(|t| format!("Bearer {t}"));
     let content_type = content_type.to_string();
     let body = body.to_vec();
+    let path = path.to_string();
+    let extra: Vec<(&'static str, String)> = extra_headers
+        .iter()
+        .map(|(k, v)| (*k, v.to_string()))
+        .collect();
     tokio::task::spawn_blocking(move || {
         let mut headers = vec![("Content-Type", content_type.as_str())];
         if let Some(a) = &auth {
             headers.push(("Authorization", a.as_str()));
         }
+        for (k, v) in &extra {
+            headers.push((k, v.as_str()));
+        }
         http::request(
             &addr.to_string(),
             method,
-            path,
+            &path,
             &headers,
             &body,
             Duration::from_secs(30),
