@@ -1,0 +1,168 @@
+//! Retention: ClickHouse 18.16 has no TTL, so the collector drops day
+//! partitions older than `[retention]` itself.
+//!
+//! Both tables are partitioned by `toYYYYMMDD(...)`: `incidents` by capture
+//! day, `sensor_heartbeats` by receive day. A pass lists the active
+//! partitions in `system.parts`, and drops (`ALTER TABLE ... DROP
+//! PARTITION`) each whose day is before `today - days` (UTC). A partition
+//! id is spliced into the statement only after checking it is exactly eight
+//! digits. Every drop is logged and counted.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clickhouse::{Client, Row};
+use serde::Deserialize;
+use tokio::sync::watch;
+
+use crate::config::RetentionConfig;
+use crate::metrics::Metrics;
+use crate::store::{with_timeout, StoreError};
+
+#[derive(Debug, Row, Deserialize)]
+struct PartitionRow {
+    partition: String,
+}
+
+/// A partition dropped by a pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dropped {
+    /// Table name.
+    pub table: &'static str,
+    /// Partition id (`YYYYMMDD`).
+    pub partition: String,
+}
+
+/// `YYYYMMDD` of the UTC day `days` days before `now_secs`.
+pub fn cutoff_day(now_secs: i64, days: u32) -> u32 {
+    let day = now_secs.div_euclid(86_400) - i64::from(days);
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = day + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    u32::try_from(y * 10_000 + m * 100 + d).unwrap_or(0)
+}
+
+/// One retention pass over both tables at time `now_secs`; returns what it
+/// dropped.
+pub async fn run_once(
+    client: &Client,
+    db: &str,
+    timeout: Duration,
+    config: &RetentionConfig,
+    now_secs: i64,
+    metrics: &Metrics,
+) -> Result<Vec<Dropped>, StoreError> {
+    let mut dropped = Vec::new();
+    for (table, days) in [
+        ("incidents", config.incidents_days),
+        ("sensor_heartbeats", config.heartbeats_days),
+    ] {
+        if days == 0 {
+            continue;
+        }
+        let cutoff = cutoff_day(now_secs, days);
+        let what = "retention: list partitions";
+        let parts: Vec<PartitionRow> = with_timeout(what, timeout, async {
+            client
+                .query(
+                    "SELECT DISTINCT partition FROM system.parts \
+                     WHERE database = ? AND table = ? AND active ORDER BY partition",
+                )
+                .with_setting("wait_end_of_query", "1")
+                .bind(db)
+                .bind(table)
+                .fetch_all()
+                .await
+                .map_err(StoreError::ch(what))
+        })
+        .await?;
+        for p in parts {
+            let id = p.partition.trim_matches('\'');
+            if id.len() != 8 || !id.bytes().all(|b| b.is_ascii_digit()) {
+                continue;
+            }
+            let Ok(day) = id.parse::<u32>() else {
+                continue;
+            };
+            if day >= cutoff {
+                continue;
+            }
+            let what = "retention: drop partition";
+            let sql = format!("ALTER TABLE `{db}`.`{table}` DROP PARTITION {day}");
+            with_timeout(what, timeout, async {
+                client
+                    .query(&sql)
+                    .execute()
+                    .await
+                    .map_err(StoreError::ch(what))
+            })
+            .await?;
+            metrics.retention_dropped_partitions.fetch_add(1, Relaxed);
+            tracing::info!(
+                event = "retention_drop",
+                table,
+                partition = day,
+                keep_days = days,
+                "dropped partition older than the retention"
+            );
+            dropped.push(Dropped {
+                table,
+                partition: day.to_string(),
+            });
+        }
+    }
+    Ok(dropped)
+}
+
+/// Runs a pass at start and then every `interval_s` until `shutdown` turns
+/// `true`. Failures are logged and retried at the next pass.
+pub async fn run(
+    client: Client,
+    db: String,
+    timeout: Duration,
+    config: RetentionConfig,
+    metrics: Arc<Metrics>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    if config.incidents_days == 0 && config.heartbeats_days == 0 {
+        return;
+    }
+    loop {
+        let now = i64::from(crate::store::schema::now_secs());
+        if let Err(e) = run_once(&client, &db, timeout, &config, now, &metrics).await {
+            tracing::warn!(event = "retention_failed", error = %e, "retention pass failed; retrying at the next pass");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(config.interval_s)) => {}
+            r = shutdown.changed() => if r.is_err() || *shutdown.borrow() { return },
+        }
+        if *shutdown.borrow() {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cutoff_day_is_the_utc_calendar_day() {
+        // 2023-11-14T22:13:20Z
+        assert_eq!(cutoff_day(1_700_000_000, 0), 20231114);
+        assert_eq!(cutoff_day(1_700_000_000, 14), 20231031);
+        assert_eq!(cutoff_day(1_700_000_000, 365), 20221114);
+        assert_eq!(cutoff_day(0, 0), 19700101);
+        // 2024-03-01 minus one day is a leap day.
+        assert_eq!(cutoff_day(1_709_251_200, 1), 20240229);
+    }
+}

@@ -1,0 +1,712 @@
+//! Roles, gzip, heartbeats, the analysts' API, metrics and retention,
+//! against a real ClickHouse server and real sockets.
+
+mod common;
+
+use std::io::Write as _;
+
+use common::*;
+use serde_json::{json, Value};
+
+const ATTACK_A: &str = "019c0c4e-1000-7000-8000-0000000000aa";
+const ATTACK_B: &str = "019c0c4e-1000-7000-8000-0000000000bb";
+
+/// A leak at `ts` from `src` with signature and severity.
+fn leak_at(n: u32, ts: &str, src: &str, sig: &str, sev: &str) -> Value {
+    let mut v = leak(n);
+    v["ts"] = ts.into();
+    v["src_ip"] = src.into();
+    v["signature"] = sig.into();
+    v["severity"] = sev.into();
+    v
+}
+
+/// A volumetric event of an attack on `dst`.
+fn attack_event(n: u32, ts: &str, dst: &str, event: &str, attack: &str) -> Value {
+    let mut v = volumetric(n);
+    v["ts"] = ts.into();
+    v["dst_ip"] = dst.into();
+    v["event"] = event.into();
+    v["attack_id"] = attack.into();
+    v
+}
+
+/// 12 incidents over two hours of 2026-11-29: 7 leaks, 5 volumetric events
+/// of two attacks.
+fn data_set() -> Vec<Value> {
+    vec![
+        attack_event(
+            1,
+            "2026-11-29T01:00:00.000001Z",
+            "10.0.0.10",
+            "attack_started",
+            ATTACK_A,
+        ),
+        attack_event(
+            2,
+            "2026-11-29T01:00:01.000000Z",
+            "10.0.0.10",
+            "attack_update",
+            ATTACK_A,
+        ),
+        attack_event(
+            3,
+            "2026-11-29T01:00:02.000000Z",
+            "10.0.0.10",
+            "attack_ended",
+            ATTACK_A,
+        ),
+        attack_event(
+            4,
+            "2026-11-29T01:30:00.000000Z",
+            "10.0.0.20",
+            "attack_started",
+            ATTACK_B,
+        ),
+        attack_event(
+            5,
+            "2026-11-29T01:30:05.000000Z",
+            "10.0.0.20",
+            "attack_ended",
+            ATTACK_B,
+        ),
+        leak_at(
+            6,
+            "2026-11-29T01:10:00.000000Z",
+            "10.1.2.3",
+            "classification-marking",
+            "critical",
+        ),
+        leak_at(
+            7,
+            "2026-11-29T01:11:00.000000Z",
+            "10.1.2.3",
+            "classification-marking",
+            "critical",
+        ),
+        leak_at(
+            8,
+            "2026-11-29T01:12:00.000000Z",
+            "10.1.2.3",
+            "cn-national-id",
+            "high",
+        ),
+        leak_at(
+            9,
+            "2026-11-29T02:10:00.000000Z",
+            "10.1.2.4",
+            "cn-national-id",
+            "high",
+        ),
+        leak_at(
+            10,
+            "2026-11-29T02:11:00.000000Z",
+            "10.1.2.4",
+            "bank-card",
+            "medium",
+        ),
+        leak_at(
+            11,
+            "2026-11-29T02:12:00.000000Z",
+            "10.0.0.10",
+            "bank-card",
+            "low",
+        ),
+        leak_at(
+            12,
+            "2026-11-29T02:13:00.000000Z",
+            "10.1.2.5",
+            "bank-card",
+            "medium",
+        ),
+    ]
+}
+
+async fn loaded() -> Harness {
+    let h = Harness::start().await;
+    let set = data_set();
+    for chunk in set.chunks(6) {
+        let (status, resp) = h.post(Some(TOKEN), &body(chunk)).await;
+        assert_eq!(status, 200, "{resp}");
+    }
+    h
+}
+
+fn ids(v: &Value) -> Vec<String> {
+    v["incidents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            i["id"].as_str().unwrap()[24..]
+                .trim_start_matches('0')
+                .to_string()
+        })
+        .collect()
+}
+
+const SINCE_ALL: &str = "/api/v1/summary?since=all";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_endpoint_refuses_missing_wrong_and_wrong_role_tokens() {
+    if skip() {
+        return;
+    }
+    let h = Harness::start().await;
+    let incidents = body(&[leak(1)]);
+    let hb = serde_json::to_vec(&heartbeat()).unwrap();
+    let sensor_endpoints: [(&str, &[u8]); 2] = [
+        ("/api/v1/incidents", &incidents),
+        ("/api/v1/heartbeat", &hb),
+    ];
+    for (path, b) in sensor_endpoints {
+        for (token, status) in [
+            (None, 401),
+            (Some("wrong"), 401),
+            (Some(ANALYST_TOKEN), 403),
+        ] {
+            let r = request_to(h.addr, "POST", path, token, "application/json", b, &[]).await;
+            assert_eq!(
+                r.status,
+                status,
+                "POST {path} with {token:?}: {}",
+                r.body_text()
+            );
+            let v: Value = serde_json::from_slice(&r.body).unwrap();
+            assert!(v["error"].as_str().unwrap().contains("token"), "{v}");
+        }
+    }
+    let attack = format!("/api/v1/attacks/{ATTACK_A}");
+    for path in ["/api/v1/incidents", SINCE_ALL, attack.as_str(), "/metrics"] {
+        for (token, status) in [(None, 401), (Some("wrong"), 401), (Some(TOKEN), 403)] {
+            let (got, v) = h.get(token, path).await;
+            assert_eq!(got, status, "GET {path} with {token:?}: {v}");
+        }
+    }
+    assert_eq!(h.raw_count().await, 0);
+    assert_eq!(
+        h.sql("SELECT count() FROM shaobing.sensor_heartbeats")
+            .await
+            .trim(),
+        "0"
+    );
+    // The refusals are counted by reason.
+    let (status, m) = h.get(Some(ANALYST_TOKEN), "/metrics").await;
+    assert_eq!(status, 200);
+    let m = m.as_str().unwrap().to_string();
+    assert!(
+        m.contains("rejected_requests_total{reason=\"unauthorized\"} 12"),
+        "{m}"
+    );
+    assert!(
+        m.contains("rejected_requests_total{reason=\"forbidden\"} 6"),
+        "{m}"
+    );
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gzip_bodies_are_accepted_and_bombs_bad_gzip_and_unknown_encodings_refused() {
+    if skip() {
+        return;
+    }
+    let h = Harness::start().await;
+    let post = |b: Vec<u8>, enc: &'static str| {
+        let addr = h.addr;
+        async move {
+            let r = request_to(
+                addr,
+                "POST",
+                "/api/v1/incidents",
+                Some(TOKEN),
+                "application/json",
+                &b,
+                &[("Content-Encoding", enc)],
+            )
+            .await;
+            let v: Value = serde_json::from_slice(&r.body).unwrap();
+            (r.status, v)
+        }
+    };
+    let (status, v) = post(gzip(&body(&[leak(1), leak(2)])), "gzip").await;
+    assert_eq!((status, v["accepted"].as_u64()), (200, Some(2)), "{v}");
+
+    // 60 KB of spaces compress ~1000x: over max_gzip_ratio (100).
+    let mut bomb = b"[".to_vec();
+    bomb.extend(std::iter::repeat_n(b' ', 60_000));
+    bomb.extend_from_slice(&serde_json::to_vec(&leak(3)).unwrap());
+    bomb.push(b']');
+    let (status, v) = post(gzip(&bomb), "gzip").await;
+    assert_eq!(status, 413, "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("max_gzip_ratio"),
+        "{v}"
+    );
+
+    // 200 KB of JSON compressing under 100x but over max_body_bytes (64 KiB).
+    let big: Vec<Value> = (0..10)
+        .map(|n| {
+            let mut l = leak(10 + n);
+            l["pad"] = "x".repeat(20_000).into();
+            l
+        })
+        .collect();
+    let (status, v) = post(gzip(&body(&big)), "gzip").await;
+    assert_eq!(status, 413, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("decompressed"), "{v}");
+
+    let (status, v) = post(b"not gzip at all".to_vec(), "gzip").await;
+    assert_eq!(status, 400, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("gzip"), "{v}");
+
+    let (status, v) = post(body(&[leak(4)]), "br").await;
+    assert_eq!(status, 415, "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("Content-Encoding"),
+        "{v}"
+    );
+
+    let rows = h.rows().await;
+    assert_eq!(rows.len(), 2, "only the good gzip batch is stored");
+}
+
+fn heartbeat() -> Value {
+    json!({
+        "schema": 1,
+        "sensor": "claims-to-be-someone-else",
+        "ts": "2026-11-29T04:00:00.250000Z",
+        "version": "0.1.0",
+        "uptime_s": 3600,
+        "packets": 1_000_000,
+        "bytes": 800_000_000,
+        "kernel_drops": 12,
+        "pps": 25_000,
+        "bps": 200_000_000,
+        "spool_depth": 3,
+        "signature_hits": {"classification-marking": 4, "bank-card": 1},
+        "future_field": true
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeats_are_stored_under_the_token_sensor_and_bad_ones_refused() {
+    if skip() {
+        return;
+    }
+    let h = Harness::start().await;
+    let post = |v: Value| {
+        let addr = h.addr;
+        async move {
+            let b = serde_json::to_vec(&v).unwrap();
+            let r = request(
+                addr,
+                "POST",
+                "/api/v1/heartbeat",
+                Some(TOKEN),
+                "application/json",
+                &b,
+            )
+            .await;
+            let v: Value = serde_json::from_slice(&r.body).unwrap();
+            (r.status, v)
+        }
+    };
+    let (status, v) = post(heartbeat()).await;
+    assert_eq!(status, 200, "{v}");
+    let stored = h
+        .sql(
+            "SELECT sensor, ts, ts_us, kernel_drops, pps, spool_depth, signature_names, signature_hits \
+             FROM shaobing.sensor_heartbeats FORMAT TSV",
+        )
+        .await;
+    assert_eq!(
+        stored.trim(),
+        "sensor-1\t2026-11-29 04:00:00\t250000\t12\t25000\t3\t['bank-card','classification-marking']\t[1,4]"
+    );
+    let raw = h
+        .sql("SELECT raw FROM shaobing.sensor_heartbeats FORMAT TSVRaw")
+        .await;
+    assert!(raw.contains("future_field"), "unknown fields kept: {raw}");
+
+    let mut missing = heartbeat();
+    missing.as_object_mut().unwrap().remove("kernel_drops");
+    let mut wrong_type = heartbeat();
+    wrong_type["packets"] = "many".into();
+    let mut schema2 = heartbeat();
+    schema2["schema"] = 2.into();
+    for (bad, word) in [
+        (missing, "kernel_drops"),
+        (wrong_type, "invalid heartbeat"),
+        (schema2, "schema"),
+        (json!([1]), "object"),
+    ] {
+        let (status, v) = post(bad).await;
+        assert_eq!(status, 400, "{v}");
+        assert!(v["error"].as_str().unwrap().contains(word), "{word}: {v}");
+    }
+    assert_eq!(
+        h.sql("SELECT count() FROM shaobing.sensor_heartbeats")
+            .await
+            .trim(),
+        "1"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incident_filters_select_exactly_the_matching_incidents() {
+    if skip() {
+        return;
+    }
+    let h = loaded().await;
+    let q = |query: &'static str| {
+        let h = &h;
+        async move {
+            let (status, v) = h
+                .get(Some(ANALYST_TOKEN), &format!("/api/v1/incidents?{query}"))
+                .await;
+            assert_eq!(status, 200, "{query}: {v}");
+            ids(&v)
+        }
+    };
+    // Newest first.
+    assert_eq!(
+        q("").await,
+        ["12", "11", "10", "9", "5", "4", "8", "7", "6", "3", "2", "1"]
+    );
+    assert_eq!(q("kind=volumetric").await, ["5", "4", "3", "2", "1"]);
+    assert_eq!(q("event=attack_started").await, ["4", "1"]);
+    assert_eq!(q("vector=syn_flood&event=attack_ended").await, ["5", "3"]);
+    assert_eq!(q("signature=cn-national-id").await, ["9", "8"]);
+    assert_eq!(q("severity=low,medium").await, ["12", "11", "10"]);
+    assert_eq!(q("sensor=sensor-1&limit=1").await, ["12"]);
+    assert!(q("sensor=whatever-the-sensor-claims").await.is_empty());
+    // ip matches source or destination.
+    assert_eq!(q("ip=10.0.0.10").await, ["11", "3", "2", "1"]);
+    assert_eq!(q("ip=10.1.2.4").await, ["10", "9"]);
+    // Time bounds: since inclusive, until exclusive, microseconds honoured.
+    assert_eq!(
+        q("since=2026-11-29T02:00:00Z&until=2026-11-29T02:12:00Z").await,
+        ["10", "9"]
+    );
+    assert_eq!(
+        q("since=2026-11-29T01:00:00.000001Z&until=2026-11-29T01:00:01Z").await,
+        ["1"]
+    );
+    assert!(
+        q("since=2026-11-29T01:00:00.000002Z&until=2026-11-29T01:00:01Z")
+            .await
+            .is_empty()
+    );
+
+    // Bad values are 400 naming the parameter, not an empty result.
+    for (query, word) in [
+        ("kind=volcanic", "kind"),
+        ("limit=0", "limit"),
+        ("since=yesterday", "since"),
+        ("ip=not-an-ip", "ip"),
+        ("color=red", "color"),
+    ] {
+        let (status, v) = h
+            .get(Some(ANALYST_TOKEN), &format!("/api/v1/incidents?{query}"))
+            .await;
+        assert_eq!(status, 400, "{query}: {v}");
+        assert!(v["error"].as_str().unwrap().contains(word), "{query}: {v}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cursor_pagination_visits_every_incident_once_in_order() {
+    if skip() {
+        return;
+    }
+    let h = loaded().await;
+    // Two incidents with the same timestamp: the id breaks the tie.
+    let mut twin = leak_at(
+        13,
+        "2026-11-29T02:13:00.000000Z",
+        "10.1.2.5",
+        "bank-card",
+        "medium",
+    );
+    twin["id"] = "019c0c4e-5a00-7000-8000-000000000013".into();
+    assert_eq!(h.post(Some(TOKEN), &body(&[twin])).await.0, 200);
+
+    let (_, all) = h.get(Some(ANALYST_TOKEN), "/api/v1/incidents").await;
+    let all = ids(&all);
+    assert_eq!(all.len(), 13);
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..10 {
+        let path = match &cursor {
+            Some(c) => format!("/api/v1/incidents?limit=5&cursor={c}"),
+            None => "/api/v1/incidents?limit=5".to_string(),
+        };
+        let (status, v) = h.get(Some(ANALYST_TOKEN), &path).await;
+        assert_eq!(status, 200, "{v}");
+        let page = ids(&v);
+        assert!(page.len() <= 5);
+        seen.extend(page);
+        match v["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(seen, all);
+    // Filters and cursor combine.
+    let (_, first) = h
+        .get(Some(ANALYST_TOKEN), "/api/v1/incidents?kind=leak&limit=2")
+        .await;
+    let c = first["next_cursor"].as_str().unwrap();
+    let (_, second) = h
+        .get(
+            Some(ANALYST_TOKEN),
+            &format!("/api/v1/incidents?kind=leak&limit=2&cursor={c}"),
+        )
+        .await;
+    assert_eq!(ids(&second), ["11", "10"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn summary_and_attack_timeline_match_the_data_set() {
+    if skip() {
+        return;
+    }
+    let h = loaded().await;
+    // Delivered twice: still counted once.
+    assert_eq!(h.post(Some(TOKEN), &body(&data_set()[..6])).await.0, 200);
+    let (status, s) = h.get(Some(ANALYST_TOKEN), SINCE_ALL).await;
+    assert_eq!(status, 200, "{s}");
+    assert_eq!(s["total"], 12);
+    assert_eq!(
+        s["by_kind"],
+        json!([{"value": "leak", "incidents": 7}, {"value": "volumetric", "incidents": 5}])
+    );
+    assert_eq!(
+        s["by_vector"],
+        json!([{"value": "syn_flood", "incidents": 5}])
+    );
+    assert_eq!(
+        s["by_signature"],
+        json!([
+            {"value": "syn-flood", "incidents": 5},
+            {"value": "bank-card", "incidents": 3},
+            {"value": "classification-marking", "incidents": 2},
+            {"value": "cn-national-id", "incidents": 2}
+        ])
+    );
+    assert_eq!(
+        s["by_severity"],
+        json!([
+            {"value": "high", "incidents": 7},
+            {"value": "critical", "incidents": 2},
+            {"value": "medium", "incidents": 2},
+            {"value": "low", "incidents": 1}
+        ])
+    );
+    assert_eq!(
+        s["top_targets"],
+        json!([
+            {"ip": "10.0.0.10", "incidents": 3, "score": 1},
+            {"ip": "10.0.0.20", "incidents": 2, "score": 1}
+        ])
+    );
+    assert_eq!(
+        s["top_leak_sources"],
+        json!([
+            {"ip": "10.1.2.3", "incidents": 3, "score": 6},
+            {"ip": "10.1.2.4", "incidents": 2, "score": 4},
+            {"ip": "10.0.0.10", "incidents": 1, "score": 2},
+            {"ip": "10.1.2.5", "incidents": 1, "score": 2}
+        ])
+    );
+    assert_eq!(
+        s["per_hour"],
+        json!([
+            {"hour": "2026-11-29T01:00:00Z", "incidents": 8},
+            {"hour": "2026-11-29T02:00:00Z", "incidents": 4}
+        ])
+    );
+    // Filters apply to the summary too.
+    let (_, s) = h
+        .get(
+            Some(ANALYST_TOKEN),
+            "/api/v1/summary?since=all&kind=leak&top=1",
+        )
+        .await;
+    assert_eq!(s["total"], 7);
+    assert_eq!(s["top_leak_sources"].as_array().unwrap().len(), 1);
+    // A window without incidents.
+    let (_, s) = h
+        .get(
+            Some(ANALYST_TOKEN),
+            "/api/v1/summary?since=2030-01-01T00:00:00Z",
+        )
+        .await;
+    assert_eq!(s["total"], 0);
+
+    let (status, a) = h
+        .get(Some(ANALYST_TOKEN), &format!("/api/v1/attacks/{ATTACK_A}"))
+        .await;
+    assert_eq!(status, 200, "{a}");
+    assert_eq!(a["started_at"], "2026-11-29T01:00:00.000001Z");
+    assert_eq!(a["ended_at"], "2026-11-29T01:00:02.000000Z");
+    let events: Vec<&str> = a["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(events, ["attack_started", "attack_update", "attack_ended"]);
+    let (status, _) = h
+        .get(
+            Some(ANALYST_TOKEN),
+            "/api/v1/attacks/019c0c4e-1000-7000-8000-0000000000cc",
+        )
+        .await;
+    assert_eq!(status, 404);
+    let (status, _) = h
+        .get(Some(ANALYST_TOKEN), "/api/v1/attacks/x'%20OR%20'1'='1")
+        .await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_injection_in_every_filter_returns_nothing_unexpected_and_changes_nothing() {
+    if skip() {
+        return;
+    }
+    let h = loaded().await;
+    let before = h
+        .sql("SELECT count(), sum(cityHash64(raw)) FROM shaobing.incidents")
+        .await;
+    let tables_before = h.sql("SHOW TABLES FROM shaobing").await;
+    let payloads = [
+        "x' OR '1'='1",
+        "x') OR 1=1 --",
+        "x\\' OR 1=1 --",
+        "'; DROP TABLE shaobing.incidents; --",
+        "x' UNION ALL SELECT * FROM system.tables --",
+        "?",
+        "`",
+        "\\",
+    ];
+    for name in [
+        "since",
+        "until",
+        "kind",
+        "event",
+        "vector",
+        "signature",
+        "severity",
+        "sensor",
+        "ip",
+        "limit",
+        "cursor",
+    ] {
+        for p in payloads {
+            let enc: String = p.bytes().map(|b| format!("%{b:02X}")).collect();
+            for path in ["/api/v1/incidents", "/api/v1/summary"] {
+                if path.ends_with("summary") && (name == "limit" || name == "cursor") {
+                    continue;
+                }
+                let (status, v) = h
+                    .get(
+                        Some(ANALYST_TOKEN),
+                        &format!("{path}?since=all&{name}={enc}")
+                            .replace("since=all&since=", "since="),
+                    )
+                    .await;
+                match status {
+                    400 => assert!(
+                        v["error"].as_str().unwrap().contains(name),
+                        "{name}={p}: {v}"
+                    ),
+                    200 if path.ends_with("incidents") => {
+                        assert_eq!(v["incidents"], json!([]), "{name}={p}: {v}")
+                    }
+                    200 => assert_eq!(v["total"], 0, "{name}={p}: {v}"),
+                    s => panic!("{name}={p}: status {s}: {v}"),
+                }
+            }
+        }
+    }
+    assert_eq!(
+        h.sql("SELECT count(), sum(cityHash64(raw)) FROM shaobing.incidents")
+            .await,
+        before
+    );
+    assert_eq!(h.sql("SHOW TABLES FROM shaobing").await, tables_before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_ingested_incidents_and_batch_latency() {
+    if skip() {
+        return;
+    }
+    let h = loaded().await;
+    let (status, m) = h.get(Some(ANALYST_TOKEN), "/metrics").await;
+    assert_eq!(status, 200);
+    let m = m.as_str().unwrap();
+    assert!(
+        m.contains("shaobing_collector_ingested_incidents_total 12"),
+        "{m}"
+    );
+    assert!(m.contains("shaobing_collector_wal_bytes 0"), "{m}");
+    let count = m
+        .lines()
+        .find_map(|l| l.strip_prefix("shaobing_collector_batch_insert_seconds_count "))
+        .unwrap();
+    assert!(count.parse::<u64>().unwrap() >= 1, "{m}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_drops_only_partitions_older_than_the_configured_days() {
+    if skip() {
+        return;
+    }
+    let h = loaded().await;
+    let mut old = leak(50);
+    old["ts"] = "2026-11-01T12:00:00Z".into();
+    assert_eq!(h.post(Some(TOKEN), &body(&[old])).await.0, 200);
+    let config = shaobing_collector::config::RetentionConfig {
+        incidents_days: 14,
+        heartbeats_days: 30,
+        interval_s: 3600,
+    };
+    let client = shaobing_collector::store::client(&h.config.clickhouse);
+    let metrics = shaobing_collector::metrics::Metrics::default();
+    // "Now" is 2026-11-30T00:00:00Z: keep 2026-11-16 and later.
+    let dropped = shaobing_collector::retention::run_once(
+        &client,
+        "shaobing",
+        std::time::Duration::from_secs(10),
+        &config,
+        1_795_996_800,
+        &metrics,
+    )
+    .await
+    .unwrap();
+    assert_eq!(dropped.len(), 1, "{dropped:?}");
+    assert_eq!(
+        (dropped[0].table, dropped[0].partition.as_str()),
+        ("incidents", "20261101")
+    );
+    assert_eq!(h.raw_count().await, 12);
+    // Nothing more to drop on the next pass.
+    let again = shaobing_collector::retention::run_once(
+        &client,
+        "shaobing",
+        std::time::Duration::from_secs(10),
+        &config,
+        1_795_996_800,
+        &metrics,
+    )
+    .await
+    .unwrap();
+    assert!(again.is_empty());
+}
