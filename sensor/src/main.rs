@@ -12,6 +12,8 @@ use shaobing_sensor::capture::file::FileReplay;
 use shaobing_sensor::config::{CollectorConfig, Config, Settings};
 use shaobing_sensor::detect::IncidentSink;
 use shaobing_sensor::forward::client::Client;
+use shaobing_sensor::forward::forwarder::{Forwarder, ForwarderConfig, ForwarderReport};
+use shaobing_sensor::forward::spool::SpoolConfig;
 use shaobing_sensor::pipeline::Pipeline;
 use shaobing_signatures::SignatureSet;
 use shaobing_wire::Incident;
@@ -36,6 +38,12 @@ enum Command {
     /// follows packet timestamps, so a replay gives the same incidents (and
     /// the same incident ids) every time.
     Replay(ReplayArgs),
+    /// Deliver what a spool folder holds to the collector, then exit.
+    ///
+    /// For a spool left behind by `replay --spool` (or a stopped sensor)
+    /// while the collector was unreachable. Incidents are deleted from the
+    /// spool only after the collector acknowledged them.
+    Deliver(DeliverArgs),
     /// Work with leak signature files.
     #[command(subcommand)]
     Signatures(SignaturesCommand),
@@ -65,9 +73,40 @@ struct ReplayArgs {
     /// Decode only; run no detector (the floor for benchmarks).
     #[arg(long)]
     no_detect: bool,
+    /// Durable spool folder: incidents are written here (fsync per batch)
+    /// before delivery and deleted only once the collector acknowledged
+    /// them. What is not delivered within --grace-secs stays for the next
+    /// run or `shaobing-sensor deliver`. Without it, undelivered incidents
+    /// are printed to stdout.
+    #[arg(long, value_name = "DIR", requires = "collector")]
+    spool: Option<PathBuf>,
+    /// With --spool: seconds to keep delivering after the capture ends.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    grace_secs: u64,
     /// Capture files to replay.
     #[arg(required = true, value_name = "PCAP")]
     pcaps: Vec<PathBuf>,
+}
+
+#[derive(Args)]
+struct DeliverArgs {
+    /// The spool folder.
+    #[arg(long, value_name = "DIR")]
+    spool: PathBuf,
+    /// Collector base URL, e.g. http://127.0.0.1:9440.
+    #[arg(long, value_name = "URL")]
+    collector: String,
+    /// This sensor's bearer token for the collector.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "SHAOBING_TOKEN",
+        hide_env_values = true
+    )]
+    token: String,
+    /// Give up after this many seconds; what is left stays spooled.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    grace_secs: u64,
 }
 
 #[derive(Subcommand)]
@@ -90,6 +129,7 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Replay(args) => replay(args),
+        Command::Deliver(args) => deliver(args),
         Command::Signatures(SignaturesCommand::Check { path }) => check_signatures(&path),
     };
     if let Err(e) = result {
@@ -114,12 +154,54 @@ fn check_signatures(path: &Path) -> Result<()> {
     Ok(())
 }
 
+fn forwarder(url: &str, token: &str, batch_size: usize, spool: &Path) -> Result<Forwarder> {
+    Forwarder::start(ForwarderConfig {
+        url: url.to_string(),
+        token: token.to_string(),
+        batch_size,
+        max_delay: Duration::from_millis(200),
+        queue: 65_536,
+        spool: SpoolConfig::new(spool),
+    })
+    .with_context(|| format!("opening spool {}", spool.display()))
+}
+
+/// Prints a forwarder's report; Ok when nothing is left behind.
+fn report_forwarder(r: &ForwarderReport, spool: &Path) {
+    eprintln!(
+        "shaobing-sensor: delivered {} incident(s) to the collector; rejected {}; spool: {} bytes left, {} dropped (full), {} corrupt record(s) skipped",
+        r.delivered, r.rejected, r.spool_depth_bytes, r.spool.dropped_full, r.spool.corrupt_records
+    );
+    if r.spool_depth_bytes > 0 {
+        eprintln!(
+            "shaobing-sensor: warning: incidents remain spooled in {} ({}); run `shaobing-sensor deliver --spool {}` or replay again with the same --spool when the collector is back",
+            spool.display(),
+            r.last_error.as_deref().unwrap_or("collector unreachable"),
+            spool.display()
+        );
+    }
+}
+
+fn deliver(args: DeliverArgs) -> Result<()> {
+    let fwd = forwarder(&args.collector, &args.token, 500, &args.spool)?;
+    let r = fwd
+        .shutdown(Duration::from_secs(args.grace_secs))
+        .context("delivering the spool")?;
+    report_forwarder(&r, &args.spool);
+    if r.spool_depth_bytes > 0 {
+        bail!("the spool is not empty");
+    }
+    Ok(())
+}
+
 /// Where incidents go during a replay.
 enum Output {
     Stdout {
         out: BufWriter<std::io::Stdout>,
         error: Option<std::io::Error>,
     },
+    /// Through the durable spool (`--spool`).
+    Spooled(Forwarder),
     Collector {
         client: Client,
         batch: Vec<Incident>,
@@ -134,7 +216,7 @@ impl Output {
     fn failed(&self) -> bool {
         match self {
             Output::Stdout { error, .. } => error.is_some(),
-            Output::Collector { .. } => false,
+            Output::Collector { .. } | Output::Spooled(_) => false,
         }
     }
 
@@ -182,6 +264,7 @@ impl IncidentSink for Output {
                     *error = Some(e);
                 }
             }
+            Output::Spooled(fwd) => fwd.send(&incident),
             Output::Collector {
                 batch, batch_size, ..
             } => {
@@ -221,8 +304,9 @@ fn replay(args: ReplayArgs) -> Result<()> {
     let sigs = Arc::new(load_signatures(args.signatures.as_deref())?);
     let mut replay = FileReplay::open(&args.pcaps)?;
     let mut pipeline = Pipeline::new(&settings, sigs, !args.no_detect);
-    let mut output = match &settings.collector {
-        Some(c) => Output::Collector {
+    let mut output = match (&settings.collector, &args.spool) {
+        (Some(c), Some(dir)) => Output::Spooled(forwarder(&c.url, &c.token, c.batch_size, dir)?),
+        (Some(c), None) => Output::Collector {
             client: Client::new(&c.url, &c.token, Duration::from_secs(c.retry_secs)),
             batch: Vec::new(),
             batch_size: c.batch_size,
@@ -230,7 +314,7 @@ fn replay(args: ReplayArgs) -> Result<()> {
             undelivered: Vec::new(),
             error: None,
         },
-        None => Output::Stdout {
+        (None, _) => Output::Stdout {
             out: BufWriter::with_capacity(64 * 1024, std::io::stdout()),
             error: None,
         },
@@ -294,6 +378,15 @@ fn replay(args: ReplayArgs) -> Result<()> {
         );
     }
     match output {
+        Output::Spooled(fwd) => {
+            let r = fwd
+                .shutdown(Duration::from_secs(args.grace_secs))
+                .context("forwarding incidents")?;
+            if let Some(dir) = &args.spool {
+                report_forwarder(&r, dir);
+            }
+            Ok(())
+        }
         Output::Stdout { mut out, error } => {
             let r = match error {
                 Some(e) => Err(e),

@@ -83,13 +83,23 @@ fn http_get(addr: &str, path: &str) -> Option<String> {
 }
 
 impl Collector {
-    /// Writes a config into `dir`, migrates the schema and starts `serve`.
+    /// Writes a config into `dir`, migrates the schema and starts `serve`
+    /// on a free port.
     pub fn start(
         dir: &Path,
         clickhouse: &ClickHouseServer,
         sensors: &[SensorToken],
     ) -> Result<Collector> {
-        let port = shaobing_testkit::free_port()?;
+        Collector::start_on(dir, clickhouse, sensors, shaobing_testkit::free_port()?)
+    }
+
+    /// Like [`Collector::start`], on a given port.
+    pub fn start_on(
+        dir: &Path,
+        clickhouse: &ClickHouseServer,
+        sensors: &[SensorToken],
+        port: u16,
+    ) -> Result<Collector> {
         let mut cfg = format!(
             "listen = \"127.0.0.1:{port}\"\n\n[clickhouse]\nurl = \"{}\"\ndatabase = \"shaobing\"\n\n[batch]\nmax_rows = 1000\nmax_delay_ms = 50\n",
             clickhouse.http_url()

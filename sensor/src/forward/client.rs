@@ -46,8 +46,10 @@ pub struct Client {
     rng: u64,
 }
 
-const BACKOFF_START: Duration = Duration::from_millis(100);
-const BACKOFF_CAP: Duration = Duration::from_secs(5);
+/// First retry delay.
+pub const BACKOFF_START: Duration = Duration::from_millis(100);
+/// Longest retry delay.
+pub const BACKOFF_CAP: Duration = Duration::from_secs(5);
 
 impl Client {
     /// A client for the collector at `base_url` with `token`.
@@ -69,7 +71,9 @@ impl Client {
         }
     }
 
-    fn jitter(&mut self, d: Duration) -> Duration {
+    /// `d` scaled by a random factor in [0.5, 1.0): decorrelates sensors
+    /// retrying after the same outage.
+    pub fn jitter(&mut self, d: Duration) -> Duration {
         // xorshift64: jitter only needs to decorrelate sensors.
         self.rng ^= self.rng << 13;
         self.rng ^= self.rng >> 7;
@@ -78,30 +82,43 @@ impl Client {
         d / 2 + d * frac / 2000
     }
 
-    /// Delivers one batch, returning how many the collector accepted.
+    /// One POST of a ready JSON array body, no retry.
+    pub fn post_once(&mut self, body: &[u8]) -> Result<(), Attempt> {
+        match self
+            .agent
+            .post(&self.url)
+            .set("Authorization", &self.auth)
+            .set("Content-Type", "application/json")
+            .send_bytes(body)
+        {
+            Ok(_) => Ok(()),
+            Err(ureq::Error::Status(status, resp)) => {
+                let text = resp.into_string().unwrap_or_default();
+                if (400..500).contains(&status) && status != 408 && status != 429 {
+                    Err(Attempt::Permanent { status, body: text })
+                } else {
+                    Err(Attempt::Transient(format!("HTTP {status}: {text}")))
+                }
+            }
+            Err(e) => Err(Attempt::Transient(e.to_string())),
+        }
+    }
+
+    /// Delivers one batch with retries, returning how many the collector
+    /// accepted.
     pub fn send(&mut self, batch: &[Incident]) -> Result<usize, DeliveryError> {
-        let body = serde_json::to_string(batch)?;
+        let body = serde_json::to_vec(batch)?;
         let started = Instant::now();
         let mut backoff = BACKOFF_START;
         let mut attempts = 0u32;
         loop {
             attempts += 1;
-            let last = match self
-                .agent
-                .post(&self.url)
-                .set("Authorization", &self.auth)
-                .set("Content-Type", "application/json")
-                .send_string(&body)
-            {
-                Ok(_) => return Ok(batch.len()),
-                Err(ureq::Error::Status(status, resp)) => {
-                    let text = resp.into_string().unwrap_or_default();
-                    if (400..500).contains(&status) && status != 408 && status != 429 {
-                        return Err(DeliveryError::Rejected { status, body: text });
-                    }
-                    format!("HTTP {status}: {text}")
+            let last = match self.post_once(&body) {
+                Ok(()) => return Ok(batch.len()),
+                Err(Attempt::Permanent { status, body }) => {
+                    return Err(DeliveryError::Rejected { status, body })
                 }
-                Err(e) => e.to_string(),
+                Err(Attempt::Transient(e)) => e,
             };
             if started.elapsed() >= self.retry {
                 return Err(DeliveryError::GaveUp {
@@ -115,4 +132,18 @@ impl Client {
             backoff = (backoff * 2).min(BACKOFF_CAP);
         }
     }
+}
+
+/// How one delivery attempt failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    /// Worth retrying: network error, 5xx, 408, 429.
+    Transient(String),
+    /// The collector rejected the batch (other 4xx): retrying cannot help.
+    Permanent {
+        /// HTTP status.
+        status: u16,
+        /// The collector's JSON error.
+        body: String,
+    },
 }

@@ -1,4 +1,5 @@
 //! Delivery of incidents to the collector.
 
 pub mod client;
+pub mod forwarder;
 pub mod spool;
