@@ -10,6 +10,9 @@
 //! * [`detect`]: the volumetric and leak detectors. They keep their own
 //!   state, follow packet timestamps only, and push incidents into an
 //!   [`detect::IncidentSink`].
+//! * [`reassembly`] and [`normalize`]: TCP streams put back in order, then
+//!   HTTP, SMTP/MIME and compressed or encoded content decoded, for the
+//!   leak detector.
 //! * [`pipeline`]: wires the above together for a replay and counts what
 //!   happened.
 //! * [`forward`]: delivers incidents to the collector.
@@ -21,4 +24,6 @@ pub mod decode;
 pub mod detect;
 pub mod forward;
 pub mod netset;
+pub mod normalize;
 pub mod pipeline;
+pub mod reassembly;

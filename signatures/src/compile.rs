@@ -400,6 +400,33 @@ impl SignatureSet {
         self.signatures.iter().enumerate().find(|(_, s)| s.id == id)
     }
 
+    /// The longest span, in bytes, one hit of this set can cover: the
+    /// longest literal pattern in any encoding, the longest credential
+    /// (anchor, look-back and value) and the longest grouped number. A
+    /// stream scanner that carries this many bytes of one chunk over to the
+    /// next (and holds back as many at the end) sees every hit that
+    /// straddles two chunks.
+    pub fn max_match_len(&self) -> usize {
+        let literal = [&self.exact, &self.folded]
+            .into_iter()
+            .flatten()
+            .flat_map(|a| a.patterns.iter().map(Vec::len))
+            .max()
+            .unwrap_or(0);
+        let validators = self
+            .signatures
+            .iter()
+            .filter(|s| s.enabled)
+            .filter_map(|s| s.validator)
+            .map(|v| match v {
+                Validator::Credentials => credentials::MAX_SPAN,
+                _ => digits::MAX_SPAN,
+            })
+            .max()
+            .unwrap_or(0);
+        literal.max(validators).max(1)
+    }
+
     /// Heap bytes used by the pattern automata (context matchers
     /// excluded).
     pub fn automaton_memory_usage(&self) -> usize {

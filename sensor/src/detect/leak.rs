@@ -1,25 +1,47 @@
-//! Leak detection: leak signatures over packet payloads, one incident per
-//! flow and signature.
+//! Leak detection: leak signatures over reassembled, normalized streams,
+//! one incident per flow, direction and signature.
 //!
-//! Each TCP or UDP payload is scanned with the compiled signature set. Hits
-//! are kept per directional flow (5-tuple, in the direction the data moved)
-//! and signature, with a count and a masked excerpt of the first match: the
-//! matched bytes themselves are never stored. A flow's incidents are emitted
-//! when it closes (FIN or RST), after `flow_timeout_secs` of capture time
-//! without packets, when the flow table is full and the flow is the oldest,
-//! or at the end of the capture, so `match_count` is the flow's total.
-//! A signature fires only if the flow reached its `min_count`, the data
-//! moved in its direction (outbound by default), and its port scope (if
-//! any) includes either port.
+//! # Path of the bytes
 //!
-//! This scans each packet on its own; TCP reassembly (patterns split across
-//! segments) comes with the stream layer.
+//! 1. **Flows.** TCP and UDP packets are grouped by connection (both
+//!    directions share one entry). A TCP flow is created by a SYN or a
+//!    segment with payload; pure ACKs of unknown flows are ignored.
+//! 2. **Reassembly** ([`crate::reassembly`]): each TCP direction is put
+//!    back in order, retransmissions and overlaps resolved first-wins,
+//!    with bounded out-of-order buffers and a global memory cap. UDP
+//!    payloads are taken one datagram at a time.
+//! 3. **Normalization** ([`crate::normalize`]): the first bytes of a
+//!    direction choose its parser: HTTP/1.x (request or status line),
+//!    SMTP (client side of port 25 or 587), or raw bytes.
+//! 4. **Scanning**: normalized bytes are gathered per direction and
+//!    scanned with the compiled [`SignatureSet`] in batches of
+//!    `scan_batch_bytes`. The signatures crate scans one buffer at a time,
+//!    so the scanner carries the last `2 × L` bytes of a batch over to the
+//!    next (`L` = [`SignatureSet::max_match_len`]) and reports a hit only
+//!    when it ends in the settled part of the buffer: after the bytes
+//!    reported before, and at least `L` bytes before the end (the held-back
+//!    tail is settled by the next batch, or at a unit boundary / end of
+//!    stream). So a match straddling two segments or two batches is found
+//!    exactly once, and a digit run or password value cut by a batch end
+//!    is judged whole. Scanning restarts (no carry) at unit boundaries: a
+//!    new HTTP message, body or MIME part, or a reassembly gap.
+//! 5. **Hits** are kept per flow direction and signature: a count, the
+//!    capture time of the first one and a masked excerpt of it (the
+//!    matched bytes themselves are never stored). A signature counts only
+//!    if the data moved in its direction (outbound by default) and its
+//!    port scope (if any) includes either port.
+//!
+//! A flow's incidents are emitted when it ends: both directions finished
+//! (FIN) or a RST, `flow_timeout_secs` of capture time without packets,
+//! eviction when the table is full (the oldest tenth), or the end of the
+//! capture; so `match_count` is the flow's total. A signature fires only if
+//! the direction reached its `min_count`.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use shaobing_signatures::SignatureSet;
+use shaobing_signatures::{Hit, SignatureSet};
 use shaobing_wire::{community_id, incident_id, Direction, Event, Incident, Kind, Timestamp};
 
 use super::window::slot_of;
@@ -27,17 +49,29 @@ use super::{direction, IncidentSink};
 use crate::config::LeakConfig;
 use crate::decode::{proto, tcp_flags, Decoded};
 use crate::netset::NetSet;
+use crate::normalize::{self, looks_like_http, AppProto, NormalizeStats, Normalizer, Sink};
+use crate::reassembly::{self, Budget, Chunk, ReassemblyStats, Segment, Stream};
 
 /// Counters the detector keeps about itself.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LeakStats {
-    /// Payload bytes scanned.
+    /// Normalized bytes scanned (carried-over bytes counted once).
     pub bytes_scanned: u64,
     /// Signature hits before direction/port/min_count filtering.
     pub raw_hits: u64,
+    /// Flows tracked now.
+    pub flows: u64,
     /// Flows closed early because the table was full.
     pub flows_evicted: u64,
-    /// Incidents emitted per signature id.
+    /// Flows closed by the idle timeout.
+    pub flows_timed_out: u64,
+    /// TCP reassembly counters.
+    pub reassembly: ReassemblyStats,
+    /// Normalizer counters.
+    pub normalize: NormalizeStats,
+    /// Per signature id: hits that passed the direction and port filters.
+    pub hits_by_signature: Vec<(String, u64)>,
+    /// Per signature id: incidents emitted.
     pub incidents_by_signature: Vec<(String, u64)>,
 }
 
@@ -60,6 +94,20 @@ impl FlowKey {
             proto: self.proto,
         }
     }
+
+    /// The key both directions share, and which side `self` is (0: from
+    /// the canonical key's `src`).
+    fn canonical(self) -> (FlowKey, usize) {
+        if (self.src, self.sport) <= (self.dst, self.dport) {
+            (self, 0)
+        } else {
+            (self.reversed(), 1)
+        }
+    }
+
+    fn sort_key(&self) -> (IpAddr, u16, IpAddr, u16, u8) {
+        (self.src, self.sport, self.dst, self.dport, self.proto)
+    }
 }
 
 #[derive(Debug)]
@@ -70,50 +118,166 @@ struct SigHits {
     excerpt: String,
 }
 
+/// Normalized bytes of one direction waiting to be scanned, with the
+/// carry-over from the previous batch.
+#[derive(Debug, Default)]
+struct ScanBuf {
+    buf: Vec<u8>,
+    /// Hits ending at or before this index of `buf` were already judged.
+    settled: usize,
+    /// Capture time of the newest bytes in `buf`.
+    ts: Timestamp,
+}
+
+/// One direction of a flow.
+#[derive(Debug)]
+struct Side {
+    stream: Stream,
+    norm: Option<Normalizer>,
+    app: AppProto,
+    scan: ScanBuf,
+    hits: Vec<SigHits>,
+    /// Whether a FIN or RST ended this direction.
+    closed: bool,
+}
+
+impl Side {
+    fn new(app: AppProto) -> Self {
+        Side {
+            stream: Stream::new(),
+            norm: None,
+            app,
+            scan: ScanBuf::default(),
+            hits: Vec::new(),
+            closed: false,
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Flow {
     last_seen: i64,
-    direction: Direction,
-    app_proto: &'static str,
-    hits: Vec<SigHits>,
+    sides: [Side; 2],
+}
+
+/// What scanning needs besides a side: the compiled set and the scope of
+/// the direction being scanned.
+struct ScanCtx<'a> {
+    sigs: &'a SignatureSet,
+    /// Longest hit span (carry and hold-back size).
+    span: usize,
+    batch: usize,
+    dir: Direction,
+    sport: u16,
+    dport: u16,
+    hits_by_signature: &'a mut [u64],
+    bytes_scanned: &'a mut u64,
+    raw_hits: &'a mut u64,
+}
+
+impl ScanCtx<'_> {
+    /// Scans `scan.buf`; `last` settles everything (end of a unit).
+    fn scan(&mut self, scan: &mut ScanBuf, hits: &mut Vec<SigHits>, last: bool) {
+        let len = scan.buf.len();
+        let settle_to = if last {
+            len
+        } else {
+            len.saturating_sub(self.span)
+        };
+        if settle_to <= scan.settled && !last {
+            return;
+        }
+        *self.bytes_scanned += settle_to.saturating_sub(scan.settled) as u64;
+        let sigs = self.sigs;
+        let from = scan.settled;
+        let buf = &scan.buf;
+        let ts = scan.ts;
+        let dir = self.dir;
+        let (sport, dport) = (self.sport, self.dport);
+        let counters = &mut *self.hits_by_signature;
+        let mut raw = 0u64;
+        sigs.scan(buf, |hit: Hit| {
+            if hit.end <= from || hit.end > settle_to {
+                return;
+            }
+            raw += 1;
+            let Some(sig) = sigs.signatures().get(hit.signature) else {
+                return;
+            };
+            if !sig.direction.admits(dir) || !sig.applies_to_ports(sport, dport) {
+                return;
+            }
+            if let Some(n) = counters.get_mut(hit.signature) {
+                *n += 1;
+            }
+            match hits.iter_mut().find(|h| h.signature == hit.signature) {
+                Some(h) => h.count += 1,
+                None => hits.push(SigHits {
+                    signature: hit.signature,
+                    count: 1,
+                    first_ts: ts,
+                    excerpt: sigs.excerpt(buf, &hit),
+                }),
+            }
+        });
+        *self.raw_hits += raw;
+        if last {
+            scan.buf.clear();
+            scan.settled = 0;
+            return;
+        }
+        // Keep what a hit ending after `settle_to` can start in.
+        let drop = settle_to.saturating_sub(self.span);
+        scan.buf.drain(..drop);
+        scan.settled = settle_to - drop;
+    }
+}
+
+/// Feeds normalized bytes of one side to its scan buffer.
+struct SideSink<'a, 'c> {
+    ctx: &'a mut ScanCtx<'c>,
+    scan: &'a mut ScanBuf,
+    hits: &'a mut Vec<SigHits>,
+}
+
+impl Sink for SideSink<'_, '_> {
+    fn data(&mut self, bytes: &[u8]) {
+        // In pieces of at most one batch, so the buffer stays bounded.
+        for piece in bytes.chunks(self.ctx.batch.max(1)) {
+            self.scan.buf.extend_from_slice(piece);
+            if self.scan.buf.len() >= self.scan.settled + self.ctx.span + self.ctx.batch {
+                self.ctx.scan(self.scan, self.hits, false);
+            }
+        }
+    }
+
+    fn boundary(&mut self) {
+        if !self.scan.buf.is_empty() {
+            self.ctx.scan(self.scan, self.hits, true);
+        }
+    }
 }
 
 /// The leak detector.
 pub struct Leak {
     cfg: LeakConfig,
     sigs: Arc<SignatureSet>,
+    span: usize,
     protected: NetSet,
     sensor: String,
     flows: HashMap<FlowKey, Flow>,
     hits_by_signature: Vec<u64>,
+    incidents_by_signature: Vec<u64>,
+    budget: Budget,
+    reassembly_limits: reassembly::Limits,
+    normalize_limits: normalize::Limits,
+    normalize_stats: NormalizeStats,
     slot: i64,
     stats: LeakStats,
 }
 
-/// Guesses the application protocol from ports and the first bytes.
-fn app_proto(d: &Decoded<'_>) -> &'static str {
-    let p = d.payload;
-    const METHODS: [&[u8]; 8] = [
-        b"GET ",
-        b"POST ",
-        b"PUT ",
-        b"HEAD ",
-        b"PATCH ",
-        b"DELETE ",
-        b"OPTIONS ",
-        b"HTTP/1.",
-    ];
-    if d.proto == proto::TCP {
-        if METHODS.iter().any(|m| p.starts_with(m)) {
-            return "http";
-        }
-        if matches!(d.dst_port, 25 | 587) || matches!(d.src_port, 25 | 587) {
-            return "smtp";
-        }
-        "tcp"
-    } else {
-        "udp"
-    }
+fn smtp_port(p: u16) -> bool {
+    matches!(p, 25 | 587)
 }
 
 impl Leak {
@@ -125,13 +289,31 @@ impl Leak {
         sensor: String,
     ) -> Self {
         let n = sigs.signatures().len();
+        let span = sigs.max_match_len();
+        let reassembly_limits = reassembly::Limits {
+            per_stream_bytes: cfg.reassembly_stream_bytes,
+            max_segments: cfg.reassembly_max_segments,
+            window: reassembly::Limits::default().window,
+        };
+        let normalize_limits = normalize::Limits {
+            max_header_bytes: cfg.max_header_bytes,
+            max_decompressed_bytes: cfg.max_decompressed_bytes,
+            max_ratio: cfg.max_decompression_ratio,
+            ..normalize::Limits::default()
+        };
         Leak {
+            budget: Budget::new(cfg.reassembly_memory_bytes),
             cfg,
             sigs,
+            span,
             protected,
             sensor,
             flows: HashMap::new(),
             hits_by_signature: vec![0; n],
+            incidents_by_signature: vec![0; n],
+            reassembly_limits,
+            normalize_limits,
+            normalize_stats: NormalizeStats::default(),
             slot: i64::MIN,
             stats: LeakStats::default(),
         }
@@ -140,13 +322,19 @@ impl Leak {
     /// Counters so far.
     pub fn stats(&self) -> LeakStats {
         let mut s = self.stats.clone();
-        s.incidents_by_signature = self
-            .sigs
-            .signatures()
-            .iter()
-            .zip(&self.hits_by_signature)
-            .map(|(sig, n)| (sig.id.clone(), *n))
-            .collect();
+        s.flows = self.flows.len() as u64;
+        s.reassembly = self.budget.stats.clone();
+        s.normalize = self.normalize_stats.clone();
+        let per = |v: &[u64]| {
+            self.sigs
+                .signatures()
+                .iter()
+                .zip(v)
+                .map(|(sig, n)| (sig.id.clone(), *n))
+                .collect()
+        };
+        s.hits_by_signature = per(&self.hits_by_signature);
+        s.incidents_by_signature = per(&self.incidents_by_signature);
         s
     }
 
@@ -158,81 +346,142 @@ impl Leak {
             self.slot = slot;
             self.expire(ts, sink);
         }
-        if d.proto != proto::TCP && d.proto != proto::UDP {
+        let tcp = d.proto == proto::TCP;
+        if !tcp && d.proto != proto::UDP {
             return;
         }
-        let key = FlowKey {
+        if d.fragment == crate::decode::Fragment::Later {
+            return;
+        }
+        let syn = tcp && d.tcp_flags & tcp_flags::SYN != 0;
+        let fin = tcp && d.tcp_flags & tcp_flags::FIN != 0;
+        let rst = tcp && d.tcp_flags & tcp_flags::RST != 0;
+        let (key, side_ix) = FlowKey {
             src: d.src,
             dst: d.dst,
             sport: d.src_port,
             dport: d.dst_port,
             proto: d.proto,
+        }
+        .canonical();
+        if !self.flows.contains_key(&key) {
+            if d.payload.is_empty() && !syn {
+                return;
+            }
+            if self.flows.len() >= self.cfg.max_flows {
+                self.evict_oldest(ts, sink);
+            }
+            let app = if tcp { AppProto::Tcp } else { AppProto::Udp };
+            self.flows.insert(
+                key,
+                Flow {
+                    last_seen: ts.micros(),
+                    sides: [Side::new(app), Side::new(app)],
+                },
+            );
+        }
+        let Some(flow) = self.flows.get_mut(&key) else {
+            return;
         };
-        if !d.payload.is_empty() {
-            self.scan(ts, key, d, sink);
-        }
-        if let Some(f) = self.flows.get_mut(&key) {
-            f.last_seen = ts.micros();
-        }
-        if d.proto == proto::TCP && d.tcp_flags & (tcp_flags::FIN | tcp_flags::RST) != 0 {
-            self.close(key, ts, sink);
-            if d.tcp_flags & tcp_flags::RST != 0 {
-                self.close(key.reversed(), ts, sink);
-            }
-        }
-    }
-
-    fn scan(&mut self, ts: Timestamp, key: FlowKey, d: &Decoded<'_>, sink: &mut impl IncidentSink) {
-        self.stats.bytes_scanned += d.payload.len() as u64;
-        let dir = direction(&self.protected, d.src, d.dst);
-        let sigs = Arc::clone(&self.sigs);
-        let mut found: Vec<(usize, String)> = Vec::new();
-        let mut raw = 0u64;
-        sigs.scan(d.payload, |hit| {
-            raw += 1;
-            let Some(sig) = sigs.signatures().get(hit.signature) else {
-                return;
+        flow.last_seen = ts.micros();
+        let Some(side) = flow.sides.get_mut(side_ix) else {
+            return;
+        };
+        let mut ctx = ScanCtx {
+            sigs: &self.sigs,
+            span: self.span,
+            batch: self.cfg.scan_batch_bytes,
+            dir: direction(&self.protected, d.src, d.dst),
+            sport: d.src_port,
+            dport: d.dst_port,
+            hits_by_signature: &mut self.hits_by_signature,
+            bytes_scanned: &mut self.stats.bytes_scanned,
+            raw_hits: &mut self.stats.raw_hits,
+        };
+        if !tcp {
+            // One datagram, one unit.
+            side.scan.ts = ts;
+            let mut s = SideSink {
+                ctx: &mut ctx,
+                scan: &mut side.scan,
+                hits: &mut side.hits,
             };
-            if !sig.direction.admits(dir) || !sig.applies_to_ports(d.src_port, d.dst_port) {
-                return;
-            }
-            found.push((hit.signature, sigs.excerpt(d.payload, &hit)));
-        });
-        self.stats.raw_hits += raw;
-        if found.is_empty() {
+            s.data(d.payload);
+            s.boundary();
             return;
         }
-        if !self.flows.contains_key(&key) && self.flows.len() >= self.cfg.max_flows {
-            self.evict_oldest(ts, sink);
+        let Side {
+            stream,
+            norm,
+            app,
+            scan,
+            hits,
+            closed,
+        } = side;
+        scan.ts = ts;
+        let nlimits = &self.normalize_limits;
+        let nstats = &mut self.normalize_stats;
+        let mut s = SideSink {
+            ctx: &mut ctx,
+            scan,
+            hits,
+        };
+        let (sport, dport) = (d.src_port, d.dst_port);
+        stream.segment(
+            Segment {
+                seq: d.tcp_seq,
+                syn,
+                fin,
+                payload: d.payload,
+            },
+            &self.reassembly_limits,
+            &mut self.budget,
+            &mut |chunk| match chunk {
+                Chunk::Data(data) => {
+                    let n = norm.get_or_insert_with(|| {
+                        let chosen = if looks_like_http(data) {
+                            AppProto::Http
+                        } else if smtp_port(sport) || smtp_port(dport) {
+                            AppProto::Smtp
+                        } else {
+                            AppProto::Tcp
+                        };
+                        *app = chosen;
+                        // Only the client side of SMTP carries DATA.
+                        if chosen == AppProto::Smtp && !smtp_port(dport) {
+                            Normalizer::Raw
+                        } else {
+                            Normalizer::new(chosen)
+                        }
+                    });
+                    n.push(data, nlimits, nstats, &mut s);
+                }
+                Chunk::Gap(_) => {
+                    if let Some(n) = norm.as_mut() {
+                        n.gap(nstats, &mut s);
+                    } else {
+                        s.boundary();
+                    }
+                }
+            },
+        );
+        if stream.finished() || rst {
+            *closed = true;
         }
-        let flow = self.flows.entry(key).or_insert_with(|| Flow {
-            last_seen: ts.micros(),
-            direction: dir,
-            app_proto: app_proto(d),
-            hits: Vec::new(),
-        });
-        for (signature, excerpt) in found {
-            match flow.hits.iter_mut().find(|h| h.signature == signature) {
-                Some(h) => h.count += 1,
-                None => flow.hits.push(SigHits {
-                    signature,
-                    count: 1,
-                    first_ts: ts,
-                    excerpt,
-                }),
-            }
+        if rst || flow.sides.iter().all(|s| s.closed) {
+            self.close(key, sink);
         }
     }
 
     /// Closes the oldest tenth of the table (amortizes the scan).
-    fn evict_oldest(&mut self, ts: Timestamp, sink: &mut impl IncidentSink) {
+    fn evict_oldest(&mut self, _ts: Timestamp, sink: &mut impl IncidentSink) {
         let mut ages: Vec<(i64, FlowKey)> =
             self.flows.iter().map(|(k, f)| (f.last_seen, *k)).collect();
-        ages.sort_unstable_by_key(|(t, _)| *t);
+        ages.sort_unstable_by_key(|(t, k)| (*t, k.sort_key()));
         let n = (ages.len() / 10).max(1);
         for (_, key) in ages.into_iter().take(n) {
             self.stats.flows_evicted += 1;
-            self.close(key, ts, sink);
+            self.close(key, sink);
         }
     }
 
@@ -245,78 +494,138 @@ impl Leak {
             .filter(|(_, f)| f.last_seen < cutoff)
             .map(|(k, _)| *k)
             .collect();
-        idle.sort_unstable_by_key(|k| (k.src, k.sport, k.dst, k.dport, k.proto));
+        idle.sort_unstable_by_key(FlowKey::sort_key);
         for key in idle {
-            self.close(key, ts, sink);
+            self.stats.flows_timed_out += 1;
+            self.close(key, sink);
         }
     }
 
     /// Emits every flow's incidents (end of capture or shutdown).
-    pub fn finish(&mut self, ts: Timestamp, sink: &mut impl IncidentSink) {
+    pub fn finish(&mut self, _ts: Timestamp, sink: &mut impl IncidentSink) {
         let mut keys: Vec<FlowKey> = self.flows.keys().copied().collect();
-        keys.sort_unstable_by_key(|k| (k.src, k.sport, k.dst, k.dport, k.proto));
+        keys.sort_unstable_by_key(FlowKey::sort_key);
         for key in keys {
-            self.close(key, ts, sink);
+            self.close(key, sink);
         }
     }
 
-    fn close(&mut self, key: FlowKey, _ts: Timestamp, sink: &mut impl IncidentSink) {
-        let Some(flow) = self.flows.remove(&key) else {
+    /// Flushes a flow's streams, normalizers and scanners, and emits its
+    /// incidents.
+    fn close(&mut self, key: FlowKey, sink: &mut impl IncidentSink) {
+        let Some(mut flow) = self.flows.remove(&key) else {
             return;
         };
-        for h in flow.hits {
-            let Some(sig) = self.sigs.signatures().get(h.signature) else {
-                continue;
+        for (ix, side) in flow.sides.iter_mut().enumerate() {
+            let dkey = if ix == 0 { key } else { key.reversed() };
+            let mut ctx = ScanCtx {
+                sigs: &self.sigs,
+                span: self.span,
+                batch: self.cfg.scan_batch_bytes,
+                dir: direction(&self.protected, dkey.src, dkey.dst),
+                sport: dkey.sport,
+                dport: dkey.dport,
+                hits_by_signature: &mut self.hits_by_signature,
+                bytes_scanned: &mut self.stats.bytes_scanned,
+                raw_hits: &mut self.stats.raw_hits,
             };
-            if h.count < u64::from(sig.min_count) {
-                continue;
-            }
-            if let Some(n) = self.hits_by_signature.get_mut(h.signature) {
-                *n += 1;
-            }
-            let identity = format!(
-                "{}|leak|{}|{}|{}|{}|{}|{}|{}",
-                self.sensor,
-                sig.id,
-                key.src,
-                key.sport,
-                key.dst,
-                key.dport,
-                key.proto,
-                h.first_ts.micros()
+            let Side {
+                stream,
+                norm,
+                scan,
+                hits,
+                ..
+            } = side;
+            let nlimits = &self.normalize_limits;
+            let nstats = &mut self.normalize_stats;
+            let mut s = SideSink {
+                ctx: &mut ctx,
+                scan,
+                hits,
+            };
+            stream.flush(
+                &mut self.budget,
+                &mut |chunk| match (chunk, norm.as_mut()) {
+                    (Chunk::Data(data), Some(n)) => n.push(data, nlimits, nstats, &mut s),
+                    (Chunk::Data(data), None) => s.data(data),
+                    (Chunk::Gap(_), Some(n)) => n.gap(nstats, &mut s),
+                    (Chunk::Gap(_), None) => s.boundary(),
+                },
             );
-            sink.emit(Incident {
-                id: incident_id(h.first_ts, identity.as_bytes()),
-                schema: shaobing_wire::SCHEMA_VERSION,
-                sensor: self.sensor.clone(),
-                kind: Kind::Leak,
-                event: Event::Leak,
-                signature: sig.id.clone(),
-                severity: sig.severity,
-                ts: h.first_ts,
-                src_ip: Some(key.src),
-                dst_ip: Some(key.dst),
-                src_port: Some(key.sport),
-                dst_port: Some(key.dport),
-                proto: proto::name(key.proto),
-                community_id: community_id::community_id(
-                    0, key.src, key.dst, key.proto, key.sport, key.dport,
-                ),
-                direction: Some(flow.direction),
-                attack_id: None,
-                vector: None,
-                pps: None,
-                bps: None,
-                peak_pps: None,
-                peak_bps: None,
-                packets: None,
-                bytes: None,
-                top_sources: None,
-                match_count: Some(h.count),
-                app_proto: Some(flow.app_proto.to_string()),
-                excerpt: Some(h.excerpt),
-                extra: serde_json::Map::new(),
-            });
+            stream.release(&mut self.budget);
+            if let Some(n) = norm.as_mut() {
+                n.finish(nlimits, nstats, &mut s);
+            }
+            s.boundary();
         }
+        for (ix, side) in flow.sides.iter_mut().enumerate() {
+            let dkey = if ix == 0 { key } else { key.reversed() };
+            let dir = direction(&self.protected, dkey.src, dkey.dst);
+            for h in std::mem::take(&mut side.hits) {
+                self.emit(dkey, dir, side.app, h, sink);
+            }
+        }
+    }
+
+    fn emit(
+        &mut self,
+        key: FlowKey,
+        dir: Direction,
+        app: AppProto,
+        h: SigHits,
+        sink: &mut impl IncidentSink,
+    ) {
+        let Some(sig) = self.sigs.signatures().get(h.signature) else {
+            return;
+        };
+        if h.count < u64::from(sig.min_count) {
+            return;
+        }
+        if let Some(n) = self.incidents_by_signature.get_mut(h.signature) {
+            *n += 1;
+        }
+        let identity = format!(
+            "{}|leak|{}|{}|{}|{}|{}|{}|{}",
+            self.sensor,
+            sig.id,
+            key.src,
+            key.sport,
+            key.dst,
+            key.dport,
+            key.proto,
+            h.first_ts.micros()
+        );
+        sink.emit(Incident {
+            id: incident_id(h.first_ts, identity.as_bytes()),
+            schema: shaobing_wire::SCHEMA_VERSION,
+            sensor: self.sensor.clone(),
+            kind: Kind::Leak,
+            event: Event::Leak,
+            signature: sig.id.clone(),
+            severity: sig.severity,
+            ts: h.first_ts,
+            src_ip: Some(key.src),
+            dst_ip: Some(key.dst),
+            src_port: Some(key.sport),
+            dst_port: Some(key.dport),
+            proto: proto::name(key.proto),
+            community_id: community_id::community_id(
+                0, key.src, key.dst, key.proto, key.sport, key.dport,
+            ),
+            direction: Some(dir),
+            attack_id: None,
+            vector: None,
+            pps: None,
+            bps: None,
+            peak_pps: None,
+            peak_bps: None,
+            packets: None,
+            bytes: None,
+            top_sources: None,
+            match_count: Some(h.count),
+            app_proto: Some(app.as_str().to_string()),
+            excerpt: Some(h.excerpt),
+            extra: serde_json::Map::new(),
+        });
     }
 }

@@ -8,6 +8,10 @@
 pub const MAX_VALUE_LEN: usize = 128;
 /// How far before `PRIVATE KEY-----` the `-----BEGIN ` may start.
 const PEM_LOOKBACK: usize = 48;
+/// Longest span of one credential hit: a password key (8), quotes and up
+/// to 4 spaces on both sides of the separator, and the value; longer than
+/// a PEM header (look-back plus anchor) and an AWS key id.
+pub const MAX_SPAN: usize = 8 + 1 + 4 + 1 + 4 + 1 + MAX_VALUE_LEN;
 
 /// What an anchor stands for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

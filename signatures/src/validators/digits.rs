@@ -20,6 +20,9 @@ use super::{luhn_card, mobile, resident_id};
 const MAX_GROUPS: usize = 6;
 /// Longest digit string the validators look at.
 const MAX_DIGITS: usize = 19;
+/// Longest span of one digit hit: 19 digits with 4 separators, or `+86`,
+/// a separator and a grouped mobile, with room to spare.
+pub const MAX_SPAN: usize = 32;
 
 /// Which validators a pass runs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

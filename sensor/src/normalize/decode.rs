@@ -1,0 +1,493 @@
+//! Content decoders shared by the normalizers: URL decoding, bounded
+//! inflation (gzip, zlib, raw deflate), streaming base64 and
+//! quoted-printable.
+
+use std::io::Write;
+
+use base64::Engine as _;
+
+use super::{Limits, NormalizeStats, Sink};
+
+fn hex_value(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Streaming `application/x-www-form-urlencoded` / percent decoder: `%XX`
+/// becomes the byte, `+` a space; a `%` not followed by two hex digits is
+/// kept as it is. Escapes split across calls are joined.
+#[derive(Clone, Debug, Default)]
+pub struct UrlDecoder {
+    /// `None`: normal; `Some(None)`: after `%`; `Some(Some(h))`: after `%`
+    /// and one hex digit `h`.
+    escape: Option<Option<u8>>,
+    out: Vec<u8>,
+}
+
+impl UrlDecoder {
+    /// A decoder with nothing pending.
+    pub fn new() -> Self {
+        UrlDecoder::default()
+    }
+
+    /// Decodes `input` and pushes the result to `sink`.
+    pub fn push(&mut self, input: &[u8], sink: &mut impl Sink) {
+        self.out.clear();
+        for &b in input {
+            match self.escape {
+                None => {}
+                Some(None) => {
+                    if hex_value(b).is_some() {
+                        self.escape = Some(Some(b));
+                        continue;
+                    }
+                    self.out.push(b'%');
+                    self.escape = None;
+                }
+                Some(Some(h)) => {
+                    self.escape = None;
+                    if let (Some(hv), Some(lv)) = (hex_value(h), hex_value(b)) {
+                        self.out.push(hv << 4 | lv);
+                        continue;
+                    }
+                    self.out.push(b'%');
+                    self.out.push(h);
+                }
+            }
+            match b {
+                b'%' => self.escape = Some(None),
+                b'+' => self.out.push(b' '),
+                _ => self.out.push(b),
+            }
+        }
+        sink.data(&self.out);
+    }
+
+    /// Ends the input: a dangling `%` is passed on as it is.
+    pub fn finish(&mut self, sink: &mut impl Sink) {
+        match self.escape.take() {
+            Some(None) => sink.data(b"%"),
+            Some(Some(h)) => sink.data(&[b'%', h]),
+            None => {}
+        }
+    }
+}
+
+/// Percent-decodes a whole string at once (query strings).
+pub fn url_decode(input: &[u8]) -> Vec<u8> {
+    let mut d = UrlDecoder::new();
+    let mut c = super::Collect::default();
+    d.push(input, &mut c);
+    d.finish(&mut c);
+    c.units.concat()
+}
+
+/// Which compressed format a body is in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compression {
+    /// `Content-Encoding: gzip` (or `x-gzip`).
+    Gzip,
+    /// `Content-Encoding: deflate`: zlib, or raw deflate as some servers
+    /// send; told apart by the first two bytes.
+    Deflate,
+}
+
+/// Output of a decompressor, with the caps checked as it grows.
+#[derive(Debug)]
+struct CappedOut {
+    buf: Vec<u8>,
+    total_in: u64,
+    total_out: u64,
+    max_out: u64,
+    max_ratio: u64,
+    capped: bool,
+}
+
+impl Write for CappedOut {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        let total = self.total_out.saturating_add(data.len() as u64);
+        // Small outputs pass whatever the ratio (a tiny body compresses
+        // well); after 64 KiB the ratio is enforced.
+        let ratio_limit = self.total_in.saturating_mul(self.max_ratio).max(64 * 1024);
+        if total > self.max_out || total > ratio_limit {
+            self.capped = true;
+            return Err(std::io::Error::other("decompression cap"));
+        }
+        self.total_out = total;
+        self.buf.extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[derive(Debug)]
+enum Codec {
+    /// Waiting for the first two bytes to tell zlib from raw deflate.
+    Sniff(Vec<u8>),
+    Gzip(flate2::write::GzDecoder<CappedOut>),
+    Zlib(flate2::write::ZlibDecoder<CappedOut>),
+    Raw(flate2::write::DeflateDecoder<CappedOut>),
+    /// Capped or corrupt: the rest is dropped.
+    Stopped,
+}
+
+/// A bounded streaming inflater: stops at [`Limits::max_decompressed_bytes`]
+/// of output or [`Limits::max_ratio`] output per input byte (decompression
+/// bombs), counting either in [`NormalizeStats::decompress_capped`].
+#[derive(Debug)]
+pub struct Inflater {
+    engine: Codec,
+    max_out: u64,
+    max_ratio: u64,
+}
+
+/// Input is fed in pieces this big, and output drained after each, so the
+/// output buffer stays small.
+const PIECE: usize = 2048;
+
+impl Inflater {
+    /// An inflater for `kind` with the caps of `limits`.
+    pub fn new(kind: Compression, limits: &Limits) -> Self {
+        let out = CappedOut {
+            buf: Vec::new(),
+            total_in: 0,
+            total_out: 0,
+            max_out: limits.max_decompressed_bytes,
+            max_ratio: limits.max_ratio,
+            capped: false,
+        };
+        let engine = match kind {
+            Compression::Gzip => Codec::Gzip(flate2::write::GzDecoder::new(out)),
+            Compression::Deflate => Codec::Sniff(Vec::new()),
+        };
+        Inflater {
+            engine,
+            max_out: limits.max_decompressed_bytes,
+            max_ratio: limits.max_ratio,
+        }
+    }
+
+    fn out_mut(&mut self) -> Option<&mut CappedOut> {
+        match &mut self.engine {
+            Codec::Gzip(d) => Some(d.get_mut()),
+            Codec::Zlib(d) => Some(d.get_mut()),
+            Codec::Raw(d) => Some(d.get_mut()),
+            Codec::Sniff(_) | Codec::Stopped => None,
+        }
+    }
+
+    /// Inflates `input` and pushes the output to `sink`.
+    pub fn push(&mut self, input: &[u8], stats: &mut NormalizeStats, sink: &mut impl Sink) {
+        if let Codec::Sniff(head) = &mut self.engine {
+            head.extend_from_slice(input);
+            let (Some(&a), Some(&b)) = (head.first(), head.get(1)) else {
+                // Fewer than two bytes so far: keep sniffing.
+                return;
+            };
+            let zlib = a & 0x0f == 8 && (u16::from(a) << 8 | u16::from(b)) % 31 == 0;
+            let all = std::mem::take(head);
+            let out = CappedOut {
+                buf: Vec::new(),
+                total_in: 0,
+                total_out: 0,
+                max_out: self.max_out,
+                max_ratio: self.max_ratio,
+                capped: false,
+            };
+            self.engine = if zlib {
+                Codec::Zlib(flate2::write::ZlibDecoder::new(out))
+            } else {
+                Codec::Raw(flate2::write::DeflateDecoder::new(out))
+            };
+            self.feed(&all, stats, sink);
+            return;
+        }
+        self.feed(input, stats, sink);
+    }
+
+    fn feed(&mut self, input: &[u8], stats: &mut NormalizeStats, sink: &mut impl Sink) {
+        for piece in input.chunks(PIECE) {
+            let result = match &mut self.engine {
+                Codec::Gzip(d) => {
+                    d.get_mut().total_in += piece.len() as u64;
+                    d.write_all(piece)
+                }
+                Codec::Zlib(d) => {
+                    d.get_mut().total_in += piece.len() as u64;
+                    d.write_all(piece)
+                }
+                Codec::Raw(d) => {
+                    d.get_mut().total_in += piece.len() as u64;
+                    d.write_all(piece)
+                }
+                Codec::Sniff(_) | Codec::Stopped => return,
+            };
+            let mut capped = false;
+            if let Some(out) = self.out_mut() {
+                if !out.buf.is_empty() {
+                    sink.data(&out.buf);
+                    out.buf.clear();
+                }
+                capped = out.capped;
+            }
+            if result.is_err() {
+                if capped {
+                    stats.decompress_capped += 1;
+                } else {
+                    stats.decompress_errors += 1;
+                }
+                self.engine = Codec::Stopped;
+                return;
+            }
+        }
+    }
+
+    /// Ends the body, flushing what the decompressor still holds.
+    pub fn finish(&mut self, stats: &mut NormalizeStats, sink: &mut impl Sink) {
+        let result = match &mut self.engine {
+            Codec::Gzip(d) => d.try_finish(),
+            Codec::Zlib(d) => d.try_finish(),
+            Codec::Raw(d) => d.try_finish(),
+            Codec::Sniff(_) | Codec::Stopped => return,
+        };
+        let mut capped = false;
+        if let Some(out) = self.out_mut() {
+            if !out.buf.is_empty() {
+                sink.data(&out.buf);
+                out.buf.clear();
+            }
+            capped = out.capped;
+        }
+        if result.is_err() {
+            if capped {
+                stats.decompress_capped += 1;
+            } else {
+                stats.decompress_errors += 1;
+            }
+        }
+        self.engine = Codec::Stopped;
+    }
+}
+
+/// Streaming base64 decoder for MIME bodies: characters outside the
+/// alphabet (line breaks, spaces) are skipped; groups split across lines
+/// are joined. Data after padding starts a new group.
+#[derive(Clone, Debug, Default)]
+pub struct Base64Stream {
+    quad: Vec<u8>,
+    out: Vec<u8>,
+}
+
+impl Base64Stream {
+    /// A decoder with nothing pending.
+    pub fn new() -> Self {
+        Base64Stream::default()
+    }
+
+    /// Decodes `input` and pushes the bytes to `sink`.
+    pub fn push(&mut self, input: &[u8], sink: &mut impl Sink) {
+        self.out.clear();
+        for &b in input {
+            let ok = b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'=';
+            if !ok {
+                continue;
+            }
+            self.quad.push(b);
+            if self.quad.len() == 4 {
+                let mut buf = [0u8; 3];
+                if let Ok(n) =
+                    base64::engine::general_purpose::STANDARD.decode_slice(&self.quad, &mut buf)
+                {
+                    self.out.extend_from_slice(buf.get(..n).unwrap_or_default());
+                }
+                self.quad.clear();
+            }
+        }
+        sink.data(&self.out);
+    }
+
+    /// Ends the input (an incomplete last group is dropped).
+    pub fn finish(&mut self) {
+        self.quad.clear();
+    }
+}
+
+/// Decodes one quoted-printable line (without its line break) into `out`;
+/// returns whether the line ended with a soft line break (`=`), in which
+/// case no newline follows it.
+pub fn quoted_printable_line(line: &[u8], out: &mut Vec<u8>) -> bool {
+    let line = trim_end_ws(line);
+    let (body, soft) = match line.strip_suffix(b"=") {
+        Some(b) => (b, true),
+        None => (line, false),
+    };
+    let mut i = 0;
+    while let Some(&b) = body.get(i) {
+        if b == b'=' {
+            if let (Some(h), Some(l)) = (
+                body.get(i + 1).copied().and_then(hex_value),
+                body.get(i + 2).copied().and_then(hex_value),
+            ) {
+                out.push(h << 4 | l);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b);
+        i += 1;
+    }
+    soft
+}
+
+fn trim_end_ws(mut s: &[u8]) -> &[u8] {
+    while let Some((last, rest)) = s.split_last() {
+        if matches!(last, b' ' | b'\t' | b'\r' | b'\n') {
+            s = rest;
+        } else {
+            break;
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::normalize::Collect;
+
+    fn url_in_pieces(pieces: &[&[u8]]) -> Vec<u8> {
+        let mut d = UrlDecoder::new();
+        let mut c = Collect::default();
+        for p in pieces {
+            d.push(p, &mut c);
+        }
+        d.finish(&mut c);
+        c.units.concat()
+    }
+
+    #[test]
+    fn url_decoding_joins_escapes_split_across_chunks() {
+        let whole = "doc=%E7%BB%9D%E5%AF%86%E2%98%85+x".as_bytes();
+        let want = "doc=绝密★ x".as_bytes();
+        assert_eq!(url_decode(whole), want);
+        for cut in 0..whole.len() {
+            let (a, b) = whole.split_at(cut);
+            assert_eq!(url_in_pieces(&[a, b]), want, "cut at {cut}");
+        }
+        assert_eq!(url_in_pieces(&[b"a%", b"4", b"1b"]), b"aAb");
+    }
+
+    #[test]
+    fn malformed_percent_escapes_are_kept_literally() {
+        assert_eq!(url_decode(b"100%zz%4"), b"100%zz%4");
+    }
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    fn inflate(
+        kind: Compression,
+        data: &[u8],
+        limits: &Limits,
+        piece: usize,
+    ) -> (Vec<u8>, NormalizeStats) {
+        let mut i = Inflater::new(kind, limits);
+        let mut c = Collect::default();
+        let mut stats = NormalizeStats::default();
+        for p in data.chunks(piece.max(1)) {
+            i.push(p, &mut stats, &mut c);
+        }
+        i.finish(&mut stats, &mut c);
+        (c.units.concat(), stats)
+    }
+
+    #[test]
+    fn gzip_and_both_deflate_flavours_inflate_in_any_pieces() {
+        let text = "身份证 110101199003077777 机密★".repeat(20);
+        let gz = gzip(text.as_bytes());
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        z.write_all(text.as_bytes()).unwrap();
+        let zlib = z.finish().unwrap();
+        let mut r = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+        r.write_all(text.as_bytes()).unwrap();
+        let raw = r.finish().unwrap();
+        for piece in [1, 7, 4096] {
+            let l = Limits::default();
+            assert_eq!(
+                inflate(Compression::Gzip, &gz, &l, piece).0,
+                text.as_bytes()
+            );
+            assert_eq!(
+                inflate(Compression::Deflate, &zlib, &l, piece).0,
+                text.as_bytes()
+            );
+            assert_eq!(
+                inflate(Compression::Deflate, &raw, &l, piece).0,
+                text.as_bytes()
+            );
+        }
+    }
+
+    #[test]
+    fn a_decompression_bomb_stops_at_the_ratio_cap() {
+        let bomb = gzip(&vec![0u8; 50 * 1024 * 1024]);
+        let (out, stats) = inflate(Compression::Gzip, &bomb, &Limits::default(), 4096);
+        assert_eq!(stats.decompress_capped, 1);
+        assert!(out.len() < 16 * 1024 * 1024, "{}", out.len());
+    }
+
+    #[test]
+    fn output_stops_at_the_size_cap() {
+        let limits = Limits {
+            max_decompressed_bytes: 1000,
+            max_ratio: 1_000_000,
+            ..Limits::default()
+        };
+        let (out, stats) = inflate(Compression::Gzip, &gzip(&[b'a'; 5000]), &limits, 100);
+        assert!(out.len() <= 1000);
+        assert_eq!(stats.decompress_capped, 1);
+    }
+
+    #[test]
+    fn corrupt_compressed_data_is_counted_not_panicked() {
+        let mut gz = gzip(b"hello hello hello");
+        if let Some(b) = gz.get_mut(12) {
+            *b ^= 0xff;
+        }
+        let (_, stats) = inflate(Compression::Gzip, &gz, &Limits::default(), 3);
+        assert_eq!(stats.decompress_errors, 1);
+        let (_, stats) = inflate(Compression::Gzip, b"not gzip at all", &Limits::default(), 3);
+        assert_eq!(stats.decompress_errors, 1);
+    }
+
+    #[test]
+    fn base64_groups_split_across_lines_are_joined() {
+        let encoded =
+            base64::engine::general_purpose::STANDARD.encode("秘密★十年 attachment".as_bytes());
+        let (a, b) = encoded.split_at(5);
+        let mut d = Base64Stream::new();
+        let mut c = Collect::default();
+        d.push(a.as_bytes(), &mut c);
+        d.push(b"\r\n", &mut c);
+        d.push(b.as_bytes(), &mut c);
+        assert_eq!(c.units.concat(), "秘密★十年 attachment".as_bytes());
+    }
+
+    #[test]
+    fn quoted_printable_soft_breaks_and_escapes_decode() {
+        let mut out = Vec::new();
+        assert!(quoted_printable_line(b"=E7=BB=9D=E5=AF=86=", &mut out));
+        assert!(!quoted_printable_line(b"=E2=98=85 ok=3D", &mut out));
+        assert_eq!(out, "绝密★ ok=".as_bytes());
+    }
+}

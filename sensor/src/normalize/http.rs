@@ -1,0 +1,565 @@
+//! HTTP/1.x normalizer: one direction of a connection (requests or
+//! responses), pipelined messages in sequence.
+//!
+//! For each message it passes on the header block as it is, the request
+//! target URL-decoded (when it has escapes), and the body after framing
+//! (`Content-Length`, `Transfer-Encoding: chunked`, or until the
+//! connection closes for a response without either), inflation
+//! (`Content-Encoding: gzip`, `x-gzip`, `deflate`) and URL decoding
+//! (`Content-Type: application/x-www-form-urlencoded`). Other content
+//! encodings (`br`, `zstd`) are passed on as they are.
+//!
+//! Bounds: the header block is at most [`Limits::max_header_bytes`] and at
+//! most [`MAX_HEADERS`] lines; a chunk-size or trailer line at most
+//! [`MAX_CHUNK_LINE`] bytes. Anything that breaks them, or a start line
+//! that is not HTTP, ends HTTP parsing for the stream: what is buffered
+//! and everything after is passed on raw (counted as `http_errors`).
+
+use super::decode::{url_decode, Compression, Inflater, UrlDecoder};
+use super::{Limits, NormalizeStats, Sink};
+
+/// Most header lines parsed per message.
+pub const MAX_HEADERS: usize = 256;
+/// Longest chunk-size or trailer line.
+pub const MAX_CHUNK_LINE: usize = 1024;
+
+#[derive(Debug)]
+enum State {
+    Head,
+    Length(u64),
+    UntilClose,
+    ChunkSize(Vec<u8>),
+    ChunkData(u64),
+    ChunkEnd,
+    Trailer(Vec<u8>),
+    Raw,
+}
+
+#[derive(Debug, Default)]
+struct Body {
+    inflater: Option<Inflater>,
+    url: Option<UrlDecoder>,
+}
+
+/// Routes inflated bytes through the URL decoder (if any) to the sink.
+struct Chain<'a, S: Sink> {
+    url: Option<&'a mut UrlDecoder>,
+    sink: &'a mut S,
+}
+
+impl<S: Sink> Sink for Chain<'_, S> {
+    fn data(&mut self, bytes: &[u8]) {
+        match &mut self.url {
+            Some(u) => u.push(bytes, self.sink),
+            None => self.sink.data(bytes),
+        }
+    }
+    fn boundary(&mut self) {
+        self.sink.boundary();
+    }
+}
+
+/// What the parser needs from a header block.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Head {
+    response: bool,
+    status: u16,
+    target: Vec<u8>,
+    content_length: Option<u64>,
+    chunked: bool,
+    compression: Option<Compression>,
+    urlencoded: bool,
+}
+
+/// The HTTP/1.x normalizer of one direction.
+#[derive(Debug)]
+pub struct Http {
+    state: State,
+    head: Vec<u8>,
+    body: Body,
+}
+
+impl Default for Http {
+    fn default() -> Self {
+        Http::new()
+    }
+}
+
+impl Http {
+    /// A parser expecting a message start.
+    pub fn new() -> Self {
+        Http {
+            state: State::Head,
+            head: Vec::new(),
+            body: Body::default(),
+        }
+    }
+
+    /// Feeds the next bytes of the stream.
+    pub fn push(
+        &mut self,
+        data: &[u8],
+        limits: &Limits,
+        stats: &mut NormalizeStats,
+        sink: &mut impl Sink,
+    ) {
+        let mut rest = data;
+        // Every round consumes at least one byte or ends: bounded by the
+        // input length (plus one state change per round).
+        let mut rounds = 0usize;
+        while !rest.is_empty() && rounds <= 2 * data.len() + 2 {
+            rounds += 1;
+            rest = match &mut self.state {
+                State::Raw => {
+                    sink.data(rest);
+                    return;
+                }
+                State::Head => self.head_bytes(rest, limits, stats, sink),
+                State::Length(left) => {
+                    let n = usize::try_from(*left).unwrap_or(usize::MAX).min(rest.len());
+                    let (now, later) = rest.split_at(n);
+                    *left -= n as u64;
+                    let done = *left == 0;
+                    self.body_bytes(now, stats, sink);
+                    if done {
+                        self.end_body(stats, sink);
+                    }
+                    later
+                }
+                State::UntilClose => {
+                    self.body_bytes(rest, stats, sink);
+                    return;
+                }
+                State::ChunkData(left) => {
+                    let n = usize::try_from(*left).unwrap_or(usize::MAX).min(rest.len());
+                    let (now, later) = rest.split_at(n);
+                    *left -= n as u64;
+                    if *left == 0 {
+                        self.state = State::ChunkEnd;
+                    }
+                    self.body_bytes(now, stats, sink);
+                    later
+                }
+                State::ChunkEnd => match rest.split_first() {
+                    Some((b'\r', later)) => later,
+                    Some((b'\n', later)) => {
+                        self.state = State::ChunkSize(Vec::new());
+                        later
+                    }
+                    // Lenient: a missing CRLF after chunk data.
+                    _ => {
+                        self.state = State::ChunkSize(Vec::new());
+                        rest
+                    }
+                },
+                State::ChunkSize(line) => {
+                    let (complete, later) = take_line(line, rest);
+                    if line.len() > MAX_CHUNK_LINE {
+                        self.fail(stats, sink);
+                        return;
+                    }
+                    if complete {
+                        match parse_chunk_size(line) {
+                            Some(0) => self.state = State::Trailer(Vec::new()),
+                            Some(n) => self.state = State::ChunkData(n),
+                            None => {
+                                let line = std::mem::take(line);
+                                self.fail(stats, sink);
+                                sink.data(&line);
+                                sink.data(later);
+                                return;
+                            }
+                        }
+                    }
+                    later
+                }
+                State::Trailer(line) => {
+                    let (complete, later) = take_line(line, rest);
+                    if line.len() > MAX_CHUNK_LINE {
+                        self.fail(stats, sink);
+                        return;
+                    }
+                    if complete {
+                        if trim_crlf(line).is_empty() {
+                            self.end_body(stats, sink);
+                        } else {
+                            line.clear();
+                        }
+                    }
+                    later
+                }
+            };
+        }
+    }
+
+    /// Header bytes: buffered until the blank line, then parsed.
+    fn head_bytes<'a>(
+        &mut self,
+        mut rest: &'a [u8],
+        limits: &Limits,
+        stats: &mut NormalizeStats,
+        sink: &mut impl Sink,
+    ) -> &'a [u8] {
+        if self.head.is_empty() {
+            // Blank lines between messages are allowed (RFC 9112 §2.2).
+            while let Some((b'\r' | b'\n', later)) = rest.split_first() {
+                rest = later;
+            }
+            if rest.is_empty() {
+                return rest;
+            }
+        }
+        let old = self.head.len();
+        let room = limits.max_header_bytes.saturating_sub(old);
+        let take = room.min(rest.len());
+        let (now, later) = rest.split_at(take);
+        self.head.extend_from_slice(now);
+        if let Some(end) = head_end(&self.head, old.saturating_sub(3)) {
+            let consumed = end.saturating_sub(old).min(rest.len());
+            self.head.truncate(end);
+            let head = std::mem::take(&mut self.head);
+            self.on_head(&head, limits, stats, sink);
+            return rest.get(consumed..).unwrap_or_default();
+        }
+        if self.head.len() >= limits.max_header_bytes {
+            self.fail(stats, sink);
+            sink.data(later);
+            return &[];
+        }
+        later
+    }
+
+    fn on_head(
+        &mut self,
+        head: &[u8],
+        limits: &Limits,
+        stats: &mut NormalizeStats,
+        sink: &mut impl Sink,
+    ) {
+        let Some(h) = parse_head(head) else {
+            self.head = head.to_vec();
+            self.fail(stats, sink);
+            return;
+        };
+        stats.http_messages += 1;
+        sink.data(head);
+        sink.boundary();
+        if h.target.iter().any(|&b| b == b'%' || b == b'+') {
+            sink.data(&url_decode(&h.target));
+            sink.boundary();
+        }
+        let no_body = h.response && (h.status < 200 || h.status == 204 || h.status == 304);
+        self.state = if no_body {
+            State::Head
+        } else if h.chunked {
+            State::ChunkSize(Vec::new())
+        } else if let Some(n) = h.content_length {
+            if n == 0 {
+                State::Head
+            } else {
+                State::Length(n)
+            }
+        } else if h.response {
+            State::UntilClose
+        } else {
+            State::Head
+        };
+        if matches!(self.state, State::Head) {
+            return;
+        }
+        self.body = Body {
+            inflater: h.compression.map(|c| {
+                stats.bodies_inflated += 1;
+                Inflater::new(c, limits)
+            }),
+            url: h.urlencoded.then(UrlDecoder::new),
+        };
+    }
+
+    fn body_bytes(&mut self, bytes: &[u8], stats: &mut NormalizeStats, sink: &mut impl Sink) {
+        let mut chain = Chain {
+            url: self.body.url.as_mut(),
+            sink,
+        };
+        match &mut self.body.inflater {
+            Some(i) => i.push(bytes, stats, &mut chain),
+            None => chain.data(bytes),
+        }
+    }
+
+    fn end_body(&mut self, stats: &mut NormalizeStats, sink: &mut impl Sink) {
+        let mut body = std::mem::take(&mut self.body);
+        {
+            let mut chain = Chain {
+                url: body.url.as_mut(),
+                sink: &mut *sink,
+            };
+            if let Some(i) = &mut body.inflater {
+                i.finish(stats, &mut chain);
+            }
+        }
+        if let Some(u) = &mut body.url {
+            u.finish(sink);
+        }
+        sink.boundary();
+        self.state = State::Head;
+    }
+
+    /// Gives up parsing: what is buffered and the rest go out raw.
+    fn fail(&mut self, stats: &mut NormalizeStats, sink: &mut impl Sink) {
+        stats.http_errors += 1;
+        if !matches!(self.state, State::Head | State::Raw) {
+            self.end_body(stats, sink);
+        }
+        let head = std::mem::take(&mut self.head);
+        sink.data(&head);
+        self.state = State::Raw;
+    }
+
+    /// Bytes are missing: the rest of the stream is scanned raw.
+    pub fn gap(&mut self, stats: &mut NormalizeStats, sink: &mut impl Sink) {
+        if !matches!(self.state, State::Head | State::Raw) {
+            self.end_body(stats, sink);
+        }
+        let head = std::mem::take(&mut self.head);
+        sink.data(&head);
+        sink.boundary();
+        self.state = State::Raw;
+    }
+
+    /// The stream ended: flushes a body read until close, or a partial
+    /// message.
+    pub fn finish(&mut self, _limits: &Limits, stats: &mut NormalizeStats, sink: &mut impl Sink) {
+        if !matches!(self.state, State::Head | State::Raw) {
+            self.end_body(stats, sink);
+        }
+        let head = std::mem::take(&mut self.head);
+        sink.data(&head);
+        sink.boundary();
+    }
+}
+
+/// Appends bytes up to and including the next `\n` to `line`; returns
+/// whether the line is complete and the bytes after it.
+fn take_line<'a>(line: &mut Vec<u8>, rest: &'a [u8]) -> (bool, &'a [u8]) {
+    match rest.iter().position(|&b| b == b'\n') {
+        Some(i) => {
+            let (now, later) = rest.split_at(i + 1);
+            line.extend_from_slice(now);
+            (true, later)
+        }
+        None => {
+            line.extend_from_slice(rest);
+            (false, &[])
+        }
+    }
+}
+
+fn trim_crlf(line: &[u8]) -> &[u8] {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+/// Hex chunk size before any `;extension`; `None` if not hex or too big.
+fn parse_chunk_size(line: &[u8]) -> Option<u64> {
+    let line = trim_crlf(line);
+    let digits = line.split(|&b| b == b';').next().unwrap_or_default();
+    let digits = digits.trim_ascii();
+    if digits.is_empty() || digits.len() > 15 {
+        return None;
+    }
+    let mut n = 0u64;
+    for &b in digits {
+        let v = match b {
+            b'0'..=b'9' => b - b'0',
+            b'a'..=b'f' => b - b'a' + 10,
+            b'A'..=b'F' => b - b'A' + 10,
+            _ => return None,
+        };
+        n = n.checked_mul(16)?.checked_add(u64::from(v))?;
+    }
+    Some(n)
+}
+
+/// Index just past the blank line ending a header block, searching from
+/// `from`.
+fn head_end(buf: &[u8], from: usize) -> Option<usize> {
+    let tail = buf.get(from..)?;
+    let mut i = 0;
+    while let Some(&b) = tail.get(i) {
+        if b == b'\n' {
+            match (tail.get(i + 1), tail.get(i + 2)) {
+                (Some(b'\n'), _) => return Some(from + i + 2),
+                (Some(b'\r'), Some(b'\n')) => return Some(from + i + 3),
+                _ => {}
+            }
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Parses a header block; `None` if the start line is not HTTP/1.x.
+fn parse_head(head: &[u8]) -> Option<Head> {
+    let mut lines = head.split(|&b| b == b'\n').map(trim_crlf);
+    let start = lines.next()?;
+    let mut h = Head::default();
+    if let Some(after) = start.strip_prefix(b"HTTP/1.") {
+        h.response = true;
+        let code = after.get(2..5)?;
+        if !code.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        h.status = std::str::from_utf8(code).ok()?.parse().ok()?;
+    } else {
+        let mut parts = start.split(|&b| b == b' ').filter(|p| !p.is_empty());
+        let method = parts.next()?;
+        let target = parts.next()?;
+        let version = parts.next()?;
+        if !method.iter().all(|b| b.is_ascii_uppercase()) || !version.starts_with(b"HTTP/1.") {
+            return None;
+        }
+        h.target = target.to_vec();
+    }
+    for line in lines.take(MAX_HEADERS) {
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            continue;
+        };
+        let (name, value) = line.split_at(colon);
+        let value = value.get(1..).unwrap_or_default().trim_ascii();
+        let name = name.trim_ascii();
+        if name.eq_ignore_ascii_case(b"content-length") {
+            let n = std::str::from_utf8(value)
+                .ok()
+                .and_then(|v| v.parse::<u64>().ok())?;
+            if h.content_length.is_some_and(|old| old != n) {
+                return None;
+            }
+            h.content_length = Some(n);
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            h.chunked = contains_ci(value, b"chunked");
+        } else if name.eq_ignore_ascii_case(b"content-encoding") {
+            h.compression = if contains_ci(value, b"gzip") {
+                Some(Compression::Gzip)
+            } else if contains_ci(value, b"deflate") {
+                Some(Compression::Deflate)
+            } else {
+                None
+            };
+        } else if name.eq_ignore_ascii_case(b"content-type") {
+            h.urlencoded = contains_ci(value, b"application/x-www-form-urlencoded");
+        }
+    }
+    Some(h)
+}
+
+fn contains_ci(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+    use crate::normalize::Collect;
+
+    fn run_in_pieces(stream: &[u8], piece: usize) -> (Collect, NormalizeStats) {
+        let mut h = Http::new();
+        let mut c = Collect::default();
+        let mut s = NormalizeStats::default();
+        let l = Limits::default();
+        for p in stream.chunks(piece.max(1)) {
+            h.push(p, &l, &mut s, &mut c);
+        }
+        h.finish(&l, &mut s, &mut c);
+        (c, s)
+    }
+
+    fn units(stream: &[u8]) -> Vec<String> {
+        let (whole, _) = run_in_pieces(stream, usize::MAX);
+        // Any split gives the same bytes.
+        for piece in [1, 2, 3, 7, 64] {
+            let (c, _) = run_in_pieces(stream, piece);
+            assert_eq!(c.units.concat(), whole.units.concat(), "piece {piece}");
+        }
+        whole
+            .units
+            .iter()
+            .map(|u| String::from_utf8_lossy(u).into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn content_length_body_follows_the_header_block() {
+        let u = units(b"POST /a HTTP/1.1\r\nContent-Length: 5\r\n\r\nhelloGET /b HTTP/1.1\r\n\r\n");
+        assert_eq!(u.len(), 3);
+        assert_eq!(u[1], "hello");
+        assert!(u[2].starts_with("GET /b"));
+    }
+
+    #[test]
+    fn chunked_bodies_are_joined_without_chunk_sizes() {
+        let u = units(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4;ext=1\r\n\xe7\xbb\x9d\xe5\r\n5\r\n\xaf\x86\xe2\x98\x85\r\n0\r\nX-T: 1\r\n\r\n",
+        );
+        assert_eq!(u[1], "绝密★");
+    }
+
+    #[test]
+    fn gzip_body_is_inflated_and_form_body_url_decoded() {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(b"id=110101199003077777&note=%E7%BB%9D%E5%AF%86%E2%98%85")
+            .unwrap();
+        let gz = e.finish().unwrap();
+        let mut req = format!(
+            "POST /f?q=%E6%9C%BA%E5%AF%86 HTTP/1.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n",
+            gz.len()
+        )
+        .into_bytes();
+        req.extend_from_slice(&gz);
+        let u = units(&req);
+        assert_eq!(u[1], "/f?q=机密");
+        assert_eq!(u[2], "id=110101199003077777&note=绝密★");
+    }
+
+    #[test]
+    fn response_without_length_runs_until_close() {
+        let u = units(b"HTTP/1.0 200 OK\r\n\r\nall of it");
+        assert_eq!(u[1], "all of it");
+    }
+
+    #[test]
+    fn non_http_and_oversized_heads_fall_back_to_raw() {
+        let (c, s) = run_in_pieces(b"HELLO THERE\r\n\r\nsecret", 4);
+        assert_eq!(c.units.concat(), b"HELLO THERE\r\n\r\nsecret");
+        assert_eq!(s.http_errors, 1);
+        let mut big = b"GET / HTTP/1.1\r\n".to_vec();
+        big.extend(std::iter::repeat_n(b'a', 20_000));
+        let (c, s) = run_in_pieces(&big, 1000);
+        assert_eq!(c.units.concat(), big);
+        assert_eq!(s.http_errors, 1);
+    }
+
+    #[test]
+    fn bad_chunk_size_is_an_error_not_a_panic() {
+        let (c, s) = run_in_pieces(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nrest",
+            3,
+        );
+        assert_eq!(s.http_errors, 1);
+        assert!(c.joined().ends_with(b"zz\r\nrest"));
+    }
+
+    #[test]
+    fn every_truncation_and_mutation_of_a_message_is_handled() {
+        let msg = b"POST /x%41 HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Encoding: deflate\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
+        for n in 0..msg.len() {
+            run_in_pieces(&msg[..n], 5);
+            let mut m = msg.to_vec();
+            m[n] = m[n].wrapping_add(0x55);
+            run_in_pieces(&m, 3);
+        }
+    }
+}

@@ -1,0 +1,296 @@
+//! MIME (RFC 2045/2046) message normalizer, fed one line at a time: header
+//! blocks are passed on as they are, multipart bodies are split at their
+//! boundaries, and each leaf part's body is decoded from `base64` or
+//! `quoted-printable`. Nesting is followed up to [`Limits::max_mime_depth`]
+//! levels; deeper boundaries are treated as body text (counted).
+
+use super::decode::{quoted_printable_line, Base64Stream};
+use super::{Limits, NormalizeStats, Sink};
+
+/// Most header bytes kept per part to find `Content-Type` and
+/// `Content-Transfer-Encoding`; headers beyond are still passed on.
+const MAX_PART_HEADER: usize = 16 * 1024;
+/// Longest boundary (RFC 2046: 70).
+const MAX_BOUNDARY: usize = 70;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Cte {
+    Plain,
+    Base64,
+    QuotedPrintable,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum State {
+    /// Reading a header block.
+    Headers,
+    /// Reading a leaf body.
+    Body,
+    /// Preamble or epilogue of a multipart: text, passed on.
+    Between,
+}
+
+/// The MIME normalizer of one message.
+#[derive(Debug)]
+pub struct Mime {
+    state: State,
+    /// Boundaries of the enclosing multiparts, outermost first.
+    boundaries: Vec<Vec<u8>>,
+    /// Header bytes of the current part.
+    header: Vec<u8>,
+    cte: Cte,
+    b64: Base64Stream,
+    out: Vec<u8>,
+}
+
+impl Default for Mime {
+    fn default() -> Self {
+        Mime::new()
+    }
+}
+
+impl Mime {
+    /// A message starting with its header block.
+    pub fn new() -> Self {
+        Mime {
+            state: State::Headers,
+            boundaries: Vec::new(),
+            header: Vec::new(),
+            cte: Cte::Plain,
+            b64: Base64Stream::new(),
+            out: Vec::new(),
+        }
+    }
+
+    /// Feeds one line without its line break; `complete` is false for a
+    /// piece of an overlong line (more of it follows).
+    pub fn line(
+        &mut self,
+        line: &[u8],
+        complete: bool,
+        limits: &Limits,
+        stats: &mut NormalizeStats,
+        sink: &mut impl Sink,
+    ) {
+        if complete && line.starts_with(b"--") {
+            if let Some((level, closing)) = self.boundary_of(line) {
+                self.end_part(sink);
+                self.boundaries.truncate(level + 1);
+                if closing {
+                    self.boundaries.truncate(level);
+                    self.state = State::Between;
+                } else {
+                    self.state = State::Headers;
+                }
+                return;
+            }
+        }
+        match self.state {
+            State::Headers => {
+                if line.is_empty() && complete {
+                    self.end_headers(limits, stats, sink);
+                    return;
+                }
+                sink.data(line);
+                sink.data(b"\n");
+                if self.header.len() < MAX_PART_HEADER {
+                    self.header.extend_from_slice(line);
+                    if complete {
+                        self.header.push(b'\n');
+                    }
+                }
+            }
+            State::Between => {
+                sink.data(line);
+                sink.data(b"\n");
+            }
+            State::Body => match self.cte {
+                Cte::Base64 => self.b64.push(line, sink),
+                Cte::QuotedPrintable => {
+                    self.out.clear();
+                    let soft = quoted_printable_line(line, &mut self.out);
+                    if !soft && complete {
+                        self.out.push(b'\n');
+                    }
+                    sink.data(&self.out);
+                }
+                Cte::Plain => {
+                    sink.data(line);
+                    if complete {
+                        sink.data(b"\n");
+                    }
+                }
+            },
+        }
+    }
+
+    /// Which enclosing boundary `line` is (innermost first), and whether it
+    /// is the closing one (`--b--`).
+    fn boundary_of(&self, line: &[u8]) -> Option<(usize, bool)> {
+        let rest = line.get(2..)?.trim_ascii_end();
+        for (level, b) in self.boundaries.iter().enumerate().rev() {
+            if let Some(after) = rest.strip_prefix(b.as_slice()) {
+                if after.is_empty() {
+                    return Some((level, false));
+                }
+                if after == b"--" {
+                    return Some((level, true));
+                }
+            }
+        }
+        None
+    }
+
+    fn end_headers(&mut self, limits: &Limits, stats: &mut NormalizeStats, sink: &mut impl Sink) {
+        sink.boundary();
+        let header = std::mem::take(&mut self.header);
+        let (boundary, cte) = parse_part_header(&header);
+        self.cte = cte;
+        match boundary {
+            Some(b) if self.boundaries.len() < limits.max_mime_depth => {
+                self.boundaries.push(b);
+                self.state = State::Between;
+            }
+            Some(_) => {
+                stats.mime_too_deep += 1;
+                self.state = State::Body;
+            }
+            None => {
+                if cte != Cte::Plain {
+                    stats.mime_parts_decoded += 1;
+                }
+                self.state = State::Body;
+            }
+        }
+    }
+
+    fn end_part(&mut self, sink: &mut impl Sink) {
+        self.b64.finish();
+        self.header.clear();
+        self.cte = Cte::Plain;
+        sink.boundary();
+    }
+
+    /// The message ended.
+    pub fn finish(&mut self, sink: &mut impl Sink) {
+        self.end_part(sink);
+    }
+}
+
+/// The multipart boundary (if a multipart) and the transfer encoding of a
+/// part, from its header block (folded lines joined).
+fn parse_part_header(header: &[u8]) -> (Option<Vec<u8>>, Cte) {
+    let mut boundary = None;
+    let mut cte = Cte::Plain;
+    // Unfold: a line starting with white space continues the previous.
+    let mut fields: Vec<Vec<u8>> = Vec::new();
+    for line in header.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        match (line.first(), fields.last_mut()) {
+            (Some(b' ' | b'\t'), Some(last)) => {
+                last.push(b' ');
+                last.extend_from_slice(line.trim_ascii());
+            }
+            _ => fields.push(line.to_vec()),
+        }
+    }
+    for f in &fields {
+        let Some(colon) = f.iter().position(|&b| b == b':') else {
+            continue;
+        };
+        let (name, value) = f.split_at(colon);
+        let value = value.get(1..).unwrap_or_default().trim_ascii();
+        if name.trim_ascii().eq_ignore_ascii_case(b"content-type") {
+            if value.len() >= 10
+                && value
+                    .get(..10)
+                    .is_some_and(|v| v.eq_ignore_ascii_case(b"multipart/"))
+            {
+                boundary = param(value, b"boundary");
+            }
+        } else if name
+            .trim_ascii()
+            .eq_ignore_ascii_case(b"content-transfer-encoding")
+        {
+            if value.eq_ignore_ascii_case(b"base64") {
+                cte = Cte::Base64;
+            } else if value.eq_ignore_ascii_case(b"quoted-printable") {
+                cte = Cte::QuotedPrintable;
+            }
+        }
+    }
+    (
+        boundary.filter(|b| !b.is_empty() && b.len() <= MAX_BOUNDARY),
+        cte,
+    )
+}
+
+/// A `; name=value` or `; name="value"` parameter of a header value.
+fn param(value: &[u8], name: &[u8]) -> Option<Vec<u8>> {
+    for p in value.split(|&b| b == b';').skip(1) {
+        let p = p.trim_ascii();
+        let Some(eq) = p.iter().position(|&b| b == b'=') else {
+            continue;
+        };
+        let (n, v) = p.split_at(eq);
+        if !n.trim_ascii().eq_ignore_ascii_case(name) {
+            continue;
+        }
+        let v = v.get(1..).unwrap_or_default().trim_ascii();
+        let v = v
+            .strip_prefix(b"\"")
+            .and_then(|x| x.strip_suffix(b"\""))
+            .unwrap_or(v);
+        return Some(v.to_vec());
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::normalize::Collect;
+
+    fn run(message: &str) -> (String, NormalizeStats) {
+        let mut m = Mime::new();
+        let mut c = Collect::default();
+        let mut s = NormalizeStats::default();
+        for line in message.split('\n') {
+            let line = line.strip_suffix('\r').unwrap_or(line);
+            m.line(line.as_bytes(), true, &Limits::default(), &mut s, &mut c);
+        }
+        m.finish(&mut c);
+        (String::from_utf8_lossy(&c.joined()).into_owned(), s)
+    }
+
+    #[test]
+    fn base64_attachment_of_a_multipart_message_is_decoded() {
+        let msg = "From: a@b\r\nContent-Type: multipart/mixed;\r\n boundary=\"XyZ\"\r\n\r\npreamble\r\n--XyZ\r\nContent-Type: text/plain\r\n\r\nhello\r\n--XyZ\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n5py65a+G\r\n4piF5LiJ5bm0\r\n--XyZ--\r\nepilogue";
+        let (out, stats) = run(msg);
+        assert!(out.contains("机密★三年"), "{out}");
+        assert!(out.contains("hello"));
+        assert_eq!(stats.mime_parts_decoded, 1);
+    }
+
+    #[test]
+    fn quoted_printable_part_is_decoded() {
+        let msg =
+            "Content-Transfer-Encoding: quoted-printable\r\n\r\n=E7=BB=9D=E5=AF=86=\r\n=E2=98=85 x";
+        let (out, _) = run(msg);
+        assert!(out.contains("绝密★ x"), "{out}");
+    }
+
+    #[test]
+    fn nesting_deeper_than_the_limit_is_counted() {
+        let mut msg = String::new();
+        for i in 0..10 {
+            msg.push_str(&format!(
+                "Content-Type: multipart/mixed; boundary=b{i}\r\n\r\n--b{i}\r\n"
+            ));
+        }
+        msg.push_str("\r\nbody\r\n");
+        let (out, stats) = run(&msg);
+        assert_eq!(stats.mime_too_deep, 1);
+        assert!(out.contains("body"));
+    }
+}

@@ -1,0 +1,223 @@
+//! Normalization before matching: turns a reassembled TCP stream (or a UDP
+//! payload) into the bytes a person would read, so signatures match
+//! however the data was wrapped.
+//!
+//! * [`http`]: HTTP/1.x requests and responses. Headers are parsed with
+//!   bounds; bodies are framed by `Content-Length`, chunked transfer or
+//!   the end of the connection; `Content-Encoding: gzip`/`deflate` is
+//!   inflated (bounded, see [`decode::Inflater`]); request targets with a
+//!   query string and `application/x-www-form-urlencoded` bodies are
+//!   URL-decoded. The header block is passed on as it is.
+//! * [`smtp`]: SMTP commands as they are, and the message after `DATA`
+//!   through [`mime`]: headers as they are, MIME multipart parts with
+//!   `base64` and `quoted-printable` transfer encodings decoded.
+//! * Anything else is passed on raw.
+//!
+//! Normalizers push into a [`Sink`]: `data` for normalized bytes, and
+//! `boundary` where one logical unit (a header block, a body, a MIME part)
+//! ends, so a signature is never matched across two unrelated units.
+//!
+//! Every parser works on untrusted bytes: no indexing, every length is
+//! checked against what remains and against a maximum ([`Limits`]), every
+//! loop consumes input or stops. When input does not parse, the normalizer
+//! falls back to passing the rest of the stream on raw (counted), so odd
+//! traffic is still scanned.
+
+pub mod decode;
+pub mod http;
+pub mod mime;
+pub mod smtp;
+
+/// Where normalized bytes go.
+pub trait Sink {
+    /// The next normalized bytes of the current unit.
+    fn data(&mut self, bytes: &[u8]);
+    /// The current unit ended; the next bytes are unrelated to it.
+    fn boundary(&mut self);
+}
+
+/// Bounds of the normalizers. Each trades memory or CPU for how much odd
+/// input is still understood.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Longest HTTP header block (start line and headers) parsed; a longer
+    /// one is passed on raw and the stream is no longer parsed as HTTP.
+    /// Buffered per stream while incomplete. Default 16 KiB.
+    pub max_header_bytes: usize,
+    /// Longest SMTP/MIME line kept whole; longer lines are processed in
+    /// pieces of this size. Buffered per stream. Default 8 KiB.
+    pub max_line_bytes: usize,
+    /// Most decompressed bytes per HTTP body; the rest of the body is not
+    /// inflated (counted as `decompress_capped`). Default 16 MiB.
+    pub max_decompressed_bytes: u64,
+    /// Largest ratio of decompressed to compressed bytes accepted (bombs
+    /// reach 1000:1); beyond it decompression stops (counted). Default 100.
+    pub max_ratio: u64,
+    /// Deepest MIME multipart nesting followed. Default 8.
+    pub max_mime_depth: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_header_bytes: 16 * 1024,
+            max_line_bytes: 8 * 1024,
+            max_decompressed_bytes: 16 * 1024 * 1024,
+            max_ratio: 100,
+            max_mime_depth: 8,
+        }
+    }
+}
+
+/// What the normalizers did, summed over all streams.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NormalizeStats {
+    /// HTTP messages (requests and responses) parsed.
+    pub http_messages: u64,
+    /// HTTP streams given up on (bad framing, oversized headers); the rest
+    /// of each was scanned raw.
+    pub http_errors: u64,
+    /// Bodies inflated (gzip or deflate).
+    pub bodies_inflated: u64,
+    /// Bodies whose decompression stopped at the size or ratio cap.
+    pub decompress_capped: u64,
+    /// Bodies whose compressed data was corrupt.
+    pub decompress_errors: u64,
+    /// SMTP messages (`DATA`) parsed.
+    pub smtp_messages: u64,
+    /// MIME parts decoded from base64 or quoted-printable.
+    pub mime_parts_decoded: u64,
+    /// MIME boundaries not followed because nesting was too deep.
+    pub mime_too_deep: u64,
+}
+
+/// Which parser a stream gets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AppProto {
+    /// HTTP/1.x.
+    Http,
+    /// SMTP, client to server.
+    Smtp,
+    /// Any other TCP stream.
+    Tcp,
+    /// A UDP payload.
+    Udp,
+}
+
+impl AppProto {
+    /// The `app_proto` name of incidents.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AppProto::Http => "http",
+            AppProto::Smtp => "smtp",
+            AppProto::Tcp => "tcp",
+            AppProto::Udp => "udp",
+        }
+    }
+}
+
+/// Whether the first bytes of a stream look like an HTTP/1.x request or
+/// response.
+pub fn looks_like_http(first: &[u8]) -> bool {
+    const STARTS: [&[u8]; 9] = [
+        b"GET ",
+        b"POST ",
+        b"PUT ",
+        b"HEAD ",
+        b"PATCH ",
+        b"DELETE ",
+        b"OPTIONS ",
+        b"CONNECT ",
+        b"HTTP/1.",
+    ];
+    STARTS.iter().any(|m| first.starts_with(m))
+}
+
+/// One direction's normalizer, chosen on its first bytes.
+#[derive(Debug)]
+pub enum Normalizer {
+    /// HTTP/1.x.
+    Http(Box<http::Http>),
+    /// SMTP client stream.
+    Smtp(smtp::Smtp),
+    /// Raw bytes.
+    Raw,
+}
+
+impl Normalizer {
+    /// A normalizer for `proto`.
+    pub fn new(proto: AppProto) -> Self {
+        match proto {
+            AppProto::Http => Normalizer::Http(Box::default()),
+            AppProto::Smtp => Normalizer::Smtp(smtp::Smtp::new()),
+            AppProto::Tcp | AppProto::Udp => Normalizer::Raw,
+        }
+    }
+
+    /// Feeds the next bytes of the stream.
+    pub fn push(
+        &mut self,
+        data: &[u8],
+        limits: &Limits,
+        stats: &mut NormalizeStats,
+        sink: &mut impl Sink,
+    ) {
+        match self {
+            Normalizer::Http(h) => h.push(data, limits, stats, sink),
+            Normalizer::Smtp(s) => s.push(data, limits, stats, sink),
+            Normalizer::Raw => sink.data(data),
+        }
+    }
+
+    /// Bytes are missing here: parsing state is no longer trustworthy.
+    pub fn gap(&mut self, stats: &mut NormalizeStats, sink: &mut impl Sink) {
+        match self {
+            Normalizer::Http(h) => h.gap(stats, sink),
+            Normalizer::Smtp(s) => s.gap(sink),
+            Normalizer::Raw => sink.boundary(),
+        }
+    }
+
+    /// The stream ended: flush what is pending.
+    pub fn finish(&mut self, limits: &Limits, stats: &mut NormalizeStats, sink: &mut impl Sink) {
+        match self {
+            Normalizer::Http(h) => h.finish(limits, stats, sink),
+            Normalizer::Smtp(s) => s.finish(limits, stats, sink),
+            Normalizer::Raw => sink.boundary(),
+        }
+    }
+}
+
+/// Collects normalized output (tests and the `signatures test` tooling).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Collect {
+    /// Units, each ended by a boundary (the last may be open).
+    pub units: Vec<Vec<u8>>,
+    open: bool,
+}
+
+impl Collect {
+    /// All output joined, units separated by `|`.
+    pub fn joined(&self) -> Vec<u8> {
+        self.units.join(&b"|"[..])
+    }
+}
+
+impl Sink for Collect {
+    fn data(&mut self, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        if !self.open {
+            self.units.push(Vec::new());
+            self.open = true;
+        }
+        if let Some(u) = self.units.last_mut() {
+            u.extend_from_slice(bytes);
+        }
+    }
+
+    fn boundary(&mut self) {
+        self.open = false;
+    }
+}

@@ -1,0 +1,176 @@
+//! SMTP normalizer (client to server): commands are passed on as they
+//! are; after `DATA`, the message up to the lone `.` line is
+//! dot-unstuffed and handed to [`Mime`] line by line. Lines longer than
+//! [`Limits::max_line_bytes`] are processed in pieces.
+//!
+//! The server's replies are not seen here (they flow the other way), so
+//! `DATA` is assumed accepted; `BDAT` (CHUNKING) is not decoded and its
+//! data is passed on raw as command text.
+
+use super::mime::Mime;
+use super::{Limits, NormalizeStats, Sink};
+
+#[derive(Debug)]
+enum State {
+    Command,
+    Data(Box<Mime>),
+}
+
+/// The SMTP normalizer of the client's direction.
+#[derive(Debug)]
+pub struct Smtp {
+    state: State,
+    line: Vec<u8>,
+}
+
+impl Default for Smtp {
+    fn default() -> Self {
+        Smtp::new()
+    }
+}
+
+impl Smtp {
+    /// A session expecting commands.
+    pub fn new() -> Self {
+        Smtp {
+            state: State::Command,
+            line: Vec::new(),
+        }
+    }
+
+    /// Feeds the next bytes of the stream.
+    pub fn push(
+        &mut self,
+        data: &[u8],
+        limits: &Limits,
+        stats: &mut NormalizeStats,
+        sink: &mut impl Sink,
+    ) {
+        let mut rest = data;
+        // Each round consumes up to and including one line break, or all.
+        while !rest.is_empty() {
+            let room = limits.max_line_bytes.saturating_sub(self.line.len()).max(1);
+            match rest.iter().take(room).position(|&b| b == b'\n') {
+                Some(i) => {
+                    let (now, later) = rest.split_at(i + 1);
+                    self.line.extend_from_slice(now);
+                    rest = later;
+                    let mut line = std::mem::take(&mut self.line);
+                    line.pop();
+                    if line.last() == Some(&b'\r') {
+                        line.pop();
+                    }
+                    self.on_line(&line, true, limits, stats, sink);
+                    line.clear();
+                    self.line = line;
+                }
+                None => {
+                    let n = room.min(rest.len());
+                    let (now, later) = rest.split_at(n);
+                    self.line.extend_from_slice(now);
+                    rest = later;
+                    if self.line.len() >= limits.max_line_bytes {
+                        let piece = std::mem::take(&mut self.line);
+                        self.on_line(&piece, false, limits, stats, sink);
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_line(
+        &mut self,
+        line: &[u8],
+        complete: bool,
+        limits: &Limits,
+        stats: &mut NormalizeStats,
+        sink: &mut impl Sink,
+    ) {
+        match &mut self.state {
+            State::Command => {
+                sink.data(line);
+                sink.data(b"\n");
+                if complete && line.trim_ascii().eq_ignore_ascii_case(b"DATA") {
+                    sink.boundary();
+                    stats.smtp_messages += 1;
+                    self.state = State::Data(Box::default());
+                }
+            }
+            State::Data(mime) => {
+                if complete && line == b"." {
+                    mime.finish(sink);
+                    self.state = State::Command;
+                    return;
+                }
+                let line = match line.strip_prefix(b".") {
+                    Some(unstuffed) if complete => unstuffed,
+                    _ => line,
+                };
+                mime.line(line, complete, limits, stats, sink);
+            }
+        }
+    }
+
+    /// Bytes are missing: the current message is ended and the rest is
+    /// parsed as commands again.
+    pub fn gap(&mut self, sink: &mut impl Sink) {
+        if let State::Data(mime) = &mut self.state {
+            mime.finish(sink);
+        }
+        self.line.clear();
+        self.state = State::Command;
+        sink.boundary();
+    }
+
+    /// The stream ended.
+    pub fn finish(&mut self, limits: &Limits, stats: &mut NormalizeStats, sink: &mut impl Sink) {
+        if !self.line.is_empty() {
+            let piece = std::mem::take(&mut self.line);
+            self.on_line(&piece, false, limits, stats, sink);
+        }
+        if let State::Data(mime) = &mut self.state {
+            mime.finish(sink);
+        }
+        self.state = State::Command;
+        sink.boundary();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::normalize::Collect;
+
+    #[test]
+    fn message_after_data_is_mime_decoded_in_any_pieces() {
+        let session = "EHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\nSubject: hi\r\nContent-Transfer-Encoding: base64\r\n\r\n57ud5a+G4piF\r\n..\r\n.\r\nQUIT\r\n";
+        for piece in [1, 3, 1000] {
+            let mut s = Smtp::new();
+            let mut c = Collect::default();
+            let mut st = NormalizeStats::default();
+            for p in session.as_bytes().chunks(piece) {
+                s.push(p, &Limits::default(), &mut st, &mut c);
+            }
+            s.finish(&Limits::default(), &mut st, &mut c);
+            let out = String::from_utf8_lossy(&c.joined()).into_owned();
+            assert!(out.contains("绝密★"), "{out}");
+            assert!(out.contains("QUIT"));
+            assert_eq!(st.smtp_messages, 1);
+        }
+    }
+
+    #[test]
+    fn overlong_lines_are_processed_in_pieces() {
+        let limits = Limits {
+            max_line_bytes: 16,
+            ..Limits::default()
+        };
+        let mut s = Smtp::new();
+        let mut c = Collect::default();
+        let mut st = NormalizeStats::default();
+        let long = "x".repeat(100);
+        s.push(long.as_bytes(), &limits, &mut st, &mut c);
+        s.finish(&limits, &mut st, &mut c);
+        assert_eq!(c.units.concat().iter().filter(|&&b| b == b'x').count(), 100);
+    }
+}
