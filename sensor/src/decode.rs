@@ -449,6 +449,67 @@ mod tests {
         assert_eq!(decode(LinkType::Ethernet, &f).unwrap_err(), Skip::NotIp);
     }
 
+    /// Random frames built to get past the first checks (plausible
+    /// ethertypes, IP versions, protocols and lengths, then random bytes)
+    /// never panic and never yield a payload outside the frame.
+    #[test]
+    fn random_frames_never_panic_or_escape_the_frame() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let links = [
+            LinkType::Ethernet,
+            LinkType::LinuxSll,
+            LinkType::LinuxSll2,
+            LinkType::RawIp,
+            LinkType::Null,
+        ];
+        for i in 0..200_000u32 {
+            let len = (next() % 160) as usize;
+            let mut f: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            let link = links[(i as usize) % links.len()];
+            // Steer toward deeper layers most of the time.
+            let ip_at = match link {
+                LinkType::Ethernet => {
+                    if f.len() > 14 {
+                        let et: [u8; 2] = match next() % 4 {
+                            0 => [0x81, 0x00],
+                            1 => [0x86, 0xdd],
+                            _ => [0x08, 0x00],
+                        };
+                        f[12..14].copy_from_slice(&et);
+                    }
+                    14
+                }
+                LinkType::LinuxSll => 16,
+                LinkType::LinuxSll2 => 20,
+                LinkType::RawIp => 0,
+                LinkType::Null => 4,
+            };
+            if let Some(b) = f.get_mut(ip_at) {
+                *b = if next() % 2 == 0 { 0x45 } else { 0x60 };
+            }
+            if let Some(p) = f.get_mut(ip_at + 9) {
+                *p = [6u8, 17, 1, 58, 44, 0][(next() % 6) as usize];
+            }
+            if let Some(p) = f.get_mut(ip_at + 6) {
+                *p = [6u8, 17, 58, 0, 44, 51][(next() % 6) as usize];
+            }
+            if let Ok(d) = decode(link, &f) {
+                if d.payload.is_empty() {
+                    continue; // may be a static empty slice
+                }
+                let start = d.payload.as_ptr() as usize;
+                let base = f.as_ptr() as usize;
+                assert!(start >= base && start + d.payload.len() <= base + f.len());
+            }
+        }
+    }
+
     #[test]
     fn ipv6_fragment_and_hop_by_hop_headers_are_followed() {
         let mut ip = vec![0x60, 0, 0, 0, 0, 24, 0, 64];
