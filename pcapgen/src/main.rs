@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use shaobing_pcapgen::scenario::{self, Scenario};
+use shaobing_pcapgen::scenarios::floods;
 
 /// Generate Shaobing's test captures (classic pcap) and their expected
 /// incidents (NAME.expected.json), deterministically.
@@ -65,8 +66,16 @@ fn run(args: Args) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if args.check {
-        let stale = scenario::check_dir(&args.out, &selected)
+        let mut stale = scenario::check_dir(&args.out, &selected)
             .with_context(|| format!("checking captures in {}", args.out.display()))?;
+        if args.scenarios.is_empty() {
+            // Volumetric scenarios: only their expected files are kept.
+            let dir = args.out.join("volumetric");
+            stale.extend(
+                floods::check_expected_dir(&dir)
+                    .with_context(|| format!("checking {}", dir.display()))?,
+            );
+        }
         if stale.is_empty() {
             println!(
                 "{}: all {} file(s) current",
@@ -87,6 +96,16 @@ fn run(args: Args) -> Result<ExitCode> {
     }
     let files = scenario::write_dir(&args.out, &selected)
         .with_context(|| format!("writing captures into {}", args.out.display()))?;
+    if args.scenarios.is_empty() {
+        // Volumetric scenarios are generated at test time; only their
+        // expected files are kept (pcaps/volumetric/).
+        let dir = args.out.join("volumetric");
+        for name in floods::write_expected_dir(&dir)
+            .with_context(|| format!("writing {}", dir.display()))?
+        {
+            println!("{}", dir.join(name).display());
+        }
+    }
     for f in files {
         println!(
             "{} ({} bytes)",

@@ -46,6 +46,29 @@ impl<W: Write> PcapWriter<W> {
         Ok(PcapWriter { out, records: 0 })
     }
 
+    /// Appends one record of a frame cut to its first `frame.len()` bytes
+    /// (a short snaplen) whose length on the wire was `orig_len`, so rates
+    /// in bits per second stay those of the full frames.
+    pub fn write_snapped(&mut self, ts_micros: i64, frame: &[u8], orig_len: u32) -> io::Result<()> {
+        let invalid = |what: &str| io::Error::new(io::ErrorKind::InvalidInput, what.to_string());
+        let secs = u32::try_from(ts_micros.div_euclid(1_000_000))
+            .map_err(|_| invalid("timestamp outside the pcap u32 seconds range"))?;
+        let usec = ts_micros.rem_euclid(1_000_000) as u32;
+        let len = u32::try_from(frame.len())
+            .ok()
+            .filter(|&l| l <= SNAPLEN && l <= orig_len)
+            .ok_or_else(|| invalid("frame longer than the snaplen or its wire length"))?;
+        let mut h = [0u8; RECORD_HEADER_LEN];
+        h[0..4].copy_from_slice(&secs.to_le_bytes());
+        h[4..8].copy_from_slice(&usec.to_le_bytes());
+        h[8..12].copy_from_slice(&len.to_le_bytes());
+        h[12..16].copy_from_slice(&orig_len.to_le_bytes());
+        self.out.write_all(&h)?;
+        self.out.write_all(frame)?;
+        self.records += 1;
+        Ok(())
+    }
+
     /// Appends one record with capture time `ts_micros` (microseconds since
     /// the Unix epoch, must be >= 0) and the whole frame.
     pub fn write_frame(&mut self, ts_micros: i64, frame: &[u8]) -> io::Result<()> {

@@ -4,6 +4,7 @@ use std::net::Ipv4Addr;
 
 use crate::rng::Rng;
 
+pub mod floods;
 pub mod http_leak;
 pub mod syn_flood;
 
