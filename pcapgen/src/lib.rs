@@ -12,7 +12,9 @@
 //!   TCP, UDP, ICMP(v6) or raw frames with correct checksums.
 //! * [`session::TcpSession`]: handshake, data (split at an MSS or chosen
 //!   offsets), responses and FIN teardown with consistent seq/ack.
-//! * [`app`]: HTTP/1.1 and DNS payloads.
+//! * [`app`]: HTTP/1.1 and DNS payloads; [`payload`]: encodings (GBK,
+//!   UTF-16), gzip, chunked, URL-encoded forms, MIME mail, valid and
+//!   invalid personal numbers for the [`leaks`] scenarios.
 //! * [`background::Background`]: low-rate internal browsing and DNS noise.
 //! * [`capture::Capture`]: timed frames from many generators, sorted when
 //!   written by [`pcap::PcapWriter`].
@@ -35,7 +37,9 @@ pub mod app;
 pub mod background;
 pub mod capture;
 pub mod expected;
+pub mod leaks;
 pub mod packet;
+pub mod payload;
 pub mod pcap;
 pub mod rng;
 pub mod scenario;
