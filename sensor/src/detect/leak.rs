@@ -75,6 +75,47 @@ pub struct LeakStats {
     pub incidents_by_signature: Vec<(String, u64)>,
 }
 
+impl LeakStats {
+    /// One line for the end of a replay: per-signature matches and
+    /// incidents, then reassembly, normalizer and flow-table counters.
+    /// Holds counts only, never payload bytes.
+    pub fn summary(&self) -> String {
+        let per: Vec<String> = self
+            .hits_by_signature
+            .iter()
+            .zip(&self.incidents_by_signature)
+            .map(|((id, hits), (_, incidents))| format!("{id}={hits}/{incidents}"))
+            .collect();
+        let r = &self.reassembly;
+        let n = &self.normalize;
+        format!(
+            "leak: {} bytes scanned; matches/incidents by signature: {}; reassembly: delivered={} out_of_order={} retransmitted={} overlap_trimmed={} gaps={} gap_bytes={} stream_cap_hits={} global_cap_hits={} beyond_window={}; normalize: http_messages={} http_errors={} bodies_inflated={} decompress_capped={} decompress_errors={} smtp_messages={} mime_parts_decoded={} mime_too_deep={}; flows: open={} evicted={} timed_out={}",
+            self.bytes_scanned,
+            per.join(" "),
+            r.bytes_delivered,
+            r.segments_out_of_order,
+            r.segments_retransmitted,
+            r.bytes_overlap_trimmed,
+            r.gaps,
+            r.gap_bytes,
+            r.per_stream_cap_hits,
+            r.global_cap_hits,
+            r.beyond_window,
+            n.http_messages,
+            n.http_errors,
+            n.bodies_inflated,
+            n.decompress_capped,
+            n.decompress_errors,
+            n.smtp_messages,
+            n.mime_parts_decoded,
+            n.mime_too_deep,
+            self.flows,
+            self.flows_evicted,
+            self.flows_timed_out,
+        )
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 struct FlowKey {
     src: IpAddr,
