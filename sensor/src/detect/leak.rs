@@ -670,3 +670,117 @@ impl Leak {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Scans `data` fed in pieces of `piece` bytes with batches of `batch`
+    /// bytes; returns (signature id, count) pairs.
+    fn stream_hits(
+        sigs: &SignatureSet,
+        data: &[u8],
+        piece: usize,
+        batch: usize,
+    ) -> Vec<(String, u64)> {
+        let mut counters = vec![0u64; sigs.signatures().len()];
+        let (mut scanned, mut raw) = (0u64, 0u64);
+        let mut ctx = ScanCtx {
+            sigs,
+            span: sigs.max_match_len(),
+            batch,
+            dir: Direction::Outbound,
+            sport: 40000,
+            dport: 80,
+            hits_by_signature: &mut counters,
+            bytes_scanned: &mut scanned,
+            raw_hits: &mut raw,
+        };
+        let mut scan = ScanBuf::default();
+        let mut hits = Vec::new();
+        let mut sink = SideSink {
+            ctx: &mut ctx,
+            scan: &mut scan,
+            hits: &mut hits,
+        };
+        for p in data.chunks(piece) {
+            sink.data(p);
+        }
+        sink.boundary();
+        assert_eq!(scanned, data.len() as u64, "every byte settled once");
+        let mut out: Vec<(String, u64)> = hits
+            .iter()
+            .map(|h| (sigs.signatures()[h.signature].id.clone(), h.count))
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn carried_over_scanning_finds_every_match_once_whatever_the_cuts() {
+        let sigs = SignatureSet::default_pack().unwrap();
+        let mut data = Vec::new();
+        for i in 0..40 {
+            data.extend_from_slice("正文内容，".repeat(i % 7).as_bytes());
+            data.extend_from_slice("绝密★一年 ".as_bytes());
+            data.extend_from_slice(b"id 11010519491231002X, card 6222 0210 0012 3450; ");
+            data.extend_from_slice(&[b'x'; 37]);
+        }
+        let whole = stream_hits(&sigs, &data, data.len(), 1 << 20);
+        assert_eq!(
+            whole,
+            [
+                ("bank-card".to_string(), 40),
+                ("classification-marking".to_string(), 40),
+                ("cn-resident-id".to_string(), 40)
+            ]
+        );
+        for (piece, batch) in [(1, 64), (7, 100), (13, 1024), (1500, 300), (4096, 16384)] {
+            assert_eq!(
+                stream_hits(&sigs, &data, piece, batch),
+                whole,
+                "piece {piece} batch {batch}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_digit_run_cut_by_a_batch_end_is_judged_whole() {
+        let sigs = SignatureSet::default_pack().unwrap();
+        // A valid all-digit id, then one more digit: 19 digits are not an
+        // id, even though the first 18 are one.
+        let id = [
+            "44030419850615123",
+            "31011219900101234",
+            "11010119900307123",
+        ]
+        .iter()
+        .map(|p| shaobing_pcapgen::payload::resident_id(p))
+        .find(|id| id.bytes().all(|b| b.is_ascii_digit()))
+        .unwrap();
+        let mut data = vec![b' '; 200];
+        data.extend_from_slice(format!("{id} ").as_bytes());
+        assert_eq!(stream_hits(&sigs, &data, data.len(), 1 << 20).len(), 1);
+        // One more digit that makes no 19-digit card either (Luhn).
+        let longer = (b'0'..=b'9')
+            .map(|extra| {
+                let mut v = vec![b' '; 200];
+                v.extend_from_slice(id.as_bytes());
+                v.extend_from_slice(&[extra, b' ']);
+                v
+            })
+            .find(|v| stream_hits(&sigs, v, v.len(), 1 << 20).is_empty())
+            .unwrap();
+        for piece in [1, 5, 201, 210, 218, 219] {
+            assert!(
+                stream_hits(&sigs, &longer, piece, 64).is_empty(),
+                "piece {piece}"
+            );
+            assert_eq!(
+                stream_hits(&sigs, &data, piece, 64).len(),
+                1,
+                "piece {piece}"
+            );
+        }
+    }
+}

@@ -8,13 +8,27 @@ use base64::Engine as _;
 
 use super::{Limits, NormalizeStats, Sink};
 
-fn hex_value(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
+const fn hex_table() -> [u8; 256] {
+    let mut t = [0xffu8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = match b {
+            b'0'..=b'9' => b - b'0',
+            b'a'..=b'f' => b - b'a' + 10,
+            b'A'..=b'F' => b - b'A' + 10,
+            _ => 0xff,
+        };
+        i += 1;
     }
+    t
+}
+static HEX: [u8; 256] = hex_table();
+
+#[inline]
+fn hex_value(b: u8) -> Option<u8> {
+    let v = HEX[usize::from(b)];
+    (v != 0xff).then_some(v)
 }
 
 /// Streaming `application/x-www-form-urlencoded` / percent decoder: `%XX`
@@ -37,31 +51,84 @@ impl UrlDecoder {
     /// Decodes `input` and pushes the result to `sink`.
     pub fn push(&mut self, input: &[u8], sink: &mut impl Sink) {
         self.out.clear();
-        for &b in input {
+        let mut i = 0;
+        // A pending escape from the last call: at most two more bytes.
+        while self.escape.is_some() {
+            let Some(&b) = input.get(i) else {
+                return;
+            };
             match self.escape {
-                None => {}
-                Some(None) => {
-                    if hex_value(b).is_some() {
-                        self.escape = Some(Some(b));
-                        continue;
-                    }
-                    self.out.push(b'%');
-                    self.escape = None;
+                Some(None) if hex_value(b).is_some() => {
+                    self.escape = Some(Some(b));
+                    i += 1;
                 }
                 Some(Some(h)) => {
                     self.escape = None;
-                    if let (Some(hv), Some(lv)) = (hex_value(h), hex_value(b)) {
-                        self.out.push(hv << 4 | lv);
-                        continue;
+                    match (hex_value(h), hex_value(b)) {
+                        (Some(hv), Some(lv)) => {
+                            self.out.push(hv << 4 | lv);
+                            i += 1;
+                        }
+                        _ => self.out.extend_from_slice(&[b'%', h]),
                     }
+                }
+                _ => {
+                    self.escape = None;
                     self.out.push(b'%');
-                    self.out.push(h);
                 }
             }
+        }
+        let rest = input.get(i..).unwrap_or_default();
+        if self.out.is_empty() && !rest.iter().any(|&b| b == b'%' || b == b'+') {
+            sink.data(rest);
+            return;
+        }
+        let mut i = 0;
+        // Each round consumes at least one byte.
+        while let Some(&b) = rest.get(i) {
             match b {
-                b'%' => self.escape = Some(None),
-                b'+' => self.out.push(b' '),
-                _ => self.out.push(b),
+                b'%' => match (rest.get(i + 1), rest.get(i + 2)) {
+                    (Some(&h), Some(&l)) => {
+                        match (hex_value(h), hex_value(l)) {
+                            (Some(hv), Some(lv)) => {
+                                self.out.push(hv << 4 | lv);
+                                i += 3;
+                            }
+                            _ => {
+                                self.out.push(b'%');
+                                i += 1;
+                            }
+                        }
+                        continue;
+                    }
+                    (Some(&h), None) if hex_value(h).is_some() => {
+                        self.escape = Some(Some(h));
+                        break;
+                    }
+                    (None, _) => {
+                        self.escape = Some(None);
+                        break;
+                    }
+                    _ => {
+                        self.out.push(b'%');
+                        i += 1;
+                        continue;
+                    }
+                },
+                b'+' => {
+                    self.out.push(b' ');
+                    i += 1;
+                }
+                _ => {
+                    let tail = rest.get(i..).unwrap_or_default();
+                    let run = tail
+                        .iter()
+                        .position(|&c| c == b'%' || c == b'+')
+                        .unwrap_or(tail.len());
+                    self.out
+                        .extend_from_slice(tail.get(..run).unwrap_or_default());
+                    i += run.max(1);
+                }
             }
         }
         sink.data(&self.out);
@@ -276,12 +343,30 @@ impl Inflater {
     }
 }
 
+/// Whether a byte belongs to the base64 alphabet (padding included).
+const fn base64_table() -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'=';
+        i += 1;
+    }
+    t
+}
+static BASE64_ALPHABET: [bool; 256] = base64_table();
+
+/// Base64 characters gathered before one bulk decode.
+const BASE64_BATCH: usize = 8192;
+
 /// Streaming base64 decoder for MIME bodies: characters outside the
 /// alphabet (line breaks, spaces) are skipped; groups split across lines
-/// are joined. Data after padding starts a new group.
+/// are joined. Characters are gathered and decoded in bulk (a few KiB at a
+/// time); a batch with padding inside (concatenated encodings) is decoded
+/// group by group instead.
 #[derive(Clone, Debug, Default)]
 pub struct Base64Stream {
-    quad: Vec<u8>,
+    clean: Vec<u8>,
     out: Vec<u8>,
 }
 
@@ -293,29 +378,47 @@ impl Base64Stream {
 
     /// Decodes `input` and pushes the bytes to `sink`.
     pub fn push(&mut self, input: &[u8], sink: &mut impl Sink) {
+        if input.iter().all(|&b| BASE64_ALPHABET[usize::from(b)]) {
+            self.clean.extend_from_slice(input);
+        } else {
+            self.clean
+                .extend(input.iter().filter(|&&b| BASE64_ALPHABET[usize::from(b)]));
+        }
+        if self.clean.len() >= BASE64_BATCH {
+            self.decode(false, sink);
+        }
+    }
+
+    fn decode(&mut self, all: bool, sink: &mut impl Sink) {
+        let whole = if all {
+            self.clean.len()
+        } else {
+            self.clean.len() / 4 * 4
+        };
         self.out.clear();
-        for &b in input {
-            let ok = b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'=';
-            if !ok {
-                continue;
-            }
-            self.quad.push(b);
-            if self.quad.len() == 4 {
+        let engine = &base64::engine::general_purpose::STANDARD;
+        let batch = self.clean.get(..whole).unwrap_or_default();
+        if engine.decode_vec(batch, &mut self.out).is_err() {
+            // Padding inside, or a bad last group: group by group.
+            self.out.clear();
+            for quad in batch.chunks(4) {
                 let mut buf = [0u8; 3];
-                if let Ok(n) =
-                    base64::engine::general_purpose::STANDARD.decode_slice(&self.quad, &mut buf)
-                {
+                if let Ok(n) = engine.decode_slice(quad, &mut buf) {
                     self.out.extend_from_slice(buf.get(..n).unwrap_or_default());
                 }
-                self.quad.clear();
             }
         }
+        self.clean.drain(..whole);
         sink.data(&self.out);
     }
 
-    /// Ends the input (an incomplete last group is dropped).
-    pub fn finish(&mut self) {
-        self.quad.clear();
+    /// Ends the input: decodes what is gathered (an incomplete last group
+    /// is dropped).
+    pub fn finish(&mut self, sink: &mut impl Sink) {
+        let whole = self.clean.len() / 4 * 4;
+        self.clean.truncate(whole);
+        self.decode(true, sink);
+        self.clean.clear();
     }
 }
 
@@ -480,6 +583,7 @@ mod tests {
         d.push(a.as_bytes(), &mut c);
         d.push(b"\r\n", &mut c);
         d.push(b.as_bytes(), &mut c);
+        d.finish(&mut c);
         assert_eq!(c.units.concat(), "秘密★十年 attachment".as_bytes());
     }
 

@@ -165,7 +165,7 @@ impl Mime {
     }
 
     fn end_part(&mut self, sink: &mut impl Sink) {
-        self.b64.finish();
+        self.b64.finish(sink);
         self.header.clear();
         self.cte = Cte::Plain;
         sink.boundary();

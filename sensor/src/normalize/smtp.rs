@@ -53,8 +53,15 @@ impl Smtp {
             match rest.iter().take(room).position(|&b| b == b'\n') {
                 Some(i) => {
                     let (now, later) = rest.split_at(i + 1);
-                    self.line.extend_from_slice(now);
                     rest = later;
+                    if self.line.is_empty() {
+                        // The whole line is here: no copy.
+                        let line = now.strip_suffix(b"\n").unwrap_or(now);
+                        let line = line.strip_suffix(b"\r").unwrap_or(line);
+                        self.on_line(line, true, limits, stats, sink);
+                        continue;
+                    }
+                    self.line.extend_from_slice(now);
                     let mut line = std::mem::take(&mut self.line);
                     line.pop();
                     if line.last() == Some(&b'\r') {
