@@ -8,6 +8,7 @@ use std::path::Path;
 use ipnet::IpNet;
 use serde::Deserialize;
 
+pub use crate::capture::live::CaptureConfig;
 use crate::netset::NetSet;
 
 /// Problems with a configuration file.
@@ -61,6 +62,46 @@ pub struct Config {
     /// Delivery to the collector.
     #[serde(default)]
     pub collector: Option<CollectorConfig>,
+    /// Live capture (`shaobing-sensor run`).
+    #[serde(default)]
+    pub capture: CaptureConfig,
+    /// Live-mode operation: spool, heartbeats, privileges.
+    #[serde(default)]
+    pub run: RunConfig,
+}
+
+/// Live-mode operation (`[run]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunConfig {
+    /// After opening the capture handles, switch to this user (and its
+    /// group). Default: stay as started (then run with only CAP_NET_RAW,
+    /// as the systemd unit in `deploy/` does).
+    pub user: Option<String>,
+    /// Spool folder for incidents on their way to the collector. Default
+    /// `/var/lib/shaobing/spool`.
+    pub spool_dir: std::path::PathBuf,
+    /// Spool size cap in MiB. When full, new incidents are refused and
+    /// counted (spooled ones are never deleted unacknowledged). Default 1024.
+    pub spool_max_mib: u64,
+    /// Seconds between heartbeats (log line, and POST to the collector when
+    /// there is one); 0 turns them off. Default 10.
+    pub heartbeat_secs: u64,
+    /// Seconds SIGTERM waits for delivery before leaving the rest spooled.
+    /// Default 30.
+    pub grace_secs: u64,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        RunConfig {
+            user: None,
+            spool_dir: "/var/lib/shaobing/spool".into(),
+            spool_max_mib: 1024,
+            heartbeat_secs: 10,
+            grace_secs: 30,
+        }
+    }
 }
 
 /// Volumetric detector settings (`[volumetric]`).
@@ -289,6 +330,10 @@ pub struct Settings {
     pub leak: LeakConfig,
     /// Collector settings, if any.
     pub collector: Option<CollectorConfig>,
+    /// Live capture settings.
+    pub capture: CaptureConfig,
+    /// Live-mode operation.
+    pub run: RunConfig,
 }
 
 impl Config {
@@ -317,6 +362,8 @@ impl Config {
             volumetric: VolumetricConfig::default(),
             leak: LeakConfig::default(),
             collector: None,
+            capture: CaptureConfig::default(),
+            run: RunConfig::default(),
         }
     }
 
@@ -400,12 +447,27 @@ impl Config {
                 return Err(invalid("collector.batch_size", "must be 1 to 10000"));
             }
         }
+        let cap = &self.capture;
+        if cap.workers == 0 || cap.workers > 64 {
+            return Err(invalid("capture.workers", "must be 1 to 64"));
+        }
+        if cap.snaplen < 64 || cap.snaplen > 262_144 {
+            return Err(invalid("capture.snaplen", "must be 64 to 262144"));
+        }
+        if cap.buffer_mib == 0 || cap.buffer_mib > 4096 {
+            return Err(invalid("capture.buffer_mib", "must be 1 to 4096"));
+        }
+        if self.run.spool_max_mib == 0 {
+            return Err(invalid("run.spool_max_mib", "must be at least 1"));
+        }
         Ok(Settings {
             name,
             protected,
             volumetric: self.volumetric,
             leak: self.leak,
             collector: self.collector,
+            capture: self.capture,
+            run: self.run,
         })
     }
 }

@@ -23,6 +23,7 @@ pub mod config;
 pub mod decode;
 pub mod detect;
 pub mod forward;
+pub mod live;
 pub mod netset;
 pub mod normalize;
 pub mod pipeline;

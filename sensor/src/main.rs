@@ -38,6 +38,15 @@ enum Command {
     /// follows packet timestamps, so a replay gives the same incidents (and
     /// the same incident ids) every time.
     Replay(ReplayArgs),
+    /// Capture live from an interface until SIGTERM (graceful) or SIGINT
+    /// (fast); SIGHUP reloads the leak signatures.
+    ///
+    /// Opens one libpcap handle per worker (PACKET_FANOUT when several),
+    /// then drops to [run] user if configured. Incidents go to the
+    /// collector through the spool in [run] spool_dir, or to stdout as JSON
+    /// lines when no collector is configured. Heartbeats every [run]
+    /// heartbeat_secs (log line, and POST to the collector).
+    Run(RunArgs),
     /// Deliver what a spool folder holds to the collector, then exit.
     ///
     /// For a spool left behind by `replay --spool` (or a stopped sensor)
@@ -89,6 +98,42 @@ struct ReplayArgs {
 }
 
 #[derive(Args)]
+struct RunArgs {
+    /// Sensor configuration file (TOML); refused if world-writable.
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+    /// Interface to capture on; overrides [capture] interface.
+    #[arg(long, value_name = "IFACE")]
+    interface: Option<String>,
+    /// Leak signature file or folder (re-read on SIGHUP). Default: the
+    /// built-in pack.
+    #[arg(long, value_name = "PATH")]
+    signatures: Option<PathBuf>,
+    /// Collector base URL; overrides [collector] url.
+    #[arg(long, value_name = "URL", requires = "token")]
+    collector: Option<String>,
+    /// This sensor's bearer token; overrides [collector] token.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "SHAOBING_TOKEN",
+        hide_env_values = true
+    )]
+    token: Option<String>,
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(Args)]
 struct DeliverArgs {
     /// The spool folder.
     #[arg(long, value_name = "DIR")]
@@ -118,16 +163,26 @@ enum SignaturesCommand {
     },
 }
 
-fn main() {
-    tracing_subscriber::fmt()
+fn init_logging(format: LogFormat, default_level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SHAOBING_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let builder = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SHAOBING_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .init();
+        .with_env_filter(filter);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn main() {
     let cli = Cli::parse();
+    match &cli.command {
+        Command::Run(args) => init_logging(args.log_format, "info"),
+        _ => init_logging(LogFormat::Text, "warn"),
+    }
     let result = match cli.command {
+        Command::Run(args) => run_live(args),
         Command::Replay(args) => replay(args),
         Command::Deliver(args) => deliver(args),
         Command::Signatures(SignaturesCommand::Check { path }) => check_signatures(&path),
@@ -192,6 +247,173 @@ fn deliver(args: DeliverArgs) -> Result<()> {
         bail!("the spool is not empty");
     }
     Ok(())
+}
+
+fn run_live(args: RunArgs) -> Result<()> {
+    use shaobing_sensor::live::{self, Control, LiveRun, STOP_FAST, STOP_GRACEFUL};
+    use std::os::unix::fs::PermissionsExt;
+    use std::sync::atomic::Ordering;
+
+    let meta = std::fs::metadata(&args.config)
+        .with_context(|| format!("cannot read config {}", args.config.display()))?;
+    if meta.permissions().mode() & 0o002 != 0 {
+        bail!(
+            "{}: refusing a world-writable config (anyone could redirect this sensor); chmod o-w it",
+            args.config.display()
+        );
+    }
+    let origin = args.config.display().to_string();
+    let mut settings = Config::from_file(&args.config)?.validate(&origin)?;
+    if let Some(url) = &args.collector {
+        let token = args.token.clone().context("--collector needs --token")?;
+        let base = settings.collector.take();
+        settings.collector = Some(CollectorConfig {
+            url: url.clone(),
+            token,
+            batch_size: base.as_ref().map_or(500, |c| c.batch_size),
+            retry_secs: base.as_ref().map_or(60, |c| c.retry_secs),
+        });
+    }
+    let interface = args
+        .interface
+        .clone()
+        .or_else(|| settings.capture.interface.clone())
+        .context("no interface: set [capture] interface or pass --interface")?;
+    let sigs = Arc::new(load_signatures(args.signatures.as_deref())?);
+    let handles = shaobing_sensor::capture::live::open(&interface, &settings.capture)?;
+    tracing::info!(interface = %interface, workers = handles.len(), "capture open");
+
+    let output = match &settings.collector {
+        Some(c) => {
+            let spool = &settings.run.spool_dir;
+            std::fs::create_dir_all(spool)
+                .with_context(|| format!("creating spool {}", spool.display()))?;
+            if let Some(user) = &settings.run.user {
+                privileges::chown_to(spool, user)?;
+            }
+            live::Output::Forward(
+                Forwarder::start(ForwarderConfig {
+                    url: c.url.clone(),
+                    token: c.token.clone(),
+                    batch_size: c.batch_size,
+                    max_delay: Duration::from_millis(200),
+                    queue: 65_536,
+                    spool: SpoolConfig {
+                        max_bytes: settings.run.spool_max_mib << 20,
+                        ..SpoolConfig::new(spool)
+                    },
+                })
+                .with_context(|| format!("opening spool {}", spool.display()))?,
+            )
+        }
+        None => live::Output::Stdout(std::sync::Mutex::new(std::io::stdout())),
+    };
+    if let Some(user) = &settings.run.user {
+        privileges::drop_to(user)?;
+        tracing::info!(user = %user, "dropped privileges");
+    }
+
+    let control = Arc::new(Control::new(sigs));
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGHUP,
+    ])
+    .context("installing signal handlers")?;
+    let sig_handle = signals.handle();
+    let ctl = Arc::clone(&control);
+    let sig_path = args.signatures.clone();
+    let sig_thread = std::thread::spawn(move || {
+        for sig in signals.forever() {
+            match sig {
+                signal_hook::consts::SIGTERM => {
+                    tracing::info!("SIGTERM: stopping, delivering what is pending");
+                    ctl.stop.store(STOP_GRACEFUL, Ordering::Relaxed);
+                }
+                signal_hook::consts::SIGINT => {
+                    tracing::info!("SIGINT: fast stop, spooling what is pending");
+                    ctl.stop.store(STOP_FAST, Ordering::Relaxed);
+                }
+                _ => match ctl.reload(sig_path.as_ref()) {
+                    Ok(n) => tracing::info!(signatures = n, "SIGHUP: signatures reloaded"),
+                    Err(e) => {
+                        tracing::error!(error = %e, "SIGHUP: invalid signatures; keeping the running set")
+                    }
+                },
+            }
+        }
+    });
+
+    let mut hb_client = settings
+        .collector
+        .as_ref()
+        .map(|c| Client::new(&c.url, &c.token, Duration::ZERO));
+    let on_heartbeat: Option<live::HeartbeatHook> = hb_client.take().map(|mut client| {
+        Box::new(move |hb: &shaobing_wire::Heartbeat| {
+            if let Err(e) = client.post_heartbeat(hb) {
+                tracing::warn!(error = ?e, "heartbeat not delivered");
+            }
+        }) as live::HeartbeatHook
+    });
+    let report = live::run(
+        handles,
+        LiveRun {
+            settings: &settings,
+            control: &control,
+            output,
+            grace: Duration::from_secs(settings.run.grace_secs),
+            heartbeat: Duration::from_secs(settings.run.heartbeat_secs),
+            on_heartbeat,
+            signatures: args.signatures.clone(),
+        },
+    );
+    sig_handle.close();
+    let _ = sig_thread.join();
+    let s = &control.stats;
+    eprintln!(
+        "shaobing-sensor: stopped: {} packets, {} bytes, {} kernel drops, {} incidents, {} volumetric records dropped",
+        s.packets.load(Ordering::Relaxed),
+        s.bytes.load(Ordering::Relaxed),
+        s.kernel_drops(),
+        s.incidents.load(Ordering::Relaxed),
+        s.volumetric_records_dropped.load(Ordering::Relaxed),
+    );
+    if let Some(r) = report {
+        report_forwarder(&r, &settings.run.spool_dir);
+    }
+    Ok(())
+}
+
+/// Dropping root after the capture handles are open.
+mod privileges {
+    use anyhow::{Context, Result};
+    use nix::unistd::{chown, setgid, setgroups, setuid, User};
+    use std::path::Path;
+
+    fn lookup(name: &str) -> Result<User> {
+        User::from_name(name)
+            .with_context(|| format!("looking up user {name}"))?
+            .with_context(|| format!("no such user {name} ([run] user)"))
+    }
+
+    /// Gives `dir` to `user` so the spool stays writable after the drop.
+    pub fn chown_to(dir: &Path, user: &str) -> Result<()> {
+        let u = lookup(user)?;
+        chown(dir, Some(u.uid), Some(u.gid))
+            .with_context(|| format!("chown {} to {user}", dir.display()))
+    }
+
+    /// Switches to `user` and its primary group, for good.
+    pub fn drop_to(user: &str) -> Result<()> {
+        let u = lookup(user)?;
+        setgroups(&[u.gid]).context("setgroups")?;
+        setgid(u.gid).context("setgid")?;
+        setuid(u.uid).context("setuid")?;
+        if nix::unistd::setuid(nix::unistd::Uid::from_raw(0)).is_ok() {
+            anyhow::bail!("privilege drop to {user} did not stick");
+        }
+        Ok(())
+    }
 }
 
 /// Where incidents go during a replay.

@@ -16,10 +16,12 @@
 #![warn(missing_docs)]
 
 pub mod community_id;
+mod heartbeat;
 mod id;
 mod incident;
 mod ts;
 
+pub use heartbeat::Heartbeat;
 pub use id::incident_id;
 pub use incident::{
     Direction, Event, Incident, Kind, Severity, TopSource, ValidationError, SCHEMA_VERSION,

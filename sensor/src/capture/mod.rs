@@ -1,6 +1,8 @@
-//! Packet sources. [`file`] reads capture files through libpcap.
+//! Packet sources: [`file`] reads capture files and [`live`] captures from
+//! an interface, both through libpcap.
 
 pub mod file;
+pub mod live;
 
 use shaobing_wire::Timestamp;
 

@@ -82,6 +82,27 @@ impl Client {
         d / 2 + d * frac / 2000
     }
 
+    /// POSTs a heartbeat to `/api/v1/heartbeat` once (no retry: the next
+    /// heartbeat supersedes it).
+    pub fn post_heartbeat(&mut self, hb: &shaobing_wire::Heartbeat) -> Result<(), Attempt> {
+        let url = self.url.replace("/api/v1/incidents", "/api/v1/heartbeat");
+        let body = serde_json::to_vec(hb).map_err(|e| Attempt::Transient(e.to_string()))?;
+        match self
+            .agent
+            .post(&url)
+            .set("Authorization", &self.auth)
+            .set("Content-Type", "application/json")
+            .send_bytes(&body)
+        {
+            Ok(_) => Ok(()),
+            Err(ureq::Error::Status(status, resp)) => Err(Attempt::Permanent {
+                status,
+                body: resp.into_string().unwrap_or_default(),
+            }),
+            Err(e) => Err(Attempt::Transient(e.to_string())),
+        }
+    }
+
     /// One POST of a ready JSON array body, no retry.
     pub fn post_once(&mut self, body: &[u8]) -> Result<(), Attempt> {
         match self

@@ -70,6 +70,8 @@ pub struct ForwarderStats {
     pub rejected: AtomicU64,
     /// Failed delivery attempts (each retried).
     pub failed_attempts: AtomicU64,
+    /// Bytes waiting in the spool (updated after every append and ack).
+    pub spool_depth_bytes: AtomicU64,
 }
 
 /// What the forwarder did, returned at shutdown.
@@ -311,6 +313,9 @@ fn run(
                 Err(RecvTimeoutError::Disconnected) => stop = Some(Instant::now()),
             }
         }
+        stats
+            .spool_depth_bytes
+            .store(spool.depth_bytes(), Ordering::Relaxed);
         let due = oldest.is_some_and(|t| t.elapsed() >= cfg.max_delay);
         if pending.len() >= cfg.batch_size || due || stop.is_some() {
             flush(&mut spool, &mut pending)?;

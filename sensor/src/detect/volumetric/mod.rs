@@ -285,6 +285,17 @@ impl Volumetric {
         }
     }
 
+    /// Moves capture time forward to `ts` without a packet, so open attacks
+    /// update and end on a link that went quiet (live capture feeds it an
+    /// estimate of capture time from the wall clock).
+    pub fn advance(&mut self, ts: Timestamp, sink: &mut impl IncidentSink) {
+        let slot = slot_of(ts.micros());
+        if slot > self.slot {
+            self.slot = slot;
+            self.tick(ts, sink);
+        }
+    }
+
     /// Feeds one decoded packet of `wire_len` bytes captured at `ts`.
     #[inline]
     pub fn on_packet(

@@ -1,0 +1,499 @@
+//! Live mode (`shaobing-sensor run`): capture workers, the volumetric
+//! thread, delivery, heartbeats, signals.
+//!
+//! ```text
+//!  NIC ─► worker 0 (own pcap handle) ─ decode ─ leak detector ──┐
+//!     ╰─► worker N (PACKET_FANOUT)  ─ decode ─ leak detector ──┤ incidents
+//!              │ header records (bounded, drop + count when full)  ├──► output
+//!              ▼                                                    │  (forwarder+spool,
+//!         volumetric thread ─ one host table for all workers ───────┘   or stdout)
+//! ```
+//!
+//! * Flow-hash fanout sends both directions of a flow to one worker, so
+//!   reassembly and leak state never cross threads.
+//! * A flood is spread over all workers, so volumetric counting must see
+//!   every packet in one place: workers send compact header records (no
+//!   payload) in batches of up to 512, every 10 ms at the latest, through
+//!   a bounded queue of 1,024 batches. When it is full the batch is dropped
+//!   and counted (`volumetric_records_dropped`): capture never waits.
+//! * Time is packet time. When no packets arrive the volumetric clock is
+//!   advanced by the wall clock, so attacks end on a link that went quiet.
+//! * Signals: SIGTERM stops capture, flushes the detectors and delivers
+//!   or spools everything within the grace time, then exits 0. SIGINT
+//!   does the same without waiting for delivery (pending incidents are
+//!   spooled). SIGHUP reloads the leak signatures: an invalid set keeps the
+//!   old one running and logs why. Workers swap in the new set between
+//!   packets; flows open at that moment are closed (their incidents
+//!   emitted), so nothing is lost and no packet is dropped.
+
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use shaobing_signatures::SignatureSet;
+use shaobing_wire::{Heartbeat, Incident, Timestamp};
+
+use crate::capture::live::LiveHandle;
+use crate::config::Settings;
+use crate::decode::{decode, Decoded, Fragment};
+use crate::detect::leak::Leak;
+use crate::detect::volumetric::Volumetric;
+use crate::detect::IncidentSink;
+use crate::forward::forwarder::{Forwarder, ForwarderReport};
+
+const BATCH: usize = 512;
+const BATCH_DELAY: Duration = Duration::from_millis(10);
+const QUEUE_BATCHES: usize = 1024;
+const RUNNING: u8 = 0;
+/// Graceful stop (SIGTERM).
+pub const STOP_GRACEFUL: u8 = 1;
+/// Fast stop (SIGINT).
+pub const STOP_FAST: u8 = 2;
+
+/// Where live incidents go.
+pub enum Output {
+    /// Through the spool to the collector.
+    Forward(Forwarder),
+    /// JSON lines on stdout, flushed per incident.
+    Stdout(Mutex<std::io::Stdout>),
+}
+
+impl Output {
+    fn emit(&self, i: &Incident) {
+        match self {
+            Output::Forward(f) => f.send(i),
+            Output::Stdout(out) => {
+                if let (Ok(mut o), Ok(line)) = (out.lock(), serde_json::to_string(i)) {
+                    // A closed stdout must not stop capture.
+                    let _ = writeln!(o, "{line}").and_then(|()| o.flush());
+                }
+            }
+        }
+    }
+}
+
+/// Counters shared by all threads (read by heartbeats and at exit).
+#[derive(Debug, Default)]
+pub struct LiveStats {
+    /// Packets captured.
+    pub packets: AtomicU64,
+    /// Bytes captured.
+    pub bytes: AtomicU64,
+    /// Kernel + interface drops, per worker (pcap_stats), summed on read.
+    pub drops: Mutex<Vec<u64>>,
+    /// Header records the volumetric queue had no room for.
+    pub volumetric_records_dropped: AtomicU64,
+    /// Incidents emitted.
+    pub incidents: AtomicU64,
+    /// Leak incidents per signature id, per worker (summed on read).
+    pub signature_hits: Mutex<Vec<std::collections::BTreeMap<String, u64>>>,
+    /// Signature reloads applied.
+    pub reloads: AtomicU64,
+    /// Reloads refused because the new set was invalid.
+    pub reloads_refused: AtomicU64,
+}
+
+impl LiveStats {
+    /// Leak incidents per signature over all workers.
+    pub fn signature_hits(&self) -> std::collections::BTreeMap<String, u64> {
+        let mut total = std::collections::BTreeMap::new();
+        if let Ok(all) = self.signature_hits.lock() {
+            for m in all.iter() {
+                for (k, v) in m {
+                    *total.entry(k.clone()).or_insert(0) += v;
+                }
+            }
+        }
+        total
+    }
+
+    /// Total drops over all workers.
+    pub fn kernel_drops(&self) -> u64 {
+        self.drops.lock().map(|d| d.iter().sum()).unwrap_or(0)
+    }
+}
+
+/// State the main thread shares with the workers.
+pub struct Control {
+    /// `RUNNING`, [`STOP_GRACEFUL`] or [`STOP_FAST`].
+    pub stop: AtomicU8,
+    /// The signature set in force and its generation.
+    pub signatures: RwLock<(u64, Arc<SignatureSet>)>,
+    /// Counters.
+    pub stats: LiveStats,
+}
+
+impl Control {
+    /// A control block running with `sigs`.
+    pub fn new(sigs: Arc<SignatureSet>) -> Self {
+        Control {
+            stop: AtomicU8::new(RUNNING),
+            signatures: RwLock::new((0, sigs)),
+            stats: LiveStats::default(),
+        }
+    }
+
+    fn generation(&self) -> u64 {
+        self.signatures.read().map(|g| g.0).unwrap_or(0)
+    }
+
+    fn current(&self) -> Option<(u64, Arc<SignatureSet>)> {
+        self.signatures.read().ok().map(|g| (g.0, Arc::clone(&g.1)))
+    }
+
+    /// Loads signatures from `path` (or the built-in pack) and installs
+    /// them; on error the running set stays and the error is returned.
+    pub fn reload(&self, path: Option<&PathBuf>) -> Result<usize, String> {
+        let set = match path {
+            Some(p) => SignatureSet::load(p),
+            None => SignatureSet::default_pack(),
+        };
+        match set {
+            Ok(set) => {
+                let n = set.signatures().len();
+                if let Ok(mut g) = self.signatures.write() {
+                    *g = (g.0 + 1, Arc::new(set));
+                }
+                self.stats.reloads.fetch_add(1, Ordering::Relaxed);
+                Ok(n)
+            }
+            Err(e) => {
+                self.stats.reloads_refused.fetch_add(1, Ordering::Relaxed);
+                Err(e.to_string())
+            }
+        }
+    }
+}
+
+/// A packet's headers: what the volumetric detector needs (no payload).
+#[derive(Clone, Copy, Debug)]
+struct Header {
+    ts: Timestamp,
+    wire_len: u32,
+    src: IpAddr,
+    dst: IpAddr,
+    proto: u8,
+    ttl: u8,
+    src_port: u16,
+    dst_port: u16,
+    tcp_flags: u8,
+    has_payload: bool,
+    fragment: Fragment,
+}
+
+impl Header {
+    fn of(ts: Timestamp, wire_len: u32, d: &Decoded<'_>) -> Header {
+        Header {
+            ts,
+            wire_len,
+            src: d.src,
+            dst: d.dst,
+            proto: d.proto,
+            ttl: d.ttl,
+            src_port: d.src_port,
+            dst_port: d.dst_port,
+            tcp_flags: d.tcp_flags,
+            has_payload: !d.payload.is_empty(),
+            fragment: d.fragment,
+        }
+    }
+
+    fn decoded(&self) -> Decoded<'static> {
+        Decoded {
+            src: self.src,
+            dst: self.dst,
+            proto: self.proto,
+            ttl: self.ttl,
+            src_port: self.src_port,
+            dst_port: self.dst_port,
+            tcp_flags: self.tcp_flags,
+            tcp_seq: 0,
+            // Volumetric detection looks only at whether there was one.
+            payload: if self.has_payload { b"." } else { b"" },
+            fragment: self.fragment,
+        }
+    }
+}
+
+struct Sink<'a> {
+    out: &'a Output,
+    stats: &'a LiveStats,
+}
+
+impl IncidentSink for Sink<'_> {
+    fn emit(&mut self, incident: Incident) {
+        self.stats.incidents.fetch_add(1, Ordering::Relaxed);
+        self.out.emit(&incident);
+    }
+}
+
+fn worker(
+    idx: usize,
+    mut h: LiveHandle,
+    settings: &Settings,
+    control: &Control,
+    out: &Output,
+    tx: Option<SyncSender<Vec<Header>>>,
+) {
+    let stats = &control.stats;
+    let new_leak = |sigs: Arc<SignatureSet>| {
+        settings.leak.enabled.then(|| {
+            Leak::new(
+                settings.leak.clone(),
+                sigs,
+                settings.protected.clone(),
+                settings.name.clone(),
+            )
+        })
+    };
+    let Some((mut generation, sigs)) = control.current() else {
+        tracing::error!(worker = idx, "signature lock poisoned; worker stops");
+        return;
+    };
+    let mut leak = new_leak(sigs);
+    let mut sink = Sink { out, stats };
+    let mut batch: Vec<Header> = Vec::with_capacity(BATCH);
+    let mut last_send = Instant::now();
+    let mut last_check = Instant::now();
+    let mut last_ts = Timestamp::default();
+    let send = |batch: &mut Vec<Header>, block: bool| {
+        let Some(tx) = &tx else {
+            batch.clear();
+            return;
+        };
+        if batch.is_empty() {
+            return;
+        }
+        let full = std::mem::replace(batch, Vec::with_capacity(BATCH));
+        let n = full.len() as u64;
+        let sent = if block {
+            tx.send(full).is_ok()
+        } else {
+            match tx.try_send(full) {
+                Ok(()) => true,
+                Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => false,
+            }
+        };
+        if !sent {
+            stats
+                .volumetric_records_dropped
+                .fetch_add(n, Ordering::Relaxed);
+        }
+    };
+    while control.stop.load(Ordering::Relaxed) == RUNNING {
+        match h.cap.next_packet() {
+            Ok(p) => {
+                let usec = u32::try_from(p.header.ts.tv_usec.clamp(0, 999_999)).unwrap_or(0);
+                let ts = Timestamp::from_parts(p.header.ts.tv_sec, usec).max(last_ts);
+                last_ts = ts;
+                stats.packets.fetch_add(1, Ordering::Relaxed);
+                stats
+                    .bytes
+                    .fetch_add(p.data.len() as u64, Ordering::Relaxed);
+                if let Ok(d) = decode(h.link, p.data) {
+                    if let Some(l) = &mut leak {
+                        l.on_packet(ts, &d, &mut sink);
+                    }
+                    if tx.is_some() {
+                        batch.push(Header::of(ts, p.header.len, &d));
+                    }
+                }
+            }
+            Err(pcap::Error::TimeoutExpired) => {}
+            Err(e) => {
+                tracing::error!(worker = idx, error = %e, "capture failed; worker stops");
+                break;
+            }
+        }
+        if batch.len() >= BATCH || (!batch.is_empty() && last_send.elapsed() >= BATCH_DELAY) {
+            send(&mut batch, false);
+            last_send = Instant::now();
+        }
+        if last_check.elapsed() >= Duration::from_secs(1) {
+            last_check = Instant::now();
+            if let Ok(st) = h.cap.stats() {
+                if let Ok(mut d) = stats.drops.lock() {
+                    if let Some(slot) = d.get_mut(idx) {
+                        *slot = u64::from(st.dropped) + u64::from(st.if_dropped);
+                    }
+                }
+            }
+            if let (Some(l), Ok(mut all)) = (&leak, stats.signature_hits.lock()) {
+                if let Some(mine) = all.get_mut(idx) {
+                    for (id, n) in l.stats().incidents_by_signature {
+                        *mine.entry(id).or_insert(0) = n;
+                    }
+                }
+            }
+            if control.generation() != generation {
+                if let Some((g, sigs)) = control.current() {
+                    // Close open flows under the old set, then switch.
+                    if let Some(l) = &mut leak {
+                        l.finish(last_ts, &mut sink);
+                    }
+                    leak = new_leak(sigs);
+                    generation = g;
+                    tracing::info!(worker = idx, generation = g, "signatures reloaded");
+                }
+            }
+        }
+    }
+    send(&mut batch, true);
+    if let Some(l) = &mut leak {
+        l.finish(last_ts, &mut sink);
+    }
+}
+
+fn volumetric(rx: Receiver<Vec<Header>>, settings: &Settings, control: &Control, out: &Output) {
+    let mut vol = Volumetric::new(
+        settings.volumetric.clone(),
+        settings.protected.clone(),
+        settings.name.clone(),
+    );
+    let mut sink = Sink {
+        out,
+        stats: &control.stats,
+    };
+    let mut last = Timestamp::default();
+    let mut last_wall = Instant::now();
+    loop {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(batch) => {
+                for h in batch {
+                    let ts = h.ts.max(last);
+                    last = ts;
+                    vol.on_packet(ts, &h.decoded(), h.wire_len, &mut sink);
+                }
+                last_wall = Instant::now();
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                if last != Timestamp::default() {
+                    let idle = i64::try_from(last_wall.elapsed().as_micros()).unwrap_or(0);
+                    vol.advance(Timestamp(last.micros() + idle), &mut sink);
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    let idle = i64::try_from(last_wall.elapsed().as_micros()).unwrap_or(0);
+    vol.finish(Timestamp(last.micros() + idle), &mut sink);
+}
+
+/// Called with each heartbeat (to send it to the collector).
+pub type HeartbeatHook<'a> = Box<dyn FnMut(&Heartbeat) + Send + 'a>;
+
+/// Everything `run` needs besides the opened handles.
+pub struct LiveRun<'a> {
+    /// Validated settings.
+    pub settings: &'a Settings,
+    /// Shared control block (signals, signature reloads, counters).
+    pub control: &'a Control,
+    /// Where incidents go.
+    pub output: Output,
+    /// How long SIGTERM waits for delivery.
+    pub grace: Duration,
+    /// Heartbeat interval (0: none).
+    pub heartbeat: Duration,
+    /// Called every heartbeat with the current heartbeat (to send it).
+    pub on_heartbeat: Option<HeartbeatHook<'a>>,
+    /// Signature path for SIGHUP reloads (None: built-in pack).
+    pub signatures: Option<PathBuf>,
+}
+
+/// Runs capture until a stop is requested through `control.stop`.
+/// Returns the forwarder's report when delivering to a collector.
+pub fn run(handles: Vec<LiveHandle>, mut r: LiveRun<'_>) -> Option<ForwarderReport> {
+    let settings = r.settings;
+    let control = r.control;
+    if let Ok(mut d) = control.stats.drops.lock() {
+        *d = vec![0; handles.len()];
+    }
+    if let Ok(mut h) = control.stats.signature_hits.lock() {
+        *h = vec![Default::default(); handles.len()];
+    }
+    let started = Instant::now();
+    let output = &r.output;
+    std::thread::scope(|scope| {
+        let (tx, rx) = sync_channel::<Vec<Header>>(QUEUE_BATCHES);
+        let vol_enabled = settings.volumetric.enabled;
+        let vol =
+            vol_enabled.then(|| scope.spawn(move || volumetric(rx, settings, control, output)));
+        let mut workers = Vec::new();
+        for (i, h) in handles.into_iter().enumerate() {
+            let tx = vol_enabled.then(|| tx.clone());
+            workers.push(scope.spawn(move || worker(i, h, settings, control, output, tx)));
+        }
+        drop(tx);
+        // The main thread: heartbeats until stopped.
+        let mut last_hb = Instant::now();
+        let mut last_packets = 0u64;
+        let mut last_bytes = 0u64;
+        while control.stop.load(Ordering::Relaxed) == RUNNING {
+            std::thread::sleep(Duration::from_millis(100));
+            if r.heartbeat.is_zero() || last_hb.elapsed() < r.heartbeat {
+                continue;
+            }
+            let secs = last_hb.elapsed().as_secs_f64().max(1e-3);
+            last_hb = Instant::now();
+            let s = &control.stats;
+            let packets = s.packets.load(Ordering::Relaxed);
+            let bytes = s.bytes.load(Ordering::Relaxed);
+            let hb = Heartbeat {
+                schema: shaobing_wire::SCHEMA_VERSION,
+                ts: Timestamp::now(),
+                version: env!("CARGO_PKG_VERSION").to_string(),
+                uptime_s: started.elapsed().as_secs(),
+                packets,
+                bytes,
+                kernel_drops: s.kernel_drops(),
+                pps: ((packets - last_packets) as f64 / secs) as u64,
+                bps: ((bytes - last_bytes) as f64 * 8.0 / secs) as u64,
+                spool_depth: match output {
+                    Output::Forward(f) => f.stats().spool_depth_bytes.load(Ordering::Relaxed),
+                    Output::Stdout(_) => 0,
+                },
+                signature_hits: s.signature_hits(),
+            };
+            last_packets = packets;
+            last_bytes = bytes;
+            tracing::info!(
+                packets = hb.packets,
+                kernel_drops = hb.kernel_drops,
+                pps = hb.pps,
+                volumetric_records_dropped = s.volumetric_records_dropped.load(Ordering::Relaxed),
+                incidents = s.incidents.load(Ordering::Relaxed),
+                "heartbeat"
+            );
+            if let Some(f) = &mut r.on_heartbeat {
+                f(&hb);
+            }
+        }
+        for w in workers {
+            let _ = w.join();
+        }
+        if let Some(v) = vol {
+            let _ = v.join();
+        }
+    });
+    match r.output {
+        Output::Forward(f) => {
+            let grace = if control.stop.load(Ordering::Relaxed) == STOP_FAST {
+                Duration::ZERO
+            } else {
+                r.grace
+            };
+            match f.shutdown(grace) {
+                Ok(report) => Some(report),
+                Err(e) => {
+                    tracing::error!(error = %e, "forwarder failed at shutdown");
+                    None
+                }
+            }
+        }
+        Output::Stdout(_) => None,
+    }
+}
