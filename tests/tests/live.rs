@@ -316,3 +316,100 @@ fn collector_outage_then_sigterm_loses_and_duplicates_nothing() {
         "heartbeats: {beats}"
     );
 }
+
+/// A capture of one HTTP POST from 10.1.2.3 to 203.0.113.80 whose body
+/// carries both test markers.
+fn marker_capture(dir: &Path) -> std::path::PathBuf {
+    use shaobing_pcapgen::app::http_request;
+    use shaobing_pcapgen::{Capture, Side, TcpSession};
+    let mut s = TcpSession::new(
+        "10.1.2.3:40100".parse().unwrap(),
+        "203.0.113.80:80".parse().unwrap(),
+        1_767_225_600_000_000,
+    );
+    s.handshake();
+    s.send(
+        Side::Client,
+        &http_request(
+            "POST",
+            "/up",
+            "203.0.113.80",
+            &[],
+            b"report ALPHA-MARKER and BRAVO-MARKER",
+        ),
+    );
+    s.close(Side::Client);
+    let mut c = Capture::new();
+    c.extend(s.into_frames());
+    let p = dir.join("markers.pcap");
+    std::fs::write(&p, c.to_pcap_bytes().unwrap()).unwrap();
+    p
+}
+
+fn signature(id: &str, pattern: &str) -> String {
+    format!(
+        "[[signature]]\nid = \"{id}\"\nname = \"{id}\"\ncategory = \"test\"\nseverity = \"low\"\npatterns = [\"{pattern}\"]\n"
+    )
+}
+
+#[test]
+fn sighup_reloads_signatures_and_an_invalid_file_keeps_the_running_set() {
+    if let Some(why) = skip_reason() {
+        eprintln!("SKIPPED live reload test: {why}");
+        return;
+    }
+    let ns = NetNs::create("reload");
+    ns.enter();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "");
+    let sigs = dir.path().join("test.toml");
+    std::fs::write(&sigs, signature("test-alpha", "ALPHA-MARKER")).unwrap();
+    let pcap = marker_capture(dir.path());
+    let child = Command::new(bin("shaobing-sensor"))
+        .args(["run", "--config"])
+        .arg(&config)
+        .arg("--signatures")
+        .arg(&sigs)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let sensor = LiveSensor { child };
+    let pid = nix::unistd::Pid::from_raw(sensor.child.id() as i32);
+    let replay = || {
+        let out = Command::new("tcpreplay")
+            .args(["-q", "-i", "va"])
+            .arg(&pcap)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let hup = || {
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
+        // Workers pick up a new set within a second.
+        std::thread::sleep(Duration::from_millis(1500));
+    };
+    replay(); // alpha
+    std::fs::write(&sigs, "[[signature]]\nid = \"Bad Id\"\n").unwrap();
+    hup();
+    replay(); // still alpha: the invalid file was refused
+    std::fs::write(&sigs, signature("test-bravo", "BRAVO-MARKER")).unwrap();
+    hup();
+    replay(); // bravo only
+    let (ok, out, err) = sensor.stop();
+    assert!(ok, "{err}");
+    let got = lines(&out);
+    let ids: Vec<&str> = got
+        .iter()
+        .map(|i| i["signature"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["test-alpha", "test-alpha", "test-bravo"], "{err}");
+    assert!(
+        err.contains("invalid signatures; keeping the running set"),
+        "{err}"
+    );
+    assert!(err.contains("signatures reloaded"), "{err}");
+}
