@@ -16,6 +16,10 @@
 //!   payload) in batches of up to 512, every 10 ms at the latest, through
 //!   a bounded queue of 1,024 batches. When it is full the batch is dropped
 //!   and counted (`volumetric_records_dropped`): capture never waits.
+//! * Once a second the libpcap drop counters are checked; a sharp rise is
+//!   itself an incident (`sensor_health` / `capture_loss`, see
+//!   [`crate::detect::health`]): analysts must know when the sensor was
+//!   blind.
 //! * Time is packet time. When no packets arrive the volumetric clock is
 //!   advanced by the wall clock, so attacks end on a link that went quiet.
 //! * Signals: SIGTERM stops capture, flushes the detectors and delivers
@@ -40,6 +44,7 @@ use shaobing_wire::{Heartbeat, Incident, Timestamp};
 use crate::capture::live::LiveHandle;
 use crate::config::Settings;
 use crate::decode::{decode, Decoded, Fragment};
+use crate::detect::health::LossMonitor;
 use crate::detect::leak::Leak;
 use crate::detect::volumetric::Volumetric;
 use crate::detect::IncidentSink;
@@ -428,12 +433,27 @@ pub fn run(handles: Vec<LiveHandle>, mut r: LiveRun<'_>) -> Option<ForwarderRepo
             workers.push(scope.spawn(move || worker(i, h, settings, control, output, tx)));
         }
         drop(tx);
-        // The main thread: heartbeats until stopped.
+        // The main thread: capture-loss checks and heartbeats until stopped.
+        let mut loss = LossMonitor::new(settings.name.clone());
+        let mut last_loss_check = Instant::now();
         let mut last_hb = Instant::now();
         let mut last_packets = 0u64;
         let mut last_bytes = 0u64;
         while control.stop.load(Ordering::Relaxed) == RUNNING {
             std::thread::sleep(Duration::from_millis(100));
+            if last_loss_check.elapsed() >= Duration::from_secs(1) {
+                last_loss_check = Instant::now();
+                let s = &control.stats;
+                let captured = s.packets.load(Ordering::Relaxed);
+                if let Some(i) = loss.observe(Timestamp::now(), captured, s.kernel_drops()) {
+                    tracing::warn!(
+                        dropped = i.packets,
+                        "capture loss: the sensor is missing packets"
+                    );
+                    s.incidents.fetch_add(1, Ordering::Relaxed);
+                    output.emit(&i);
+                }
+            }
             if r.heartbeat.is_zero() || last_hb.elapsed() < r.heartbeat {
                 continue;
             }

@@ -148,3 +148,56 @@ fn a_wrong_token_is_refused_and_the_sensor_keeps_the_incidents() {
     let stored = collector.query(&["--since", "all", "--json"]).unwrap();
     assert!(stored.trim().is_empty(), "{stored}");
 }
+
+#[test]
+fn sensor_health_incidents_are_stored_and_filtered_by_kind() {
+    if !clickhouse_available() {
+        eprintln!("SKIPPED: clickhouse-server is not installed (make deps installs it)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ch = ClickHouseServer::start().expect("start ClickHouse");
+    let collector = Collector::start(dir.path(), &ch, &[SENSOR]).expect("start collector");
+    let incident = serde_json::json!([{
+        "id": "019b76da-0000-7000-8000-0000000000aa",
+        "schema": 1,
+        "sensor": "ignored",
+        "kind": "sensor_health",
+        "event": "capture_loss",
+        "signature": "sensor/capture_loss",
+        "severity": "high",
+        "ts": "2026-01-01T00:00:05.000000Z",
+        "src_ip": null, "dst_ip": null, "src_port": null, "dst_port": null,
+        "proto": "any",
+        "community_id": null,
+        "packets": 5000,
+        "pps": 5000,
+        "captured": 50000,
+        "drop_ratio": 0.0909
+    }]);
+    let addr = collector.url.trim_start_matches("http://").to_string();
+    let body = incident.to_string();
+    let auth = format!("Bearer {}", SENSOR.token);
+    let resp = shaobing_testkit::http::request(
+        &addr,
+        "POST",
+        "/api/v1/incidents",
+        &[
+            ("Authorization", auth.as_str()),
+            ("Content-Type", "application/json"),
+        ],
+        body.as_bytes(),
+        std::time::Duration::from_secs(10),
+    )
+    .unwrap();
+    assert_eq!(resp.status, 200, "{}", String::from_utf8_lossy(&resp.body));
+    let stored = json_lines(
+        &collector
+            .query(&["--since", "all", "--kind", "sensor_health", "--json"])
+            .unwrap(),
+    );
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0]["event"], "capture_loss");
+    assert_eq!(stored[0]["sensor"], SENSOR.name);
+    assert_eq!(stored[0]["drop_ratio"], 0.0909);
+}

@@ -18,6 +18,8 @@ pub enum Kind {
     Volumetric,
     /// Sensitive data seen leaving (or entering) the protected networks.
     Leak,
+    /// The sensor itself: it was blind to part of the traffic.
+    SensorHealth,
 }
 
 /// Where in its life an incident is.
@@ -33,6 +35,9 @@ pub enum Event {
     AttackEnded,
     /// A leak signature fired on a flow.
     Leak,
+    /// The kernel or the interface dropped packets before the sensor saw
+    /// them (`sensor_health`).
+    CaptureLoss,
 }
 
 /// How urgent an incident is.
@@ -92,12 +97,17 @@ macro_rules! names {
         }
     };
 }
-names!(Kind { Volumetric => "volumetric", Leak => "leak" });
+names!(Kind {
+    Volumetric => "volumetric",
+    Leak => "leak",
+    SensorHealth => "sensor_health",
+});
 names!(Event {
     AttackStarted => "attack_started",
     AttackUpdate => "attack_update",
     AttackEnded => "attack_ended",
     Leak => "leak",
+    CaptureLoss => "capture_loss",
 });
 names!(Severity { Low => "low", Medium => "medium", High => "high", Critical => "critical" });
 names!(Direction {
@@ -245,7 +255,7 @@ impl Incident {
         };
         match self.kind {
             Kind::Volumetric => {
-                if self.event == Event::Leak {
+                if matches!(self.event, Event::Leak | Event::CaptureLoss) {
                     return Err(ValidationError::EventKindMismatch {
                         kind: self.kind,
                         event: self.event,
@@ -264,6 +274,17 @@ impl Incident {
                 ];
                 if let Some((field, _)) = required.iter().find(|(_, present)| !present) {
                     return Err(missing(field));
+                }
+            }
+            Kind::SensorHealth => {
+                if self.event != Event::CaptureLoss {
+                    return Err(ValidationError::EventKindMismatch {
+                        kind: self.kind,
+                        event: self.event,
+                    });
+                }
+                if self.packets.is_none() {
+                    return Err(missing("packets"));
                 }
             }
             Kind::Leak => {
