@@ -1,6 +1,6 @@
 //! Space-Saving heavy hitters (Metwally, Agrawal, El Abbadi, 2005).
 
-use std::hash::Hash;
+use std::hash::{BuildHasher, Hash};
 use std::net::IpAddr;
 
 use super::fasthash::{FastMap, FastState};
@@ -19,10 +19,22 @@ use super::fasthash::{FastMap, FastState};
 pub struct SpaceSaving<K = IpAddr> {
     k: usize,
     slots: Vec<(K, u64, u64)>, // (key, count, error)
-    index: FastMap<K, usize>,
+    /// Keys of `slots`, contiguous, for a fast linear search when `k` is
+    /// small (no hash map to update on every replacement).
+    keys: Vec<K>,
+    /// Key → slot, only for `k` over [`LINEAR_MAX`].
+    index: Option<FastMap<K, usize>>,
+    /// Counting filter over the keys (linear mode): how many keys hash to
+    /// each of 256 buckets. A key whose bucket is empty is certainly not
+    /// tracked, so most misses (a spoofed flood) skip the linear search.
+    filter: Box<[u8; 256]>,
+    hasher: FastState,
     /// Slot with the smallest count, or `usize::MAX` when unknown.
     min_hint: usize,
 }
+
+/// Up to this many slots, keys are found by a linear search.
+const LINEAR_MAX: usize = 64;
 
 impl<K: Copy + Eq + Hash + Ord> SpaceSaving<K> {
     /// A sketch keeping `k` (≥ 1) sources.
@@ -31,15 +43,54 @@ impl<K: Copy + Eq + Hash + Ord> SpaceSaving<K> {
         SpaceSaving {
             k,
             slots: Vec::with_capacity(k),
-            index: FastMap::with_capacity_and_hasher(k, FastState::new(0x5353_6b65_7463_6821)),
+            keys: Vec::with_capacity(k),
+            index: (k > LINEAR_MAX).then(|| {
+                FastMap::with_capacity_and_hasher(k, FastState::new(0x5353_6b65_7463_6821))
+            }),
             min_hint: usize::MAX,
+            filter: Box::new([0; 256]),
+            hasher: FastState::new(0x6669_6c74_6572_2121),
+        }
+    }
+
+    #[inline]
+    fn bucket(&self, key: &K) -> usize {
+        (self.hasher.hash_one(key) >> 56) as usize
+    }
+
+    #[inline]
+    fn find(&self, key: &K) -> Option<usize> {
+        match &self.index {
+            Some(m) => m.get(key).copied(),
+            None => {
+                if self.filter.get(self.bucket(key)).is_none_or(|&n| n == 0) {
+                    return None;
+                }
+                self.keys.iter().position(|k| k == key)
+            }
+        }
+    }
+
+    /// Counts `key` in (`up`) or out of the filter.
+    #[inline]
+    fn filter_update(&mut self, key: &K, up: bool) {
+        if self.index.is_some() {
+            return;
+        }
+        let b = self.bucket(key);
+        if let Some(n) = self.filter.get_mut(b) {
+            *n = if up {
+                n.saturating_add(1)
+            } else {
+                n.saturating_sub(1)
+            };
         }
     }
 
     /// Counts one packet from `ip`.
     #[inline]
     pub fn add(&mut self, ip: K) {
-        if let Some(&i) = self.index.get(&ip) {
+        if let Some(i) = self.find(&ip) {
             if let Some(slot) = self.slots.get_mut(i) {
                 slot.1 += 1;
             }
@@ -49,8 +100,12 @@ impl<K: Copy + Eq + Hash + Ord> SpaceSaving<K> {
             return;
         }
         if self.slots.len() < self.k {
-            self.index.insert(ip, self.slots.len());
+            if let Some(m) = &mut self.index {
+                m.insert(ip, self.slots.len());
+            }
             self.slots.push((ip, 1, 0));
+            self.keys.push(ip);
+            self.filter_update(&ip, true);
             return;
         }
         let i = if self.min_hint < self.slots.len() {
@@ -58,10 +113,20 @@ impl<K: Copy + Eq + Hash + Ord> SpaceSaving<K> {
         } else {
             self.min_slot()
         };
+        let old = self.slots.get(i).map(|s| s.0);
+        if let Some(old) = old {
+            self.filter_update(&old, false);
+            self.filter_update(&ip, true);
+        }
         if let Some(slot) = self.slots.get_mut(i) {
-            self.index.remove(&slot.0);
+            if let Some(m) = &mut self.index {
+                m.remove(&slot.0);
+                m.insert(ip, i);
+            }
             *slot = (ip, slot.1 + 1, slot.1);
-            self.index.insert(ip, i);
+        }
+        if let Some(k) = self.keys.get_mut(i) {
+            *k = ip;
         }
         // The replaced slot grew by one: another slot with the old minimum
         // is the next minimum. A scan from the next slot finds one with
@@ -70,7 +135,11 @@ impl<K: Copy + Eq + Hash + Ord> SpaceSaving<K> {
         if let Some(&(_, c, _)) = self.slots.get(i) {
             let n = self.slots.len();
             for step in 1..n {
-                let j = (i + step) % n;
+                let j = if i + step >= n {
+                    i + step - n
+                } else {
+                    i + step
+                };
                 if let Some(&(_, cj, _)) = self.slots.get(j) {
                     // Every count is >= the old minimum (c - 1), so a
                     // smaller one is a minimum.
@@ -143,6 +212,21 @@ mod tests {
             "one-packet spoofed sources have no guaranteed count: {top:?}"
         );
         assert_eq!(s.slots.len(), 8, "memory is fixed");
+    }
+
+    #[test]
+    fn large_sketches_use_the_index_and_agree_with_small_ones() {
+        let mut small = SpaceSaving::new(64);
+        let mut large = SpaceSaving::new(65);
+        for i in 0u32..10_000 {
+            let ip = IpAddr::V4(std::net::Ipv4Addr::from(
+                i % 70 + u32::from(i % 7 == 0) * (i % 3),
+            ));
+            small.add(ip);
+            large.add(ip);
+        }
+        assert!(small.index.is_none() && large.index.is_some());
+        assert_eq!(small.top(3), large.top(3));
     }
 
     #[test]

@@ -442,9 +442,19 @@ impl Volumetric {
             .counters
             .iter()
             .any(|c| c.id == Vector::TotalVolume as u8);
+        // While a vector attack is open total_volume cannot start, so its
+        // evidence is not kept (each packet feeds one evidence set, not two).
+        let total_open = side.open_attacks > 0
+            && side
+                .counters
+                .iter()
+                .any(|c| c.id == Vector::TotalVolume as u8 && c.attack.is_some());
+        let vector_attack = side.open_attacks > 0 && !total_open;
         if total_suspect || has_total {
             let c = side.counter(Vector::TotalVolume as u8);
-            if let Some(e) = &mut c.evidence {
+            if vector_attack {
+                c.evidence = None;
+            } else if let Some(e) = &mut c.evidence {
                 e.add(ts, d, peer, wire_len);
             } else if total_suspect {
                 let mut e = Evidence::new(top_sources, samples);
