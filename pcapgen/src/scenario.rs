@@ -95,6 +95,16 @@ pub fn all() -> Vec<Scenario> {
             summary: "HTTP POST of a 绝密★-marked document to the outside, with a benign GET and an inbound marked response as negatives",
             build: crate::scenarios::http_leak::build,
         },
+        Scenario {
+            name: "leak-encodings",
+            summary: "markings in GBK, UTF-8, UTF-16, URL-encoded and base64-mail bodies; ids and cards in a gzip chunked upload; wrong check digits, Luhn failures, 秘密 in prose and inbound data as negatives",
+            build: crate::leaks::encodings,
+        },
+        Scenario {
+            name: "leak-streams",
+            summary: "a marking split across segments, reordered, retransmitted, and overlapped by different bytes (first copy wins)",
+            build: crate::leaks::streams,
+        },
     ]
 }
 

@@ -28,3 +28,4 @@ pub mod netset;
 pub mod normalize;
 pub mod pipeline;
 pub mod reassembly;
+pub mod sigtest;

@@ -161,6 +161,22 @@ enum SignaturesCommand {
         /// A *.toml file or a folder of them.
         path: PathBuf,
     },
+    /// Replay captures through the leak detector with a signature file or
+    /// folder and print what fired, per signature; with --baseline, also
+    /// the incidents the change adds (+) and removes (-).
+    Test {
+        /// A *.toml file or a folder of them.
+        path: PathBuf,
+        /// Capture files (pcap or pcapng), each replayed on its own.
+        #[arg(long = "pcap", value_name = "FILE", required = true, num_args = 1..)]
+        pcaps: Vec<PathBuf>,
+        /// Signatures to compare with (e.g. the file before the change).
+        #[arg(long, value_name = "OTHER_PATH")]
+        baseline: Option<PathBuf>,
+        /// Sensor configuration file (protected networks, leak limits).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
 }
 
 fn init_logging(format: LogFormat, default_level: &str) {
@@ -186,6 +202,12 @@ fn main() {
         Command::Replay(args) => replay(args),
         Command::Deliver(args) => deliver(args),
         Command::Signatures(SignaturesCommand::Check { path }) => check_signatures(&path),
+        Command::Signatures(SignaturesCommand::Test {
+            path,
+            pcaps,
+            baseline,
+            config,
+        }) => test_signatures(&path, &pcaps, baseline.as_deref(), config.as_deref()),
     };
     if let Err(e) = result {
         eprintln!("shaobing-sensor: error: {e:#}");
@@ -206,6 +228,37 @@ fn check_signatures(path: &Path) -> Result<()> {
     let n = set.signatures().len();
     let enabled = set.signatures().iter().filter(|s| s.enabled).count();
     println!("{}: OK, {n} signatures ({enabled} enabled)", path.display());
+    Ok(())
+}
+
+fn test_signatures(
+    path: &Path,
+    pcaps: &[PathBuf],
+    baseline: Option<&Path>,
+    config: Option<&Path>,
+) -> Result<()> {
+    let settings = match config {
+        Some(p) => Config::from_file(p)?.validate(&p.display().to_string())?,
+        None => Config::defaults().validate("<defaults>")?,
+    };
+    let sigs = Arc::new(load_signatures(Some(path))?);
+    let base = match baseline {
+        Some(b) => Some(Arc::new(
+            load_signatures(Some(b)).with_context(|| format!("baseline {}", b.display()))?,
+        )),
+        None => None,
+    };
+    let run = shaobing_sensor::sigtest::run(&settings, sigs, pcaps)?;
+    let base_run = match (&base, baseline) {
+        (Some(set), Some(p)) => Some((
+            p,
+            shaobing_sensor::sigtest::run(&settings, Arc::clone(set), pcaps)?,
+        )),
+        _ => None,
+    };
+    let text =
+        shaobing_sensor::sigtest::report(path, &run, base_run.as_ref().map(|(p, r)| (*p, r)));
+    print!("{text}");
     Ok(())
 }
 
@@ -587,16 +640,11 @@ fn replay(args: ReplayArgs) -> Result<()> {
         );
     }
     if let Some(l) = pipeline.leak_stats() {
-        let hits: Vec<String> = l
-            .incidents_by_signature
-            .iter()
-            .map(|(id, n)| format!("{id}={n}"))
-            .collect();
+        eprintln!("shaobing-sensor: {}", l.summary());
         tracing::info!(
             bytes_scanned = l.bytes_scanned,
             flows_evicted = l.flows_evicted,
-            "leak detector; incidents by signature: {}",
-            hits.join(" ")
+            "leak detector"
         );
     }
     match output {
