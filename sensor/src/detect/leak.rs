@@ -783,4 +783,128 @@ mod tests {
             );
         }
     }
+
+    fn packet<'a>(
+        src: &str,
+        dst: &str,
+        proto: u8,
+        flags: u8,
+        seq: u32,
+        payload: &'a [u8],
+    ) -> Decoded<'a> {
+        let (src, sport) = src.rsplit_once(':').unwrap();
+        let (dst, dport) = dst.rsplit_once(':').unwrap();
+        Decoded {
+            src: src.parse().unwrap(),
+            dst: dst.parse().unwrap(),
+            proto,
+            ttl: 64,
+            src_port: sport.parse().unwrap(),
+            dst_port: dport.parse().unwrap(),
+            tcp_flags: flags,
+            tcp_seq: seq,
+            payload,
+            fragment: crate::decode::Fragment::None,
+        }
+    }
+
+    fn detector() -> Leak {
+        Leak::new(
+            LeakConfig::default(),
+            Arc::new(SignatureSet::default_pack().unwrap()),
+            NetSet::private_defaults(),
+            "test".into(),
+        )
+    }
+
+    #[test]
+    fn a_udp_datagram_is_scanned_as_udp_and_reported_at_the_end() {
+        let mut leak = detector();
+        let mut out: Vec<Incident> = Vec::new();
+        let ts = Timestamp::from_parts(1_767_225_600, 0);
+        let d = packet(
+            "10.0.0.5:5353",
+            "198.51.100.1:514",
+            proto::UDP,
+            0,
+            0,
+            "log 机密★ x".as_bytes(),
+        );
+        leak.on_packet(ts, &d, &mut out);
+        assert!(
+            out.is_empty(),
+            "reported when the flow ends, not per packet"
+        );
+        leak.finish(ts, &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].app_proto.as_deref(), Some("udp"));
+        assert_eq!(out[0].match_count, Some(1));
+    }
+
+    #[test]
+    fn a_reset_ends_the_flow_and_flushes_out_of_order_bytes() {
+        let mut leak = detector();
+        let mut out: Vec<Incident> = Vec::new();
+        let ts = Timestamp::from_parts(1_767_225_600, 0);
+        let (c, s) = ("10.0.0.5:40000", "198.51.100.1:9000");
+        leak.on_packet(
+            ts,
+            &packet(c, s, proto::TCP, tcp_flags::SYN, 99, b""),
+            &mut out,
+        );
+        let doc = "正文 绝密★ 正文".as_bytes();
+        let (a, b) = doc.split_at(9);
+        // The second half arrives first, the first half never: a hole.
+        leak.on_packet(
+            ts,
+            &packet(c, s, proto::TCP, tcp_flags::ACK, 100 + 9 + 4, b),
+            &mut out,
+        );
+        leak.on_packet(
+            ts,
+            &packet(c, s, proto::TCP, tcp_flags::ACK, 100, &a[..5]),
+            &mut out,
+        );
+        assert!(out.is_empty());
+        leak.on_packet(
+            ts,
+            &packet(s, c, proto::TCP, tcp_flags::RST, 1, b""),
+            &mut out,
+        );
+        // The bytes after the hole were scanned at the reset; the marking
+        // straddled the hole, so nothing is reported, and nothing is left.
+        assert!(out.is_empty(), "{out:?}");
+        assert_eq!(leak.stats().flows, 0);
+        assert_eq!(leak.stats().reassembly.gaps, 1);
+        // Same without the hole: found.
+        leak.on_packet(
+            ts,
+            &packet(c, s, proto::TCP, tcp_flags::SYN, 99, b""),
+            &mut out,
+        );
+        leak.on_packet(
+            ts,
+            &packet(c, s, proto::TCP, tcp_flags::ACK, 109, b),
+            &mut out,
+        );
+        leak.on_packet(
+            ts,
+            &packet(c, s, proto::TCP, tcp_flags::ACK, 100, a),
+            &mut out,
+        );
+        leak.on_packet(
+            ts,
+            &packet(
+                c,
+                s,
+                proto::TCP,
+                tcp_flags::RST,
+                100 + doc.len() as u32,
+                b"",
+            ),
+            &mut out,
+        );
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0].app_proto.as_deref(), Some("tcp"));
+    }
 }

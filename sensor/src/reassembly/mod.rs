@@ -693,3 +693,85 @@ mod tests {
         assert_eq!(s.buffered_bytes(), 0);
     }
 }
+
+#[cfg(test)]
+mod shuffled {
+    use super::*;
+
+    /// SplitMix64, for deterministic shuffles without a dependency.
+    struct Mix(u64);
+
+    impl Mix {
+        fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n.max(1) as u64) as usize
+        }
+    }
+
+    #[test]
+    fn any_segmentation_order_and_duplication_gives_back_the_stream() {
+        let data: Vec<u8> = (0..5000u32).map(|i| (i * 7 + i / 13) as u8).collect();
+        for seed in 0..200u64 {
+            let mut rng = Mix(seed);
+            let isn = rng.next() as u32;
+            // Cut into random segments, some duplicated with overlap.
+            let mut segs: Vec<(usize, usize)> = Vec::new();
+            let mut at = 0;
+            while at < data.len() {
+                let len = 1 + rng.below(300);
+                let end = (at + len).min(data.len());
+                segs.push((at, end));
+                if rng.below(4) == 0 {
+                    let back = rng.below(at + 1);
+                    segs.push((at - back.min(at), (end + rng.below(50)).min(data.len())));
+                }
+                at = end;
+            }
+            // Shuffle within a window of 16 segments (bounded reordering).
+            for i in 0..segs.len() {
+                let j = (i + rng.below(16)).min(segs.len() - 1);
+                segs.swap(i, j);
+            }
+            let mut s = Stream::new();
+            let mut b = Budget::new(1 << 20);
+            let l = Limits::default();
+            let mut got = Vec::new();
+            let mut gaps = 0;
+            let mut out = |c: Chunk<'_>| match c {
+                Chunk::Data(d) => got.extend_from_slice(d),
+                Chunk::Gap(_) => gaps += 1,
+            };
+            let syn = Segment {
+                seq: isn,
+                syn: true,
+                fin: false,
+                payload: b"",
+            };
+            s.segment(syn, &l, &mut b, &mut out);
+            for (from, to) in &segs {
+                let seg = Segment {
+                    seq: isn.wrapping_add(1).wrapping_add(*from as u32),
+                    syn: false,
+                    fin: false,
+                    payload: &data[*from..*to],
+                };
+                s.segment(seg, &l, &mut b, &mut out);
+            }
+            s.flush(&mut b, &mut out);
+            assert_eq!(gaps, 0, "seed {seed}");
+            assert!(
+                got == data,
+                "seed {seed}: {} of {} bytes",
+                got.len(),
+                data.len()
+            );
+            assert_eq!(b.used_bytes, 0, "seed {seed}");
+        }
+    }
+}
