@@ -93,6 +93,17 @@ impl Mime {
                 }
                 sink.data(line);
                 sink.data(b"\n");
+                if line.windows(2).any(|w| w == b"=?") {
+                    // RFC 2047 encoded words (`Subject: =?UTF-8?B?...?=`):
+                    // the decoded text as a unit of its own.
+                    self.out.clear();
+                    decode_encoded_words(line, &mut self.out);
+                    if !self.out.is_empty() {
+                        sink.boundary();
+                        sink.data(&self.out);
+                        sink.boundary();
+                    }
+                }
                 if self.header.len() < MAX_PART_HEADER {
                     self.header.extend_from_slice(line);
                     if complete {
@@ -174,6 +185,47 @@ impl Mime {
     /// The message ended.
     pub fn finish(&mut self, sink: &mut impl Sink) {
         self.end_part(sink);
+    }
+}
+
+/// Most encoded words decoded per header line.
+const MAX_ENCODED_WORDS: usize = 64;
+
+/// Appends the decoded text of every RFC 2047 encoded word
+/// (`=?charset?B?base64?=` or `=?charset?Q?quoted?=`) of `line` to `out`,
+/// in the charset's own bytes (signatures match GBK or UTF-8 bytes).
+/// Malformed words are skipped.
+fn decode_encoded_words(line: &[u8], out: &mut Vec<u8>) {
+    let mut rest = line;
+    for _ in 0..MAX_ENCODED_WORDS {
+        let Some(start) = rest.windows(2).position(|w| w == b"=?") else {
+            return;
+        };
+        let word = rest.get(start + 2..).unwrap_or_default();
+        // charset ? encoding ? text ?=
+        let mut parts = word.splitn(3, |&b| b == b'?');
+        let (Some(_charset), Some(encoding), Some(tail)) =
+            (parts.next(), parts.next(), parts.next())
+        else {
+            return;
+        };
+        let Some(end) = tail.windows(2).position(|w| w == b"?=") else {
+            return;
+        };
+        let text = tail.get(..end).unwrap_or_default();
+        if encoding.eq_ignore_ascii_case(b"B") {
+            use base64::Engine as _;
+            let _ = base64::engine::general_purpose::STANDARD.decode_vec(text, out);
+        } else if encoding.eq_ignore_ascii_case(b"Q") {
+            let underscores: Vec<u8> = text
+                .iter()
+                .map(|&b| if b == b'_' { b' ' } else { b })
+                .collect();
+            quoted_printable_line(&underscores, out);
+        }
+        // Continue after this word's `?=`.
+        let consumed = line.len() - rest.len() + start + 2 + (word.len() - tail.len()) + end + 2;
+        rest = line.get(consumed..).unwrap_or_default();
     }
 }
 
@@ -270,6 +322,37 @@ mod tests {
         assert!(out.contains("机密★三年"), "{out}");
         assert!(out.contains("hello"));
         assert_eq!(stats.mime_parts_decoded, 1);
+    }
+
+    #[test]
+    fn encoded_word_subjects_are_decoded() {
+        let msg =
+            "Subject: =?UTF-8?B?57ud5a+G4piF?= and =?gbk?Q?=BB=FA=C3=DC=A1=EF_x?=\r\n\r\nbody";
+        let (out, _) = run(msg);
+        assert!(out.contains("绝密★"), "{out}");
+        let gbk_marking = [0xbb, 0xfa, 0xc3, 0xdc, 0xa1, 0xef, b' ', b'x'];
+        let mut m = Mime::new();
+        let mut c = Collect::default();
+        m.line(
+            b"Subject: =?gbk?Q?=BB=FA=C3=DC=A1=EF_x?=",
+            true,
+            &Limits::default(),
+            &mut NormalizeStats::default(),
+            &mut c,
+        );
+        assert!(c.units.iter().any(|u| u == &gbk_marking), "{:?}", c.units);
+        // Malformed words are skipped without panicking.
+        for bad in [
+            "=?",
+            "=?x",
+            "=?x?B",
+            "=?x?B?",
+            "=?x?B?abc",
+            "=?x?Z?abc?= =?",
+        ] {
+            let mut out = Vec::new();
+            decode_encoded_words(bad.as_bytes(), &mut out);
+        }
     }
 
     #[test]
