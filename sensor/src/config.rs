@@ -274,6 +274,12 @@ pub struct LeakConfig {
     /// batches rescan the carried-over tail less often (faster) but hold
     /// more memory per flow. Default 16,384.
     pub scan_batch_bytes: usize,
+    /// Most normalized bytes waiting to be scanned in all flows together.
+    /// Above it a direction is scanned as soon as it gets new bytes
+    /// instead of waiting for a full batch (counted as `early_scans`), so
+    /// memory stays bounded however many flows are open. Default
+    /// 67,108,864 (64 MiB).
+    pub scan_memory_bytes: usize,
 }
 
 impl Default for LeakConfig {
@@ -289,6 +295,7 @@ impl Default for LeakConfig {
             max_decompressed_bytes: 16 * 1024 * 1024,
             max_decompression_ratio: 100,
             scan_batch_bytes: 16 * 1024,
+            scan_memory_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -435,6 +442,12 @@ impl Config {
         }
         if !(1024..=16 * 1024 * 1024).contains(&l.scan_batch_bytes) {
             return Err(invalid("leak.scan_batch_bytes", "must be 1024 to 16777216"));
+        }
+        if l.scan_memory_bytes < l.scan_batch_bytes {
+            return Err(invalid(
+                "leak.scan_memory_bytes",
+                "must be at least leak.scan_batch_bytes",
+            ));
         }
         if let Some(c) = &self.collector {
             if !(c.url.starts_with("http://") || c.url.starts_with("https://")) {
@@ -622,6 +635,30 @@ mod tests {
         assert!(group_error(dup).contains("listed twice"));
         let empty = "[[volumetric.groups]]\nname = \"a\"\nnetworks = []\n";
         assert!(group_error(empty).contains("at least one network"));
+    }
+
+    #[test]
+    fn readme_tuning_example_is_valid() {
+        let readme = include_str!("../../README.md");
+        let section = readme
+            .split("## Tuning volumetric thresholds")
+            .nth(1)
+            .unwrap();
+        let toml = section
+            .split("```toml\n")
+            .nth(1)
+            .and_then(|t| t.split("```").next())
+            .unwrap();
+        let s = Config::from_toml("README.md", toml)
+            .unwrap()
+            .validate("README.md")
+            .unwrap();
+        let g = &s.volumetric.groups[0];
+        assert_eq!(g.name, "web");
+        assert_eq!(g.vectors["syn_flood"].pps, Some(10_000));
+        let b = g.baseline.unwrap();
+        assert_eq!((b.factor, b.min_pps), (5.0, 5_000));
+        assert_eq!(b.warmup_secs, BaselineConfig::default().warmup_secs);
     }
 
     #[test]
