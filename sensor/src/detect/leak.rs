@@ -65,6 +65,9 @@ pub struct LeakStats {
     pub flows_evicted: u64,
     /// Flows closed by the idle timeout.
     pub flows_timed_out: u64,
+    /// Scans done before a full batch because `scan_memory_bytes` was
+    /// reached.
+    pub early_scans: u64,
     /// TCP reassembly counters.
     pub reassembly: ReassemblyStats,
     /// Normalizer counters.
@@ -89,8 +92,9 @@ impl LeakStats {
         let r = &self.reassembly;
         let n = &self.normalize;
         format!(
-            "leak: {} bytes scanned; matches/incidents by signature: {}; reassembly: delivered={} out_of_order={} retransmitted={} overlap_trimmed={} gaps={} gap_bytes={} stream_cap_hits={} global_cap_hits={} beyond_window={}; normalize: http_messages={} http_errors={} bodies_inflated={} decompress_capped={} decompress_errors={} smtp_messages={} mime_parts_decoded={} mime_too_deep={}; flows: open={} evicted={} timed_out={}",
+            "leak: {} bytes scanned ({} early scans); matches/incidents by signature: {}; reassembly: delivered={} out_of_order={} retransmitted={} overlap_trimmed={} gaps={} gap_bytes={} stream_cap_hits={} global_cap_hits={} beyond_window={}; normalize: http_messages={} http_errors={} bodies_inflated={} decompress_capped={} decompress_errors={} smtp_messages={} mime_parts_decoded={} mime_too_deep={}; flows: open={} evicted={} timed_out={}",
             self.bytes_scanned,
+            self.early_scans,
             per.join(" "),
             r.bytes_delivered,
             r.segments_out_of_order,
@@ -214,6 +218,10 @@ struct ScanCtx<'a> {
     hits_by_signature: &'a mut [u64],
     bytes_scanned: &'a mut u64,
     raw_hits: &'a mut u64,
+    /// Bytes waiting in every scan buffer, and the most allowed.
+    buffered: &'a mut usize,
+    max_buffered: usize,
+    early_scans: &'a mut u64,
 }
 
 impl ScanCtx<'_> {
@@ -263,6 +271,7 @@ impl ScanCtx<'_> {
         });
         *self.raw_hits += raw;
         if last {
+            *self.buffered = self.buffered.saturating_sub(scan.buf.len());
             scan.buf.clear();
             scan.settled = 0;
             return;
@@ -270,6 +279,7 @@ impl ScanCtx<'_> {
         // Keep what a hit ending after `settle_to` can start in.
         let drop = settle_to.saturating_sub(self.span);
         scan.buf.drain(..drop);
+        *self.buffered = self.buffered.saturating_sub(drop);
         scan.settled = settle_to - drop;
     }
 }
@@ -286,7 +296,13 @@ impl Sink for SideSink<'_, '_> {
         // In pieces of at most one batch, so the buffer stays bounded.
         for piece in bytes.chunks(self.ctx.batch.max(1)) {
             self.scan.buf.extend_from_slice(piece);
-            if self.scan.buf.len() >= self.scan.settled + self.ctx.span + self.ctx.batch {
+            *self.ctx.buffered += piece.len();
+            let full = self.scan.buf.len() >= self.scan.settled + self.ctx.span + self.ctx.batch;
+            let crowded = *self.ctx.buffered > self.ctx.max_buffered;
+            if full || crowded {
+                if !full {
+                    *self.ctx.early_scans += 1;
+                }
                 self.ctx.scan(self.scan, self.hits, false);
             }
         }
@@ -313,6 +329,8 @@ pub struct Leak {
     reassembly_limits: reassembly::Limits,
     normalize_limits: normalize::Limits,
     normalize_stats: NormalizeStats,
+    /// Bytes waiting in all scan buffers.
+    scan_buffered: usize,
     slot: i64,
     stats: LeakStats,
 }
@@ -355,6 +373,7 @@ impl Leak {
             reassembly_limits,
             normalize_limits,
             normalize_stats: NormalizeStats::default(),
+            scan_buffered: 0,
             slot: i64::MIN,
             stats: LeakStats::default(),
         }
@@ -438,6 +457,9 @@ impl Leak {
             hits_by_signature: &mut self.hits_by_signature,
             bytes_scanned: &mut self.stats.bytes_scanned,
             raw_hits: &mut self.stats.raw_hits,
+            buffered: &mut self.scan_buffered,
+            max_buffered: self.cfg.scan_memory_bytes,
+            early_scans: &mut self.stats.early_scans,
         };
         if !tcp {
             // One datagram, one unit.
@@ -569,6 +591,9 @@ impl Leak {
                 hits_by_signature: &mut self.hits_by_signature,
                 bytes_scanned: &mut self.stats.bytes_scanned,
                 raw_hits: &mut self.stats.raw_hits,
+                buffered: &mut self.scan_buffered,
+                max_buffered: self.cfg.scan_memory_bytes,
+                early_scans: &mut self.stats.early_scans,
             };
             let Side {
                 stream,
@@ -684,7 +709,8 @@ mod tests {
         batch: usize,
     ) -> Vec<(String, u64)> {
         let mut counters = vec![0u64; sigs.signatures().len()];
-        let (mut scanned, mut raw) = (0u64, 0u64);
+        let (mut scanned, mut raw, mut early) = (0u64, 0u64, 0u64);
+        let mut buffered = 0usize;
         let mut ctx = ScanCtx {
             sigs,
             span: sigs.max_match_len(),
@@ -695,6 +721,9 @@ mod tests {
             hits_by_signature: &mut counters,
             bytes_scanned: &mut scanned,
             raw_hits: &mut raw,
+            buffered: &mut buffered,
+            max_buffered: usize::MAX,
+            early_scans: &mut early,
         };
         let mut scan = ScanBuf::default();
         let mut hits = Vec::new();
@@ -708,6 +737,7 @@ mod tests {
         }
         sink.boundary();
         assert_eq!(scanned, data.len() as u64, "every byte settled once");
+        assert_eq!(buffered, 0, "the buffer accounting returns to zero");
         let mut out: Vec<(String, u64)> = hits
             .iter()
             .map(|h| (sigs.signatures()[h.signature].id.clone(), h.count))
@@ -906,5 +936,42 @@ mod tests {
         );
         assert_eq!(out.len(), 1, "{out:?}");
         assert_eq!(out[0].app_proto.as_deref(), Some("tcp"));
+    }
+
+    #[test]
+    fn the_global_scan_memory_cap_scans_early_and_still_finds_everything() {
+        let cfg = LeakConfig {
+            scan_batch_bytes: 1024,
+            scan_memory_bytes: 1024,
+            ..LeakConfig::default()
+        };
+        let mut leak = Leak::new(
+            cfg,
+            Arc::new(SignatureSet::default_pack().unwrap()),
+            NetSet::private_defaults(),
+            "test".into(),
+        );
+        let mut out: Vec<Incident> = Vec::new();
+        let ts = Timestamp::from_parts(1_767_225_600, 0);
+        let mut body = "x".repeat(600).into_bytes();
+        body.extend_from_slice("绝密★".as_bytes());
+        for port in 40000..40008u16 {
+            let c = format!("10.0.0.5:{port}");
+            let s = "198.51.100.1:9000";
+            leak.on_packet(
+                ts,
+                &packet(&c, s, proto::TCP, tcp_flags::SYN, 0, b""),
+                &mut out,
+            );
+            leak.on_packet(
+                ts,
+                &packet(&c, s, proto::TCP, tcp_flags::ACK, 1, &body),
+                &mut out,
+            );
+        }
+        assert!(leak.stats().early_scans > 0);
+        leak.finish(ts, &mut out);
+        assert_eq!(out.len(), 8);
+        assert!(out.iter().all(|i| i.match_count == Some(1)));
     }
 }
