@@ -221,3 +221,82 @@ impl Sink for Collect {
         self.open = false;
     }
 }
+
+#[cfg(test)]
+mod robustness {
+    use super::*;
+
+    /// SplitMix64, for deterministic noise without a dependency.
+    struct Mix(u64);
+
+    impl Mix {
+        fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        }
+    }
+
+    /// Protocol fragments glued together at random with random bytes.
+    fn noise(rng: &mut Mix, len: usize) -> Vec<u8> {
+        const PIECES: [&[u8]; 16] = [
+            b"POST / HTTP/1.1\r\n",
+            b"HTTP/1.1 200 OK\r\n",
+            b"Content-Length: 5\r\n",
+            b"Transfer-Encoding: chunked\r\n",
+            b"Content-Encoding: gzip\r\n",
+            b"Content-Encoding: deflate\r\n",
+            b"Content-Type: application/x-www-form-urlencoded\r\n",
+            b"\r\n\r\n",
+            b"ffffffffffffffff\r\n",
+            b"%E7%",
+            b"DATA\r\n",
+            b"Content-Type: multipart/mixed; boundary=b\r\n",
+            b"Content-Transfer-Encoding: base64\r\n",
+            b"\r\n--b\r\n",
+            b"\r\n.\r\n",
+            b"=?utf-8?B?5py6?= =?x?Q?=E7_?=",
+        ];
+        let mut out = Vec::new();
+        while out.len() < len {
+            let r = rng.next();
+            if r % 3 == 0 {
+                out.extend_from_slice(PIECES[(r >> 8) as usize % PIECES.len()]);
+            } else {
+                out.extend((0..(r >> 16) % 40).map(|i| (rng.next() >> (i % 7)) as u8));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn random_input_in_random_pieces_never_panics() {
+        let limits = Limits {
+            max_header_bytes: 1024,
+            max_line_bytes: 64,
+            ..Limits::default()
+        };
+        for seed in 0..300u64 {
+            let mut rng = Mix(seed);
+            let input = noise(&mut rng, 3000);
+            for proto in [AppProto::Http, AppProto::Smtp, AppProto::Tcp] {
+                let mut n = Normalizer::new(proto);
+                let mut stats = NormalizeStats::default();
+                let mut sink = Collect::default();
+                let mut at = 0;
+                while at < input.len() {
+                    let len = 1 + (rng.next() % 200) as usize;
+                    let end = (at + len).min(input.len());
+                    n.push(&input[at..end], &limits, &mut stats, &mut sink);
+                    if rng.next() % 50 == 0 {
+                        n.gap(&mut stats, &mut sink);
+                    }
+                    at = end;
+                }
+                n.finish(&limits, &mut stats, &mut sink);
+            }
+        }
+    }
+}
