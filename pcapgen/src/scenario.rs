@@ -152,6 +152,22 @@ outside hosts are in the documentation ranges 198.51.100.0/24 and
 {table}
 Run `shaobing-pcapgen --list` for the same list.
 
+## Volumetric scenarios (`volumetric/`)
+
+One flood per attack vector (`flood-<vector>`), simultaneous attacks on two
+hosts, a multi-vector attack, an outbound flood, IPv6 floods, and ordinary
+traffic that must give nothing (`ordinary-*`), from
+`pcapgen/src/scenarios/floods.rs`. Each flood runs at 25,000 packets/s for
+two seconds, so the captures are tens of megabytes in all even with frames
+cut to a 96-byte snaplen (each record keeps the length on the wire, so bits
+per second are right). To keep this folder small **only their expected
+files are checked in**, under `volumetric/`; the sensor's tests
+(`sensor/tests/volumetric_vectors.rs`) generate the captures
+deterministically into a temporary folder with
+`shaobing_pcapgen::scenarios::floods::write_dir`, replay them, and check
+them against these files. `--out pcaps` rewrites the expected files and
+`--check` compares them.
+
 ## `NAME.expected.json`
 
 ```json
