@@ -264,16 +264,22 @@ async fn ingest(state: &AppState, headers: &HeaderMap, body: Body) -> Result<usi
                 .to_ascii_lowercase()
                 .starts_with("application/x-ndjson")
         });
-    let items = if ndjson {
+    let items: Vec<(Option<usize>, &[u8])> = if ndjson {
         parse_ndjson(&bytes, state.limits.max_items)?
+            .into_iter()
+            .map(|(l, t)| (Some(l), t))
+            .collect()
     } else {
         parse_array(&bytes, state.limits.max_items)?
+            .into_iter()
+            .map(|t| (None, t))
+            .collect()
     };
 
     let received_at = now_secs();
     let mut rows = Vec::with_capacity(items.len());
-    for (i, item) in items.into_iter().enumerate() {
-        rows.push(to_row(i, item, &sensor, received_at)?);
+    for (i, (line_no, text)) in items.into_iter().enumerate() {
+        rows.push(item_to_row(i, text, line_no, &sensor, received_at)?);
     }
     let n = rows.len();
     if n == 0 {
@@ -400,8 +406,10 @@ fn too_many(max: usize) -> ApiError {
     )
 }
 
-fn parse_array(bytes: &[u8], max_items: usize) -> Result<Vec<Value>, ApiError> {
-    let items: Vec<Value> = serde_json::from_slice(bytes).map_err(|e| {
+/// The items of a JSON array body, each still unparsed (only checked to be
+/// well-formed JSON).
+fn parse_array(bytes: &[u8], max_items: usize) -> Result<Vec<&[u8]>, ApiError> {
+    let items: Vec<&serde_json::value::RawValue> = serde_json::from_slice(bytes).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             format!("body is not a JSON array of incidents: {e}"),
@@ -410,10 +418,11 @@ fn parse_array(bytes: &[u8], max_items: usize) -> Result<Vec<Value>, ApiError> {
     if items.len() > max_items {
         return Err(too_many(max_items));
     }
-    Ok(items)
+    Ok(items.into_iter().map(|r| r.get().as_bytes()).collect())
 }
 
-fn parse_ndjson(bytes: &[u8], max_items: usize) -> Result<Vec<Value>, ApiError> {
+/// The non-blank lines of an NDJSON body (with their 1-based line numbers).
+fn parse_ndjson(bytes: &[u8], max_items: usize) -> Result<Vec<(usize, &[u8])>, ApiError> {
     let mut items = Vec::new();
     for (line_no, line) in bytes.split(|&b| b == b'\n').enumerate() {
         if line.iter().all(u8::is_ascii_whitespace) {
@@ -422,13 +431,35 @@ fn parse_ndjson(bytes: &[u8], max_items: usize) -> Result<Vec<Value>, ApiError> 
         if items.len() == max_items {
             return Err(too_many(max_items));
         }
-        let index = items.len();
-        let v: Value = serde_json::from_slice(line).map_err(|e| {
-            ApiError::item(index, format!("line {}: invalid JSON: {e}", line_no + 1))
-        })?;
-        items.push(v);
+        items.push((line_no + 1, line));
     }
     Ok(items)
+}
+
+/// Converts one item. The fast path deserializes the wire `Incident`
+/// straight from the text and re-serializes it with `sensor` overridden
+/// (unknown fields are kept in `extra`); anything it cannot take (malformed
+/// JSON, a missing `sensor`, a wrong type) goes through [`to_row`], which
+/// gives the precise error.
+fn item_to_row(
+    index: usize,
+    text: &[u8],
+    line_no: Option<usize>,
+    sensor: &str,
+    received_at: u32,
+) -> Result<IncidentRow, ApiError> {
+    let bad = |e: &dyn std::fmt::Display| ApiError::item(index, format!("invalid incident: {e}"));
+    if let Ok(mut inc) = serde_json::from_slice::<Incident>(text) {
+        inc.sensor = sensor.to_string();
+        inc.validate().map_err(|e| bad(&e))?;
+        let raw = serde_json::to_string(&inc).map_err(|e| bad(&e))?;
+        return IncidentRow::from_incident(&inc, raw, received_at).map_err(|e| bad(&e));
+    }
+    let item: Value = serde_json::from_slice(text).map_err(|e| match line_no {
+        Some(l) => ApiError::item(index, format!("line {l}: invalid JSON: {e}")),
+        None => ApiError::item(index, format!("invalid JSON: {e}")),
+    })?;
+    to_row(index, item, sensor, received_at)
 }
 
 /// Overrides `sensor`, deserializes, validates and converts one item.

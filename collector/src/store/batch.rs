@@ -14,7 +14,9 @@
 //!
 //! The writer flushes when `batch.max_rows` rows are pending or the oldest
 //! pending request has waited `batch.max_delay_ms`; all pending requests go
-//! into one INSERT. When the drain signal turns `true` (shutdown began) it
+//! into one INSERT. Up to `batch.max_inflight` flushes run at once (each in
+//! its own task); when all slots are busy the writer waits for one, and
+//! requests queue meanwhile. When the drain signal turns `true` (shutdown began) it
 //! flushes what is pending and from then on every request as soon as it
 //! arrives. When every handle is dropped it flushes and ends.
 //!
@@ -45,7 +47,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clickhouse::Client;
-use tokio::sync::{mpsc, oneshot, watch, Notify};
+use tokio::sync::{mpsc, oneshot, watch, Notify, Semaphore};
 use tokio::time::Instant;
 
 use super::row::IncidentRow;
@@ -255,7 +257,14 @@ pub fn spawn_writer(
     drain: watch::Receiver<bool>,
 ) -> (WriterHandle, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(config.queue_batches);
-    let task = tokio::spawn(run(sink, rx, drain, config.max_rows, config.max_delay()));
+    let task = tokio::spawn(run(
+        sink,
+        rx,
+        drain,
+        config.max_rows,
+        config.max_delay(),
+        config.max_inflight,
+    ));
     (
         WriterHandle {
             tx,
@@ -294,7 +303,24 @@ async fn run(
     mut drain: watch::Receiver<bool>,
     max_rows: usize,
     max_delay: Duration,
+    max_inflight: usize,
 ) {
+    let inflight = Arc::new(Semaphore::new(max_inflight));
+    let permits = u32::try_from(max_inflight).unwrap_or(u32::MAX);
+    // Runs a flush as its own task once one of `max_inflight` slots is free.
+    let start_flush = |batch: Vec<Pending>| {
+        let sink = sink.clone();
+        let inflight = inflight.clone();
+        async move {
+            let Ok(permit) = inflight.acquire_owned().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                flush(&sink, batch).await;
+                drop(permit);
+            });
+        }
+    };
     let mut pending: Vec<Pending> = Vec::new();
     let mut pending_rows = 0usize;
     let mut deadline: Option<Instant> = None;
@@ -314,14 +340,16 @@ async fn run(
                     draining || pending_rows >= max_rows
                 }
                 None => {
-                    flush(&sink, std::mem::take(&mut pending)).await;
+                    start_flush(std::mem::take(&mut pending)).await;
+                    // Wait for every flush in flight.
+                    let _ = inflight.acquire_many(permits).await;
                     return;
                 }
             },
             _ = sleep_until(deadline) => true,
         };
         if flush_now {
-            flush(&sink, std::mem::take(&mut pending)).await;
+            start_flush(std::mem::take(&mut pending)).await;
             pending_rows = 0;
             deadline = None;
         }

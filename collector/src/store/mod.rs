@@ -65,6 +65,9 @@ pub fn client(config: &ClickHouseConfig) -> Client {
         .with_url(config.url.as_str())
         .with_user(config.user.as_str())
         .with_validation(false);
+    if config.compression == crate::config::Compression::None {
+        c = c.with_compression(clickhouse::Compression::None);
+    }
     if !config.password.is_empty() {
         c = c.with_password(config.password.as_str());
     }

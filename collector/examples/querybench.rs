@@ -1,0 +1,163 @@
+//! Analysts' query benchmark for `make bench` (see docs/BENCHMARKS.md,
+//! "Collector"): fills `incidents` with ROWS synthetic incidents over the
+//! last 30 days (INSERT ... SELECT FROM numbers() inside ClickHouse), then
+//! times the common queries through the collector's HTTP API with an
+//! analyst token and prints median and p95.
+//!
+//! ```text
+//! cargo run --release -p shaobing-collector --example querybench -- \
+//!     COLLECTOR_ADDR ANALYST_TOKEN CLICKHOUSE_URL [ROWS] [RUNS]
+//! ```
+
+use std::time::{Duration, Instant};
+
+use shaobing_testkit::http;
+
+/// The data set: 1 in 5 incidents volumetric (attacks on 2000 internal
+/// hosts), the rest leaks from the same hosts; capture times spread evenly
+/// over the 30 days before now.
+fn fill_sql(rows: u64) -> String {
+    format!(
+        "INSERT INTO shaobing.incidents SELECT
+    generateUUIDv4() AS id,
+    1 AS schema,
+    concat('sensor-', toString(number % 8)) AS sensor,
+    if(number % 5 = 0, 'volumetric', 'leak') AS kind,
+    if(number % 5 = 0, ['attack_started', 'attack_update', 'attack_update', 'attack_ended'][intDiv(number % 20, 5) + 1], 'leak') AS event,
+    if(number % 5 = 0, 'volumetric/syn_flood', ['classification-marking', 'cn-national-id', 'bank-card', 'credential-password'][number % 4 + 1]) AS signature,
+    ['low', 'medium', 'high', 'critical'][number % 7 % 4 + 1] AS severity,
+    toDateTime(toUInt32(now()) - (number * 7919) % 2592000) AS ts,
+    toUInt32(number % 1000000) AS ts_us,
+    if(number % 5 = 0, '', concat('10.', toString(intDiv(number % 2000, 250)), '.', toString(number % 250), '.1')) AS src_ip,
+    if(number % 5 = 0, concat('10.', toString(intDiv(number % 2000, 250)), '.', toString(number % 250), '.1'), concat('203.0.113.', toString(number % 200 + 1))) AS dst_ip,
+    if(number % 5 = 0, CAST(NULL AS Nullable(UInt16)), CAST(40000 + number % 20000 AS Nullable(UInt16))) AS src_port,
+    CAST(if(number % 5 = 0, 443, 80) AS Nullable(UInt16)) AS dst_port,
+    'tcp' AS proto,
+    '1:UyVFQeW/psmHy+7cH56975gg3/o=' AS community_id,
+    if(number % 5 = 0, 'inbound', 'outbound') AS direction,
+    if(number % 5 = 0, toString(generateUUIDv4()), '') AS attack_id,
+    if(number % 5 = 0, 'syn_flood', '') AS vector,
+    number % 100000 AS pps, number % 100000 * 4320 AS bps, 150000 AS peak_pps, 64800000 AS peak_bps,
+    number % 1000000 AS packets, number % 1000000 * 54 AS bytes,
+    if(number % 5 = 0, '[]', '') AS top_sources,
+    if(number % 5 = 0, 0, number % 3 + 1) AS match_count,
+    if(number % 5 = 0, '', 'http') AS app_proto,
+    if(number % 5 = 0, '', '110101********123X') AS excerpt,
+    concat('{{\"id\":\"', toString(id), '\",\"schema\":1,\"sensor\":\"', sensor, '\",\"kind\":\"', kind,
+           '\",\"event\":\"', event, '\",\"signature\":\"', signature, '\",\"severity\":\"', severity,
+           '\",\"ts\":\"', formatDateTime(ts, '%Y-%m-%dT%H:%M:%S'), '.000000Z\",\"src_ip\":\"', src_ip,
+           '\",\"dst_ip\":\"', dst_ip, '\",\"proto\":\"tcp\"}}') AS raw,
+    now() AS received_at
+FROM numbers({rows})"
+    )
+}
+
+fn get(addr: &str, token: &str, path: &str) -> (Duration, usize) {
+    let auth = format!("Bearer {token}");
+    let started = Instant::now();
+    let r = http::request(
+        addr,
+        "GET",
+        path,
+        &[("Authorization", auth.as_str())],
+        b"",
+        Duration::from_secs(60),
+    )
+    .expect("request");
+    let took = started.elapsed();
+    assert_eq!(r.status, 200, "{path}: {}", r.body_text());
+    (took, r.body.len())
+}
+
+fn stats(mut v: Vec<Duration>) -> (f64, f64) {
+    v.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let p = |q: f64| ms(v[((v.len() as f64 - 1.0) * q).round() as usize]);
+    (p(0.5), p(0.95))
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let addr = args
+        .get(1)
+        .cloned()
+        .unwrap_or_else(|| "127.0.0.1:9440".into());
+    let token = args.get(2).cloned().unwrap_or_default();
+    let ch = args
+        .get(3)
+        .cloned()
+        .unwrap_or_else(|| "127.0.0.1:8123".into());
+    let ch = ch.trim_start_matches("http://").to_string();
+    let rows: u64 = args
+        .get(4)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10_000_000);
+    let runs: usize = args.get(5).and_then(|s| s.parse().ok()).unwrap_or(30);
+
+    let sql = |q: &str| {
+        let r = http::request(
+            &ch,
+            "POST",
+            "/",
+            &[],
+            q.as_bytes(),
+            Duration::from_secs(600),
+        )
+        .expect("clickhouse");
+        assert_eq!(r.status, 200, "{q}: {}", r.body_text());
+        r.body_text()
+    };
+    let have: u64 = sql("SELECT count() FROM shaobing.incidents")
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    if have < rows {
+        let started = Instant::now();
+        sql(&fill_sql(rows - have));
+        eprintln!(
+            "inserted {} rows in {:.1} s",
+            rows - have,
+            started.elapsed().as_secs_f64()
+        );
+        // Let background merges settle, as on a long-running server.
+        let started = Instant::now();
+        sql("OPTIMIZE TABLE shaobing.incidents");
+        eprintln!("merged in {:.1} s", started.elapsed().as_secs_f64());
+    }
+    eprintln!(
+        "{} rows, {} active parts",
+        sql("SELECT count() FROM shaobing.incidents").trim(),
+        sql("SELECT count() FROM system.parts WHERE database = 'shaobing' AND table = 'incidents' AND active").trim()
+    );
+
+    let queries = [
+        (
+            "last 24 h for one host (ip=10.3.7.1)",
+            "/api/v1/incidents?since=24h&ip=10.3.7.1&limit=100",
+        ),
+        (
+            "last 24 h of one host's attacks (kind=volumetric, ip)",
+            "/api/v1/incidents?since=24h&kind=volumetric&ip=10.3.7.1",
+        ),
+        (
+            "last 24 h, critical leaks, first page",
+            "/api/v1/incidents?since=24h&kind=leak&severity=critical&limit=100",
+        ),
+        ("summary of the last 7 days", "/api/v1/summary?since=7d"),
+        ("summary of the last 24 h", "/api/v1/summary?since=24h"),
+    ];
+    println!("| query | runs | median ms | p95 ms | response bytes |");
+    println!("|---|---|---|---|---|");
+    for (name, path) in queries {
+        let _ = get(&addr, &token, path); // warm-up
+        let mut times = Vec::new();
+        let mut bytes = 0;
+        for _ in 0..runs {
+            let (t, b) = get(&addr, &token, path);
+            times.push(t);
+            bytes = b;
+        }
+        let (median, p95) = stats(times);
+        println!("| {name} | {runs} | {median:.1} | {p95:.1} | {bytes} |");
+    }
+}

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Collector benchmarks (called by scripts/bench.sh; figures in
+# docs/BENCHMARKS.md, section "Collector"):
+#   1. sustained ingest through the HTTP API into ClickHouse (loadgen);
+#   2. analysts' common queries on 10 million stored incidents (querybench).
+# A private ClickHouse and collector run under a temporary directory and are
+# stopped at exit. Environment: INGEST_TOTAL (default 600000), QUERY_ROWS
+# (default 10000000), QUERY_RUNS (default 30).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+cargo build --release -q -p shaobing-collector --bins --examples
+BIN=$ROOT/target/release
+WORK=$(mktemp -d /tmp/shaobing-bench-collector.XXXXXX)
+CH_PID= ; COL_PID=
+cleanup() {
+  [ -n "$COL_PID" ] && kill "$COL_PID" 2>/dev/null && wait "$COL_PID" 2>/dev/null || true
+  [ -n "$CH_PID" ] && kill "$CH_PID" 2>/dev/null && wait "$CH_PID" 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+CH_PORT=$(free_port)
+cp deploy/clickhouse/dev-config.xml "$WORK/config.xml"
+(cd "$WORK" && exec /usr/sbin/clickhouse-server --config-file="$WORK/config.xml" -- --http_port="$CH_PORT" >"$WORK/clickhouse.log" 2>&1) &
+CH_PID=$!
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$CH_PORT/ping" >/dev/null && break; sleep 0.1; done
+
+TOKEN=bench-sensor-token
+ANALYST=bench-analyst-token
+COL_PORT=$(free_port)
+cat >"$WORK/collector.toml" <<TOML
+listen = "127.0.0.1:$COL_PORT"
+[clickhouse]
+url = "http://127.0.0.1:$CH_PORT"
+timeout_ms = 60000
+migrate_on_start = true
+compression = "${CH_COMPRESSION:-lz4}"
+[batch]
+max_rows = ${BATCH_ROWS:-20000}
+max_delay_ms = 200
+queue_batches = 64
+max_inflight = ${INFLIGHT:-4}
+[limits]
+max_body_bytes = 16777216
+max_items = 10000
+[dead_letter]
+path = "$WORK/dead-letter.ndjson"
+[[sensors]]
+name = "bench"
+token_sha256 = "$("$BIN/shaobing-collector" hash-token "$TOKEN")"
+[[analysts]]
+name = "bench-analyst"
+token_sha256 = "$("$BIN/shaobing-collector" hash-token "$ANALYST")"
+TOML
+RUST_LOG=warn "$BIN/shaobing-collector" serve --config "$WORK/collector.toml" &
+COL_PID=$!
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$COL_PORT/healthz" >/dev/null && break; sleep 0.1; done
+
+CONNS=${LOAD_CONNS:-16}; BATCH=${LOAD_BATCH:-1000}
+echo "-- ingest: ${INGEST_TOTAL:-600000} incidents, batches of $BATCH, $CONNS connections"
+"$BIN/examples/loadgen" "127.0.0.1:$COL_PORT" "$TOKEN" "${INGEST_TOTAL:-600000}" "$BATCH" "$CONNS"
+echo "-- ingest, gzip bodies"
+"$BIN/examples/loadgen" "127.0.0.1:$COL_PORT" "$TOKEN" "${INGEST_TOTAL:-600000}" "$BATCH" "$CONNS" gzip
+echo "stored (FINAL): $(curl -s "http://127.0.0.1:$CH_PORT/" --data-binary 'SELECT count() FROM shaobing.incidents FINAL')"
+
+echo "-- queries on ${QUERY_ROWS:-10000000} incidents"
+curl -s "http://127.0.0.1:$CH_PORT/" --data-binary 'TRUNCATE TABLE shaobing.incidents' >/dev/null
+"$BIN/examples/querybench" "127.0.0.1:$COL_PORT" "$ANALYST" "127.0.0.1:$CH_PORT" "${QUERY_ROWS:-10000000}" "${QUERY_RUNS:-30}"
