@@ -25,8 +25,22 @@ stop_pid() { # name pidfile
   rm -f "$f"
 }
 
-wait_http() { # url what
+port_busy() { # port
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+free_port() { # preferred port: it, or the next free one
+  local p=$1
+  while port_busy "$p"; do p=$((p + 1)); done
+  echo "$p"
+}
+
+wait_http() { # url what pidfile
   for _ in $(seq 200); do
+    if ! kill -0 "$(cat "$3")" 2>/dev/null; then
+      echo "demo: $2 exited during start-up; see the logs in $VAR" >&2
+      exit 1
+    fi
     curl -fsS "$1" >/dev/null 2>&1 && return 0
     sleep 0.1
   done
@@ -41,13 +55,19 @@ stop() {
 
 start() {
   stop >/dev/null
+  # Never talk to someone else's server: take the next free ports.
+  CH_PORT=$(free_port "$CH_PORT")
+  COLLECTOR_PORT=$(free_port "$COLLECTOR_PORT")
+  # Each demo starts from an empty store, so what it prints is what this
+  # build detected (a kept store would mix in an older build's incidents).
+  rm -rf "$CH_DIR"
   mkdir -p "$CH_DIR"
   cp deploy/clickhouse/dev-config.xml "$CH_DIR/config.xml"
   echo "==> starting a private ClickHouse on 127.0.0.1:$CH_PORT (data in $CH_DIR)"
   (cd "$CH_DIR" && exec setsid "$CLICKHOUSE_SERVER" --config-file="$CH_DIR/config.xml" -- --http_port="$CH_PORT" \
       >"$CH_DIR/server.log" 2>&1 < /dev/null) &
   echo $! > "$VAR/clickhouse.pid"
-  wait_http "http://127.0.0.1:$CH_PORT/ping" ClickHouse
+  wait_http "http://127.0.0.1:$CH_PORT/ping" ClickHouse "$VAR/clickhouse.pid"
 
   if [ ! -f "$VAR/token" ]; then
     head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$VAR/token"
@@ -74,7 +94,7 @@ TOML
   (exec setsid "$BIN/shaobing-collector" serve --config "$VAR/collector.toml" \
       >"$VAR/collector.log" 2>&1 < /dev/null) &
   echo $! > "$VAR/collector.pid"
-  wait_http "http://127.0.0.1:$COLLECTOR_PORT/healthz" collector
+  wait_http "http://127.0.0.1:$COLLECTOR_PORT/healthz" collector "$VAR/collector.pid"
 
   echo "==> replaying pcaps/*.pcap through the sensor into the collector"
   "$BIN/shaobing-sensor" replay --collector "http://127.0.0.1:$COLLECTOR_PORT" --token "$TOKEN" pcaps/*.pcap
@@ -85,6 +105,7 @@ TOML
 
 ClickHouse (127.0.0.1:$CH_PORT) and the collector (127.0.0.1:$COLLECTOR_PORT) are still running.
   more queries:  $BIN/shaobing-collector query --config var/collector.toml --since all --json
+  summary:       $BIN/shaobing-collector summary --config var/collector.toml --since all
   stop them:     make stop
 MSG
 }
