@@ -146,9 +146,14 @@ pub fn scan(hay: &[u8], wanted: Wanted, mut found: impl FnMut(Found, usize, usiz
     let mut groups = [(0usize, 0usize); MAX_GROUPS];
     let mut at = 0;
     while let Some(start) = next_digit(hay, at) {
-        // Fast path: most runs in text are short numbers on their own.
+        // Fast path: most runs in text are short numbers on their own
+        // (not followed by a separator and another digit group, which
+        // could make them the first group of a grouped card or mobile).
+        // Alone, nothing shorter than 11 digits is a hit.
         let run_end = end_of_digits(hay, start);
-        if run_end - start < 11 && !matches!(hay.get(run_end), Some(b' ' | b'-')) {
+        if run_end - start < 11
+            && !(matches!(hay.get(run_end), Some(b' ' | b'-')) && is_digit_at(hay, run_end + 1))
+        {
             at = run_end;
             continue;
         }
