@@ -2,8 +2,9 @@
 # Leak detector benchmarks (called by scripts/bench.sh; figures go in the
 # "Leak detector" section of docs/BENCHMARKS.md):
 #   1. whole-sensor replay of a generated payload-heavy capture (>= 500 MB,
-#      mostly HTTP and SMTP; written to /tmp, never checked in), detection
-#      on and off (--no-detect, the floor), three runs each;
+#      mostly HTTP and SMTP; written to /tmp, never checked in): both
+#      detectors, the leak detector alone, and the floor (--no-detect),
+#      three runs each;
 #   2. automaton build time and memory for the default pack and a
 #      10,000-pattern pack.
 # The criterion matching bench runs from scripts/bench.sh.
@@ -13,6 +14,14 @@ MB="${BENCH_LEAK_MB:-600}"
 PCAP="${BENCH_LEAK_PCAP:-/tmp/shaobing-bench-leak.pcap}"
 
 cargo build --release -p shaobing-sensor -p shaobing-pcapgen --example bench_leak
+# CPU time and peak memory per run when GNU time is installed (Debian: `time`).
+timed() {
+  if [ -x /usr/bin/time ]; then
+    /usr/bin/time -f "cpu: user %U s, sys %S s, wall %e s, max RSS %M KiB" "$@"
+  else
+    time "$@"
+  fi
+}
 if [ ! -s "$PCAP" ]; then
   echo "-- generating $PCAP ($MB MB)"
   target/release/examples/bench_leak "$PCAP" "$MB"
@@ -20,13 +29,18 @@ fi
 
 echo "-- replay, detection on: shaobing-sensor replay $PCAP"
 for i in 1 2 3; do
-  /usr/bin/time -f "cpu: user %U s, sys %S s, wall %e s, max RSS %M KiB" \
-    target/release/shaobing-sensor replay "$PCAP" >/dev/null
+  timed target/release/shaobing-sensor replay "$PCAP" >/dev/null
+done
+LEAK_ONLY="$(mktemp)"
+trap 'rm -f "$LEAK_ONLY"' EXIT
+printf '[volumetric]\nenabled = false\n' >"$LEAK_ONLY"
+echo "-- replay, leak detector only: shaobing-sensor replay --config (volumetric off) $PCAP"
+for i in 1 2 3; do
+  timed target/release/shaobing-sensor replay --config "$LEAK_ONLY" "$PCAP" >/dev/null
 done
 echo "-- replay, floor: shaobing-sensor replay --no-detect $PCAP"
 for i in 1 2 3; do
-  /usr/bin/time -f "cpu: user %U s, sys %S s, wall %e s, max RSS %M KiB" \
-    target/release/shaobing-sensor replay --no-detect "$PCAP" >/dev/null
+  timed target/release/shaobing-sensor replay --no-detect "$PCAP" >/dev/null
 done
 
 echo "-- automaton build and memory: default pack and 10,000 patterns"
