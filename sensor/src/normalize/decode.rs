@@ -307,8 +307,13 @@ impl Inflater {
             if result.is_err() {
                 if capped {
                     stats.decompress_capped += 1;
+                    tracing::debug!(
+                        event = "decompress_capped",
+                        "HTTP body inflation stopped at the size or ratio cap"
+                    );
                 } else {
                     stats.decompress_errors += 1;
+                    tracing::debug!(event = "decompress_error", "corrupt compressed HTTP body");
                 }
                 self.engine = Codec::Stopped;
                 return;
@@ -335,8 +340,13 @@ impl Inflater {
         if result.is_err() {
             if capped {
                 stats.decompress_capped += 1;
+                tracing::debug!(
+                    event = "decompress_capped",
+                    "HTTP body inflation stopped at the size or ratio cap"
+                );
             } else {
                 stats.decompress_errors += 1;
+                tracing::debug!(event = "decompress_error", "corrupt compressed HTTP body");
             }
         }
         self.engine = Codec::Stopped;

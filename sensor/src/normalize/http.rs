@@ -308,6 +308,10 @@ impl Http {
     /// Gives up parsing: what is buffered and the rest go out raw.
     fn fail(&mut self, stats: &mut NormalizeStats, sink: &mut impl Sink) {
         stats.http_errors += 1;
+        tracing::debug!(
+            event = "http_error",
+            "HTTP framing not understood; rest of the stream scanned raw"
+        );
         if !matches!(self.state, State::Head | State::Raw) {
             self.end_body(stats, sink);
         }

@@ -164,6 +164,7 @@ impl Mime {
             }
             Some(_) => {
                 stats.mime_too_deep += 1;
+                tracing::debug!(event = "mime_too_deep", "MIME nesting deeper than followed");
                 self.state = State::Body;
             }
             None => {

@@ -310,6 +310,7 @@ impl Stream {
     ) {
         if start - self.next > limits.window {
             budget.stats.beyond_window += 1;
+            tracing::debug!(event = "tcp_beyond_window", "segment too far ahead dropped");
             return;
         }
         // The parts of [start, end) not covered by buffered segments.
@@ -383,6 +384,11 @@ impl Stream {
         if first > self.next {
             let missing = first - self.next;
             budget.stats.gaps += 1;
+            tracing::debug!(
+                event = "tcp_gap",
+                missing,
+                "reassembly skipped missing bytes"
+            );
             budget.stats.gap_bytes += missing;
             self.next = first;
             out(Chunk::Gap(missing));
