@@ -262,7 +262,7 @@ mod robustness {
         let mut out = Vec::new();
         while out.len() < len {
             let r = rng.next();
-            if r % 3 == 0 {
+            if r.is_multiple_of(3) {
                 out.extend_from_slice(PIECES[(r >> 8) as usize % PIECES.len()]);
             } else {
                 out.extend((0..(r >> 16) % 40).map(|i| (rng.next() >> (i % 7)) as u8));
@@ -290,7 +290,7 @@ mod robustness {
                     let len = 1 + (rng.next() % 200) as usize;
                     let end = (at + len).min(input.len());
                     n.push(&input[at..end], &limits, &mut stats, &mut sink);
-                    if rng.next() % 50 == 0 {
+                    if rng.next().is_multiple_of(50) {
                         n.gap(&mut stats, &mut sink);
                     }
                     at = end;
