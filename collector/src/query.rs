@@ -233,10 +233,26 @@ pub struct Page {
     pub next_cursor: Option<Cursor>,
 }
 
-/// Reads one page of incidents matching `filter` from
-/// `` `db`.incidents FINAL `` (so re-delivered incidents appear once),
-/// newest first, starting after `filter.cursor`. All values are bound
-/// parameters.
+#[derive(Debug, Row, Deserialize)]
+struct KeyRow {
+    #[serde(with = "clickhouse::serde::uuid")]
+    id: Uuid,
+    ts: u32,
+    ts_us: u32,
+}
+
+/// Reads one page of incidents matching `filter`, newest first, starting
+/// after `filter.cursor`. All values are bound parameters.
+///
+/// Each incident appears once however often it was delivered. Two steps,
+/// so the wide `raw` column is read only for the page:
+///
+/// 1. the page's keys: `(id, ts, ts_us)` of matching rows, deduplicated
+///    with `GROUP BY id, ts, ts_us` (copies of an incident share all
+///    three), newest first, `limit + 1` of them. Without `FINAL`,
+///    ClickHouse moves the filters to `PREWHERE` and reads few columns;
+/// 2. the rows: `id IN (page ids)` within the page's time range,
+///    `LIMIT 1 BY id`, put back in the order of step 1.
 pub async fn fetch_page(
     client: &Client,
     db: &str,
@@ -244,7 +260,7 @@ pub async fn fetch_page(
     filter: &QueryFilter,
 ) -> Result<Page, StoreError> {
     // `db` is an identifier checked by config validation.
-    let mut sql = format!("SELECT ?fields FROM `{db}`.incidents FINAL WHERE 1");
+    let mut sql = format!("SELECT id, ts, ts_us FROM `{db}`.incidents WHERE 1");
     where_clause(filter, &mut sql);
     if filter.cursor.is_some() {
         sql.push_str(
@@ -252,7 +268,7 @@ pub async fn fetch_page(
              OR (toUInt64(ts) * 1000000 + ts_us = ? AND id < toUUID(?)))",
         );
     }
-    sql.push_str(" ORDER BY ts DESC, ts_us DESC, id DESC LIMIT ?");
+    sql.push_str(" GROUP BY id, ts, ts_us ORDER BY ts DESC, ts_us DESC, id DESC LIMIT ?");
 
     let mut q = client.query(&sql).with_setting("wait_end_of_query", "1");
     q = bind_where(q, filter);
@@ -265,16 +281,50 @@ pub async fn fetch_page(
             .bind(c.id.to_string());
     }
     q = q.bind(filter.limit.saturating_add(1));
-    let mut rows: Vec<IncidentRow> = with_timeout("query incidents", timeout, async {
+    let mut keys: Vec<KeyRow> = with_timeout("query incidents", timeout, async {
         q.fetch_all()
             .await
             .map_err(StoreError::ch("query incidents"))
     })
     .await?;
-    let more = rows.len() as u64 > filter.limit;
-    rows.truncate(usize::try_from(filter.limit).unwrap_or(usize::MAX));
+    let more = keys.len() as u64 > filter.limit;
+    keys.truncate(usize::try_from(filter.limit).unwrap_or(usize::MAX));
+    let (Some(min_ts), Some(max_ts)) = (
+        keys.iter().map(|k| k.ts).min(),
+        keys.iter().map(|k| k.ts).max(),
+    ) else {
+        return Ok(Page {
+            rows: Vec::new(),
+            next_cursor: None,
+        });
+    };
+    let placeholders = vec!["?"; keys.len()].join(", ");
+    let sql = format!(
+        "SELECT ?fields FROM `{db}`.incidents WHERE ts >= toDateTime(?) AND ts <= toDateTime(?) \
+         AND id IN ({placeholders}) LIMIT 1 BY id"
+    );
+    let mut q = client
+        .query(&sql)
+        .with_setting("wait_end_of_query", "1")
+        .bind(min_ts)
+        .bind(max_ts);
+    for k in &keys {
+        q = q.bind(k.id.to_string());
+    }
+    let rows: Vec<IncidentRow> = with_timeout("query incidents", timeout, async {
+        q.fetch_all()
+            .await
+            .map_err(StoreError::ch("query incidents"))
+    })
+    .await?;
+    let mut by_id: std::collections::HashMap<Uuid, IncidentRow> =
+        rows.into_iter().map(|r| (r.id, r)).collect();
+    let rows: Vec<IncidentRow> = keys.iter().filter_map(|k| by_id.remove(&k.id)).collect();
     let next_cursor = if more {
-        rows.last().map(Cursor::after)
+        keys.last().map(|k| Cursor {
+            micros: u64::from(k.ts) * 1_000_000 + u64::from(k.ts_us),
+            id: k.id,
+        })
     } else {
         None
     };
@@ -374,7 +424,11 @@ fn sorted_counts(map: std::collections::HashMap<String, u64>) -> Vec<Count> {
 }
 
 /// Computes the [`Summary`] of incidents matching `filter` (its `limit`
-/// and `cursor` are ignored; `top` bounds the top lists), reading `FINAL`.
+/// and `cursor` are ignored; `top` bounds the top lists), counting each
+/// incident once: compacted days ([`clean_days`]) are read as they are,
+/// the others with `FINAL`. A partition that gains a part between the
+/// listing and the read (a late insert into an old day) can count that
+/// part's re-delivered incidents twice in this one answer.
 pub async fn fetch_summary(
     client: &Client,
     db: &str,
@@ -384,38 +438,48 @@ pub async fn fetch_summary(
 ) -> Result<Summary, StoreError> {
     let mut wh = String::new();
     where_clause(filter, &mut wh);
+    let clean = clean_days(client, db, timeout).await?;
+    // Each read is the union of the compacted days (no duplicates left, so
+    // no FINAL needed) and the other days read with FINAL.
+    let union = |cols: &str, cond: &str| {
+        format!(
+            "SELECT {cols} FROM `{db}`.incidents WHERE 1{wh}{cond} AND has(?, toYYYYMMDD(ts)) \
+             UNION ALL \
+             SELECT {cols} FROM `{db}`.incidents FINAL WHERE 1{wh}{cond} AND NOT has(?, toYYYYMMDD(ts))"
+        )
+    };
     let dims = format!(
-        "SELECT kind, vector, signature, severity, toUInt32(toStartOfHour(ts)) AS hour, count() AS n \
-         FROM `{db}`.incidents FINAL WHERE 1{wh} GROUP BY kind, vector, signature, severity, hour"
+        "SELECT kind, vector, signature, severity, hour, count() AS n FROM ({}) \
+         GROUP BY kind, vector, signature, severity, hour",
+        union(
+            "kind, vector, signature, severity, toUInt32(toStartOfHour(ts)) AS hour",
+            ""
+        )
     );
     let targets = format!(
-        "SELECT dst_ip AS ip, count() AS n, uniqExact(attack_id) AS score \
-         FROM `{db}`.incidents FINAL WHERE 1{wh} AND kind = 'volumetric' AND dst_ip != '' \
-         GROUP BY ip ORDER BY score DESC, n DESC, ip LIMIT ?"
+        "SELECT ip, count() AS n, uniqExact(attack_id) AS score FROM ({}) \
+         GROUP BY ip ORDER BY score DESC, n DESC, ip LIMIT ?",
+        union(
+            "dst_ip AS ip, attack_id",
+            " AND kind = 'volumetric' AND dst_ip != ''"
+        )
     );
     let leakers = format!(
-        "SELECT src_ip AS ip, count() AS n, sum(match_count) AS score \
-         FROM `{db}`.incidents FINAL WHERE 1{wh} AND kind = 'leak' AND src_ip != '' \
-         GROUP BY ip ORDER BY n DESC, score DESC, ip LIMIT ?"
+        "SELECT ip, count() AS n, sum(match_count) AS score FROM ({}) \
+         GROUP BY ip ORDER BY n DESC, score DESC, ip LIMIT ?",
+        union(
+            "src_ip AS ip, match_count",
+            " AND kind = 'leak' AND src_ip != ''"
+        )
     );
-    let q_dims = bind_where(
-        client.query(&dims).with_setting("wait_end_of_query", "1"),
-        filter,
-    );
-    let q_targets = bind_where(
-        client
-            .query(&targets)
-            .with_setting("wait_end_of_query", "1"),
-        filter,
-    )
-    .bind(top);
-    let q_leakers = bind_where(
-        client
-            .query(&leakers)
-            .with_setting("wait_end_of_query", "1"),
-        filter,
-    )
-    .bind(top);
+    let bind = |sql: &str| {
+        let q = client.query(sql).with_setting("wait_end_of_query", "1");
+        let q = bind_where(q, filter).bind(clean.clone());
+        bind_where(q, filter).bind(clean.clone())
+    };
+    let q_dims = bind(&dims);
+    let q_targets = bind(&targets).bind(top);
+    let q_leakers = bind(&leakers).bind(top);
     let what = "summary";
     let (dims, targets, leakers) = with_timeout(what, timeout, async {
         tokio::try_join!(
@@ -477,6 +541,43 @@ pub async fn fetch_summary(
     s.top_targets = targets.into_iter().map(host).collect();
     s.top_leak_sources = leakers.into_iter().map(host).collect();
     Ok(s)
+}
+
+#[derive(Debug, Row, Deserialize)]
+struct PartitionRow {
+    partition: String,
+}
+
+/// Days (`YYYYMMDD`) of `incidents` that are compacted: one active part,
+/// produced by a merge, so ReplacingMergeTree has removed every duplicate
+/// and they can be read without `FINAL`. Always holds the sentinel 0, so
+/// the array is never empty (`has([], x)` is a type error on 18.16).
+/// See [`crate::retention::compact_once`].
+pub async fn clean_days(
+    client: &Client,
+    db: &str,
+    timeout: Duration,
+) -> Result<Vec<u32>, StoreError> {
+    let what = "list compacted partitions";
+    let rows: Vec<PartitionRow> = with_timeout(what, timeout, async {
+        client
+            .query(
+                "SELECT partition FROM system.parts WHERE database = ? AND table = 'incidents' \
+                 AND active GROUP BY partition HAVING count() = 1 AND min(level) > 0",
+            )
+            .with_setting("wait_end_of_query", "1")
+            .bind(db)
+            .fetch_all()
+            .await
+            .map_err(StoreError::ch(what))
+    })
+    .await?;
+    let mut days: Vec<u32> = rows
+        .iter()
+        .filter_map(|r| r.partition.trim_matches('\'').parse().ok())
+        .collect();
+    days.push(0);
+    Ok(days)
 }
 
 /// Most events returned for one attack.

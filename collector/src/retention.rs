@@ -7,6 +7,9 @@
 //! PARTITION`) each whose day is before `today - days` (UTC). A partition
 //! id is spliced into the statement only after checking it is exactly eight
 //! digits. Every drop is logged and counted.
+//!
+//! The same task compacts closed days ([`compact_once`]) so that summaries
+//! can read them without `FINAL`.
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -123,8 +126,78 @@ pub async fn run_once(
     Ok(dropped)
 }
 
-/// Runs a pass at start and then every `interval_s` until `shutdown` turns
-/// `true`. Failures are logged and retried at the next pass.
+#[derive(Debug, Row, Deserialize)]
+struct PartStats {
+    partition: String,
+    parts: u64,
+    min_level: u32,
+}
+
+/// How long one `OPTIMIZE ... FINAL` may take.
+pub const COMPACT_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Compacts closed days of `incidents`: every partition before today (UTC,
+/// at `now_secs`) with more than one active part, or with an unmerged one,
+/// gets `OPTIMIZE TABLE ... PARTITION day FINAL`, which merges it into one
+/// part without duplicates. Summaries then read those days without
+/// `FINAL` (see [`crate::query::clean_days`]). Returns the days compacted.
+pub async fn compact_once(
+    client: &Client,
+    db: &str,
+    now_secs: i64,
+) -> Result<Vec<u32>, StoreError> {
+    let today = cutoff_day(now_secs, 0);
+    let what = "compaction: list partitions";
+    let parts: Vec<PartStats> = with_timeout(what, COMPACT_TIMEOUT, async {
+        client
+            .query(
+                "SELECT partition, count() AS parts, min(level) AS min_level FROM system.parts \
+                 WHERE database = ? AND table = 'incidents' AND active \
+                 GROUP BY partition ORDER BY partition",
+            )
+            .with_setting("wait_end_of_query", "1")
+            .bind(db)
+            .fetch_all()
+            .await
+            .map_err(StoreError::ch(what))
+    })
+    .await?;
+    let mut done = Vec::new();
+    for p in parts {
+        let id = p.partition.trim_matches('\'');
+        if id.len() != 8 || !id.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(day) = id.parse::<u32>() else {
+            continue;
+        };
+        if day >= today || (p.parts == 1 && p.min_level > 0) {
+            continue;
+        }
+        let what = "compaction: optimize partition";
+        let sql = format!("OPTIMIZE TABLE `{db}`.incidents PARTITION {day} FINAL");
+        with_timeout(what, COMPACT_TIMEOUT, async {
+            client
+                .query(&sql)
+                .execute()
+                .await
+                .map_err(StoreError::ch(what))
+        })
+        .await?;
+        tracing::info!(
+            event = "compacted",
+            partition = day,
+            parts = p.parts,
+            "compacted a closed day of incidents"
+        );
+        done.push(day);
+    }
+    Ok(done)
+}
+
+/// Runs a retention pass and a compaction pass ([`compact_once`]) at start
+/// and then every `interval_s` until `shutdown` turns `true`. Failures are
+/// logged and retried at the next pass.
 pub async fn run(
     client: Client,
     db: String,
@@ -133,13 +206,13 @@ pub async fn run(
     metrics: Arc<Metrics>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    if config.incidents_days == 0 && config.heartbeats_days == 0 {
-        return;
-    }
     loop {
         let now = i64::from(crate::store::schema::now_secs());
         if let Err(e) = run_once(&client, &db, timeout, &config, now, &metrics).await {
             tracing::warn!(event = "retention_failed", error = %e, "retention pass failed; retrying at the next pass");
+        }
+        if let Err(e) = compact_once(&client, &db, now).await {
+            tracing::warn!(event = "compaction_failed", error = %e, "compaction failed; retrying at the next pass");
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(config.interval_s)) => {}

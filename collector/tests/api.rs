@@ -710,3 +710,63 @@ async fn retention_drops_only_partitions_older_than_the_configured_days() {
     .unwrap();
     assert!(again.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn summary_counts_redelivered_incidents_once_before_and_after_compaction() {
+    if skip() {
+        return;
+    }
+    let h = Harness::start().await;
+    let old: Vec<Value> = (0..4)
+        .map(|n| {
+            leak_at(
+                60 + n,
+                "2026-11-01T12:00:00Z",
+                "10.9.9.9",
+                "bank-card",
+                "low",
+            )
+        })
+        .collect();
+    for _ in 0..3 {
+        assert_eq!(h.post(Some(TOKEN), &body(&old)).await.0, 200);
+    }
+    assert_eq!(summary_total(&h).await, (Some(4), Some(4)), "FINAL path");
+    let client = shaobing_collector::store::client(&h.config.clickhouse);
+    let db = "shaobing";
+    // "Now" is 2026-11-30: the 1st is a closed day.
+    let compacted = shaobing_collector::retention::compact_once(&client, db, 1_795_996_800)
+        .await
+        .unwrap();
+    assert_eq!(compacted, [20261101]);
+    let clean =
+        shaobing_collector::query::clean_days(&client, db, std::time::Duration::from_secs(5))
+            .await
+            .unwrap();
+    assert!(clean.contains(&20261101), "{clean:?}");
+    assert_eq!(
+        summary_total(&h).await,
+        (Some(4), Some(4)),
+        "compacted path"
+    );
+    // A late re-delivery makes the day unclean again: still counted once.
+    assert_eq!(h.post(Some(TOKEN), &body(&old)).await.0, 200);
+    assert_eq!(
+        summary_total(&h).await,
+        (Some(4), Some(4)),
+        "after a late insert"
+    );
+    let (_, page) = h
+        .get(Some(ANALYST_TOKEN), "/api/v1/incidents?ip=10.9.9.9")
+        .await;
+    assert_eq!(page["incidents"].as_array().unwrap().len(), 4);
+}
+
+async fn summary_total(h: &Harness) -> (Option<u64>, Option<u64>) {
+    let (status, s) = h.get(Some(ANALYST_TOKEN), SINCE_ALL).await;
+    assert_eq!(status, 200, "{s}");
+    (
+        s["total"].as_u64(),
+        s["top_leak_sources"][0]["incidents"].as_u64(),
+    )
+}
