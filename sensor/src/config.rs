@@ -122,7 +122,7 @@ pub struct VolumetricConfig {
     pub update_secs: u64,
     /// Most protected hosts tracked at once. Hosts beyond it are not
     /// tracked (counted as `hosts_untracked`); idle hosts are evicted
-    /// first. Each costs about 300 bytes plus about 130 bytes per vector
+    /// first. Each costs about 550 bytes plus about 180 bytes per vector
     /// it has seen. Default 1,000,000.
     pub max_hosts: usize,
     /// Top sources kept per suspect (host, direction, vector), in a

@@ -48,7 +48,8 @@ fn replay_and_check(name: &str) -> Vec<serde_json::Value> {
 fn syn_flood_capture_gives_its_expected_incidents() {
     let got = replay_and_check("syn-flood");
     let started = got.iter().find(|i| i["event"] == "attack_started").unwrap();
-    assert!(started["pps"].as_u64().unwrap() > 20_000);
+    // An attack starts when the one-second rate reaches the threshold.
+    assert!(started["pps"].as_u64().unwrap() >= 20_000);
     // Every spoofed source sent one SYN: none may be reported as a heavy hitter.
     assert_eq!(started["top_sources"], serde_json::json!([]));
 }

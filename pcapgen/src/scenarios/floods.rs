@@ -236,8 +236,9 @@ fn later_fragment(mut frame: Vec<u8>) -> Vec<u8> {
     let sum = frame
         .get(IP..IP + ihl)
         .map_or(0, |h| fold(ones_complement_add(0, h)));
+    // `fold` returns the complemented sum: the checksum itself.
     if let Some(b) = frame.get_mut(IP + 10..IP + 12) {
-        b.copy_from_slice(&(!sum).to_be_bytes());
+        b.copy_from_slice(&sum.to_be_bytes());
     }
     frame
 }
@@ -990,7 +991,8 @@ mod tests {
         let f = flood_packet(Kind::Fragment, IpAddr::V4(TARGET), &mut rng, &[]);
         let ip = &f[14..34];
         assert_eq!(u16::from_be_bytes([ip[6], ip[7]]) & 0x1fff, 185);
-        assert_eq!(fold(ones_complement_add(0, ip)), 0xffff);
+        // A valid header sums to 0xffff, whose complement is 0.
+        assert_eq!(fold(ones_complement_add(0, ip)), 0);
     }
 
     #[test]

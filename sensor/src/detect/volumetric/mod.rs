@@ -30,7 +30,7 @@
 //!
 //! # Memory
 //!
-//! A host costs one table entry (about 300 bytes plus 130 per vector it has
+//! A host costs one table entry (about 550 bytes plus 180 per vector it has
 //! seen). Evidence ([`evidence::Evidence`]: Space-Saving top peers and
 //! ports, a 1 KiB HyperLogLog, size/TTL summaries, a few headers, about
 //! 4 KiB in all) is kept only for vectors above a quarter of their

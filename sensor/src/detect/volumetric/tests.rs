@@ -480,3 +480,13 @@ fn learned_baseline_alerts_at_k_times_normal() {
     assert_eq!(started.len(), 1, "{started:#?}");
     assert_eq!(started[0].vector.as_deref(), Some("total_volume"));
 }
+
+#[test]
+fn documented_per_host_and_per_vector_costs_hold() {
+    // docs/sensor.md and the config docs promise about 550 bytes per host
+    // (table key and entry) and 180 per vector counter.
+    let host = std::mem::size_of::<Host>() + std::mem::size_of::<u128>();
+    assert!(host <= 560, "host entry is {host} bytes");
+    let counter = std::mem::size_of::<Counter>();
+    assert!(counter <= 184, "counter is {counter} bytes");
+}
