@@ -356,10 +356,7 @@ fn real_dns_reflection_is_classified_as_dns_amplification() {
     let default = replay(&pcap);
     assert!(default.ok, "{}", default.stderr);
     assert!(
-        !default
-            .incidents
-            .iter()
-            .any(|i| i["kind"] == "volumetric"),
+        !default.incidents.iter().any(|i| i["kind"] == "volumetric"),
         "{:?}",
         default.incidents
     );
@@ -431,7 +428,11 @@ fn real_ecn_cwr_syn_burst_is_a_syn_flood_at_a_lower_threshold() {
     let pcap = root.join("volumetric/syn-flood-ecn-cwr-flags-port30120.pcap");
     let default = replay(&pcap);
     assert!(default.ok, "{}", default.stderr);
-    assert!(attacks_started(&default).is_empty(), "{:?}", default.incidents);
+    assert!(
+        attacks_started(&default).is_empty(),
+        "{:?}",
+        default.incidents
+    );
     let run = replay_with_config(
         &pcap,
         "[[volumetric.groups]]\nname = \"victim\"\nnetworks = [\"10.10.10.0/24\"]\npps = 5000\n",
@@ -445,6 +446,9 @@ fn real_ecn_cwr_syn_burst_is_a_syn_flood_at_a_lower_threshold() {
     // First SYN+ECE+CWR at 1617292579.614914 (t+33.83 s).
     let ts = shaobing_wire::Timestamp::parse(s["ts"].as_str().unwrap()).unwrap();
     let first = shaobing_wire::Timestamp::from_parts(1_617_292_579, 614_914);
-    assert!(ts >= first && ts.micros() - first.micros() <= 1_000_000, "{ts}");
+    assert!(
+        ts >= first && ts.micros() - first.micros() <= 1_000_000,
+        "{ts}"
+    );
     assert!(s["distinct_sources"].as_u64().unwrap() > 3_000, "{s}");
 }

@@ -490,3 +490,28 @@ fn documented_per_host_and_per_vector_costs_hold() {
     let counter = std::mem::size_of::<Counter>();
     assert!(counter <= 184, "counter is {counter} bytes");
 }
+
+#[test]
+fn spoofed_internal_sources_fill_the_capped_table_without_growing_it() {
+    // 100,000 distinct spoofed *internal* sources flood an outside address:
+    // each would be an outbound host. The table stays at its cap, the
+    // overflow is counted, and memory does not follow the sources.
+    let mut v = Volumetric::new(
+        VolumetricConfig {
+            max_hosts: 1_000,
+            ..VolumetricConfig::default()
+        },
+        NetSet::private_defaults(),
+        "t".into(),
+    );
+    let mut out = Vec::new();
+    let victim = ip("198.51.100.9");
+    stream(&mut v, &mut out, 50_000, 0, 2_000_000, 60, |i| {
+        syn(IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i)), victim)
+    });
+    let s = v.stats();
+    assert_eq!(s.hosts, 1_000);
+    assert_eq!(s.hosts_untracked, 100_000 - 1_000);
+    assert_eq!(s.hosts_evicted, 0, "none was idle for a minute");
+    assert!(out.is_empty(), "no single host floods: {out:?}");
+}
