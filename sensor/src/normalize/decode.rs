@@ -391,8 +391,10 @@ impl Base64Stream {
         if input.iter().all(|&b| BASE64_ALPHABET[usize::from(b)]) {
             self.clean.extend_from_slice(input);
         } else {
-            self.clean
-                .extend(input.iter().filter(|&&b| BASE64_ALPHABET[usize::from(b)]));
+            // Runs between line breaks (or other skipped bytes) copied whole.
+            for run in input.split(|&b| !BASE64_ALPHABET[usize::from(b)]) {
+                self.clean.extend_from_slice(run);
+            }
         }
         if self.clean.len() >= BASE64_BATCH {
             self.decode(false, sink);

@@ -135,6 +135,19 @@ impl Mime {
         }
     }
 
+    /// Whether the current part is a base64 body: its lines can then be
+    /// fed in bulk with [`Mime::base64_lines`] (the caller keeps lines that
+    /// start with `-`, possible boundaries, for [`Mime::line`]).
+    pub fn in_base64_body(&self) -> bool {
+        self.state == State::Body && self.cte == Cte::Base64
+    }
+
+    /// Feeds whole lines of a base64 body at once (line breaks included),
+    /// none of them a boundary.
+    pub fn base64_lines(&mut self, lines: &[u8], sink: &mut impl Sink) {
+        self.b64.push(lines, sink);
+    }
+
     /// Which enclosing boundary `line` is (innermost first), and whether it
     /// is the closing one (`--b--`).
     fn boundary_of(&self, line: &[u8]) -> Option<(usize, bool)> {
