@@ -178,7 +178,7 @@ struct ScanBuf {
 #[derive(Debug)]
 struct Side {
     stream: Stream,
-    norm: Option<Normalizer>,
+    parser: Parser,
     app: AppProto,
     scan: ScanBuf,
     hits: Vec<SigHits>,
@@ -190,11 +190,97 @@ impl Side {
     fn new(app: AppProto) -> Self {
         Side {
             stream: Stream::new(),
-            norm: None,
+            parser: Parser::default(),
             app,
             scan: ScanBuf::default(),
             hits: Vec::new(),
             closed: false,
+        }
+    }
+}
+
+/// Bytes a direction must have delivered before its parser is chosen, so
+/// a request line cut into tiny first segments (`P`, `OST /`) still
+/// selects HTTP.
+const SNIFF_BYTES: usize = 8;
+
+/// The normalizer of one direction, chosen on its first bytes.
+#[derive(Debug, Default)]
+struct Parser {
+    norm: Option<Normalizer>,
+    /// First bytes, held (at most one chunk) until there are enough.
+    sniff: Vec<u8>,
+}
+
+/// What choosing and running a parser needs besides the bytes.
+struct ParseCtx<'a> {
+    app: &'a mut AppProto,
+    sport: u16,
+    dport: u16,
+    limits: &'a normalize::Limits,
+    stats: &'a mut NormalizeStats,
+}
+
+impl Parser {
+    fn choose(first: &[u8], cx: &mut ParseCtx<'_>) -> Normalizer {
+        let chosen = if looks_like_http(first) {
+            AppProto::Http
+        } else if smtp_port(cx.sport) || smtp_port(cx.dport) {
+            AppProto::Smtp
+        } else {
+            AppProto::Tcp
+        };
+        *cx.app = chosen;
+        // Only the client side of SMTP carries DATA.
+        if chosen == AppProto::Smtp && !smtp_port(cx.dport) {
+            Normalizer::Raw
+        } else {
+            Normalizer::new(chosen)
+        }
+    }
+
+    fn data(&mut self, data: &[u8], cx: &mut ParseCtx<'_>, sink: &mut impl Sink) {
+        if let Some(n) = &mut self.norm {
+            n.push(data, cx.limits, cx.stats, sink);
+            return;
+        }
+        if self.sniff.is_empty() && data.len() >= SNIFF_BYTES {
+            let mut n = Parser::choose(data, cx);
+            n.push(data, cx.limits, cx.stats, sink);
+            self.norm = Some(n);
+            return;
+        }
+        self.sniff.extend_from_slice(data);
+        if self.sniff.len() >= SNIFF_BYTES {
+            self.release_sniff(cx, sink);
+        }
+    }
+
+    /// Chooses with what was held (at least `SNIFF_BYTES`, or the end of
+    /// the stream or a gap came first) and parses it.
+    fn release_sniff(&mut self, cx: &mut ParseCtx<'_>, sink: &mut impl Sink) {
+        if self.norm.is_some() || self.sniff.is_empty() {
+            return;
+        }
+        let held = std::mem::take(&mut self.sniff);
+        let mut n = Parser::choose(&held, cx);
+        n.push(&held, cx.limits, cx.stats, sink);
+        self.norm = Some(n);
+    }
+
+    fn gap(&mut self, cx: &mut ParseCtx<'_>, sink: &mut impl Sink) {
+        self.release_sniff(cx, sink);
+        match &mut self.norm {
+            Some(n) => n.gap(cx.stats, sink),
+            None => sink.boundary(),
+        }
+    }
+
+    fn finish(&mut self, cx: &mut ParseCtx<'_>, sink: &mut impl Sink) {
+        self.release_sniff(cx, sink);
+        match &mut self.norm {
+            Some(n) => n.finish(cx.limits, cx.stats, sink),
+            None => sink.boundary(),
         }
     }
 }
@@ -475,21 +561,25 @@ impl Leak {
         }
         let Side {
             stream,
-            norm,
+            parser,
             app,
             scan,
             hits,
             closed,
         } = side;
         scan.ts = ts;
-        let nlimits = &self.normalize_limits;
-        let nstats = &mut self.normalize_stats;
+        let mut cx = ParseCtx {
+            app,
+            sport: d.src_port,
+            dport: d.dst_port,
+            limits: &self.normalize_limits,
+            stats: &mut self.normalize_stats,
+        };
         let mut s = SideSink {
             ctx: &mut ctx,
             scan,
             hits,
         };
-        let (sport, dport) = (d.src_port, d.dst_port);
         stream.segment(
             Segment {
                 seq: d.tcp_seq,
@@ -500,32 +590,8 @@ impl Leak {
             &self.reassembly_limits,
             &mut self.budget,
             &mut |chunk| match chunk {
-                Chunk::Data(data) => {
-                    let n = norm.get_or_insert_with(|| {
-                        let chosen = if looks_like_http(data) {
-                            AppProto::Http
-                        } else if smtp_port(sport) || smtp_port(dport) {
-                            AppProto::Smtp
-                        } else {
-                            AppProto::Tcp
-                        };
-                        *app = chosen;
-                        // Only the client side of SMTP carries DATA.
-                        if chosen == AppProto::Smtp && !smtp_port(dport) {
-                            Normalizer::Raw
-                        } else {
-                            Normalizer::new(chosen)
-                        }
-                    });
-                    n.push(data, nlimits, nstats, &mut s);
-                }
-                Chunk::Gap(_) => {
-                    if let Some(n) = norm.as_mut() {
-                        n.gap(nstats, &mut s);
-                    } else {
-                        s.boundary();
-                    }
-                }
+                Chunk::Data(data) => parser.data(data, &mut cx, &mut s),
+                Chunk::Gap(_) => parser.gap(&mut cx, &mut s),
             },
         );
         if stream.finished() || rst {
@@ -597,31 +663,30 @@ impl Leak {
             };
             let Side {
                 stream,
-                norm,
+                parser,
+                app,
                 scan,
                 hits,
                 ..
             } = side;
-            let nlimits = &self.normalize_limits;
-            let nstats = &mut self.normalize_stats;
+            let mut cx = ParseCtx {
+                app,
+                sport: dkey.sport,
+                dport: dkey.dport,
+                limits: &self.normalize_limits,
+                stats: &mut self.normalize_stats,
+            };
             let mut s = SideSink {
                 ctx: &mut ctx,
                 scan,
                 hits,
             };
-            stream.flush(
-                &mut self.budget,
-                &mut |chunk| match (chunk, norm.as_mut()) {
-                    (Chunk::Data(data), Some(n)) => n.push(data, nlimits, nstats, &mut s),
-                    (Chunk::Data(data), None) => s.data(data),
-                    (Chunk::Gap(_), Some(n)) => n.gap(nstats, &mut s),
-                    (Chunk::Gap(_), None) => s.boundary(),
-                },
-            );
+            stream.flush(&mut self.budget, &mut |chunk| match chunk {
+                Chunk::Data(data) => parser.data(data, &mut cx, &mut s),
+                Chunk::Gap(_) => parser.gap(&mut cx, &mut s),
+            });
             stream.release(&mut self.budget);
-            if let Some(n) = norm.as_mut() {
-                n.finish(nlimits, nstats, &mut s);
-            }
+            parser.finish(&mut cx, &mut s);
             s.boundary();
         }
         for (ix, side) in flow.sides.iter_mut().enumerate() {
@@ -973,5 +1038,53 @@ mod tests {
         leak.finish(ts, &mut out);
         assert_eq!(out.len(), 8);
         assert!(out.iter().all(|i| i.match_count == Some(1)));
+    }
+
+    #[test]
+    fn a_request_line_cut_into_tiny_segments_still_selects_http() {
+        use std::io::Write as _;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all("正文 绝密★ 正文".as_bytes()).unwrap();
+        let body = gz.finish().unwrap();
+        let mut req = format!(
+            "POST /u HTTP/1.1\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        req.extend_from_slice(&body);
+        let mut leak = detector();
+        let mut out: Vec<Incident> = Vec::new();
+        let ts = Timestamp::from_parts(1_767_225_600, 0);
+        let (c, s) = ("10.0.0.5:40000", "198.51.100.1:80");
+        leak.on_packet(
+            ts,
+            &packet(c, s, proto::TCP, tcp_flags::SYN, 99, b""),
+            &mut out,
+        );
+        let mut seq = 100u32;
+        for piece in [&req[..1], &req[1..3], &req[3..]] {
+            leak.on_packet(
+                ts,
+                &packet(c, s, proto::TCP, tcp_flags::ACK, seq, piece),
+                &mut out,
+            );
+            seq += piece.len() as u32;
+        }
+        leak.finish(ts, &mut out);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0].app_proto.as_deref(), Some("http"));
+        // A stream shorter than the sniff size is still scanned.
+        let mut leak = detector();
+        let mut out: Vec<Incident> = Vec::new();
+        // 绝密★ in GBK: 6 bytes.
+        let short: &[u8] = &[0xbe, 0xf8, 0xc3, 0xdc, 0xa1, 0xef];
+        assert!(short.len() < SNIFF_BYTES);
+        leak.on_packet(
+            ts,
+            &packet(c, s, proto::TCP, tcp_flags::ACK, 5, short),
+            &mut out,
+        );
+        leak.finish(ts, &mut out);
+        assert_eq!(out.len(), 1, "{out:?}");
     }
 }
