@@ -5,7 +5,7 @@
 #   2. analysts' common queries on 10 million stored incidents (querybench).
 # A private ClickHouse and collector run under a temporary directory and are
 # stopped at exit. Environment: INGEST_TOTAL (default 600000), QUERY_ROWS
-# (default 10000000), QUERY_RUNS (default 30).
+# (default 10000000), QUERY_RUNS (default 30); SKIP_INGEST=1 skips part 1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -58,12 +58,15 @@ RUST_LOG=warn "$BIN/shaobing-collector" serve --config "$WORK/collector.toml" &
 COL_PID=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$COL_PORT/healthz" >/dev/null && break; sleep 0.1; done
 
+if [ -z "${SKIP_INGEST:-}" ]; then
 CONNS=${LOAD_CONNS:-16}; BATCH=${LOAD_BATCH:-1000}
 echo "-- ingest: ${INGEST_TOTAL:-600000} incidents, batches of $BATCH, $CONNS connections"
 "$BIN/examples/loadgen" "127.0.0.1:$COL_PORT" "$TOKEN" "${INGEST_TOTAL:-600000}" "$BATCH" "$CONNS"
 echo "-- ingest, gzip bodies"
 "$BIN/examples/loadgen" "127.0.0.1:$COL_PORT" "$TOKEN" "${INGEST_TOTAL:-600000}" "$BATCH" "$CONNS" gzip
 echo "stored (FINAL): $(curl -s "http://127.0.0.1:$CH_PORT/" --data-binary 'SELECT count() FROM shaobing.incidents FINAL')"
+
+fi
 
 echo "-- queries on ${QUERY_ROWS:-10000000} incidents"
 curl -s "http://127.0.0.1:$CH_PORT/" --data-binary 'TRUNCATE TABLE shaobing.incidents' >/dev/null

@@ -438,14 +438,28 @@ pub async fn fetch_summary(
 ) -> Result<Summary, StoreError> {
     let mut wh = String::new();
     where_clause(filter, &mut wh);
-    let clean = clean_days(client, db, timeout).await?;
+    let states = day_states(client, db, timeout).await?;
+    let clean = states.clean;
+    // The FINAL branch names its days as time ranges, so ClickHouse prunes
+    // the compacted partitions before merging (a `has()` on the partition
+    // would be applied only after FINAL had merged every day).
+    let mut days_sql = String::from(" AND (0");
+    let mut day_ranges = Vec::new();
+    for d in &states.unclean {
+        if let Some(start) = crate::retention::day_start_secs(*d) {
+            days_sql.push_str(" OR (ts >= toDateTime(?) AND ts < toDateTime(?))");
+            day_ranges.push(start);
+        }
+    }
+    days_sql.push(')');
     // Each read is the union of the compacted days (no duplicates left, so
     // no FINAL needed) and the other days read with FINAL.
     let union = |cols: &str, cond: &str| {
         format!(
             "SELECT {cols} FROM `{db}`.incidents WHERE 1{wh}{cond} AND has(?, toYYYYMMDD(ts)) \
              UNION ALL \
-             SELECT {cols} FROM `{db}`.incidents FINAL WHERE 1{wh}{cond} AND NOT has(?, toYYYYMMDD(ts))"
+             SELECT {cols} FROM `{db}`.incidents FINAL WHERE 1{wh}{cond}{days_sql} \
+             AND NOT has(?, toYYYYMMDD(ts))"
         )
     };
     let dims = format!(
@@ -475,7 +489,12 @@ pub async fn fetch_summary(
     let bind = |sql: &str| {
         let q = client.query(sql).with_setting("wait_end_of_query", "1");
         let q = bind_where(q, filter).bind(clean.clone());
-        bind_where(q, filter).bind(clean.clone())
+        let mut q = bind_where(q, filter);
+        for start in &day_ranges {
+            let start = u32::try_from(*start).unwrap_or(u32::MAX);
+            q = q.bind(start).bind(start.saturating_add(86_400));
+        }
+        q.bind(clean.clone())
     };
     let q_dims = bind(&dims);
     let q_targets = bind(&targets).bind(top);
@@ -546,24 +565,35 @@ pub async fn fetch_summary(
 #[derive(Debug, Row, Deserialize)]
 struct PartitionRow {
     partition: String,
+    parts: u64,
+    min_level: u32,
 }
 
-/// Days (`YYYYMMDD`) of `incidents` that are compacted: one active part,
-/// produced by a merge, so ReplacingMergeTree has removed every duplicate
-/// and they can be read without `FINAL`. Always holds the sentinel 0, so
-/// the array is never empty (`has([], x)` is a type error on 18.16).
-/// See [`crate::retention::compact_once`].
-pub async fn clean_days(
+/// Which days of `incidents` need `FINAL`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DayStates {
+    /// Compacted days (`YYYYMMDD`): one active part produced by a merge, so
+    /// ReplacingMergeTree has removed every duplicate and they can be read
+    /// without `FINAL`. Always holds the sentinel 0, so the array is never
+    /// empty (`has([], x)` is a type error on 18.16).
+    pub clean: Vec<u32>,
+    /// The other days: read with `FINAL`.
+    pub unclean: Vec<u32>,
+}
+
+/// Lists the partitions of `incidents` (see [`DayStates`] and
+/// [`crate::retention::compact_once`]).
+pub async fn day_states(
     client: &Client,
     db: &str,
     timeout: Duration,
-) -> Result<Vec<u32>, StoreError> {
-    let what = "list compacted partitions";
+) -> Result<DayStates, StoreError> {
+    let what = "list partitions";
     let rows: Vec<PartitionRow> = with_timeout(what, timeout, async {
         client
             .query(
-                "SELECT partition FROM system.parts WHERE database = ? AND table = 'incidents' \
-                 AND active GROUP BY partition HAVING count() = 1 AND min(level) > 0",
+                "SELECT partition, count() AS parts, min(level) AS min_level FROM system.parts \
+                 WHERE database = ? AND table = 'incidents' AND active GROUP BY partition",
             )
             .with_setting("wait_end_of_query", "1")
             .bind(db)
@@ -572,12 +602,28 @@ pub async fn clean_days(
             .map_err(StoreError::ch(what))
     })
     .await?;
-    let mut days: Vec<u32> = rows
-        .iter()
-        .filter_map(|r| r.partition.trim_matches('\'').parse().ok())
-        .collect();
-    days.push(0);
-    Ok(days)
+    let mut states = DayStates::default();
+    for r in rows {
+        let Ok(day) = r.partition.trim_matches('\'').parse::<u32>() else {
+            continue;
+        };
+        if r.parts == 1 && r.min_level > 0 {
+            states.clean.push(day);
+        } else {
+            states.unclean.push(day);
+        }
+    }
+    states.clean.push(0);
+    Ok(states)
+}
+
+/// Compacted days (see [`DayStates::clean`]).
+pub async fn clean_days(
+    client: &Client,
+    db: &str,
+    timeout: Duration,
+) -> Result<Vec<u32>, StoreError> {
+    Ok(day_states(client, db, timeout).await?.clean)
 }
 
 /// Most events returned for one attack.

@@ -54,6 +54,25 @@ pub fn cutoff_day(now_secs: i64, days: u32) -> u32 {
     u32::try_from(y * 10_000 + m * 100 + d).unwrap_or(0)
 }
 
+/// Unix seconds at the start (00:00 UTC) of day `YYYYMMDD`; `None` for
+/// an impossible date.
+pub fn day_start_secs(yyyymmdd: u32) -> Option<i64> {
+    let y = i64::from(yyyymmdd / 10_000);
+    let m = i64::from(yyyymmdd / 100 % 100);
+    let d = i64::from(yyyymmdd % 100);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    // Days-from-civil (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    Some((era * 146_097 + doe - 719_468) * 86_400)
+}
+
 /// One retention pass over both tables at time `now_secs`; returns what it
 /// dropped.
 pub async fn run_once(
@@ -237,5 +256,18 @@ mod tests {
         assert_eq!(cutoff_day(0, 0), 19700101);
         // 2024-03-01 minus one day is a leap day.
         assert_eq!(cutoff_day(1_709_251_200, 1), 20240229);
+    }
+
+    #[test]
+    fn day_start_is_midnight_utc_and_inverts_cutoff_day() {
+        assert_eq!(day_start_secs(19700101), Some(0));
+        assert_eq!(day_start_secs(20231114), Some(1_699_920_000));
+        assert_eq!(day_start_secs(20240229), Some(1_709_164_800));
+        assert_eq!(day_start_secs(20241399), None);
+        for secs in [0i64, 1_700_000_000, 1_795_996_800, 4_000_000_000] {
+            let day = cutoff_day(secs, 0);
+            let start = day_start_secs(day).unwrap();
+            assert!(start <= secs && secs < start + 86_400, "{day}");
+        }
     }
 }
