@@ -218,3 +218,56 @@ token_sha256 = "{}"
         Some(true)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_clickhouse_refuses_goes_to_the_dead_letter_file_with_the_reason_and_is_not_retried() {
+    if skip() {
+        return;
+    }
+    let h = Harness::start().await;
+    // A schema drift ClickHouse cannot parse our rows against: `schema` is
+    // one byte narrower than the two the collector sends.
+    h.sql("ALTER TABLE shaobing.incidents MODIFY COLUMN schema UInt8")
+        .await;
+    let (status, resp) = h.post(Some(TOKEN), &body(&[leak(1), leak(2)])).await;
+    assert_eq!(status, 422, "{resp}");
+    assert!(
+        resp["error"].as_str().unwrap().contains("dead-letter"),
+        "{resp}"
+    );
+    let text = std::fs::read_to_string(&h.config.dead_letter.path).unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert!(
+        lines[0]["reason"].as_str().unwrap().contains("Code:"),
+        "{}",
+        lines[0]
+    );
+    assert_eq!(lines[1]["incident"]["id"], leak(2)["id"]);
+    assert_eq!(lines[1]["incident"]["sensor"], SENSOR);
+    // Permanent: one attempt, not `retry.max_attempts` (2).
+    assert_eq!(
+        metric(
+            &h,
+            "shaobing_collector_clickhouse_errors_total{class=\"permanent\"}"
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        metric(
+            &h,
+            "shaobing_collector_clickhouse_errors_total{class=\"transient\"}"
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        metric(&h, "shaobing_collector_dead_lettered_incidents_total").await,
+        2
+    );
+    let _ = std::fs::remove_file(&h.config.dead_letter.path);
+}
