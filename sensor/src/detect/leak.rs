@@ -155,6 +155,64 @@ impl FlowKey {
     }
 }
 
+/// Initial sequence numbers of bare SYNs and SYN-ACKs, in a fixed-size
+/// direct-mapped table: a flow's state is allocated only when its first
+/// payload arrives, so a spoofed SYN flood costs a table write per packet
+/// instead of a flow each. The flow then starts at the cached ISN, so data
+/// that arrives out of order from its first byte is still reassembled. A
+/// slot overwritten before the data arrived (a flood, a collision) only
+/// means the stream starts at its first data, as for a flow seen mid-way.
+/// Memory: [`SYN_CACHE_SLOTS`] × about 48 bytes, allocated once.
+struct SynCache {
+    slots: Vec<Option<(FlowKey, usize, u32)>>,
+    hasher: super::fasthash::FastState,
+}
+
+/// Slots in the SYN cache (a power of two).
+pub const SYN_CACHE_SLOTS: usize = 1 << 16;
+
+impl SynCache {
+    fn new() -> Self {
+        SynCache {
+            slots: vec![None; SYN_CACHE_SLOTS],
+            hasher: super::fasthash::FastState::new(0x5359_4e43_4143_4845),
+        }
+    }
+
+    fn slot(&self, key: &FlowKey, side: usize) -> usize {
+        use std::hash::BuildHasher;
+        (self.hasher.hash_one((key, side)) as usize) & (SYN_CACHE_SLOTS - 1)
+    }
+
+    fn remember(&mut self, key: FlowKey, side: usize, isn: u32) {
+        let i = self.slot(&key, side);
+        if let Some(slot) = self.slots.get_mut(i) {
+            *slot = Some((key, side, isn));
+        }
+    }
+
+    fn take(&mut self, key: &FlowKey, side: usize) -> Option<u32> {
+        let i = self.slot(key, side);
+        let slot = self.slots.get_mut(i)?;
+        match slot {
+            Some((k, s, isn)) if k == key && *s == side => {
+                let isn = *isn;
+                *slot = None;
+                Some(isn)
+            }
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Debug for SynCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SynCache")
+            .field("slots", &SYN_CACHE_SLOTS)
+            .finish()
+    }
+}
+
 #[derive(Debug)]
 struct SigHits {
     signature: usize,
@@ -409,6 +467,8 @@ pub struct Leak {
     protected: NetSet,
     sensor: String,
     flows: HashMap<FlowKey, Flow>,
+    /// ISNs of bare SYNs whose flows have no state yet.
+    syn_cache: SynCache,
     hits_by_signature: Vec<u64>,
     incidents_by_signature: Vec<u64>,
     budget: Budget,
@@ -455,6 +515,7 @@ impl Leak {
             sensor,
             flows: HashMap::new(),
             hits_by_signature: vec![0; n],
+            syn_cache: SynCache::new(),
             incidents_by_signature: vec![0; n],
             reassembly_limits,
             normalize_limits,
@@ -511,20 +572,40 @@ impl Leak {
         }
         .canonical();
         if !self.flows.contains_key(&key) {
-            if d.payload.is_empty() && !syn {
+            if d.payload.is_empty() {
+                if syn && !fin && !rst {
+                    self.syn_cache.remember(key, side_ix, d.tcp_seq);
+                }
                 return;
             }
             if self.flows.len() >= self.cfg.max_flows {
                 self.evict_oldest(ts, sink);
             }
             let app = if tcp { AppProto::Tcp } else { AppProto::Udp };
-            self.flows.insert(
-                key,
-                Flow {
-                    last_seen: ts.micros(),
-                    sides: [Side::new(app), Side::new(app)],
-                },
-            );
+            let mut flow = Flow {
+                last_seen: ts.micros(),
+                sides: [Side::new(app), Side::new(app)],
+            };
+            if tcp {
+                // Start each direction at its SYN, if it was seen.
+                for (ix, side) in flow.sides.iter_mut().enumerate() {
+                    if let Some(isn) = self.syn_cache.take(&key, ix) {
+                        let syn = Segment {
+                            seq: isn,
+                            syn: true,
+                            fin: false,
+                            payload: &[],
+                        };
+                        side.stream.segment(
+                            syn,
+                            &self.reassembly_limits,
+                            &mut self.budget,
+                            &mut |_| {},
+                        );
+                    }
+                }
+            }
+            self.flows.insert(key, flow);
         }
         let Some(flow) = self.flows.get_mut(&key) else {
             return;
@@ -809,6 +890,90 @@ mod tests {
             .collect();
         out.sort();
         out
+    }
+
+    fn tcp_packet<'a>(
+        src: &str,
+        dst: &str,
+        sport: u16,
+        flags: u8,
+        seq: u32,
+        payload: &'a [u8],
+    ) -> Decoded<'a> {
+        Decoded {
+            src: src.parse().unwrap(),
+            dst: dst.parse().unwrap(),
+            proto: proto::TCP,
+            ttl: 64,
+            src_port: sport,
+            dst_port: 80,
+            tcp_flags: flags,
+            tcp_seq: seq,
+            payload,
+            fragment: crate::decode::Fragment::None,
+        }
+    }
+
+    #[test]
+    fn a_spoofed_syn_flood_allocates_no_flow_state() {
+        let mut l = detector();
+        let mut out: Vec<Incident> = Vec::new();
+        for i in 0u32..200_000 {
+            let src = std::net::Ipv4Addr::from(0x0b00_0000 + i).to_string();
+            let d = tcp_packet(
+                &src,
+                "10.0.0.10",
+                1024 + (i % 60_000) as u16,
+                tcp_flags::SYN,
+                i,
+                b"",
+            );
+            l.on_packet(Timestamp(i64::from(i)), &d, &mut out);
+        }
+        assert_eq!(l.stats().flows, 0, "bare SYNs open no flow");
+        assert_eq!(l.stats().flows_evicted, 0);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn data_arriving_out_of_order_after_a_cached_syn_is_reassembled() {
+        let mut l = detector();
+        let mut out: Vec<Incident> = Vec::new();
+        let body = "POST /x HTTP/1.1\r\nContent-Length: 20\r\n\r\n文件 绝密★ 内容".as_bytes();
+        let (first, second) = body.split_at(body.len() - 9); // cut inside the marking
+        let isn = 1_000u32;
+        let (c, srv) = ("10.1.2.3", "203.0.113.80");
+        l.on_packet(
+            Timestamp(0),
+            &tcp_packet(c, srv, 40000, tcp_flags::SYN, isn, b""),
+            &mut out,
+        );
+        // The second half arrives before the first: only the SYN says where
+        // the stream starts.
+        let seq2 = isn + 1 + first.len() as u32;
+        l.on_packet(
+            Timestamp(1),
+            &tcp_packet(c, srv, 40000, tcp_flags::ACK, seq2, second),
+            &mut out,
+        );
+        l.on_packet(
+            Timestamp(2),
+            &tcp_packet(c, srv, 40000, tcp_flags::ACK, isn + 1, first),
+            &mut out,
+        );
+        let end = isn + 1 + body.len() as u32;
+        l.on_packet(
+            Timestamp(3),
+            &tcp_packet(c, srv, 40000, tcp_flags::FIN | tcp_flags::ACK, end, b""),
+            &mut out,
+        );
+        l.finish(Timestamp(4), &mut out);
+        let marks: Vec<_> = out
+            .iter()
+            .filter(|i| i.signature == "classification-marking")
+            .collect();
+        assert_eq!(marks.len(), 1, "{out:?}");
+        assert_eq!(marks[0].match_count, Some(1));
     }
 
     #[test]
