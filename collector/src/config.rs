@@ -66,6 +66,19 @@ pub struct Config {
     /// Dropping old day partitions.
     #[serde(default)]
     pub retention: RetentionConfig,
+    /// Serve HTTPS instead of HTTP (off unless `[tls]` is present).
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+}
+
+/// `[tls]`: serve HTTPS (rustls) on `listen`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// PEM private key of the leaf (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
 }
 
 /// `[[analysts]]`: one analyst (or dashboard) allowed to query.
@@ -515,6 +528,11 @@ impl Config {
             range("wal.segment_bytes", w.segment_bytes, 64 << 10, 1 << 30)?;
             if w.segment_bytes > w.max_bytes {
                 return Err(invalid("wal.segment_bytes must not exceed wal.max_bytes"));
+            }
+        }
+        if let Some(t) = &self.tls {
+            if t.cert.as_os_str().is_empty() || t.key.as_os_str().is_empty() {
+                return Err(invalid("tls.cert and tls.key must not be empty"));
             }
         }
         if self.dead_letter.path.as_os_str().is_empty() {

@@ -15,6 +15,7 @@
 //!   `summary`.
 //! * [`retention`]: dropping day partitions older than the retention.
 //! * [`metrics`]: the Prometheus counters.
+//! * [`tls`]: optional HTTPS (rustls).
 //!
 //! [`serve`] runs the whole server on a listener the caller bound, until a
 //! shutdown future completes; tests drive it in-process. See
@@ -30,6 +31,7 @@ pub mod metrics;
 pub mod query;
 pub mod retention;
 pub mod store;
+pub mod tls;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -60,6 +62,10 @@ pub async fn serve(
     if tokens.sensors() == 0 {
         anyhow::bail!("no [[sensors]] configured: every request would be rejected");
     }
+    let tls = match &config.tls {
+        Some(t) => Some(tls::server_config(&t.cert, &t.key).context("loading [tls]")?),
+        None => None,
+    };
     if config.clickhouse.migrate_on_start {
         let applied = migrate(&config)
             .await
@@ -122,18 +128,26 @@ pub async fn serve(
         sensors = config.sensors.len(),
         analysts = config.analysts.len(),
         wal = config.wal.is_some(),
+        tls = tls.is_some(),
         "collector listening"
     );
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            tracing::info!("shutting down: draining in-flight requests");
-            // In-flight requests wait for their acknowledgement: flush now
-            // rather than after `batch.max_delay_ms`.
-            let _ = drain_tx.send(true);
-        })
-        .await
-        .context("HTTP server failed")?;
+    let graceful = async move {
+        shutdown.await;
+        tracing::info!("shutting down: draining in-flight requests");
+        // In-flight requests wait for their acknowledgement: flush now
+        // rather than after `batch.max_delay_ms`.
+        let _ = drain_tx.send(true);
+    };
+    match tls {
+        Some(cfg) => axum::serve(tls::TlsListener::new(listener, cfg), app)
+            .with_graceful_shutdown(graceful)
+            .await
+            .context("HTTPS server failed")?,
+        None => axum::serve(listener, app)
+            .with_graceful_shutdown(graceful)
+            .await
+            .context("HTTP server failed")?,
+    }
     // The router (and with it every writer handle) is dropped now, so the
     // writer flushes what is pending and ends.
     let writer_result = tokio::time::timeout(WRITER_GRACE, writer_task).await;

@@ -1,0 +1,142 @@
+//! Optional TLS for `serve` (rustls with the `ring` provider): a listener
+//! that accepts TCP connections and completes TLS handshakes off the accept
+//! path.
+//!
+//! Handshakes run in their own tasks, at most [`MAX_PENDING_HANDSHAKES`] at
+//! once (full policy: a new connection is closed at once and counted in the
+//! log) and each at most [`HANDSHAKE_TIMEOUT`], so slow or silent clients
+//! cannot stall accepting others. Only HTTP/1.1 is offered (ALPN).
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio_rustls::rustls::ServerConfig;
+use tokio_rustls::server::TlsStream;
+use tokio_rustls::TlsAcceptor;
+
+/// Longest a TLS handshake may take.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most handshakes in progress at once.
+pub const MAX_PENDING_HANDSHAKES: usize = 256;
+
+/// The certificate or key could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// A PEM file could not be read or parsed.
+    #[error("tls: cannot read {what} from {path}: {message}")]
+    Pem {
+        /// `certificate chain` or `private key`.
+        what: &'static str,
+        /// The file.
+        path: String,
+        /// Why.
+        message: String,
+    },
+    /// rustls refused the certificate/key pair.
+    #[error("tls: invalid certificate or key: {0}")]
+    Config(#[from] tokio_rustls::rustls::Error),
+}
+
+/// Builds the server config from PEM files: the certificate chain (leaf
+/// first) and its private key (PKCS#8, PKCS#1 or SEC1).
+pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsError> {
+    let pem_err = |what, path: &Path| {
+        let path = path.display().to_string();
+        move |e: tokio_rustls::rustls::pki_types::pem::Error| TlsError::Pem {
+            what,
+            path,
+            message: e.to_string(),
+        }
+    };
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .map_err(pem_err("certificate chain", cert))?
+        .collect::<Result<_, _>>()
+        .map_err(pem_err("certificate chain", cert))?;
+    if chain.is_empty() {
+        return Err(TlsError::Pem {
+            what: "certificate chain",
+            path: cert.display().to_string(),
+            message: "no CERTIFICATE block".into(),
+        });
+    }
+    let key = PrivateKeyDer::from_pem_file(key).map_err(pem_err("private key", key))?;
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// A TCP listener that yields TLS streams (for `axum::serve`).
+pub struct TlsListener {
+    tcp: TcpListener,
+    acceptor: TlsAcceptor,
+    pending: JoinSet<Option<(TlsStream<TcpStream>, SocketAddr)>>,
+}
+
+impl TlsListener {
+    /// Wraps a bound listener.
+    pub fn new(tcp: TcpListener, config: Arc<ServerConfig>) -> TlsListener {
+        TlsListener {
+            tcp,
+            acceptor: TlsAcceptor::from(config),
+            pending: JoinSet::new(),
+        }
+    }
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = TlsStream<TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            tokio::select! {
+                accepted = self.tcp.accept() => match accepted {
+                    Ok((stream, addr)) => {
+                        if self.pending.len() >= MAX_PENDING_HANDSHAKES {
+                            tracing::warn!(event = "tls_handshake_dropped", %addr, "too many TLS handshakes in progress: connection closed");
+                            continue;
+                        }
+                        let acceptor = self.acceptor.clone();
+                        self.pending.spawn(async move {
+                            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                                Ok(Ok(tls)) => Some((tls, addr)),
+                                Ok(Err(e)) => {
+                                    tracing::info!(event = "tls_handshake_failed", %addr, error = %e, "TLS handshake failed");
+                                    None
+                                }
+                                Err(_) => {
+                                    tracing::info!(event = "tls_handshake_failed", %addr, "TLS handshake timed out");
+                                    None
+                                }
+                            }
+                        });
+                    }
+                    Err(e) => {
+                        // EMFILE and friends: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                },
+                Some(done) = self.pending.join_next(), if !self.pending.is_empty() => {
+                    if let Ok(Some(conn)) = done {
+                        return conn;
+                    }
+                }
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.tcp.local_addr()
+    }
+}

@@ -1,0 +1,186 @@
+//! HTTPS (`[tls]`) with a self-signed certificate made by `openssl`, real
+//! sockets, a rustls client.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+
+use common::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_rustls::rustls;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
+
+/// Writes a test CA (ca.pem) and a leaf for 127.0.0.1 signed by it
+/// (cert.pem, key.pem); false when openssl is absent or fails.
+fn self_signed(dir: &Path) -> bool {
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let run = |args: &[&str]| {
+        Command::new("openssl")
+            .current_dir(dir)
+            .args(args)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    let ok = std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .is_ok()
+        && run(&[
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-days",
+                "1",
+                "-subj",
+                "/CN=shaobing-test-ca",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+            ],
+        ]
+        .concat())
+        && run(&[
+            &["req"][..],
+            &ec,
+            &[
+                "-subj",
+                "/CN=127.0.0.1",
+                "-keyout",
+                "key.pem",
+                "-out",
+                "leaf.csr",
+            ],
+        ]
+        .concat())
+        && run(&[
+            "x509",
+            "-req",
+            "-in",
+            "leaf.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-extfile",
+            "ext.cnf",
+            "-out",
+            "cert.pem",
+        ]);
+    if !ok {
+        eprintln!("skipping: openssl could not make test certificates");
+    }
+    ok
+}
+
+async fn https(addr: std::net::SocketAddr, ca: &Path, request: String) -> std::io::Result<String> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    let name = ServerName::try_from("127.0.0.1").unwrap();
+    let mut tls = connector.connect(name, tcp).await?;
+    tls.write_all(request.as_bytes()).await?;
+    let mut out = Vec::new();
+    // The server closes after answering (Connection: close); a missing
+    // close_notify is not an error here.
+    let _ = tls.read_to_end(&mut out).await;
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_serves_sensors_and_analysts_and_plain_http_gets_nothing() {
+    if skip() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    if !self_signed(dir.path()) {
+        return;
+    }
+    let tls = format!(
+        "[tls]\ncert = \"{}\"\nkey = \"{}\"\n",
+        dir.path().join("cert.pem").display(),
+        dir.path().join("key.pem").display()
+    );
+    let h = Harness::start_full("", &tls).await;
+    let ca = dir.path().join("ca.pem");
+    let b = String::from_utf8(body(&[leak(1)])).unwrap();
+    let post = format!(
+        "POST /api/v1/incidents HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{b}",
+        b.len()
+    );
+    let resp = https(h.addr, &ca, post).await.unwrap();
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    assert!(resp.contains("{\"accepted\":1}"), "{resp}");
+
+    let get = format!(
+        "GET /api/v1/incidents HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {ANALYST_TOKEN}\r\n\
+         Connection: close\r\n\r\n"
+    );
+    let resp = https(h.addr, &ca, get).await.unwrap();
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    assert!(
+        resp.contains("019c0c4e-5a00-7000-8000-000000000001"),
+        "{resp}"
+    );
+
+    // Plain HTTP on the TLS port is not answered as HTTP.
+    let addr = h.addr.to_string();
+    let plain_body = body(&[leak(2)]);
+    let plain = tokio::task::spawn_blocking(move || {
+        shaobing_testkit::http::request(
+            &addr,
+            "POST",
+            "/api/v1/incidents",
+            &[("Authorization", &format!("Bearer {TOKEN}"))],
+            &plain_body,
+            std::time::Duration::from_secs(15),
+        )
+    })
+    .await
+    .unwrap();
+    assert!(
+        plain.as_ref().map_or(true, |r| r.status != 200),
+        "plain HTTP must not be served: {:?}",
+        plain.map(|r| r.status)
+    );
+    assert_eq!(h.rows().await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_refuses_to_start_with_an_unreadable_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let tls = format!(
+        "[tls]\ncert = \"{}\"\nkey = \"{}\"\n",
+        dir.path().join("missing.pem").display(),
+        dir.path().join("missing-key.pem").display()
+    );
+    let config = config_with("http://127.0.0.1:1", "", &tls);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let err = shaobing_collector::serve(config, listener, std::future::pending())
+        .await
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("certificate chain"), "{err:#}");
+}
