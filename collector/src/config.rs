@@ -79,6 +79,11 @@ pub struct TlsConfig {
     pub cert: PathBuf,
     /// PEM private key of the leaf (PKCS#8, PKCS#1 or SEC1).
     pub key: PathBuf,
+    /// PEM CA certificate(s) for client certificates. When set, sensors
+    /// must present a certificate issued by it (in addition to their token)
+    /// to use the ingest endpoints; analysts may connect without one.
+    #[serde(default)]
+    pub client_ca: Option<PathBuf>,
 }
 
 /// `[[analysts]]`: one analyst (or dashboard) allowed to query.

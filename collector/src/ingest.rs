@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -36,6 +36,7 @@ use crate::store::batch::{SubmitError, WriterHandle};
 use crate::store::row::{HeartbeatRow, IncidentRow};
 use crate::store::schema::now_secs;
 use crate::store::{with_timeout, StoreError};
+use crate::tls::PeerInfo;
 
 /// Shared state of the HTTP handlers.
 #[derive(Clone)]
@@ -54,6 +55,9 @@ pub struct AppState {
     pub database: Arc<str>,
     /// Bound on one query or heartbeat insert.
     pub timeout: Duration,
+    /// Sensor endpoints require a verified client certificate
+    /// (`tls.client_ca`).
+    pub require_client_cert: bool,
 }
 
 /// The router with every endpoint.
@@ -177,8 +181,30 @@ pub(crate) fn reject(state: &AppState, e: ApiError) -> Response {
     e.into_response()
 }
 
-async fn post_incidents(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    match ingest(&state, &headers, body).await {
+/// Sensor authentication: the token, and with `tls.client_ca` a verified
+/// client certificate.
+fn authorize_sensor(
+    state: &AppState,
+    headers: &HeaderMap,
+    peer: PeerInfo,
+) -> Result<Principal, ApiError> {
+    let p = authorize(state, headers, Role::Sensor)?;
+    if state.require_client_cert && !peer.client_cert {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "a client certificate issued by tls.client_ca is required to ingest",
+        ));
+    }
+    Ok(p)
+}
+
+async fn post_incidents(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<PeerInfo>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    match ingest(&state, &headers, peer, body).await {
         Ok(n) => {
             state
                 .metrics
@@ -252,8 +278,13 @@ pub(crate) fn gunzip(compressed: &[u8], limit: usize, ratio: u64) -> Result<Vec<
     Ok(out)
 }
 
-async fn ingest(state: &AppState, headers: &HeaderMap, body: Body) -> Result<usize, ApiError> {
-    let sensor = authorize(state, headers, Role::Sensor)?.name;
+async fn ingest(
+    state: &AppState,
+    headers: &HeaderMap,
+    peer: PeerInfo,
+    body: Body,
+) -> Result<usize, ApiError> {
+    let sensor = authorize_sensor(state, headers, peer)?.name;
     let bytes = read_body(state, headers, body).await?;
 
     let ndjson = headers
@@ -298,8 +329,13 @@ async fn ingest(state: &AppState, headers: &HeaderMap, body: Body) -> Result<usi
     Ok(n)
 }
 
-async fn post_heartbeat(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    match heartbeat(&state, &headers, body).await {
+async fn post_heartbeat(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<PeerInfo>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    match heartbeat(&state, &headers, peer, body).await {
         Ok(()) => {
             state
                 .metrics
@@ -333,8 +369,13 @@ struct Heartbeat {
 /// Most signatures one heartbeat may report.
 const MAX_HEARTBEAT_SIGNATURES: usize = 10_000;
 
-async fn heartbeat(state: &AppState, headers: &HeaderMap, body: Body) -> Result<(), ApiError> {
-    let sensor = authorize(state, headers, Role::Sensor)?.name;
+async fn heartbeat(
+    state: &AppState,
+    headers: &HeaderMap,
+    peer: PeerInfo,
+    body: Body,
+) -> Result<(), ApiError> {
+    let sensor = authorize_sensor(state, headers, peer)?.name;
     let bytes = read_body(state, headers, body).await?;
     let mut v: Value = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::bad_request(format!("body is not JSON: {e}")))?;

@@ -63,7 +63,9 @@ pub async fn serve(
         anyhow::bail!("no [[sensors]] configured: every request would be rejected");
     }
     let tls = match &config.tls {
-        Some(t) => Some(tls::server_config(&t.cert, &t.key).context("loading [tls]")?),
+        Some(t) => Some(
+            tls::server_config(&t.cert, &t.key, t.client_ca.as_deref()).context("loading [tls]")?,
+        ),
         None => None,
     };
     if config.clickhouse.migrate_on_start {
@@ -121,6 +123,7 @@ pub async fn serve(
         client,
         database: Arc::from(config.clickhouse.database.as_str()),
         timeout,
+        require_client_cert: config.tls.as_ref().is_some_and(|t| t.client_ca.is_some()),
     });
     let addr = listener.local_addr().ok();
     tracing::info!(
@@ -139,14 +142,20 @@ pub async fn serve(
         let _ = drain_tx.send(true);
     };
     match tls {
-        Some(cfg) => axum::serve(tls::TlsListener::new(listener, cfg), app)
-            .with_graceful_shutdown(graceful)
-            .await
-            .context("HTTPS server failed")?,
-        None => axum::serve(listener, app)
-            .with_graceful_shutdown(graceful)
-            .await
-            .context("HTTP server failed")?,
+        Some(cfg) => axum::serve(
+            tls::TlsListener::new(listener, cfg),
+            app.into_make_service_with_connect_info::<tls::PeerInfo>(),
+        )
+        .with_graceful_shutdown(graceful)
+        .await
+        .context("HTTPS server failed")?,
+        None => axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<tls::PeerInfo>(),
+        )
+        .with_graceful_shutdown(graceful)
+        .await
+        .context("HTTP server failed")?,
     }
     // The router (and with it every writer handle) is dropped now, so the
     // writer flushes what is pending and ends.

@@ -6,6 +6,8 @@
 //! once (full policy: a new connection is closed at once and counted in the
 //! log) and each at most [`HANDSHAKE_TIMEOUT`], so slow or silent clients
 //! cannot stall accepting others. Only HTTP/1.1 is offered (ALPN).
+//! [`PeerInfo`] tells the handlers whether the client presented a verified
+//! certificate (`tls.client_ca`).
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -16,6 +18,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio_rustls::rustls::server::WebPkiClientVerifier;
 use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
@@ -31,21 +34,63 @@ pub enum TlsError {
     /// A PEM file could not be read or parsed.
     #[error("tls: cannot read {what} from {path}: {message}")]
     Pem {
-        /// `certificate chain` or `private key`.
+        /// `certificate chain`, `private key` or `client CA`.
         what: &'static str,
         /// The file.
         path: String,
         /// Why.
         message: String,
     },
+    /// The client-certificate verifier could not be built.
+    #[error("tls: invalid client_ca: {0}")]
+    Verifier(String),
     /// rustls refused the certificate/key pair.
     #[error("tls: invalid certificate or key: {0}")]
     Config(#[from] tokio_rustls::rustls::Error),
 }
 
+/// What the handlers learn about a connection.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PeerInfo {
+    /// The client presented a certificate that verified against
+    /// `tls.client_ca` (always false without TLS or without `client_ca`).
+    pub client_cert: bool,
+}
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsListener>>
+    for PeerInfo
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, TlsListener>) -> Self {
+        PeerInfo {
+            client_cert: stream
+                .io()
+                .get_ref()
+                .1
+                .peer_certificates()
+                .is_some_and(|c| !c.is_empty()),
+        }
+    }
+}
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TcpListener>>
+    for PeerInfo
+{
+    fn connect_info(_stream: axum::serve::IncomingStream<'_, TcpListener>) -> Self {
+        PeerInfo::default()
+    }
+}
+
 /// Builds the server config from PEM files: the certificate chain (leaf
-/// first) and its private key (PKCS#8, PKCS#1 or SEC1).
-pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsError> {
+/// first) and its private key (PKCS#8, PKCS#1 or SEC1). With `client_ca`,
+/// clients may present a certificate, which must then verify against
+/// those CA certificates (the handshake fails otherwise); clients without
+/// one are let through to the HTTP layer, which requires a certificate for
+/// the sensor endpoints only.
+pub fn server_config(
+    cert: &Path,
+    key: &Path,
+    client_ca: Option<&Path>,
+) -> Result<Arc<ServerConfig>, TlsError> {
     let pem_err = |what, path: &Path| {
         let path = path.display().to_string();
         move |e: tokio_rustls::rustls::pki_types::pem::Error| TlsError::Pem {
@@ -67,10 +112,30 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsEr
     }
     let key = PrivateKeyDer::from_pem_file(key).map_err(pem_err("private key", key))?;
     let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
-    let mut config = ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
-        .with_single_cert(chain, key)?;
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()?;
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(ca) => {
+            let mut roots = tokio_rustls::rustls::RootCertStore::empty();
+            for c in CertificateDer::pem_file_iter(ca).map_err(pem_err("client CA", ca))? {
+                roots.add(c.map_err(pem_err("client CA", ca))?)?;
+            }
+            if roots.is_empty() {
+                return Err(TlsError::Pem {
+                    what: "client CA",
+                    path: ca.display().to_string(),
+                    message: "no CERTIFICATE block".into(),
+                });
+            }
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .allow_unauthenticated()
+                .build()
+                .map_err(|e| TlsError::Verifier(e.to_string()))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut config = builder.with_single_cert(chain, key)?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }

@@ -86,17 +86,84 @@ fn self_signed(dir: &Path) -> bool {
     ok
 }
 
+/// A client certificate signed by the test CA (client.pem, client.key).
+fn client_cert(dir: &Path) -> bool {
+    let run = |args: &[&str]| {
+        Command::new("openssl")
+            .current_dir(dir)
+            .args(args)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    std::fs::write(
+        dir.join("client-ext.cnf"),
+        "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
+    )
+    .is_ok()
+        && run(&[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-subj",
+            "/CN=sensor-1",
+            "-keyout",
+            "client.key",
+            "-out",
+            "client.csr",
+        ])
+        && run(&[
+            "x509",
+            "-req",
+            "-in",
+            "client.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-extfile",
+            "client-ext.cnf",
+            "-out",
+            "client.pem",
+        ])
+}
+
 async fn https(addr: std::net::SocketAddr, ca: &Path, request: String) -> std::io::Result<String> {
+    https_as(addr, ca, None, request).await
+}
+
+/// With `client`: (certificate PEM, key PEM) to present.
+async fn https_as(
+    addr: std::net::SocketAddr,
+    ca: &Path,
+    client: Option<(&Path, &Path)>,
+    request: String,
+) -> std::io::Result<String> {
     let mut roots = rustls::RootCertStore::empty();
     for c in CertificateDer::pem_file_iter(ca).unwrap() {
         roots.add(c.unwrap()).unwrap();
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_root_certificates(roots);
+    let config = match client {
+        None => builder.with_no_client_auth(),
+        Some((cert, key)) => {
+            let chain = CertificateDer::pem_file_iter(cert)
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            let key = rustls::pki_types::PrivateKeyDer::from_pem_file(key).unwrap();
+            builder.with_client_auth_cert(chain, key).unwrap()
+        }
+    };
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let tcp = tokio::net::TcpStream::connect(addr).await?;
     let name = ServerName::try_from("127.0.0.1").unwrap();
@@ -183,4 +250,49 @@ async fn serve_refuses_to_start_with_an_unreadable_certificate() {
         .await
         .unwrap_err();
     assert!(format!("{err:#}").contains("certificate chain"), "{err:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_client_ca_sensors_need_a_certificate_and_analysts_do_not() {
+    if skip() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    if !self_signed(dir.path()) || !client_cert(dir.path()) {
+        return;
+    }
+    let d = dir.path();
+    let tls = format!(
+        "[tls]\ncert = \"{}\"\nkey = \"{}\"\nclient_ca = \"{}\"\n",
+        d.join("cert.pem").display(),
+        d.join("key.pem").display(),
+        d.join("ca.pem").display()
+    );
+    let h = Harness::start_full("", &tls).await;
+    let ca = d.join("ca.pem");
+    let b = String::from_utf8(body(&[leak(1)])).unwrap();
+    let post = format!(
+        "POST /api/v1/incidents HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{b}",
+        b.len()
+    );
+    // A valid token without a certificate is not enough.
+    let resp = https(h.addr, &ca, post.clone()).await.unwrap();
+    assert!(resp.starts_with("HTTP/1.1 401"), "{resp}");
+    assert!(resp.contains("client certificate"), "{resp}");
+    assert!(h.rows().await.is_empty());
+    // With the certificate it is.
+    let client = (d.join("client.pem"), d.join("client.key"));
+    let resp = https_as(h.addr, &ca, Some((&client.0, &client.1)), post)
+        .await
+        .unwrap();
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    // Analysts query without a certificate.
+    let get = format!(
+        "GET /api/v1/incidents HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {ANALYST_TOKEN}\r\n\
+         Connection: close\r\n\r\n"
+    );
+    let resp = https(h.addr, &ca, get).await.unwrap();
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    assert_eq!(h.rows().await.len(), 1);
 }
