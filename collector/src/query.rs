@@ -439,7 +439,8 @@ pub async fn fetch_summary(
     let mut wh = String::new();
     where_clause(filter, &mut wh);
     let states = day_states(client, db, timeout).await?;
-    let clean = states.clean;
+    let clean = states.clean.clone();
+    let summarized = summarized_days(client, db, timeout, &states, filter).await?;
     // The FINAL branch names its days as time ranges, so ClickHouse prunes
     // the compacted partitions before merging (a `has()` on the partition
     // would be applied only after FINAL had merged every day).
@@ -452,43 +453,61 @@ pub async fn fetch_summary(
         }
     }
     days_sql.push(')');
-    // Each read is the union of the compacted days (no duplicates left, so
-    // no FINAL needed) and the other days read with FINAL.
-    let union = |cols: &str, cond: &str| {
+    // Each read is the union of: the day summaries of whole compacted days
+    // in the window (unfiltered summaries only), the other compacted days
+    // (no duplicates left, so no FINAL needed), and the other days with
+    // FINAL.
+    let union = |pre: &str, cols: &str, cond: &str| {
         format!(
-            "SELECT {cols} FROM `{db}`.incidents WHERE 1{wh}{cond} AND has(?, toYYYYMMDD(ts)) \
+            "{pre} AND has(?, day) \
+             UNION ALL \
+             SELECT {cols} FROM `{db}`.incidents WHERE 1{wh}{cond} AND has(?, toYYYYMMDD(ts)) \
+             AND NOT has(?, toYYYYMMDD(ts)) \
              UNION ALL \
              SELECT {cols} FROM `{db}`.incidents FINAL WHERE 1{wh}{cond}{days_sql} \
              AND NOT has(?, toYYYYMMDD(ts))"
         )
     };
     let dims = format!(
-        "SELECT kind, vector, signature, severity, hour, count() AS n FROM ({}) \
+        "SELECT kind, vector, signature, severity, hour, sum(n) AS n FROM ({}) \
          GROUP BY kind, vector, signature, severity, hour",
         union(
-            "kind, vector, signature, severity, toUInt32(toStartOfHour(ts)) AS hour",
+            &format!(
+                "SELECT kind, vector, signature, severity, hour, n \
+                 FROM `{db}`.incidents_day_summary WHERE 1"
+            ),
+            "kind, vector, signature, severity, toUInt32(toStartOfHour(ts)) AS hour, toUInt64(1) AS n",
             ""
         )
     );
     let targets = format!(
-        "SELECT ip, count() AS n, uniqExact(attack_id) AS score FROM ({}) \
+        "SELECT ip, sum(n) AS n, uniqExactArray(ids) AS score FROM ({}) \
          GROUP BY ip ORDER BY score DESC, n DESC, ip LIMIT ?",
         union(
-            "dst_ip AS ip, attack_id",
+            &format!(
+                "SELECT ip, n, attack_ids AS ids FROM `{db}`.incidents_day_hosts WHERE role = 'target'"
+            ),
+            "dst_ip AS ip, toUInt64(1) AS n, [attack_id] AS ids",
             " AND kind = 'volumetric' AND dst_ip != ''"
         )
     );
     let leakers = format!(
-        "SELECT ip, count() AS n, sum(match_count) AS score FROM ({}) \
+        "SELECT ip, sum(n) AS n, sum(score) AS score FROM ({}) \
          GROUP BY ip ORDER BY n DESC, score DESC, ip LIMIT ?",
         union(
-            "src_ip AS ip, match_count",
+            &format!("SELECT ip, n, score FROM `{db}`.incidents_day_hosts WHERE role = 'leaker'"),
+            "src_ip AS ip, toUInt64(1) AS n, match_count AS score",
             " AND kind = 'leak' AND src_ip != ''"
         )
     );
     let bind = |sql: &str| {
-        let q = client.query(sql).with_setting("wait_end_of_query", "1");
-        let q = bind_where(q, filter).bind(clean.clone());
+        let q = client
+            .query(sql)
+            .with_setting("wait_end_of_query", "1")
+            .bind(summarized.clone());
+        let q = bind_where(q, filter)
+            .bind(clean.clone())
+            .bind(summarized.clone());
         let mut q = bind_where(q, filter);
         for start in &day_ranges {
             let start = u32::try_from(*start).unwrap_or(u32::MAX);
@@ -567,6 +586,73 @@ struct PartitionRow {
     partition: String,
     parts: u64,
     min_level: u32,
+    part: String,
+}
+
+#[derive(Debug, Row, Deserialize)]
+struct SummaryKeyRow {
+    day: u32,
+    part: String,
+}
+
+/// The day summaries an unfiltered summary of `filter`'s window can use:
+/// compacted days lying wholly inside the window whose summary was built
+/// from their current part (see [`crate::retention::build_day_summaries`]).
+/// Holds the sentinel 0; only the sentinel when `filter` filters on
+/// anything but time.
+async fn summarized_days(
+    client: &Client,
+    db: &str,
+    timeout: Duration,
+    states: &DayStates,
+    filter: &QueryFilter,
+) -> Result<Vec<u32>, StoreError> {
+    let unfiltered = filter.kind.is_none()
+        && filter.event.is_none()
+        && filter.vector.is_none()
+        && filter.signature.is_none()
+        && filter.severity.is_empty()
+        && filter.sensor.is_none()
+        && filter.ip.is_none();
+    let mut days = vec![0];
+    if !unfiltered {
+        return Ok(days);
+    }
+    let built = day_summary_keys(client, db, timeout).await?;
+    let since = filter.since.map(|t| t.micros());
+    let until = filter.until.map(|t| t.micros());
+    for (day, part) in &states.clean_parts {
+        let Some(start) = crate::retention::day_start_secs(*day) else {
+            continue;
+        };
+        let (start, end) = (start * 1_000_000, (start + 86_400) * 1_000_000);
+        let inside = since.is_none_or(|s| s <= start) && until.is_none_or(|u| end <= u);
+        if inside && built.iter().any(|(d, p)| d == day && p == part) {
+            days.push(*day);
+        }
+    }
+    Ok(days)
+}
+
+/// `(day, part)` of every day summary built.
+pub async fn day_summary_keys(
+    client: &Client,
+    db: &str,
+    timeout: Duration,
+) -> Result<Vec<(u32, String)>, StoreError> {
+    let what = "list day summaries";
+    let rows: Vec<SummaryKeyRow> = with_timeout(what, timeout, async {
+        client
+            .query(&format!(
+                "SELECT DISTINCT day, part FROM `{db}`.incidents_day_summary"
+            ))
+            .with_setting("wait_end_of_query", "1")
+            .fetch_all()
+            .await
+            .map_err(StoreError::ch(what))
+    })
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.day, r.part)).collect())
 }
 
 /// Which days of `incidents` need `FINAL`.
@@ -579,6 +665,8 @@ pub struct DayStates {
     pub clean: Vec<u32>,
     /// The other days: read with `FINAL`.
     pub unclean: Vec<u32>,
+    /// Each compacted day with the name of its one part.
+    pub clean_parts: Vec<(u32, String)>,
 }
 
 /// Lists the partitions of `incidents` (see [`DayStates`] and
@@ -592,8 +680,9 @@ pub async fn day_states(
     let rows: Vec<PartitionRow> = with_timeout(what, timeout, async {
         client
             .query(
-                "SELECT partition, count() AS parts, min(level) AS min_level FROM system.parts \
-                 WHERE database = ? AND table = 'incidents' AND active GROUP BY partition",
+                "SELECT partition, count() AS parts, min(level) AS min_level, any(name) AS part \
+                 FROM system.parts WHERE database = ? AND table = 'incidents' AND active \
+                 GROUP BY partition",
             )
             .with_setting("wait_end_of_query", "1")
             .bind(db)
@@ -609,6 +698,7 @@ pub async fn day_states(
         };
         if r.parts == 1 && r.min_level > 0 {
             states.clean.push(day);
+            states.clean_parts.push((day, r.part));
         } else {
             states.unclean.push(day);
         }

@@ -86,6 +86,8 @@ pub async fn run_once(
     let mut dropped = Vec::new();
     for (table, days) in [
         ("incidents", config.incidents_days),
+        ("incidents_day_summary", config.incidents_days),
+        ("incidents_day_hosts", config.incidents_days),
         ("sensor_heartbeats", config.heartbeats_days),
     ] {
         if days == 0 {

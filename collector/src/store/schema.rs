@@ -105,6 +105,39 @@ pub const HEARTBEATS_V2: &str = "CREATE TABLE IF NOT EXISTS `{db}`.sensor_heartb
 PARTITION BY toYYYYMMDD(received_at)
 ORDER BY (sensor, received_at)";
 
+/// Per-day pre-aggregates of compacted days, for unfiltered summaries
+/// (`crate::retention::build_day_summaries`): counts by hour, kind,
+/// vector, signature and severity. `part` names the `incidents` part the
+/// day was summarised from; a summary is used only while that part is still
+/// the day's only part.
+pub const DAY_SUMMARY_V3: &str = "CREATE TABLE IF NOT EXISTS `{db}`.incidents_day_summary (
+    day UInt32,
+    part String,
+    hour UInt32,
+    kind String,
+    vector String,
+    signature String,
+    severity String,
+    n UInt64
+) ENGINE = MergeTree
+PARTITION BY day
+ORDER BY (day, hour)";
+
+/// Per-day, per-host pre-aggregates of compacted days: attacked hosts
+/// (`role = 'target'`, with the day's distinct attack ids) and leaking
+/// sources (`role = 'leaker'`, `score` = signature matches).
+pub const DAY_HOSTS_V3: &str = "CREATE TABLE IF NOT EXISTS `{db}`.incidents_day_hosts (
+    day UInt32,
+    part String,
+    role String,
+    ip String,
+    n UInt64,
+    score UInt64,
+    attack_ids Array(String)
+) ENGINE = MergeTree
+PARTITION BY day
+ORDER BY (day, role, ip)";
+
 /// All migrations, oldest first.
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -116,6 +149,11 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 2,
         description: "sensor_heartbeats table",
         statements: &[HEARTBEATS_V2],
+    },
+    Migration {
+        version: 3,
+        description: "per-day summary tables",
+        statements: &[DAY_SUMMARY_V3, DAY_HOSTS_V3],
     },
 ];
 
