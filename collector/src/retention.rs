@@ -213,6 +213,68 @@ pub async fn compact_once(
         );
         done.push(day);
     }
+    build_day_summaries(client, db).await?;
+    Ok(done)
+}
+
+/// Builds the per-day pre-aggregates (`incidents_day_summary`,
+/// `incidents_day_hosts`) of every compacted day that has none, or one
+/// built from another part. Hosts are written first, so a day summary row
+/// implies its host rows. A day that changes meanwhile gets a summary
+/// labelled with a part that is no longer its only one, which is never
+/// used and is rebuilt at the next pass. Returns the days built.
+pub async fn build_day_summaries(client: &Client, db: &str) -> Result<Vec<u32>, StoreError> {
+    let states = crate::query::day_states(client, db, COMPACT_TIMEOUT).await?;
+    let built = crate::query::day_summary_keys(client, db, COMPACT_TIMEOUT).await?;
+    let mut done = Vec::new();
+    for (day, part) in &states.clean_parts {
+        if built.iter().any(|(d, p)| d == day && p == part) {
+            continue;
+        }
+        let Some(start) = day_start_secs(*day) else {
+            continue;
+        };
+        let start = u32::try_from(start).unwrap_or(0);
+        let end = start.saturating_add(86_400);
+        let range = "ts >= toDateTime(?) AND ts < toDateTime(?)";
+        let statements = [
+            format!("ALTER TABLE `{db}`.incidents_day_summary DROP PARTITION {day}"),
+            format!("ALTER TABLE `{db}`.incidents_day_hosts DROP PARTITION {day}"),
+            format!(
+                "INSERT INTO `{db}`.incidents_day_hosts SELECT toUInt32(?), ?, 'target', dst_ip, \
+                 count(), toUInt64(0), groupUniqArray(attack_id) FROM `{db}`.incidents \
+                 WHERE {range} AND kind = 'volumetric' AND dst_ip != '' GROUP BY dst_ip"
+            ),
+            format!(
+                "INSERT INTO `{db}`.incidents_day_hosts SELECT toUInt32(?), ?, 'leaker', src_ip, \
+                 count(), sum(match_count), emptyArrayString() FROM `{db}`.incidents \
+                 WHERE {range} AND kind = 'leak' AND src_ip != '' GROUP BY src_ip"
+            ),
+            format!(
+                "INSERT INTO `{db}`.incidents_day_summary SELECT toUInt32(?), ?, \
+                 toUInt32(toStartOfHour(ts)) AS hour, kind, vector, signature, severity, count() \
+                 FROM `{db}`.incidents WHERE {range} \
+                 GROUP BY hour, kind, vector, signature, severity"
+            ),
+        ];
+        let what = "day summary";
+        for (i, sql) in statements.iter().enumerate() {
+            let mut q = client.query(sql);
+            if i >= 2 {
+                q = q.bind(*day).bind(part.as_str()).bind(start).bind(end);
+            }
+            with_timeout(what, COMPACT_TIMEOUT, async {
+                q.execute().await.map_err(StoreError::ch(what))
+            })
+            .await?;
+        }
+        tracing::info!(
+            event = "day_summary_built",
+            partition = day,
+            "built the summary of a compacted day"
+        );
+        done.push(*day);
+    }
     Ok(done)
 }
 

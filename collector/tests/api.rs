@@ -744,11 +744,52 @@ async fn summary_counts_redelivered_incidents_once_before_and_after_compaction()
             .await
             .unwrap();
     assert!(clean.contains(&20261101), "{clean:?}");
+    // The day's pre-aggregates exist and the unfiltered summary uses them:
+    // a planted extra count shows up, and a rebuild removes it.
+    assert_eq!(
+        h.sql("SELECT sum(n) FROM shaobing.incidents_day_summary WHERE day = 20261101")
+            .await
+            .trim(),
+        "4"
+    );
     assert_eq!(
         summary_total(&h).await,
         (Some(4), Some(4)),
-        "compacted path"
+        "day-summary path"
     );
+    let part = h
+        .sql("SELECT any(part) FROM shaobing.incidents_day_summary WHERE day = 20261101")
+        .await;
+    h.sql(&format!(
+        "INSERT INTO shaobing.incidents_day_summary VALUES (20261101, '{}', 0, 'leak', '', 'x', 'low', 100)",
+        part.trim()
+    ))
+    .await;
+    assert_eq!(
+        summary_total(&h).await.0,
+        Some(104),
+        "the day summary is what is read"
+    );
+    h.sql("ALTER TABLE shaobing.incidents_day_summary DROP PARTITION 20261101")
+        .await;
+    let rebuilt = shaobing_collector::retention::build_day_summaries(&client, db)
+        .await
+        .unwrap();
+    assert_eq!(rebuilt, [20261101]);
+    assert_eq!(summary_total(&h).await, (Some(4), Some(4)), "rebuilt");
+    let (_, full) = h.get(Some(ANALYST_TOKEN), SINCE_ALL).await;
+    let (_, raw) = h
+        .get(Some(ANALYST_TOKEN), "/api/v1/summary?since=all&kind=leak")
+        .await;
+    assert_eq!(full, raw, "pre-aggregated and raw summaries agree");
+    // A window that cuts the day reads the raw rows instead.
+    let (_, cut) = h
+        .get(
+            Some(ANALYST_TOKEN),
+            "/api/v1/summary?since=2026-11-01T06:00:00Z&until=2026-11-02T00:00:00Z",
+        )
+        .await;
+    assert_eq!(cut["total"], 4);
     // A late re-delivery makes the day unclean again: still counted once.
     assert_eq!(h.post(Some(TOKEN), &body(&old)).await.0, 200);
     assert_eq!(
