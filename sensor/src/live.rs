@@ -308,7 +308,8 @@ fn worker(
                     }
                 }
             }
-            Err(pcap::Error::TimeoutExpired) => {}
+            // Non-blocking handle: nothing queued, wait for the socket.
+            Err(pcap::Error::TimeoutExpired) => h.wait(100),
             Err(e) => {
                 tracing::error!(worker = idx, error = %e, "capture failed; worker stops");
                 break;

@@ -103,10 +103,15 @@ impl LiveSensor {
     }
 
     /// SIGTERM, wait, and return (exit ok, stdout, stderr).
-    fn stop(mut self) -> (bool, String, String) {
+    fn stop(self) -> (bool, String, String) {
+        self.stop_within(Duration::from_secs(60))
+    }
+
+    /// SIGTERM; the sensor must exit within `limit`.
+    fn stop_within(mut self, limit: Duration) -> (bool, String, String) {
         let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
         nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let deadline = Instant::now() + limit;
         let status = loop {
             if let Some(s) = self.child.try_wait().unwrap() {
                 break s;
@@ -412,4 +417,23 @@ fn sighup_reloads_signatures_and_an_invalid_file_keeps_the_running_set() {
         "{err}"
     );
     assert!(err.contains("signatures reloaded"), "{err}");
+}
+
+/// Regression: with TPACKET_V3 a blocking libpcap read waits forever on a
+/// silent link, so workers that saw no packet never noticed SIGTERM.
+#[test]
+fn sigterm_stops_workers_on_a_silent_link() {
+    if let Some(why) = skip_reason() {
+        eprintln!("SKIPPED live shutdown test: {why}");
+        return;
+    }
+    let ns = NetNs::create("silent");
+    ns.enter();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "");
+    let sensor = LiveSensor::start(&config);
+    // No traffic at all: both workers sit in their reads.
+    let (ok, _out, err) = sensor.stop_within(Duration::from_secs(10));
+    assert!(ok, "{err}");
+    assert!(err.contains("shaobing-sensor: stopped:"), "{err}");
 }

@@ -103,12 +103,20 @@ pub enum LiveError {
     },
 }
 
-/// One opened capture handle.
+/// One opened capture handle (non-blocking).
 pub struct LiveHandle {
     /// The libpcap handle.
     pub cap: Capture<Active>,
     /// Its link type.
     pub link: LinkType,
+}
+
+impl LiveHandle {
+    /// Waits up to `timeout_ms` for the handle to become readable (after
+    /// `next_packet` found nothing). Returns early on a signal.
+    pub fn wait(&self, timeout_ms: u16) {
+        sys::wait_readable(self.cap.as_raw_fd(), timeout_ms);
+    }
 }
 
 /// Opens `cfg.workers` handles on `interface`, joined in one fanout group
@@ -140,13 +148,18 @@ pub fn open(interface: &str, cfg: &CaptureConfig) -> Result<Vec<LiveHandle>, Liv
         if !cfg.bpf.is_empty() {
             cap.filter(&cfg.bpf, true).map_err(pcap_err("BPF filter"))?;
         }
+        // Non-blocking: with TPACKET_V3 a blocking read waits forever on a
+        // silent link (the read timeout only retires non-empty blocks), so a
+        // worker would never see a stop request. Workers wait with
+        // [`LiveHandle::wait`] instead.
+        let cap = cap.setnonblock().map_err(pcap_err("non-blocking mode"))?;
         let dlt = cap.get_datalink().0;
         let link = LinkType::from_dlt(dlt).ok_or_else(|| LiveError::LinkType {
             interface: interface.to_string(),
             dlt,
         })?;
         if cfg.workers > 1 {
-            fanout::join(cap.as_raw_fd(), group).map_err(|source| LiveError::Fanout {
+            sys::join_fanout(cap.as_raw_fd(), group).map_err(|source| LiveError::Fanout {
                 interface: interface.to_string(),
                 group,
                 source,
@@ -157,11 +170,23 @@ pub fn open(interface: &str, cfg: &CaptureConfig) -> Result<Vec<LiveHandle>, Liv
     Ok(handles)
 }
 
-/// The one setsockopt the `pcap` crate does not expose.
+/// The two socket calls the `pcap` crate does not expose.
 #[allow(unsafe_code)]
-mod fanout {
+mod sys {
     use std::io;
     use std::os::fd::RawFd;
+
+    /// poll(2) for readability with a timeout; errors (EINTR) just return.
+    pub fn wait_readable(fd: RawFd, timeout_ms: u16) {
+        let mut pfd = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd on the stack, count 1; `fd` belongs to a
+        // live pcap handle for the duration of the call.
+        let _ = unsafe { libc::poll(&mut pfd, 1, libc::c_int::from(timeout_ms)) };
+    }
 
     const SOL_PACKET: libc::c_int = 263;
     const PACKET_FANOUT: libc::c_int = 18;
@@ -170,7 +195,7 @@ mod fanout {
 
     /// Joins `fd` (an AF_PACKET socket) to fanout group `group` in
     /// symmetric flow-hash mode, defragmenting first.
-    pub fn join(fd: RawFd, group: u16) -> io::Result<()> {
+    pub fn join_fanout(fd: RawFd, group: u16) -> io::Result<()> {
         let arg: u32 = u32::from(group) | ((PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG) << 16);
         // SAFETY: `fd` is a valid socket owned by a live pcap handle for
         // the duration of the call; `arg` is a u32 on the stack and its size
