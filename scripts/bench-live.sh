@@ -23,24 +23,29 @@ for d in lo va vb; do ip -n "$NS" link set "$d" up; done
 PCAPS="pcaps/syn-flood.pcap pcaps/http-leak.pcap"
 LOOPS=${LOOPS:-6}
 
+PARTS=${PARTS:-"capture drain"}
 echo "== live capture on veth: target rate, achieved rate, kernel drops, CPU seconds (user+sys)"
+[[ " $PARTS " == *" capture "* ]] || RATES=" "
 for rate in ${RATES:-50000 100000 200000 400000}; do
   for workers in 1 2; do
     printf '[capture]\ninterface = "vb"\nworkers = %s\n[run]\nheartbeat_secs = 0\n' "$workers" > "$WORK/s.toml"
     ip netns exec "$NS" /usr/bin/time -f "%U %S" -o "$WORK/time" "$BIN/shaobing-sensor" run --config "$WORK/s.toml" >/dev/null 2>"$WORK/err" &
+    timepid=$!
     sleep 1.5
+    sensorpid=$(pgrep -P "$timepid")
     achieved=$(ip netns exec "$NS" tcpreplay -i va --pps="$rate" --loop="$LOOPS" $PCAPS 2>&1 | awk '/Rated:/ {print $(NF-1)}')
     sleep 1
-    pkill -TERM -f "shaobing-sensor run --config $WORK/s.toml"; wait || true
+    kill -TERM "$sensorpid"; wait "$timepid" || true
     drops=$(grep -o '[0-9]* kernel drops' "$WORK/err" | awk '{print $1}')
     cpu=$(awk '{print $1 + $2}' "$WORK/time")
     echo "sensor  workers=$workers target=$rate pps achieved=$achieved pps drops=${drops:-?} cpu=${cpu}s"
   done
   ip netns exec "$NS" tcpdump -q -i vb -B 262144 -w /dev/null 2>"$WORK/td" &
+  tdpid=$!
   sleep 1.5
   achieved=$(ip netns exec "$NS" tcpreplay -i va --pps="$rate" --loop="$LOOPS" $PCAPS 2>&1 | awk '/Rated:/ {print $(NF-1)}')
   sleep 1
-  pkill -INT -f "tcpdump -q -i vb"; wait || true
+  kill -INT "$tdpid"; wait "$tdpid" || true
   echo "tcpdump           target=$rate pps achieved=$achieved pps drops=$(awk '/dropped by kernel/ {print $1}' "$WORK/td")"
 done
 

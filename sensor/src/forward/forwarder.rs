@@ -19,6 +19,9 @@
 //!   batch) before delivery is tried, and deleted only after the collector
 //!   acknowledged it. A collector outage just lets the spool grow (up to its
 //!   cap, see [`crate::forward::spool`]).
+//! * **Requests** carry up to [`DELIVERY_MAX_RECORDS`] incidents
+//!   ([`DELIVERY_MAX_BYTES`]) from the spool, so a backlog drains in few
+//!   round trips.
 //! * **Retries**: network errors, 5xx, 408 and 429 are retried with capped,
 //!   jittered exponential backoff (0.1 s to 5 s), forever while running.
 //!   Any other 4xx is permanent: the batch is appended to `rejected.jsonl`
@@ -88,6 +91,11 @@ pub struct ForwarderReport {
     /// The last delivery error, if the spool is not empty.
     pub last_error: Option<String>,
 }
+
+/// Most incidents per delivery request (the collector accepts 10,000).
+pub const DELIVERY_MAX_RECORDS: usize = 5_000;
+/// Most payload bytes per delivery request (the collector accepts 16 MiB).
+pub const DELIVERY_MAX_BYTES: usize = 4 << 20;
 
 enum Msg {
     Incident(Vec<u8>),
@@ -191,7 +199,10 @@ impl Delivery {
         if Instant::now() < self.next_attempt || spool.is_empty() {
             return Ok(false);
         }
-        let batch = spool.read_batch(cfg.batch_size, 4 << 20)?;
+        // A backlog goes in large requests: the collector flushes a request
+        // of its `max_rows` at once instead of waiting for its batch timer,
+        // and one round trip carries thousands of incidents.
+        let batch = spool.read_batch(DELIVERY_MAX_RECORDS.max(cfg.batch_size), DELIVERY_MAX_BYTES)?;
         if batch.records.is_empty() {
             spool.ack(&batch)?; // only corrupt records were left
             return Ok(false);
