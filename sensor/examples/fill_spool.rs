@@ -22,9 +22,21 @@ fn incident(i: u64) -> Incident {
         schema: shaobing_wire::SCHEMA_VERSION,
         sensor: "bench".into(),
         kind: if leak { Kind::Leak } else { Kind::Volumetric },
-        event: if leak { Event::Leak } else { Event::AttackUpdate },
-        signature: if leak { "cn-resident-id".into() } else { "volumetric/syn_flood".into() },
-        severity: if leak { Severity::High } else { Severity::Medium },
+        event: if leak {
+            Event::Leak
+        } else {
+            Event::AttackUpdate
+        },
+        signature: if leak {
+            "cn-resident-id".into()
+        } else {
+            "volumetric/syn_flood".into()
+        },
+        severity: if leak {
+            Severity::High
+        } else {
+            Severity::Medium
+        },
         ts,
         src_ip: Some(if leak { host } else { outside }),
         dst_ip: Some(if leak { outside } else { host }),
@@ -32,7 +44,11 @@ fn incident(i: u64) -> Incident {
         dst_port: Some(if leak { 80 } else { 443 }),
         proto: "tcp".into(),
         community_id: Some("1:LQU9qZlK+B5F3KDmev6m5PMibrg=".into()),
-        direction: Some(if leak { Direction::Outbound } else { Direction::Inbound }),
+        direction: Some(if leak {
+            Direction::Outbound
+        } else {
+            Direction::Inbound
+        }),
         attack_id: (!leak).then(|| incident_id(ts, b"attack")),
         vector: (!leak).then(|| "syn_flood".into()),
         pps: (!leak).then_some(25_000),
@@ -56,7 +72,9 @@ fn incident(i: u64) -> Incident {
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
-    let dir = args.next().ok_or_else(|| anyhow::anyhow!("usage: fill_spool DIR N"))?;
+    let dir = args
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("usage: fill_spool DIR N"))?;
     let n: u64 = args.next().unwrap_or_else(|| "1000000".into()).parse()?;
     let mut spool = Spool::open(SpoolConfig {
         max_bytes: 16 << 30,

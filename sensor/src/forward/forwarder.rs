@@ -202,7 +202,8 @@ impl Delivery {
         // A backlog goes in large requests: the collector flushes a request
         // of its `max_rows` at once instead of waiting for its batch timer,
         // and one round trip carries thousands of incidents.
-        let batch = spool.read_batch(DELIVERY_MAX_RECORDS.max(cfg.batch_size), DELIVERY_MAX_BYTES)?;
+        let batch =
+            spool.read_batch(DELIVERY_MAX_RECORDS.max(cfg.batch_size), DELIVERY_MAX_BYTES)?;
         if batch.records.is_empty() {
             spool.ack(&batch)?; // only corrupt records were left
             return Ok(false);
