@@ -67,18 +67,8 @@ struct ReplayArgs {
     /// built-in pack.
     #[arg(long, value_name = "PATH")]
     signatures: Option<PathBuf>,
-    /// Collector base URL, e.g. http://127.0.0.1:9440. Overrides
-    /// [collector] url in the config.
-    #[arg(long, value_name = "URL", requires = "token")]
-    collector: Option<String>,
-    /// This sensor's bearer token for the collector.
-    #[arg(
-        long,
-        value_name = "TOKEN",
-        env = "SHAOBING_TOKEN",
-        hide_env_values = true
-    )]
-    token: Option<String>,
+    #[command(flatten)]
+    remote: CollectorArgs,
     /// Decode only; run no detector (the floor for benchmarks).
     #[arg(long)]
     no_detect: bool,
@@ -97,6 +87,46 @@ struct ReplayArgs {
     pcaps: Vec<PathBuf>,
 }
 
+/// `--collector URL --token TOKEN`, shared by `replay` and `run`.
+#[derive(Args)]
+struct CollectorArgs {
+    /// Collector base URL, e.g. http://127.0.0.1:9440. Overrides
+    /// [collector] url in the config.
+    #[arg(long, value_name = "URL", requires = "token")]
+    collector: Option<String>,
+    /// This sensor's bearer token for the collector; overrides [collector]
+    /// token.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "SHAOBING_TOKEN",
+        hide_env_values = true
+    )]
+    token: Option<String>,
+}
+
+impl CollectorArgs {
+    /// Puts a command-line collector into `s`, keeping the config's batch
+    /// and retry settings.
+    fn apply(&self, s: &mut Settings) -> Result<()> {
+        let Some(url) = &self.collector else {
+            return Ok(());
+        };
+        let token = self
+            .token
+            .clone()
+            .context("--collector needs --token (or SHAOBING_TOKEN)")?;
+        let base = s.collector.take();
+        s.collector = Some(CollectorConfig {
+            url: url.clone(),
+            token,
+            batch_size: base.as_ref().map_or(500, |c| c.batch_size),
+            retry_secs: base.as_ref().map_or(60, |c| c.retry_secs),
+        });
+        Ok(())
+    }
+}
+
 #[derive(Args)]
 struct RunArgs {
     /// Sensor configuration file (TOML); refused if world-writable.
@@ -109,17 +139,8 @@ struct RunArgs {
     /// built-in pack.
     #[arg(long, value_name = "PATH")]
     signatures: Option<PathBuf>,
-    /// Collector base URL; overrides [collector] url.
-    #[arg(long, value_name = "URL", requires = "token")]
-    collector: Option<String>,
-    /// This sensor's bearer token; overrides [collector] token.
-    #[arg(
-        long,
-        value_name = "TOKEN",
-        env = "SHAOBING_TOKEN",
-        hide_env_values = true
-    )]
-    token: Option<String>,
+    #[command(flatten)]
+    remote: CollectorArgs,
     /// Log format on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -317,16 +338,7 @@ fn run_live(args: RunArgs) -> Result<()> {
     }
     let origin = args.config.display().to_string();
     let mut settings = Config::from_file(&args.config)?.validate(&origin)?;
-    if let Some(url) = &args.collector {
-        let token = args.token.clone().context("--collector needs --token")?;
-        let base = settings.collector.take();
-        settings.collector = Some(CollectorConfig {
-            url: url.clone(),
-            token,
-            batch_size: base.as_ref().map_or(500, |c| c.batch_size),
-            retry_secs: base.as_ref().map_or(60, |c| c.retry_secs),
-        });
-    }
+    args.remote.apply(&mut settings)?;
     let interface = args
         .interface
         .clone()
@@ -558,19 +570,7 @@ fn settings(args: &ReplayArgs) -> Result<Settings> {
         None => (Config::defaults(), "<defaults>".to_string()),
     };
     let mut s = config.validate(&origin)?;
-    if let Some(url) = &args.collector {
-        let token = args
-            .token
-            .clone()
-            .context("--collector needs --token (or SHAOBING_TOKEN)")?;
-        let base = s.collector.take();
-        s.collector = Some(CollectorConfig {
-            url: url.clone(),
-            token,
-            batch_size: base.as_ref().map_or(500, |c| c.batch_size),
-            retry_secs: base.as_ref().map_or(60, |c| c.retry_secs),
-        });
-    }
+    args.remote.apply(&mut s)?;
     Ok(s)
 }
 

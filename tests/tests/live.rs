@@ -89,9 +89,15 @@ struct LiveSensor {
 
 impl LiveSensor {
     fn start(config: &Path) -> LiveSensor {
+        LiveSensor::start_with(config, &[])
+    }
+
+    /// Starts `shaobing-sensor run --config CONFIG EXTRA...`.
+    fn start_with(config: &Path, extra: &[&std::ffi::OsStr]) -> LiveSensor {
         let child = Command::new(bin("shaobing-sensor"))
             .args(["run", "--config"])
             .arg(config)
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -370,18 +376,7 @@ fn sighup_reloads_signatures_and_an_invalid_file_keeps_the_running_set() {
     let sigs = dir.path().join("test.toml");
     std::fs::write(&sigs, signature("test-alpha", "ALPHA-MARKER")).unwrap();
     let pcap = marker_capture(dir.path());
-    let child = Command::new(bin("shaobing-sensor"))
-        .args(["run", "--config"])
-        .arg(&config)
-        .arg("--signatures")
-        .arg(&sigs)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
-    let sensor = LiveSensor { child };
+    let sensor = LiveSensor::start_with(&config, &["--signatures".as_ref(), sigs.as_os_str()]);
     let pid = nix::unistd::Pid::from_raw(sensor.child.id() as i32);
     let replay = || {
         let out = Command::new("tcpreplay")
