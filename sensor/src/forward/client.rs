@@ -1,7 +1,7 @@
 //! A blocking HTTP client for `POST /api/v1/incidents`.
 //!
-//! Incidents are sent in batches as a JSON array with the sensor's bearer
-//! token. A batch is retried with capped, jittered exponential backoff on
+//! Incidents are sent in batches as a gzip-compressed JSON array with the
+//! sensor's bearer token. A batch is retried with capped, jittered exponential backoff on
 //! network errors, 5xx, 408 and 429, for up to `retry_secs`; any other 4xx
 //! is permanent (the collector said the batch is wrong, and sending it again
 //! will not change that). Incident ids are deterministic, so a retry after a
@@ -103,14 +103,16 @@ impl Client {
         }
     }
 
-    /// One POST of a ready JSON array body, no retry.
+    /// One POST of a ready JSON array body, gzip-compressed, no retry.
     pub fn post_once(&mut self, body: &[u8]) -> Result<(), Attempt> {
+        let gz = gzip(body).map_err(|e| Attempt::Transient(format!("gzip: {e}")))?;
         match self
             .agent
             .post(&self.url)
             .set("Authorization", &self.auth)
             .set("Content-Type", "application/json")
-            .send_bytes(body)
+            .set("Content-Encoding", "gzip")
+            .send_bytes(&gz)
         {
             Ok(_) => Ok(()),
             Err(ureq::Error::Status(status, resp)) => {
@@ -155,6 +157,18 @@ impl Client {
     }
 }
 
+/// Gzip at the fastest level: incident JSON shrinks about tenfold, at a
+/// few hundred MB/s of one core.
+fn gzip(body: &[u8]) -> std::io::Result<Vec<u8>> {
+    use std::io::Write;
+    let mut enc = flate2::write::GzEncoder::new(
+        Vec::with_capacity(body.len() / 4),
+        flate2::Compression::fast(),
+    );
+    enc.write_all(body)?;
+    enc.finish()
+}
+
 /// How one delivery attempt failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Attempt {
@@ -167,4 +181,22 @@ pub enum Attempt {
         /// The collector's JSON error.
         body: String,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gzip_bodies_decode_to_the_original() {
+        use std::io::Read;
+        let body = br#"[{"id":"x","pad":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}]"#.repeat(50);
+        let gz = gzip(&body).unwrap();
+        assert!(gz.len() < body.len() / 5, "{} vs {}", gz.len(), body.len());
+        let mut back = Vec::new();
+        flate2::read::GzDecoder::new(&gz[..])
+            .read_to_end(&mut back)
+            .unwrap();
+        assert_eq!(back, body);
+    }
 }
