@@ -296,39 +296,22 @@ impl Inflater {
                 }
                 Codec::Sniff(_) | Codec::Stopped => return,
             };
-            let mut capped = false;
-            if let Some(out) = self.out_mut() {
-                if !out.buf.is_empty() {
-                    sink.data(&out.buf);
-                    out.buf.clear();
-                }
-                capped = out.capped;
-            }
-            if result.is_err() {
-                if capped {
-                    stats.decompress_capped += 1;
-                    tracing::debug!(
-                        event = "decompress_capped",
-                        "HTTP body inflation stopped at the size or ratio cap"
-                    );
-                } else {
-                    stats.decompress_errors += 1;
-                    tracing::debug!(event = "decompress_error", "corrupt compressed HTTP body");
-                }
+            if self.drain(result, stats, sink) {
                 self.engine = Codec::Stopped;
                 return;
             }
         }
     }
 
-    /// Ends the body, flushing what the decompressor still holds.
-    pub fn finish(&mut self, stats: &mut NormalizeStats, sink: &mut impl Sink) {
-        let result = match &mut self.engine {
-            Codec::Gzip(d) => d.try_finish(),
-            Codec::Zlib(d) => d.try_finish(),
-            Codec::Raw(d) => d.try_finish(),
-            Codec::Sniff(_) | Codec::Stopped => return,
-        };
+    /// Hands what the decompressor produced so far to `sink`, and counts a
+    /// failed step as a cap hit or a corrupt body. Returns whether the step
+    /// failed.
+    fn drain(
+        &mut self,
+        result: std::io::Result<()>,
+        stats: &mut NormalizeStats,
+        sink: &mut impl Sink,
+    ) -> bool {
         let mut capped = false;
         if let Some(out) = self.out_mut() {
             if !out.buf.is_empty() {
@@ -349,6 +332,18 @@ impl Inflater {
                 tracing::debug!(event = "decompress_error", "corrupt compressed HTTP body");
             }
         }
+        result.is_err()
+    }
+
+    /// Ends the body, flushing what the decompressor still holds.
+    pub fn finish(&mut self, stats: &mut NormalizeStats, sink: &mut impl Sink) {
+        let result = match &mut self.engine {
+            Codec::Gzip(d) => d.try_finish(),
+            Codec::Zlib(d) => d.try_finish(),
+            Codec::Raw(d) => d.try_finish(),
+            Codec::Sniff(_) | Codec::Stopped => return,
+        };
+        self.drain(result, stats, sink);
         self.engine = Codec::Stopped;
     }
 }
