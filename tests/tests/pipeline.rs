@@ -51,15 +51,36 @@ fn merged_expected() -> String {
     .to_string()
 }
 
+/// ClickHouse and a collector for one test. Fields drop in order: the
+/// collector stops before ClickHouse, which waits for open connections.
+struct Stack {
+    collector: Collector,
+    _clickhouse: ClickHouseServer,
+    _dir: tempfile::TempDir,
+}
+
+impl Stack {
+    /// `None` (with a printed reason) when clickhouse-server is missing.
+    fn start() -> Option<Stack> {
+        if !clickhouse_available() {
+            eprintln!("SKIPPED: clickhouse-server is not installed (make deps installs it)");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let ch = ClickHouseServer::start().expect("start ClickHouse");
+        let collector = Collector::start(dir.path(), &ch, &[SENSOR]).expect("start collector");
+        Some(Stack {
+            collector,
+            _clickhouse: ch,
+            _dir: dir,
+        })
+    }
+}
+
 #[test]
 fn captures_replayed_into_the_collector_are_stored_once_with_every_field() {
-    if !clickhouse_available() {
-        eprintln!("SKIPPED: clickhouse-server is not installed (make deps installs it)");
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let ch = ClickHouseServer::start().expect("start ClickHouse");
-    let collector = Collector::start(dir.path(), &ch, &[SENSOR]).expect("start collector");
+    let Some(stack) = Stack::start() else { return };
+    let collector = &stack.collector;
     let a = pcaps().join("syn-flood.pcap");
     let b = pcaps().join("http-leak.pcap");
     let files = [a.to_str().unwrap(), b.to_str().unwrap()];
@@ -116,13 +137,8 @@ fn captures_replayed_into_the_collector_are_stored_once_with_every_field() {
 
 #[test]
 fn a_wrong_token_is_refused_and_the_sensor_keeps_the_incidents() {
-    if !clickhouse_available() {
-        eprintln!("SKIPPED: clickhouse-server is not installed (make deps installs it)");
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let ch = ClickHouseServer::start().expect("start ClickHouse");
-    let collector = Collector::start(dir.path(), &ch, &[SENSOR]).expect("start collector");
+    let Some(stack) = Stack::start() else { return };
+    let collector = &stack.collector;
     let b = pcaps().join("http-leak.pcap");
     let out = Command::new(bin("shaobing-sensor"))
         .args([
@@ -151,13 +167,8 @@ fn a_wrong_token_is_refused_and_the_sensor_keeps_the_incidents() {
 
 #[test]
 fn sensor_health_incidents_are_stored_and_filtered_by_kind() {
-    if !clickhouse_available() {
-        eprintln!("SKIPPED: clickhouse-server is not installed (make deps installs it)");
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let ch = ClickHouseServer::start().expect("start ClickHouse");
-    let collector = Collector::start(dir.path(), &ch, &[SENSOR]).expect("start collector");
+    let Some(stack) = Stack::start() else { return };
+    let collector = &stack.collector;
     let incident = serde_json::json!([{
         "id": "019b76da-0000-7000-8000-0000000000aa",
         "schema": 1,
