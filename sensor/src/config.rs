@@ -3,7 +3,7 @@
 //! Every section and key is optional; an empty file (or no `--config`) gives
 //! the defaults documented on each field and in the README.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use ipnet::IpNet;
 use serde::Deserialize;
@@ -80,7 +80,7 @@ pub struct RunConfig {
     pub user: Option<String>,
     /// Spool folder for incidents on their way to the collector. Default
     /// `/var/lib/shaobing/spool`.
-    pub spool_dir: std::path::PathBuf,
+    pub spool_dir: PathBuf,
     /// Spool size cap in MiB. When full, new incidents are refused and
     /// counted (spooled ones are never deleted unacknowledged). Default 1024.
     pub spool_max_mib: u64,
@@ -315,6 +315,28 @@ pub struct CollectorConfig {
     /// Default 60.
     #[serde(default = "default_retry_secs")]
     pub retry_secs: u64,
+    /// For an `https://` URL: PEM file of the CA(s) to trust instead of the
+    /// system store.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// PEM certificate chain to present when the collector asks for a
+    /// client certificate.
+    #[serde(default)]
+    pub client_cert: Option<PathBuf>,
+    /// PEM private key of `client_cert`.
+    #[serde(default)]
+    pub client_key: Option<PathBuf>,
+}
+
+impl CollectorConfig {
+    /// The TLS files of this collector.
+    pub fn tls_files(&self) -> crate::forward::endpoint::TlsFiles {
+        crate::forward::endpoint::TlsFiles {
+            ca_file: self.ca_file.clone(),
+            client_cert: self.client_cert.clone(),
+            client_key: self.client_key.clone(),
+        }
+    }
 }
 
 fn default_batch() -> usize {
@@ -458,6 +480,18 @@ impl Config {
             }
             if c.batch_size == 0 || c.batch_size > 10_000 {
                 return Err(invalid("collector.batch_size", "must be 1 to 10000"));
+            }
+            if !c.url.starts_with("https://") && !c.tls_files().is_empty() {
+                return Err(invalid(
+                    "collector.ca_file",
+                    "TLS files need an https:// url",
+                ));
+            }
+            if c.client_cert.is_some() != c.client_key.is_some() {
+                return Err(invalid(
+                    "collector.client_cert",
+                    "client_cert and client_key go together",
+                ));
             }
         }
         let cap = &self.capture;
@@ -635,6 +669,29 @@ mod tests {
         assert!(group_error(dup).contains("listed twice"));
         let empty = "[[volumetric.groups]]\nname = \"a\"\nnetworks = []\n";
         assert!(group_error(empty).contains("at least one network"));
+    }
+
+    #[test]
+    fn collector_tls_files_need_https_and_come_in_pairs() {
+        let base = "[collector]\ntoken = \"t\"\n";
+        let https = format!(
+            "{base}url = \"https://c:9440\"\nca_file = \"/etc/shaobing/ca.pem\"\nclient_cert = \"c.pem\"\nclient_key = \"c.key\"\n"
+        );
+        let s = Config::from_toml("t", &https)
+            .unwrap()
+            .validate("t")
+            .unwrap();
+        let files = s.collector.unwrap().tls_files();
+        assert_eq!(
+            files.ca_file.as_deref(),
+            Some(Path::new("/etc/shaobing/ca.pem"))
+        );
+        assert_eq!(files.client_key.as_deref(), Some(Path::new("c.key")));
+
+        let http = format!("{base}url = \"http://c:9440\"\nca_file = \"ca.pem\"\n");
+        assert!(group_error(&http).contains("need an https:// url"));
+        let half = format!("{base}url = \"https://c:9440\"\nclient_cert = \"c.pem\"\n");
+        assert!(group_error(&half).contains("client_cert and client_key go together"));
     }
 
     #[test]

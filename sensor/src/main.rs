@@ -12,6 +12,7 @@ use shaobing_sensor::capture::file::FileReplay;
 use shaobing_sensor::config::{CollectorConfig, Config, Settings};
 use shaobing_sensor::detect::IncidentSink;
 use shaobing_sensor::forward::client::Client;
+use shaobing_sensor::forward::endpoint::Endpoint;
 use shaobing_sensor::forward::forwarder::{Forwarder, ForwarderConfig, ForwarderReport};
 use shaobing_sensor::forward::spool::SpoolConfig;
 use shaobing_sensor::pipeline::Pipeline;
@@ -87,11 +88,12 @@ struct ReplayArgs {
     pcaps: Vec<PathBuf>,
 }
 
-/// `--collector URL --token TOKEN`, shared by `replay` and `run`.
+/// `--collector URL --token TOKEN` and TLS files, shared by `replay` and
+/// `run`.
 #[derive(Args)]
 struct CollectorArgs {
-    /// Collector base URL, e.g. http://127.0.0.1:9440. Overrides
-    /// [collector] url in the config.
+    /// Collector base URL, e.g. http://127.0.0.1:9440 or
+    /// https://collector:9440. Overrides [collector] url in the config.
     #[arg(long, value_name = "URL", requires = "token")]
     collector: Option<String>,
     /// This sensor's bearer token for the collector; overrides [collector]
@@ -103,26 +105,71 @@ struct CollectorArgs {
         hide_env_values = true
     )]
     token: Option<String>,
+    #[command(flatten)]
+    tls: TlsArgs,
+}
+
+/// TLS files for an https:// collector.
+#[derive(Args)]
+struct TlsArgs {
+    /// With an https:// collector: PEM file of the CA(s) to trust instead
+    /// of the system store; overrides [collector] ca_file.
+    #[arg(long, value_name = "FILE")]
+    ca_file: Option<PathBuf>,
+    /// PEM certificate to present to the collector (its [tls] client_ca
+    /// must have issued it); overrides [collector] client_cert.
+    #[arg(long, value_name = "FILE", requires = "client_key")]
+    client_cert: Option<PathBuf>,
+    /// PEM private key of --client-cert; overrides [collector] client_key.
+    #[arg(long, value_name = "FILE", requires = "client_cert")]
+    client_key: Option<PathBuf>,
+}
+
+impl TlsArgs {
+    /// Command-line files over the config's.
+    fn over(&self, c: &mut CollectorConfig) {
+        if let Some(ca) = &self.ca_file {
+            c.ca_file = Some(ca.clone());
+        }
+        if let (Some(cert), Some(key)) = (&self.client_cert, &self.client_key) {
+            c.client_cert = Some(cert.clone());
+            c.client_key = Some(key.clone());
+        }
+    }
+}
+
+/// The endpoint of a collector config, with its TLS files read.
+fn endpoint(c: &CollectorConfig) -> Result<Endpoint> {
+    Endpoint::new(&c.url, &c.token, &c.tls_files()).with_context(|| format!("collector {}", c.url))
 }
 
 impl CollectorArgs {
     /// Puts a command-line collector into `s`, keeping the config's batch
     /// and retry settings.
     fn apply(&self, s: &mut Settings) -> Result<()> {
-        let Some(url) = &self.collector else {
-            return Ok(());
-        };
-        let token = self
-            .token
-            .clone()
-            .context("--collector needs --token (or SHAOBING_TOKEN)")?;
-        let base = s.collector.take();
-        s.collector = Some(CollectorConfig {
-            url: url.clone(),
-            token,
-            batch_size: base.as_ref().map_or(500, |c| c.batch_size),
-            retry_secs: base.as_ref().map_or(60, |c| c.retry_secs),
-        });
+        if let Some(url) = &self.collector {
+            let token = self
+                .token
+                .clone()
+                .context("--collector needs --token (or SHAOBING_TOKEN)")?;
+            let base = s.collector.take();
+            s.collector = Some(CollectorConfig {
+                url: url.clone(),
+                token,
+                batch_size: base.as_ref().map_or(500, |c| c.batch_size),
+                retry_secs: base.as_ref().map_or(60, |c| c.retry_secs),
+                ca_file: base.as_ref().and_then(|c| c.ca_file.clone()),
+                client_cert: base.as_ref().and_then(|c| c.client_cert.clone()),
+                client_key: base.as_ref().and_then(|c| c.client_key.clone()),
+            });
+        }
+        match s.collector.as_mut() {
+            Some(c) => self.tls.over(c),
+            None if self.tls.ca_file.is_some() || self.tls.client_cert.is_some() => {
+                bail!("--ca-file and --client-cert need a collector (--collector or [collector])")
+            }
+            None => {}
+        }
         Ok(())
     }
 }
@@ -159,7 +206,8 @@ struct DeliverArgs {
     /// The spool folder.
     #[arg(long, value_name = "DIR")]
     spool: PathBuf,
-    /// Collector base URL, e.g. http://127.0.0.1:9440.
+    /// Collector base URL, e.g. http://127.0.0.1:9440 or
+    /// https://collector:9440.
     #[arg(long, value_name = "URL")]
     collector: String,
     /// This sensor's bearer token for the collector.
@@ -170,6 +218,8 @@ struct DeliverArgs {
         hide_env_values = true
     )]
     token: String,
+    #[command(flatten)]
+    tls: TlsArgs,
     /// Give up after this many seconds; what is left stays spooled.
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     grace_secs: u64,
@@ -283,10 +333,9 @@ fn test_signatures(
     Ok(())
 }
 
-fn forwarder(url: &str, token: &str, batch_size: usize, spool: &Path) -> Result<Forwarder> {
+fn forwarder(endpoint: Endpoint, batch_size: usize, spool: &Path) -> Result<Forwarder> {
     Forwarder::start(ForwarderConfig {
-        url: url.to_string(),
-        token: token.to_string(),
+        endpoint,
         batch_size,
         max_delay: Duration::from_millis(200),
         queue: 65_536,
@@ -312,7 +361,17 @@ fn report_forwarder(r: &ForwarderReport, spool: &Path) {
 }
 
 fn deliver(args: DeliverArgs) -> Result<()> {
-    let fwd = forwarder(&args.collector, &args.token, 500, &args.spool)?;
+    let mut c = CollectorConfig {
+        url: args.collector.clone(),
+        token: args.token.clone(),
+        batch_size: 500,
+        retry_secs: 0,
+        ca_file: None,
+        client_cert: None,
+        client_key: None,
+    };
+    args.tls.over(&mut c);
+    let fwd = forwarder(endpoint(&c)?, c.batch_size, &args.spool)?;
     let r = fwd
         .shutdown(Duration::from_secs(args.grace_secs))
         .context("delivering the spool")?;
@@ -358,8 +417,7 @@ fn run_live(args: RunArgs) -> Result<()> {
             }
             live::Output::Forward(
                 Forwarder::start(ForwarderConfig {
-                    url: c.url.clone(),
-                    token: c.token.clone(),
+                    endpoint: endpoint(c)?,
                     batch_size: c.batch_size,
                     max_delay: Duration::from_millis(200),
                     queue: 65_536,
@@ -409,10 +467,10 @@ fn run_live(args: RunArgs) -> Result<()> {
         }
     });
 
-    let mut hb_client = settings
-        .collector
-        .as_ref()
-        .map(|c| Client::new(&c.url, &c.token, Duration::ZERO));
+    let mut hb_client = match &settings.collector {
+        Some(c) => Some(Client::new(&endpoint(c)?, Duration::ZERO)),
+        None => None,
+    };
     let on_heartbeat: Option<live::HeartbeatHook> = hb_client.take().map(|mut client| {
         Box::new(move |hb: &shaobing_wire::Heartbeat| {
             if let Err(e) = client.post_heartbeat(hb) {
@@ -580,9 +638,9 @@ fn replay(args: ReplayArgs) -> Result<()> {
     let mut replay = FileReplay::open(&args.pcaps)?;
     let mut pipeline = Pipeline::new(&settings, sigs, !args.no_detect);
     let mut output = match (&settings.collector, &args.spool) {
-        (Some(c), Some(dir)) => Output::Spooled(forwarder(&c.url, &c.token, c.batch_size, dir)?),
+        (Some(c), Some(dir)) => Output::Spooled(forwarder(endpoint(c)?, c.batch_size, dir)?),
         (Some(c), None) => Output::Collector {
-            client: Client::new(&c.url, &c.token, Duration::from_secs(c.retry_secs)),
+            client: Client::new(&endpoint(c)?, Duration::from_secs(c.retry_secs)),
             batch: Vec::new(),
             batch_size: c.batch_size,
             delivered: 0,

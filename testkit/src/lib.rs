@@ -17,6 +17,7 @@
 #![warn(missing_docs)]
 
 pub mod http;
+pub mod pki;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom};

@@ -50,6 +50,16 @@ pub struct Collector {
     log: PathBuf,
 }
 
+/// HTTPS settings for a test collector (`[tls]`).
+pub struct TlsServer {
+    /// PEM certificate.
+    pub cert: PathBuf,
+    /// PEM key.
+    pub key: PathBuf,
+    /// CA that must have issued sensors' client certificates.
+    pub client_ca: Option<PathBuf>,
+}
+
 /// One sensor token known to a collector.
 pub struct SensorToken {
     /// Sensor name bound to the token.
@@ -100,10 +110,41 @@ impl Collector {
         sensors: &[SensorToken],
         port: u16,
     ) -> Result<Collector> {
+        Collector::start_with(dir, clickhouse, sensors, port, None)
+    }
+
+    /// Like [`Collector::start`], serving HTTPS with `tls`.
+    pub fn start_tls(
+        dir: &Path,
+        clickhouse: &ClickHouseServer,
+        sensors: &[SensorToken],
+        tls: &TlsServer,
+    ) -> Result<Collector> {
+        let port = shaobing_testkit::free_port()?;
+        Collector::start_with(dir, clickhouse, sensors, port, Some(tls))
+    }
+
+    fn start_with(
+        dir: &Path,
+        clickhouse: &ClickHouseServer,
+        sensors: &[SensorToken],
+        port: u16,
+        tls: Option<&TlsServer>,
+    ) -> Result<Collector> {
         let mut cfg = format!(
             "listen = \"127.0.0.1:{port}\"\n\n[clickhouse]\nurl = \"{}\"\ndatabase = \"shaobing\"\n\n[batch]\nmax_rows = 1000\nmax_delay_ms = 50\n",
             clickhouse.http_url()
         );
+        if let Some(t) = tls {
+            cfg.push_str(&format!(
+                "\n[tls]\ncert = \"{}\"\nkey = \"{}\"\n",
+                t.cert.display(),
+                t.key.display()
+            ));
+            if let Some(ca) = &t.client_ca {
+                cfg.push_str(&format!("client_ca = \"{}\"\n", ca.display()));
+            }
+        }
         for s in sensors {
             cfg.push_str(&format!(
                 "\n[[sensors]]\nname = \"{}\"\ntoken_sha256 = \"{}\"\n",
@@ -136,16 +177,25 @@ impl Collector {
             .context("spawning shaobing-collector serve")?;
         let mut c = Collector {
             child,
-            url: format!("http://127.0.0.1:{port}"),
+            url: format!(
+                "{}://127.0.0.1:{port}",
+                if tls.is_some() { "https" } else { "http" }
+            ),
             config,
             log,
         };
         let addr = format!("127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if http_get(&addr, "/healthz")
-                .is_some_and(|r| r.starts_with("HTTP/1.1 200") || r.starts_with("HTTP/1.0 200"))
-            {
+            let up = match tls {
+                // The listener is bound once it accepts; requests wait in
+                // its backlog until the server loop runs.
+                Some(_) => TcpStream::connect(&addr).is_ok(),
+                None => http_get(&addr, "/healthz").is_some_and(|r| {
+                    r.starts_with("HTTP/1.1 200") || r.starts_with("HTTP/1.0 200")
+                }),
+            };
+            if up {
                 return Ok(c);
             }
             if let Some(status) = c.child.try_wait()? {

@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use shaobing_wire::Incident;
 
+use super::endpoint::Endpoint;
+
 /// Why a batch was not delivered.
 #[derive(Debug, thiserror::Error)]
 pub enum DeliveryError {
@@ -41,6 +43,7 @@ pub enum DeliveryError {
 pub struct Client {
     agent: ureq::Agent,
     url: String,
+    heartbeat_url: String,
     auth: String,
     retry: Duration,
     rng: u64,
@@ -52,20 +55,18 @@ pub const BACKOFF_START: Duration = Duration::from_millis(100);
 pub const BACKOFF_CAP: Duration = Duration::from_secs(5);
 
 impl Client {
-    /// A client for the collector at `base_url` with `token`.
-    pub fn new(base_url: &str, token: &str, retry: Duration) -> Client {
-        let agent = ureq::AgentBuilder::new()
-            .timeout_connect(Duration::from_secs(5))
-            .timeout(Duration::from_secs(30))
-            .build();
+    /// A client for the collector at `endpoint`; [`Client::send`] retries
+    /// a batch for up to `retry`.
+    pub fn new(endpoint: &Endpoint, retry: Duration) -> Client {
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0x9e37_79b9_7f4a_7c15);
         Client {
-            agent,
-            url: format!("{}/api/v1/incidents", base_url.trim_end_matches('/')),
-            auth: format!("Bearer {token}"),
+            agent: endpoint.agent(),
+            url: format!("{}/api/v1/incidents", endpoint.url),
+            heartbeat_url: format!("{}/api/v1/heartbeat", endpoint.url),
+            auth: endpoint.authorization(),
             retry,
             rng: seed | 1,
         }
@@ -85,11 +86,10 @@ impl Client {
     /// POSTs a heartbeat to `/api/v1/heartbeat` once (no retry: the next
     /// heartbeat supersedes it).
     pub fn post_heartbeat(&mut self, hb: &shaobing_wire::Heartbeat) -> Result<(), Attempt> {
-        let url = self.url.replace("/api/v1/incidents", "/api/v1/heartbeat");
         let body = serde_json::to_vec(hb).map_err(|e| Attempt::Transient(e.to_string()))?;
         match self
             .agent
-            .post(&url)
+            .post(&self.heartbeat_url)
             .set("Authorization", &self.auth)
             .set("Content-Type", "application/json")
             .send_bytes(&body)

@@ -41,15 +41,14 @@ use std::time::{Duration, Instant};
 use shaobing_wire::Incident;
 
 use super::client::{Attempt, Client, BACKOFF_CAP, BACKOFF_START};
+use super::endpoint::Endpoint;
 use super::spool::{Spool, SpoolConfig, SpoolError, SpoolStats};
 
 /// Forwarder settings.
 #[derive(Clone, Debug)]
 pub struct ForwarderConfig {
-    /// Collector base URL.
-    pub url: String,
-    /// Bearer token.
-    pub token: String,
+    /// The collector.
+    pub endpoint: Endpoint,
     /// Incidents per request (and per spool append).
     pub batch_size: usize,
     /// Longest an incident waits in memory before it is spooled.
@@ -272,7 +271,7 @@ fn run(
     stats: Arc<ForwarderStats>,
 ) -> Result<ForwarderReport, SpoolError> {
     let mut d = Delivery {
-        client: Client::new(&cfg.url, &cfg.token, Duration::ZERO),
+        client: Client::new(&cfg.endpoint, Duration::ZERO),
         backoff: BACKOFF_START,
         next_attempt: Instant::now(),
         last_error: None,

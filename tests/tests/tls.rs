@@ -1,0 +1,209 @@
+//! Sensor → collector over HTTPS: the sensor trusts only the configured CA,
+//! presents a client certificate when the collector asks for one, and keeps
+//! what it could not deliver in its spool.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use shaobing_e2e::{bin, pcaps, Collector, SensorToken, TlsServer};
+use shaobing_testkit::pki::TestPki;
+use shaobing_testkit::{clickhouse_available, ClickHouseServer};
+
+const SENSOR: SensorToken = SensorToken {
+    name: "sensor-1",
+    token: "tls-token-71c2e0",
+};
+
+fn replay(args: &[&str], extra: &[&Path]) -> Output {
+    Command::new(bin("shaobing-sensor"))
+        .arg("replay")
+        .args(args)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn stored(c: &Collector) -> usize {
+    c.query(&["--since", "all", "--json"])
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .count()
+}
+
+/// Incidents the offline replay of `http-leak.pcap` gives.
+fn expected_count() -> usize {
+    let out = replay(&[], &[&pcaps().join("http-leak.pcap")]);
+    assert!(out.status.success());
+    let n = String::from_utf8_lossy(&out.stdout).lines().count();
+    assert!(n > 0, "the capture must give incidents");
+    n
+}
+
+fn setup(dir: &Path, client_ca: bool) -> Option<(ClickHouseServer, Collector, TestPki)> {
+    if !clickhouse_available() {
+        eprintln!("skipping: clickhouse-server not installed (make deps)");
+        return None;
+    }
+    let pki = match TestPki::create(dir) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("skipping: cannot make test certificates: {e}");
+            return None;
+        }
+    };
+    let ch = ClickHouseServer::start().expect("start ClickHouse");
+    let server = pki.server();
+    let tls = TlsServer {
+        cert: server.cert,
+        key: server.key,
+        client_ca: client_ca.then(|| pki.ca()),
+    };
+    let collector = Collector::start_tls(dir, &ch, &[SENSOR], &tls).expect("start collector");
+    Some((ch, collector, pki))
+}
+
+#[test]
+fn sensor_delivers_over_https_trusting_the_configured_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((_ch, collector, pki)) = setup(dir.path(), false) else {
+        return;
+    };
+    assert!(collector.url.starts_with("https://"));
+    let ca = pki.ca();
+    let pcap = pcaps().join("http-leak.pcap");
+    let out = replay(
+        &[
+            "--collector",
+            &collector.url,
+            "--token",
+            SENSOR.token,
+            "--ca-file",
+        ],
+        &[&ca, &pcap],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stored(&collector), expected_count());
+}
+
+#[test]
+fn a_collector_outside_the_configured_ca_gets_nothing_and_the_spool_keeps_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((_ch, collector, pki)) = setup(dir.path(), false) else {
+        return;
+    };
+    // A second, unrelated CA: the collector's certificate does not chain to it.
+    let other_dir = dir.path().join("other");
+    std::fs::create_dir(&other_dir).unwrap();
+    let other = TestPki::create(&other_dir).unwrap();
+    let spool = dir.path().join("spool");
+    let pcap = pcaps().join("http-leak.pcap");
+    let out = replay(
+        &[
+            "--collector",
+            &collector.url,
+            "--token",
+            SENSOR.token,
+            "--grace-secs",
+            "2",
+            "--spool",
+        ],
+        &[&spool, Path::new("--ca-file"), &other.ca(), &pcap],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("remain spooled") && err.to_lowercase().contains("certificate"),
+        "{err}"
+    );
+    assert_eq!(stored(&collector), 0, "nothing may cross an untrusted link");
+
+    // With the right CA, `deliver` drains the spool: nothing was lost.
+    let out = Command::new(bin("shaobing-sensor"))
+        .args(["deliver", "--collector", &collector.url, "--token"])
+        .arg(SENSOR.token)
+        .arg("--spool")
+        .arg(&spool)
+        .arg("--ca-file")
+        .arg(pki.ca())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stored(&collector), expected_count());
+}
+
+#[test]
+fn with_client_ca_the_sensor_needs_its_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((_ch, collector, pki)) = setup(dir.path(), true) else {
+        return;
+    };
+    let ca = pki.ca();
+    let pcap = pcaps().join("http-leak.pcap");
+    let base = [
+        "--collector",
+        collector.url.as_str(),
+        "--token",
+        SENSOR.token,
+    ];
+
+    // Without a certificate the collector refuses to take incidents.
+    let out = replay(&base, &[Path::new("--ca-file"), &ca, &pcap]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("client certificate"), "{err}");
+    assert_eq!(stored(&collector), 0);
+
+    // With the sensor's certificate (issued by the collector's client CA)
+    // everything is stored.
+    let id = pki.client(SENSOR.name).unwrap();
+    let out = replay(
+        &base,
+        &[
+            Path::new("--ca-file"),
+            &ca,
+            Path::new("--client-cert"),
+            &id.cert,
+            Path::new("--client-key"),
+            &id.key,
+            &pcap,
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stored(&collector), expected_count());
+}
+
+#[test]
+fn a_bad_ca_file_stops_the_sensor_before_it_reads_a_packet() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("ca.pem");
+    std::fs::write(&bad, "garbage\n").unwrap();
+    let out = replay(
+        &[
+            "--collector",
+            "https://127.0.0.1:9",
+            "--token",
+            "t",
+            "--ca-file",
+        ],
+        &[&bad, &pcaps().join("http-leak.pcap")],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("CA file") && err.contains("ca.pem") && err.contains("no PEM certificate"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty(), "no incident may be printed");
+}
