@@ -333,13 +333,22 @@ fn test_signatures(
     Ok(())
 }
 
-fn forwarder(endpoint: Endpoint, batch_size: usize, spool: &Path) -> Result<Forwarder> {
+/// A forwarder through the spool in `spool`, capped at `max_mib` MiB.
+fn forwarder(
+    endpoint: Endpoint,
+    batch_size: usize,
+    spool: &Path,
+    max_mib: u64,
+) -> Result<Forwarder> {
     Forwarder::start(ForwarderConfig {
         endpoint,
         batch_size,
         max_delay: Duration::from_millis(200),
         queue: 65_536,
-        spool: SpoolConfig::new(spool),
+        spool: SpoolConfig {
+            max_bytes: max_mib << 20,
+            ..SpoolConfig::new(spool)
+        },
     })
     .with_context(|| format!("opening spool {}", spool.display()))
 }
@@ -371,7 +380,8 @@ fn deliver(args: DeliverArgs) -> Result<()> {
         client_key: None,
     };
     args.tls.over(&mut c);
-    let fwd = forwarder(endpoint(&c)?, c.batch_size, &args.spool)?;
+    // `deliver` appends nothing, so the cap does not matter here.
+    let fwd = forwarder(endpoint(&c)?, c.batch_size, &args.spool, u64::MAX >> 20)?;
     let r = fwd
         .shutdown(Duration::from_secs(args.grace_secs))
         .context("delivering the spool")?;
@@ -415,19 +425,12 @@ fn run_live(args: RunArgs) -> Result<()> {
             if let Some(user) = &settings.run.user {
                 privileges::chown_to(spool, user)?;
             }
-            live::Output::Forward(
-                Forwarder::start(ForwarderConfig {
-                    endpoint: endpoint(c)?,
-                    batch_size: c.batch_size,
-                    max_delay: Duration::from_millis(200),
-                    queue: 65_536,
-                    spool: SpoolConfig {
-                        max_bytes: settings.run.spool_max_mib << 20,
-                        ..SpoolConfig::new(spool)
-                    },
-                })
-                .with_context(|| format!("opening spool {}", spool.display()))?,
-            )
+            live::Output::Forward(forwarder(
+                endpoint(c)?,
+                c.batch_size,
+                spool,
+                settings.run.spool_max_mib,
+            )?)
         }
         None => live::Output::Stdout(std::sync::Mutex::new(std::io::stdout())),
     };
@@ -638,7 +641,12 @@ fn replay(args: ReplayArgs) -> Result<()> {
     let mut replay = FileReplay::open(&args.pcaps)?;
     let mut pipeline = Pipeline::new(&settings, sigs, !args.no_detect);
     let mut output = match (&settings.collector, &args.spool) {
-        (Some(c), Some(dir)) => Output::Spooled(forwarder(endpoint(c)?, c.batch_size, dir)?),
+        (Some(c), Some(dir)) => Output::Spooled(forwarder(
+            endpoint(c)?,
+            c.batch_size,
+            dir,
+            settings.run.spool_max_mib,
+        )?),
         (Some(c), None) => Output::Collector {
             client: Client::new(&endpoint(c)?, Duration::from_secs(c.retry_secs)),
             batch: Vec::new(),

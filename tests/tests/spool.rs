@@ -139,3 +139,117 @@ fn incidents_spooled_while_the_collector_is_down_are_delivered_later_minus_a_cor
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("delivered 0 incident(s)"));
 }
+
+/// A capture with `n` leaking UDP flows, one second apart in capture time:
+/// each is one `classification-marking` incident.
+fn many_leaks(path: &Path, n: u16) {
+    use shaobing_pcapgen::packet::Packet;
+    let mut cap = shaobing_pcapgen::capture::Capture::new();
+    let body = "报告 绝密★一年 内容".as_bytes();
+    for i in 0..n {
+        let src = std::net::Ipv4Addr::new(10, 20, (i >> 8) as u8, i as u8);
+        let dst = std::net::Ipv4Addr::new(203, 0, 113, 9);
+        let frame = Packet::udp(src, dst, 40_000 + i, 5_000, body).build();
+        cap.push(1_700_000_000_000_000 + i64::from(i) * 1_000_000, frame);
+    }
+    let bytes = cap.to_pcap_bytes().unwrap();
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn a_full_spool_refuses_the_newest_counts_them_and_delivers_the_rest() {
+    if !clickhouse_available() {
+        eprintln!("SKIPPED: clickhouse-server is not installed (make deps installs it)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("spool");
+    let pcap = dir.path().join("many-leaks.pcap");
+    let total = 3_000u16;
+    many_leaks(&pcap, total);
+    let config = dir.path().join("sensor.toml");
+    std::fs::write(
+        &config,
+        "protected_networks = [\"10.0.0.0/8\"]\n[run]\nspool_max_mib = 1\n",
+    )
+    .unwrap();
+    let port = free_port().unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+
+    // 1. The collector is down and the spool holds 1 MiB: less than the
+    //    capture's incidents.
+    let out = Command::new(bin("shaobing-sensor"))
+        .arg("replay")
+        .arg("--config")
+        .arg(&config)
+        .args(["--collector", &url, "--token", SENSOR.token])
+        .args(["--grace-secs", "1", "--spool"])
+        .arg(&spool)
+        .arg(&pcap)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let produced: u64 = err
+        .split(" incidents;")
+        .next()
+        .and_then(|s| s.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no incident count in {err}"));
+    assert_eq!(produced, u64::from(total), "{err}");
+    let dropped: u64 = err
+        .split(" dropped (full)")
+        .next()
+        .and_then(|s| s.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no drop count in {err}"));
+    assert!(dropped > 0 && dropped < produced, "{err}");
+    let on_disk: u64 = segments(&spool)
+        .iter()
+        .map(|s| std::fs::metadata(s).unwrap().len())
+        .sum();
+    assert!(on_disk <= 1 << 20, "spool holds {on_disk} bytes");
+
+    // 2. The collector comes up: exactly the spooled ones arrive, and they
+    //    are the oldest (drop-newest keeps what was spooled first).
+    let ch = ClickHouseServer::start().expect("start ClickHouse");
+    let collector = Collector::start_on(dir.path(), &ch, &[SENSOR], port).expect("start collector");
+    let out = Command::new(bin("shaobing-sensor"))
+        .args([
+            "deliver",
+            "--collector",
+            &collector.url,
+            "--token",
+            SENSOR.token,
+        ])
+        .arg("--spool")
+        .arg(&spool)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let kept = produced - dropped;
+    assert!(
+        err.contains(&format!("delivered {kept} incident(s)")),
+        "{err}"
+    );
+    let stored: Vec<Value> = collector
+        .query(&["--since", "all", "--json", "--limit", "10000"])
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(stored.len() as u64, kept);
+    let mut sources: Vec<u32> = stored
+        .iter()
+        .filter_map(|s| s["src_ip"].as_str()?.parse::<std::net::Ipv4Addr>().ok())
+        .map(u32::from)
+        .collect();
+    sources.sort_unstable();
+    let first = u32::from(std::net::Ipv4Addr::new(10, 20, 0, 0));
+    let oldest: Vec<u32> = (0..kept as u32).map(|i| first + i).collect();
+    assert!(
+        sources == oldest,
+        "the kept incidents must be the oldest {kept} (drop-newest)"
+    );
+}
