@@ -26,6 +26,49 @@ pub const MAX_LIMIT: u64 = 10_000;
 /// Longest accepted query string.
 const MAX_QUERY_BYTES: usize = 8192;
 
+/// Every incident kind, by wire name: what `kind` accepts.
+pub const KINDS: [&str; 3] = kind_names([Kind::Volumetric, Kind::Leak, Kind::SensorHealth]);
+/// Every incident event, by wire name: what `event` accepts.
+pub const EVENTS: [&str; 5] = event_names([
+    Event::AttackStarted,
+    Event::AttackUpdate,
+    Event::AttackEnded,
+    Event::Leak,
+    Event::CaptureLoss,
+]);
+
+const fn kind_names(all: [Kind; 3]) -> [&'static str; 3] {
+    let mut names = [""; 3];
+    let mut i = 0;
+    while i < all.len() {
+        // Exhaustive: a new kind fails to compile here until it is listed.
+        names[i] = match all[i] {
+            Kind::Volumetric => "volumetric",
+            Kind::Leak => "leak",
+            Kind::SensorHealth => "sensor_health",
+        };
+        i += 1;
+    }
+    names
+}
+
+const fn event_names(all: [Event; 5]) -> [&'static str; 5] {
+    let mut names = [""; 5];
+    let mut i = 0;
+    while i < all.len() {
+        // Exhaustive: a new event fails to compile here until it is listed.
+        names[i] = match all[i] {
+            Event::AttackStarted => "attack_started",
+            Event::AttackUpdate => "attack_update",
+            Event::AttackEnded => "attack_ended",
+            Event::Leak => "leak",
+            Event::CaptureLoss => "capture_loss",
+        };
+        i += 1;
+    }
+    names
+}
+
 fn hex_val(b: u8) -> Option<u8> {
     match b {
         b'0'..=b'9' => Some(b - b'0'),
@@ -156,17 +199,9 @@ pub fn filter_from_params(
                     f.until = b.resolve(now);
                 }
             }
-            "kind" => {
-                f.kind = Some(Kind::parse(v).ok_or_else(|| bad(name, v, "volumetric or leak"))?)
-            }
+            "kind" => f.kind = Some(Kind::parse(v).ok_or_else(|| bad(name, v, &KINDS.join(", ")))?),
             "event" => {
-                f.event = Some(Event::parse(v).ok_or_else(|| {
-                    bad(
-                        name,
-                        v,
-                        "attack_started, attack_update, attack_ended or leak",
-                    )
-                })?)
+                f.event = Some(Event::parse(v).ok_or_else(|| bad(name, v, &EVENTS.join(", ")))?)
             }
             "vector" => f.vector = Some(text(v, name)?),
             "signature" => f.signature = Some(text(v, name)?),
@@ -359,6 +394,31 @@ mod tests {
                 filter_from_params(&p, now, TimeBound::All).is_err(),
                 "{bad}"
             );
+        }
+    }
+
+    #[test]
+    fn kind_and_event_errors_list_every_accepted_name() {
+        let now = Timestamp::from_parts(1_700_000_000, 0);
+        let err = |q: &str| {
+            let p = parse_query(Some(q), ALL_PARAMS).unwrap();
+            filter_from_params(&p, now, TimeBound::All).unwrap_err()
+        };
+        assert_eq!(
+            err("kind=x"),
+            "invalid kind \"x\": expected volumetric, leak, sensor_health"
+        );
+        assert_eq!(
+            err("event=x"),
+            "invalid event \"x\": expected attack_started, attack_update, attack_ended, leak, capture_loss"
+        );
+        for k in KINDS {
+            assert_eq!(Kind::parse(k).map(Kind::as_str), Some(k));
+            let p = parse_query(Some(&format!("kind={k}")), ALL_PARAMS).unwrap();
+            assert!(filter_from_params(&p, now, TimeBound::All).is_ok(), "{k}");
+        }
+        for e in EVENTS {
+            assert_eq!(Event::parse(e).map(Event::as_str), Some(e));
         }
     }
 

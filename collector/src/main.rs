@@ -105,10 +105,10 @@ struct FilterArgs {
     /// Upper bound (exclusive) on capture time: same forms as --since.
     #[arg(long, value_name = "WHEN")]
     until: Option<String>,
-    /// volumetric or leak.
+    /// volumetric, leak or sensor_health.
     #[arg(long)]
     kind: Option<String>,
-    /// attack_started, attack_update, attack_ended or leak.
+    /// attack_started, attack_update, attack_ended, leak or capture_loss.
     #[arg(long)]
     event: Option<String>,
     /// Attack vector, e.g. syn_flood.
