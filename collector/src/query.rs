@@ -423,11 +423,205 @@ fn sorted_counts(map: std::collections::HashMap<String, u64>) -> Vec<Count> {
     v
 }
 
+/// Where each part of a summary's window is read from (see
+/// [`summary_plan`]). Time ranges are whole seconds, `[lo, hi)`; the
+/// filter's exact (microsecond) bounds apply on top of them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SummaryPlan {
+    /// Compacted days wholly inside the window, read from their per-day
+    /// pre-aggregates. Always holds the sentinel 0 (`has([], x)` is a type
+    /// error on 18.16).
+    pub whole_days: Vec<u32>,
+    /// `(day, first hour, end hour)` (hour starts, Unix seconds): whole
+    /// hours of a compacted day the window cuts, read from the per-hour
+    /// pre-aggregates.
+    pub hours: Vec<(u32, u32, u32)>,
+    /// Compacted (duplicate-free) time ranges read raw without `FINAL`.
+    pub raw: Vec<(u32, u32)>,
+    /// The other days' ranges (several copies of an incident possible),
+    /// read counting distinct ids.
+    pub fin: Vec<(u32, u32)>,
+}
+
+/// Splits a summary's window over the days that hold data: each compacted
+/// day whose pre-aggregates were built from its current part (`built`)
+/// contributes its whole hours inside the window from the pre-aggregates
+/// (the whole day at once when it lies inside the window) and the sub-hour
+/// fragments at the window's edges raw; other compacted days are read raw,
+/// the rest with `FINAL`. Pre-aggregates are used only when `unfiltered`
+/// (nothing but time filters). `since` / `until` are microseconds
+/// (inclusive / exclusive). The pieces are disjoint, so an incident is
+/// counted by exactly one of them.
+pub fn summary_plan(
+    states: &DayStates,
+    built: &[(u32, String)],
+    since: Option<i64>,
+    until: Option<i64>,
+    unfiltered: bool,
+) -> SummaryPlan {
+    const DAY: i64 = 86_400;
+    const HOUR: i64 = 3_600;
+    let mut plan = SummaryPlan {
+        whole_days: vec![0],
+        ..SummaryPlan::default()
+    };
+    let secs = |v: i64| u32::try_from(v.clamp(0, i64::from(u32::MAX))).unwrap_or(u32::MAX);
+    // The window in whole seconds: every second holding a matching
+    // incident.
+    let lo_w = since.map_or(0, |s| s.div_euclid(1_000_000));
+    let hi_w = until.map_or(i64::MAX, |u| {
+        u.div_euclid(1_000_000) + i64::from(u.rem_euclid(1_000_000) != 0)
+    });
+    // Whole hours inside the window.
+    let h_lo_w = since.map_or(0, |s| {
+        s.div_euclid(1_000_000).div_euclid(HOUR) * HOUR
+            + if s.rem_euclid(HOUR * 1_000_000) != 0 {
+                HOUR
+            } else {
+                0
+            }
+    });
+    let h_hi_w = until.map_or(i64::MAX, |u| u.div_euclid(HOUR * 1_000_000) * HOUR);
+    let days = states
+        .clean_parts
+        .iter()
+        .map(|(d, p)| (*d, Some(p)))
+        .chain(states.unclean.iter().map(|d| (*d, None)));
+    for (day, part) in days {
+        let Some(start) = crate::retention::day_start_secs(day) else {
+            continue;
+        };
+        let end = start + DAY;
+        let (lo, hi) = (start.max(lo_w), end.min(hi_w));
+        if lo >= hi {
+            continue;
+        }
+        let Some(part) = part else {
+            plan.fin.push((secs(lo), secs(hi)));
+            continue;
+        };
+        let summarized = unfiltered && built.iter().any(|(d, p)| *d == day && p == part);
+        let (h_lo, h_hi) = (start.max(h_lo_w), end.min(h_hi_w));
+        if !summarized || h_lo >= h_hi {
+            plan.raw.push((secs(lo), secs(hi)));
+            continue;
+        }
+        if h_lo == start && h_hi == end {
+            plan.whole_days.push(day);
+        } else {
+            plan.hours.push((day, secs(h_lo), secs(h_hi)));
+        }
+        if lo < h_lo {
+            plan.raw.push((secs(lo), secs(h_lo)));
+        }
+        if h_hi < hi {
+            plan.raw.push((secs(h_hi), secs(hi)));
+        }
+    }
+    plan
+}
+
+/// A bound value of [`SqlBuilder`].
+enum Arg {
+    U32(u32),
+    U64(u64),
+    Days(Vec<u32>),
+    /// The filter's values, in [`where_clause`] order.
+    Filter,
+}
+
+/// How a summary branch over uncompacted days counts each incident once:
+/// `SELECT {outer} FROM (SELECT {inner} ... GROUP BY {group}){outer_group}`.
+struct Dedup {
+    outer: &'static str,
+    inner: &'static str,
+    group: &'static str,
+    outer_group: &'static str,
+}
+
+/// Which pre-aggregated rows a branch reads (see [`SqlBuilder::pre`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pre {
+    /// Whole days only.
+    Days,
+    /// Whole hours of cut days only.
+    Hours,
+    /// Both (the per-hour day summary).
+    Both,
+}
+
+/// SQL text with its bound values in placeholder order.
+#[derive(Default)]
+struct SqlBuilder {
+    sql: String,
+    args: Vec<Arg>,
+}
+
+impl SqlBuilder {
+    fn push(&mut self, text: &str) -> &mut Self {
+        self.sql.push_str(text);
+        self
+    }
+
+    fn arg(&mut self, a: Arg) -> &mut Self {
+        self.args.push(a);
+        self
+    }
+
+    /// ` AND (0 OR (ts >= lo AND ts < hi) ...)`.
+    fn ranges(&mut self, ranges: &[(u32, u32)]) -> &mut Self {
+        self.push(" AND (0");
+        for (lo, hi) in ranges {
+            self.push(" OR (ts >= toDateTime(?) AND ts < toDateTime(?))");
+            self.arg(Arg::U32(*lo)).arg(Arg::U32(*hi));
+        }
+        self.push(")")
+    }
+
+    /// ` AND (has(days, day) OR (day = d AND hour >= lo AND hour < hi) ...)`
+    /// with the plan's whole days (`Pre::Days`), cut days' hours
+    /// (`Pre::Hours`) or both.
+    fn pre(&mut self, plan: &SummaryPlan, pre: Pre) -> &mut Self {
+        if pre == Pre::Hours {
+            self.push(" AND (0");
+        } else {
+            self.push(" AND (has(?, day)")
+                .arg(Arg::Days(plan.whole_days.clone()));
+        }
+        if pre != Pre::Days {
+            for (day, lo, hi) in &plan.hours {
+                self.push(" OR (day = ? AND hour >= ? AND hour < ?)");
+                self.arg(Arg::U32(*day))
+                    .arg(Arg::U32(*lo))
+                    .arg(Arg::U32(*hi));
+            }
+        }
+        self.push(")")
+    }
+
+    fn query(&self, client: &Client, filter: &QueryFilter) -> clickhouse::query::Query {
+        let mut q = client
+            .query(&self.sql)
+            .with_setting("wait_end_of_query", "1");
+        for a in &self.args {
+            q = match a {
+                Arg::U32(v) => q.bind(*v),
+                Arg::U64(v) => q.bind(*v),
+                Arg::Days(v) => q.bind(v.clone()),
+                Arg::Filter => bind_where(q, filter),
+            };
+        }
+        q
+    }
+}
+
 /// Computes the [`Summary`] of incidents matching `filter` (its `limit`
 /// and `cursor` are ignored; `top` bounds the top lists), counting each
-/// incident once: compacted days ([`clean_days`]) are read as they are,
-/// the others with `FINAL`. A partition that gains a part between the
-/// listing and the read (a late insert into an old day) can count that
+/// incident once. The window is split by [`summary_plan`]: pre-aggregates
+/// of compacted days (whole days, or the whole hours of a day the window
+/// cuts) for unfiltered summaries, other compacted days raw without
+/// `FINAL`, the rest with `FINAL`. A partition that gains a part between
+/// the listing and the read (a late insert into an old day) can count that
 /// part's re-delivered incidents twice in this one answer.
 pub async fn fetch_summary(
     client: &Client,
@@ -438,86 +632,150 @@ pub async fn fetch_summary(
 ) -> Result<Summary, StoreError> {
     let mut wh = String::new();
     where_clause(filter, &mut wh);
-    let states = day_states(client, db, timeout).await?;
-    let clean = states.clean.clone();
-    let summarized = summarized_days(client, db, timeout, &states, filter).await?;
-    // The FINAL branch names its days as time ranges, so ClickHouse prunes
-    // the compacted partitions before merging (a `has()` on the partition
-    // would be applied only after FINAL had merged every day).
-    let mut days_sql = String::from(" AND (0");
-    let mut day_ranges = Vec::new();
-    for d in &states.unclean {
-        if let Some(start) = crate::retention::day_start_secs(*d) {
-            days_sql.push_str(" OR (ts >= toDateTime(?) AND ts < toDateTime(?))");
-            day_ranges.push(start);
-        }
-    }
-    days_sql.push(')');
-    // Each read is the union of: the day summaries of whole compacted days
-    // in the window (unfiltered summaries only), the other compacted days
-    // (no duplicates left, so no FINAL needed), and the other days with
-    // FINAL.
-    let union = |pre: &str, cols: &str, cond: &str| {
-        format!(
-            "{pre} AND has(?, day) \
-             UNION ALL \
-             SELECT {cols} FROM `{db}`.incidents WHERE 1{wh}{cond} AND has(?, toYYYYMMDD(ts)) \
-             AND NOT has(?, toYYYYMMDD(ts)) \
-             UNION ALL \
-             SELECT {cols} FROM `{db}`.incidents FINAL WHERE 1{wh}{cond}{days_sql} \
-             AND NOT has(?, toYYYYMMDD(ts))"
-        )
+    let unfiltered = filter.kind.is_none()
+        && filter.event.is_none()
+        && filter.vector.is_none()
+        && filter.signature.is_none()
+        && filter.severity.is_empty()
+        && filter.sensor.is_none()
+        && filter.ip.is_none();
+    let (states, built) = if unfiltered {
+        tokio::try_join!(
+            day_states(client, db, timeout),
+            day_summary_keys(client, db, timeout)
+        )?
+    } else {
+        (day_states(client, db, timeout).await?, Vec::new())
     };
-    let dims = format!(
-        "SELECT kind, vector, signature, severity, hour, sum(n) AS n FROM ({}) \
-         GROUP BY kind, vector, signature, severity, hour",
-        union(
+    let plan = summary_plan(
+        &states,
+        &built,
+        filter.since.map(|t| t.micros()),
+        filter.until.map(|t| t.micros()),
+        unfiltered,
+    );
+    // Each read is the union of the pre-aggregates (`pre`: whole days,
+    // then, for hosts, the whole hours of cut days), the raw compacted
+    // ranges and the FINAL ranges; a branch with nothing to read is left
+    // out (the first always stays, so the union is never empty). Ranges
+    // are time conditions, so ClickHouse prunes partitions before reading
+    // (and before FINAL merges).
+    // The uncompacted days may hold several copies of an incident (until
+    // ClickHouse merges them). Instead of `FINAL` (a single-threaded
+    // merge of every column read, the slowest part of a summary that
+    // includes today), each such branch counts distinct ids per group,
+    // `uniqExact(id)`: copies of an incident are the same delivery (same
+    // id, same content), so they fall in the same group and count once.
+    // A leak source's matches are summed per (source, match count) group
+    // as distinct ids times the count.
+    let union = |b: &mut SqlBuilder, pre: &[(&str, Pre)], cols: &str, cond: &str, dedup: &Dedup| {
+        for (i, (sql, which)) in pre.iter().enumerate() {
+            if i > 0 {
+                if *which == Pre::Hours && plan.hours.is_empty() {
+                    continue;
+                }
+                b.push(" UNION ALL ");
+            }
+            b.push(sql).pre(&plan, *which);
+        }
+        if !plan.raw.is_empty() {
+            b.push(&format!(
+                " UNION ALL SELECT {cols} FROM `{db}`.incidents WHERE 1{wh}{cond}"
+            ))
+            .arg(Arg::Filter)
+            .ranges(&plan.raw);
+        }
+        if !plan.fin.is_empty() {
+            b.push(&format!(
+                " UNION ALL SELECT {} FROM (SELECT {} FROM `{db}`.incidents WHERE 1{wh}{cond}",
+                dedup.outer, dedup.inner
+            ))
+            .arg(Arg::Filter)
+            .ranges(&plan.fin)
+            .push(&format!(" GROUP BY {}){}", dedup.group, dedup.outer_group));
+        }
+    };
+    let mut dims = SqlBuilder::default();
+    dims.push("SELECT kind, vector, signature, severity, hour, sum(n) AS n FROM (");
+    union(
+        &mut dims,
+        &[(
             &format!(
                 "SELECT kind, vector, signature, severity, hour, n \
                  FROM `{db}`.incidents_day_summary WHERE 1"
             ),
-            "kind, vector, signature, severity, toUInt32(toStartOfHour(ts)) AS hour, toUInt64(1) AS n",
-            ""
-        )
+            Pre::Both,
+        )],
+        "kind, vector, signature, severity, toUInt32(toStartOfHour(ts)) AS hour, toUInt64(1) AS n",
+        "",
+        &Dedup {
+            outer: "kind, vector, signature, severity, hour, n",
+            inner: "kind, vector, signature, severity, toUInt32(toStartOfHour(ts)) AS hour, \
+                    toUInt64(uniqExact(id)) AS n",
+            group: "kind, vector, signature, severity, hour",
+            outer_group: "",
+        },
     );
-    let targets = format!(
-        "SELECT ip, sum(n) AS n, uniqExactArray(ids) AS score FROM ({}) \
-         GROUP BY ip ORDER BY score DESC, n DESC, ip LIMIT ?",
+    dims.push(") GROUP BY kind, vector, signature, severity, hour");
+    let hosts = |role: &str, cols: &str, cond: &str, dedup: &Dedup, agg: &str, order: &str| {
+        let mut b = SqlBuilder::default();
+        b.push(&format!("SELECT ip, sum(n) AS n, {agg} AS score FROM ("));
         union(
-            &format!(
-                "SELECT ip, n, attack_ids AS ids FROM `{db}`.incidents_day_hosts WHERE role = 'target'"
-            ),
-            "dst_ip AS ip, toUInt64(1) AS n, [attack_id] AS ids",
-            " AND kind = 'volumetric' AND dst_ip != ''"
-        )
-    );
-    let leakers = format!(
-        "SELECT ip, sum(n) AS n, sum(score) AS score FROM ({}) \
-         GROUP BY ip ORDER BY n DESC, score DESC, ip LIMIT ?",
-        union(
-            &format!("SELECT ip, n, score FROM `{db}`.incidents_day_hosts WHERE role = 'leaker'"),
-            "src_ip AS ip, toUInt64(1) AS n, match_count AS score",
-            " AND kind = 'leak' AND src_ip != ''"
-        )
-    );
-    let bind = |sql: &str| {
-        let q = client
-            .query(sql)
-            .with_setting("wait_end_of_query", "1")
-            .bind(summarized.clone());
-        let q = bind_where(q, filter)
-            .bind(clean.clone())
-            .bind(summarized.clone());
-        let mut q = bind_where(q, filter);
-        for start in &day_ranges {
-            let start = u32::try_from(*start).unwrap_or(u32::MAX);
-            q = q.bind(start).bind(start.saturating_add(86_400));
-        }
-        q.bind(clean.clone())
+            &mut b,
+            &[
+                (
+                    &format!(
+                        "SELECT ip, n, score, attack_ids FROM `{db}`.incidents_day_hosts \
+                         WHERE role = '{role}'"
+                    ),
+                    Pre::Days,
+                ),
+                (
+                    &format!(
+                        "SELECT ip, n, score, attack_ids FROM `{db}`.incidents_hour_hosts \
+                         WHERE role = '{role}'"
+                    ),
+                    Pre::Hours,
+                ),
+            ],
+            cols,
+            cond,
+            dedup,
+        );
+        b.push(&format!(") GROUP BY ip ORDER BY {order}, ip LIMIT ?"))
+            .arg(Arg::U64(top));
+        b
     };
-    let q_dims = bind(&dims);
-    let q_targets = bind(&targets).bind(top);
-    let q_leakers = bind(&leakers).bind(top);
+    let targets = hosts(
+        "target",
+        "dst_ip AS ip, toUInt64(1) AS n, toUInt64(0) AS score, [attack_id] AS attack_ids",
+        " AND kind = 'volumetric' AND dst_ip != ''",
+        &Dedup {
+            outer: "ip, n, score, attack_ids",
+            inner: "dst_ip AS ip, toUInt64(uniqExact(id)) AS n, toUInt64(0) AS score, \
+                    groupUniqArray(attack_id) AS attack_ids",
+            group: "ip",
+            outer_group: "",
+        },
+        "uniqExactArray(attack_ids)",
+        "score DESC, n DESC",
+    );
+    let leakers = hosts(
+        "leaker",
+        "src_ip AS ip, toUInt64(1) AS n, match_count AS score, emptyArrayString() AS attack_ids",
+        " AND kind = 'leak' AND src_ip != ''",
+        &Dedup {
+            outer: "ip, sum(u) AS n, sum(u * mc) AS score, emptyArrayString() AS attack_ids",
+            inner: "src_ip AS ip, match_count AS mc, toUInt64(uniqExact(id)) AS u",
+            group: "ip, mc",
+            outer_group: " GROUP BY ip",
+        },
+        "sum(score)",
+        "n DESC, score DESC",
+    );
+    let q_dims = dims.query(client, filter);
+    let q_targets = targets.query(client, filter);
+    let q_leakers = leakers.query(client, filter);
     let what = "summary";
     let (dims, targets, leakers) = with_timeout(what, timeout, async {
         tokio::try_join!(
@@ -593,45 +851,6 @@ struct PartitionRow {
 struct SummaryKeyRow {
     day: u32,
     part: String,
-}
-
-/// The day summaries an unfiltered summary of `filter`'s window can use:
-/// compacted days lying wholly inside the window whose summary was built
-/// from their current part (see [`crate::retention::build_day_summaries`]).
-/// Holds the sentinel 0; only the sentinel when `filter` filters on
-/// anything but time.
-async fn summarized_days(
-    client: &Client,
-    db: &str,
-    timeout: Duration,
-    states: &DayStates,
-    filter: &QueryFilter,
-) -> Result<Vec<u32>, StoreError> {
-    let unfiltered = filter.kind.is_none()
-        && filter.event.is_none()
-        && filter.vector.is_none()
-        && filter.signature.is_none()
-        && filter.severity.is_empty()
-        && filter.sensor.is_none()
-        && filter.ip.is_none();
-    let mut days = vec![0];
-    if !unfiltered {
-        return Ok(days);
-    }
-    let built = day_summary_keys(client, db, timeout).await?;
-    let since = filter.since.map(|t| t.micros());
-    let until = filter.until.map(|t| t.micros());
-    for (day, part) in &states.clean_parts {
-        let Some(start) = crate::retention::day_start_secs(*day) else {
-            continue;
-        };
-        let (start, end) = (start * 1_000_000, (start + 86_400) * 1_000_000);
-        let inside = since.is_none_or(|s| s <= start) && until.is_none_or(|u| end <= u);
-        if inside && built.iter().any(|(d, p)| d == day && p == part) {
-            days.push(*day);
-        }
-    }
-    Ok(days)
 }
 
 /// `(day, part)` of every day summary built.
@@ -929,6 +1148,68 @@ fn table_row(r: &IncidentRow) -> [String; 9] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn states(clean: &[(u32, &str)], unclean: &[u32]) -> DayStates {
+        DayStates {
+            clean: clean.iter().map(|(d, _)| *d).chain([0]).collect(),
+            unclean: unclean.to_vec(),
+            clean_parts: clean.iter().map(|(d, p)| (*d, p.to_string())).collect(),
+        }
+    }
+
+    /// 2026-11-01T00:00:00Z and 2026-11-02T00:00:00Z.
+    const D1: u32 = 1_793_491_200;
+    const D2: u32 = D1 + 86_400;
+    const US: i64 = 1_000_000;
+
+    #[test]
+    fn summary_plan_reads_whole_days_and_whole_hours_pre_aggregated() {
+        let st = states(&[(20261101, "p1"), (20261102, "p2")], &[20261103]);
+        let built = vec![(20261101, "p1".to_string()), (20261102, "p2".to_string())];
+        // The window starts at 06:30:00.5 on day 1 and ends at 03:15 on day 3.
+        let since = i64::from(D1 + 6 * 3600 + 1800) * US + 500_000;
+        let until = i64::from(D2 + 86_400 + 3 * 3600 + 900) * US;
+        let p = summary_plan(&st, &built, Some(since), Some(until), true);
+        assert_eq!(p.whole_days, [0, 20261102]);
+        assert_eq!(p.hours, [(20261101, D1 + 7 * 3600, D2)]);
+        assert_eq!(p.raw, [(D1 + 6 * 3600 + 1800, D1 + 7 * 3600)]);
+        assert_eq!(p.fin, [(D2 + 86_400, D2 + 86_400 + 3 * 3600 + 900)]);
+        // A window on hour boundaries needs no raw fragment; one that ends
+        // inside a day reads its last whole hours pre-aggregated too.
+        let since = i64::from(D1 + 7 * 3600) * US;
+        let until = i64::from(D2 + 5 * 3600 + 10) * US + 1;
+        let p = summary_plan(&st, &built, Some(since), Some(until), true);
+        assert_eq!(p.whole_days, [0]);
+        assert_eq!(
+            p.hours,
+            [(20261101, D1 + 7 * 3600, D2), (20261102, D2, D2 + 5 * 3600)]
+        );
+        assert_eq!(p.raw, [(D2 + 5 * 3600, D2 + 5 * 3600 + 11)]);
+        assert!(p.fin.is_empty());
+    }
+
+    #[test]
+    fn summary_plan_falls_back_to_raw_reads() {
+        let st = states(&[(20261101, "p1"), (20261102, "p2")], &[20261103]);
+        // Day 2's summary was built from an older part.
+        let built = vec![(20261101, "p1".to_string()), (20261102, "old".to_string())];
+        let p = summary_plan(&st, &built, None, None, true);
+        assert_eq!(p.whole_days, [0, 20261101]);
+        assert!(p.hours.is_empty());
+        assert_eq!(p.raw, [(D2, D2 + 86_400)]);
+        assert_eq!(p.fin, [(D2 + 86_400, D2 + 2 * 86_400)]);
+        // Filters other than time: no pre-aggregates at all.
+        let p = summary_plan(&st, &built, None, None, false);
+        assert_eq!(p.whole_days, [0]);
+        assert_eq!(p.raw, [(D1, D2), (D2, D2 + 86_400)]);
+        // A window inside one hour: raw only; days outside it: nothing.
+        let since = i64::from(D1 + 600) * US;
+        let until = i64::from(D1 + 1200) * US;
+        let p = summary_plan(&st, &built, Some(since), Some(until), true);
+        assert_eq!(p.whole_days, [0]);
+        assert!(p.hours.is_empty() && p.fin.is_empty());
+        assert_eq!(p.raw, [(D1 + 600, D1 + 1200)]);
+    }
 
     #[test]
     fn durations_parse_with_units() {

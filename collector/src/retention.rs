@@ -88,6 +88,7 @@ pub async fn run_once(
         ("incidents", config.incidents_days),
         ("incidents_day_summary", config.incidents_days),
         ("incidents_day_hosts", config.incidents_days),
+        ("incidents_hour_hosts", config.incidents_days),
         ("sensor_heartbeats", config.heartbeats_days),
     ] {
         if days == 0 {
@@ -218,7 +219,7 @@ pub async fn compact_once(
 }
 
 /// Builds the per-day pre-aggregates (`incidents_day_summary`,
-/// `incidents_day_hosts`) of every compacted day that has none, or one
+/// `incidents_day_hosts`, `incidents_hour_hosts`) of every compacted day that has none, or one
 /// built from another part. Hosts are written first, so a day summary row
 /// implies its host rows. A day that changes meanwhile gets a summary
 /// labelled with a part that is no longer its only one, which is never
@@ -237,9 +238,13 @@ pub async fn build_day_summaries(client: &Client, db: &str) -> Result<Vec<u32>, 
         let start = u32::try_from(start).unwrap_or(0);
         let end = start.saturating_add(86_400);
         let range = "ts >= toDateTime(?) AND ts < toDateTime(?)";
-        let statements = [
+        // Every statement but the drops binds (day, part, start, end).
+        let drops = [
             format!("ALTER TABLE `{db}`.incidents_day_summary DROP PARTITION {day}"),
             format!("ALTER TABLE `{db}`.incidents_day_hosts DROP PARTITION {day}"),
+            format!("ALTER TABLE `{db}`.incidents_hour_hosts DROP PARTITION {day}"),
+        ];
+        let inserts = [
             format!(
                 "INSERT INTO `{db}`.incidents_day_hosts SELECT toUInt32(?), ?, 'target', dst_ip, \
                  count(), toUInt64(0), groupUniqArray(attack_id) FROM `{db}`.incidents \
@@ -251,6 +256,19 @@ pub async fn build_day_summaries(client: &Client, db: &str) -> Result<Vec<u32>, 
                  WHERE {range} AND kind = 'leak' AND src_ip != '' GROUP BY src_ip"
             ),
             format!(
+                "INSERT INTO `{db}`.incidents_hour_hosts SELECT toUInt32(?), ?, \
+                 toUInt32(toStartOfHour(ts)) AS hour, 'target', dst_ip, count(), toUInt64(0), \
+                 groupUniqArray(attack_id) FROM `{db}`.incidents \
+                 WHERE {range} AND kind = 'volumetric' AND dst_ip != '' GROUP BY hour, dst_ip"
+            ),
+            format!(
+                "INSERT INTO `{db}`.incidents_hour_hosts SELECT toUInt32(?), ?, \
+                 toUInt32(toStartOfHour(ts)) AS hour, 'leaker', src_ip, count(), \
+                 sum(match_count), emptyArrayString() FROM `{db}`.incidents \
+                 WHERE {range} AND kind = 'leak' AND src_ip != '' GROUP BY hour, src_ip"
+            ),
+            // Last: a day summary row implies the host rows.
+            format!(
                 "INSERT INTO `{db}`.incidents_day_summary SELECT toUInt32(?), ?, \
                  toUInt32(toStartOfHour(ts)) AS hour, kind, vector, signature, severity, count() \
                  FROM `{db}`.incidents WHERE {range} \
@@ -258,11 +276,20 @@ pub async fn build_day_summaries(client: &Client, db: &str) -> Result<Vec<u32>, 
             ),
         ];
         let what = "day summary";
-        for (i, sql) in statements.iter().enumerate() {
-            let mut q = client.query(sql);
-            if i >= 2 {
-                q = q.bind(*day).bind(part.as_str()).bind(start).bind(end);
-            }
+        for sql in &drops {
+            let q = client.query(sql);
+            with_timeout(what, COMPACT_TIMEOUT, async {
+                q.execute().await.map_err(StoreError::ch(what))
+            })
+            .await?;
+        }
+        for sql in &inserts {
+            let q = client
+                .query(sql)
+                .bind(*day)
+                .bind(part.as_str())
+                .bind(start)
+                .bind(end);
             with_timeout(what, COMPACT_TIMEOUT, async {
                 q.execute().await.map_err(StoreError::ch(what))
             })

@@ -138,6 +138,28 @@ pub const DAY_HOSTS_V3: &str = "CREATE TABLE IF NOT EXISTS `{db}`.incidents_day_
 PARTITION BY day
 ORDER BY (day, role, ip)";
 
+/// Per-hour, per-host pre-aggregates of compacted days, so that a summary
+/// whose window starts or ends inside a compacted day reads that day's
+/// whole hours pre-aggregated and only the sub-hour fragment raw. Same
+/// columns as `incidents_day_hosts` plus `hour` (start, Unix seconds).
+pub const HOUR_HOSTS_V4: &str = "CREATE TABLE IF NOT EXISTS `{db}`.incidents_hour_hosts (
+    day UInt32,
+    part String,
+    hour UInt32,
+    role String,
+    ip String,
+    n UInt64,
+    score UInt64,
+    attack_ids Array(String)
+) ENGINE = MergeTree
+PARTITION BY day
+ORDER BY (day, role, hour, ip)";
+
+/// Day summaries built before migration 4 have no hour rows: forget them
+/// (derived data), so the next maintenance pass rebuilds every day with
+/// both.
+pub const FORGET_DAY_SUMMARIES_V4: &str = "TRUNCATE TABLE `{db}`.incidents_day_summary";
+
 /// All migrations, oldest first.
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -154,6 +176,11 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 3,
         description: "per-day summary tables",
         statements: &[DAY_SUMMARY_V3, DAY_HOSTS_V3],
+    },
+    Migration {
+        version: 4,
+        description: "per-hour host summary table",
+        statements: &[HOUR_HOSTS_V4, FORGET_DAY_SUMMARIES_V4],
     },
 ];
 
