@@ -132,6 +132,13 @@ impl BuildHasher for FastState {
 /// A `HashMap` with [`FastState`].
 pub type FastMap<K, V> = std::collections::HashMap<K, V, FastState>;
 
+/// A seed that differs per process (drawn from the standard library's
+/// random hash keys), for tables whose keys a sender chooses: a collision
+/// set crafted against one run does not carry over to the next.
+pub fn random_seed() -> u64 {
+    std::collections::hash_map::RandomState::new().hash_one(0x5eed_u64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -79,7 +79,7 @@ impl UrlDecoder {
             }
         }
         let rest = input.get(i..).unwrap_or_default();
-        if self.out.is_empty() && !rest.iter().any(|&b| b == b'%' || b == b'+') {
+        if self.out.is_empty() && memchr::memchr2(b'%', b'+', rest).is_none() {
             sink.data(rest);
             return;
         }
@@ -121,10 +121,7 @@ impl UrlDecoder {
                 }
                 _ => {
                     let tail = rest.get(i..).unwrap_or_default();
-                    let run = tail
-                        .iter()
-                        .position(|&c| c == b'%' || c == b'+')
-                        .unwrap_or(tail.len());
+                    let run = memchr::memchr2(b'%', b'+', tail).unwrap_or(tail.len());
                     self.out
                         .extend_from_slice(tail.get(..run).unwrap_or_default());
                     i += run.max(1);
@@ -383,14 +380,17 @@ impl Base64Stream {
 
     /// Decodes `input` and pushes the bytes to `sink`.
     pub fn push(&mut self, input: &[u8], sink: &mut impl Sink) {
-        if input.iter().all(|&b| BASE64_ALPHABET[usize::from(b)]) {
-            self.clean.extend_from_slice(input);
-        } else {
-            // Runs between line breaks (or other skipped bytes) copied whole.
-            for run in input.split(|&b| !BASE64_ALPHABET[usize::from(b)]) {
-                self.clean.extend_from_slice(run);
-            }
+        // Line breaks are cut out here, a line at a time; any other byte
+        // outside the alphabet (rare) makes the bulk decode fail and is
+        // filtered out then.
+        let mut rest = input;
+        while let Some(i) = memchr::memchr(b'\n', rest) {
+            let (line, after) = rest.split_at(i);
+            self.clean
+                .extend_from_slice(line.strip_suffix(b"\r").unwrap_or(line));
+            rest = after.get(1..).unwrap_or_default();
         }
+        self.clean.extend_from_slice(rest);
         if self.clean.len() >= BASE64_BATCH {
             self.decode(false, sink);
         }
@@ -406,8 +406,14 @@ impl Base64Stream {
         let engine = &base64::engine::general_purpose::STANDARD;
         let batch = self.clean.get(..whole).unwrap_or_default();
         if engine.decode_vec(batch, &mut self.out).is_err() {
-            // Padding inside, or a bad last group: group by group.
             self.out.clear();
+            if self.clean.iter().any(|&b| !BASE64_ALPHABET[usize::from(b)]) {
+                // Spaces or stray characters: drop them and decode again
+                // (once: what is left is all alphabet).
+                self.clean.retain(|&b| BASE64_ALPHABET[usize::from(b)]);
+                return self.decode(all, sink);
+            }
+            // Padding inside, or a bad last group: group by group.
             for quad in batch.chunks(4) {
                 let mut buf = [0u8; 3];
                 if let Ok(n) = engine.decode_slice(quad, &mut buf) {
@@ -422,6 +428,7 @@ impl Base64Stream {
     /// Ends the input: decodes what is gathered (an incomplete last group
     /// is dropped).
     pub fn finish(&mut self, sink: &mut impl Sink) {
+        self.clean.retain(|&b| BASE64_ALPHABET[usize::from(b)]);
         let whole = self.clean.len() / 4 * 4;
         self.clean.truncate(whole);
         self.decode(true, sink);
@@ -592,6 +599,34 @@ mod tests {
         d.push(b.as_bytes(), &mut c);
         d.finish(&mut c);
         assert_eq!(c.units.concat(), "秘密★十年 attachment".as_bytes());
+    }
+
+    #[test]
+    fn base64_with_stray_bytes_and_inner_padding_decodes_in_any_pieces() {
+        use base64::Engine as _;
+        let e = &base64::engine::general_purpose::STANDARD;
+        let big: Vec<u8> = (0..20_000u32).map(|i| (i * 7 % 253) as u8).collect();
+        let mut text = String::new();
+        for line in e.encode(&big).as_bytes().chunks(76) {
+            text.push_str(std::str::from_utf8(line).unwrap());
+            text.push_str("\r\n");
+        }
+        // Spaces and tabs inside a line, a lone CR, then a second encoding
+        // after the first one's padding.
+        text.insert_str(100, " \t ");
+        text.insert(2000, '\r');
+        text.push_str(&e.encode("绝密★"));
+        let mut want = big.clone();
+        want.extend_from_slice("绝密★".as_bytes());
+        for piece in [1, 3, 77, 4096, text.len()] {
+            let mut d = Base64Stream::new();
+            let mut c = Collect::default();
+            for p in text.as_bytes().chunks(piece) {
+                d.push(p, &mut c);
+            }
+            d.finish(&mut c);
+            assert!(c.units.concat() == want, "piece {piece}");
+        }
     }
 
     #[test]

@@ -64,7 +64,7 @@ impl Smtp {
                 }
             }
             let room = limits.max_line_bytes.saturating_sub(self.line.len()).max(1);
-            match rest.iter().take(room).position(|&b| b == b'\n') {
+            match memchr::memchr(b'\n', rest.get(..room).unwrap_or(rest)) {
                 Some(i) => {
                     let (now, later) = rest.split_at(i + 1);
                     rest = later;
@@ -167,10 +167,7 @@ fn plain_lines(data: &[u8]) -> usize {
         if first == b'-' || first == b'.' {
             break;
         }
-        match data
-            .get(at..)
-            .and_then(|d| d.iter().position(|&b| b == b'\n'))
-        {
+        match data.get(at..).and_then(|d| memchr::memchr(b'\n', d)) {
             Some(nl) => at += nl + 1,
             None => break,
         }
