@@ -395,6 +395,16 @@ impl SignatureSet {
         &self.signatures
     }
 
+    /// Whether any enabled signature looks at traffic moving in
+    /// `direction` between these ports. The sensor neither reassembles
+    /// nor scans a flow direction for which this is false (with the
+    /// default pack: everything but outbound traffic).
+    pub fn wants(&self, direction: shaobing_wire::Direction, src_port: u16, dst_port: u16) -> bool {
+        self.signatures.iter().any(|s| {
+            s.enabled && s.direction.admits(direction) && s.applies_to_ports(src_port, dst_port)
+        })
+    }
+
     /// Looks a signature up by id.
     pub fn get(&self, id: &str) -> Option<(usize, &Signature)> {
         self.signatures.iter().enumerate().find(|(_, s)| s.id == id)

@@ -37,13 +37,13 @@
 //! capture; so `match_count` is the flow's total. A signature fires only if
 //! the direction reached its `min_count`.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use shaobing_signatures::{Hit, SignatureSet};
 use shaobing_wire::{community_id, incident_id, Direction, Event, Incident, Kind, Timestamp};
 
+use super::fasthash::{random_seed, FastMap, FastState};
 use super::window::slot_of;
 use super::{direction, IncidentSink};
 use crate::config::LeakConfig;
@@ -68,6 +68,9 @@ pub struct LeakStats {
     /// Scans done before a full batch because `scan_memory_bytes` was
     /// reached.
     pub early_scans: u64,
+    /// Payload bytes of flow directions no enabled signature looks at
+    /// (by direction and ports): counted, not reassembled or scanned.
+    pub bytes_out_of_scope: u64,
     /// TCP reassembly counters.
     pub reassembly: ReassemblyStats,
     /// Normalizer counters.
@@ -92,9 +95,10 @@ impl LeakStats {
         let r = &self.reassembly;
         let n = &self.normalize;
         format!(
-            "leak: {} bytes scanned ({} early scans); matches/incidents by signature: {}; reassembly: delivered={} out_of_order={} retransmitted={} overlap_trimmed={} gaps={} gap_bytes={} stream_cap_hits={} global_cap_hits={} beyond_window={}; normalize: http_messages={} http_errors={} bodies_inflated={} decompress_capped={} decompress_errors={} smtp_messages={} mime_parts_decoded={} mime_too_deep={}; flows: open={} evicted={} timed_out={}",
+            "leak: {} bytes scanned ({} early scans, {} bytes out of every signature's scope); matches/incidents by signature: {}; reassembly: delivered={} out_of_order={} retransmitted={} overlap_trimmed={} gaps={} gap_bytes={} stream_cap_hits={} global_cap_hits={} beyond_window={}; normalize: http_messages={} http_errors={} bodies_inflated={} decompress_capped={} decompress_errors={} smtp_messages={} mime_parts_decoded={} mime_too_deep={}; flows: open={} evicted={} timed_out={}",
             self.bytes_scanned,
             self.early_scans,
+            self.bytes_out_of_scope,
             per.join(" "),
             r.bytes_delivered,
             r.segments_out_of_order,
@@ -242,11 +246,15 @@ struct Side {
     hits: Vec<SigHits>,
     /// Whether a FIN or RST ended this direction.
     closed: bool,
+    /// Whether any signature looks at this direction; if not, its bytes
+    /// are neither reassembled nor scanned.
+    wanted: bool,
 }
 
 impl Side {
-    fn new(app: AppProto) -> Self {
+    fn new(app: AppProto, wanted: bool) -> Self {
         Side {
+            wanted,
             stream: Stream::new(),
             parser: Parser::default(),
             app,
@@ -466,7 +474,7 @@ pub struct Leak {
     span: usize,
     protected: NetSet,
     sensor: String,
-    flows: HashMap<FlowKey, Flow>,
+    flows: FastMap<FlowKey, Flow>,
     /// ISNs of bare SYNs whose flows have no state yet.
     syn_cache: SynCache,
     hits_by_signature: Vec<u64>,
@@ -513,7 +521,7 @@ impl Leak {
             span,
             protected,
             sensor,
-            flows: HashMap::new(),
+            flows: FastMap::with_hasher(FastState::new(random_seed())),
             hits_by_signature: vec![0; n],
             syn_cache: SynCache::new(),
             incidents_by_signature: vec![0; n],
@@ -578,13 +586,24 @@ impl Leak {
                 }
                 return;
             }
+            let wanted = [key, key.reversed()].map(|k| {
+                self.sigs
+                    .wants(direction(&self.protected, k.src, k.dst), k.sport, k.dport)
+            });
+            if !wanted.get(side_ix).copied().unwrap_or(false) {
+                // No signature looks at this packet's direction (e.g. an
+                // inbound flood with payload): no flow, no memory, until
+                // the other direction sends bytes a signature wants.
+                self.stats.bytes_out_of_scope += d.payload.len() as u64;
+                return;
+            }
             if self.flows.len() >= self.cfg.max_flows {
                 self.evict_oldest(ts, sink);
             }
             let app = if tcp { AppProto::Tcp } else { AppProto::Udp };
             let mut flow = Flow {
                 last_seen: ts.micros(),
-                sides: [Side::new(app), Side::new(app)],
+                sides: wanted.map(|w| Side::new(app, w)),
             };
             if tcp {
                 // Start each direction at its SYN, if it was seen.
@@ -614,6 +633,16 @@ impl Leak {
         let Some(side) = flow.sides.get_mut(side_ix) else {
             return;
         };
+        if !side.wanted {
+            self.stats.bytes_out_of_scope += d.payload.len() as u64;
+            if fin || rst {
+                side.closed = true;
+            }
+            if rst || flow.sides.iter().all(|s| s.closed) {
+                self.close(key, sink);
+            }
+            return;
+        }
         let mut ctx = ScanCtx {
             sigs: &self.sigs,
             span: self.span,
@@ -647,6 +676,7 @@ impl Leak {
             scan,
             hits,
             closed,
+            ..
         } = side;
         scan.ts = ts;
         let mut cx = ParseCtx {
@@ -1099,6 +1129,81 @@ mod tests {
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].app_proto.as_deref(), Some("udp"));
         assert_eq!(out[0].match_count, Some(1));
+    }
+
+    /// An inbound UDP datagram and an inbound TCP segment, both carrying a
+    /// marking, into `leak`.
+    fn inbound_markings(leak: &mut Leak, out: &mut Vec<Incident>) {
+        let ts = Timestamp::from_parts(1_767_225_600, 0);
+        let doc = "正文 绝密★ 正文".as_bytes();
+        for d in [
+            packet("198.51.100.1:514", "10.0.0.5:5353", proto::UDP, 0, 0, doc),
+            packet(
+                "198.51.100.1:80",
+                "10.0.0.5:40000",
+                proto::TCP,
+                tcp_flags::ACK,
+                7,
+                doc,
+            ),
+        ] {
+            leak.on_packet(ts, &d, out);
+        }
+    }
+
+    #[test]
+    fn directions_no_signature_looks_at_open_no_flow_and_are_counted() {
+        let mut leak = detector();
+        let mut out: Vec<Incident> = Vec::new();
+        inbound_markings(&mut leak, &mut out);
+        let st = leak.stats();
+        assert_eq!(st.flows, 0, "the default pack is outbound only");
+        assert_eq!(st.bytes_out_of_scope, 2 * "正文 绝密★ 正文".len() as u64);
+        assert_eq!(st.bytes_scanned, 0);
+        leak.finish(Timestamp(0), &mut out);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn an_inbound_signature_brings_inbound_traffic_into_scope() {
+        let sigs = SignatureSet::from_sources(&[(
+            "inbound.toml",
+            "[[signature]]\nid = \"in-mark\"\nname = \"n\"\ndescription = \"d\"\ncategory = \"classified\"\nseverity = \"high\"\npatterns = [\"绝密★\"]\ndirection = \"inbound\"\n",
+        )])
+        .unwrap();
+        let mut leak = Leak::new(
+            LeakConfig::default(),
+            Arc::new(sigs),
+            NetSet::private_defaults(),
+            "test".into(),
+        );
+        let mut out: Vec<Incident> = Vec::new();
+        inbound_markings(&mut leak, &mut out);
+        assert_eq!(leak.stats().bytes_out_of_scope, 0);
+        leak.finish(Timestamp(0), &mut out);
+        assert_eq!(out.len(), 2, "{out:?}");
+        assert!(out.iter().all(|i| i.direction == Some(Direction::Inbound)));
+    }
+
+    #[test]
+    fn a_flow_whose_reply_is_out_of_scope_still_closes_on_fin() {
+        let mut leak = detector();
+        let mut out: Vec<Incident> = Vec::new();
+        let ts = Timestamp::from_parts(1_767_225_600, 0);
+        let (c, s) = ("10.0.0.5:40000", "198.51.100.1:9000");
+        let doc = "正文 绝密★ 正文".as_bytes();
+        let fin_ack = tcp_flags::FIN | tcp_flags::ACK;
+        for d in [
+            packet(c, s, proto::TCP, tcp_flags::ACK, 100, doc),
+            packet(s, c, proto::TCP, tcp_flags::ACK, 500, b"reply bytes"),
+            packet(c, s, proto::TCP, fin_ack, 100 + doc.len() as u32, b""),
+            packet(s, c, proto::TCP, fin_ack, 511, b""),
+        ] {
+            leak.on_packet(ts, &d, &mut out);
+        }
+        assert_eq!(out.len(), 1, "closed by the two FINs: {out:?}");
+        assert_eq!(leak.stats().flows, 0);
+        assert_eq!(leak.stats().bytes_out_of_scope, 11);
     }
 
     #[test]
