@@ -24,6 +24,9 @@ pub struct Principal {
     pub name: Arc<str>,
     /// What it may do.
     pub role: Role,
+    /// Sensors: the name their client certificate must carry
+    /// ([`SensorConfig::cert_name`]); analysts: their name (unused).
+    pub cert_name: Arc<str>,
 }
 
 /// Hex SHA-256 of a token, as `[[sensors]] token_sha256` expects it.
@@ -48,18 +51,19 @@ impl Tokens {
     pub fn with_analysts(sensors: &[SensorConfig], analysts: &[AnalystConfig]) -> Tokens {
         let s = sensors
             .iter()
-            .map(|s| (&s.token_sha256, &s.name, Role::Sensor));
+            .map(|s| (&s.token_sha256, &s.name, s.cert_name(), Role::Sensor));
         let a = analysts
             .iter()
-            .map(|a| (&a.token_sha256, &a.name, Role::Analyst));
+            .map(|a| (&a.token_sha256, &a.name, a.name.as_str(), Role::Analyst));
         let entries = s
             .chain(a)
-            .filter_map(|(hash, name, role)| {
+            .filter_map(|(hash, name, cert_name, role)| {
                 Some((
                     decode_token_hash(hash)?,
                     Principal {
                         name: Arc::from(name.as_str()),
                         role,
+                        cert_name: Arc::from(cert_name),
                     },
                 ))
             })
@@ -133,10 +137,12 @@ mod tests {
             SensorConfig {
                 name: "a".into(),
                 token_sha256: hash_token("alpha"),
+                cert_name: None,
             },
             SensorConfig {
                 name: "b".into(),
                 token_sha256: hash_token("beta").to_uppercase(),
+                cert_name: None,
             },
         ])
     }
@@ -162,6 +168,7 @@ mod tests {
             &[SensorConfig {
                 name: "a".into(),
                 token_sha256: hash_token("alpha"),
+                cert_name: None,
             }],
             &[AnalystConfig {
                 name: "soc".into(),

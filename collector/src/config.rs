@@ -412,6 +412,18 @@ pub struct SensorConfig {
     /// Lower- or upper-case hex SHA-256 of the sensor's bearer token
     /// (`shaobing-collector hash-token`).
     pub token_sha256: String,
+    /// With `tls.client_ca`: the name the sensor's client certificate must
+    /// carry as its subject CN or a DNS subject-alternative name (ASCII
+    /// case ignored). Default: `name`.
+    #[serde(default)]
+    pub cert_name: Option<String>,
+}
+
+impl SensorConfig {
+    /// The name this sensor's client certificate must carry.
+    pub fn cert_name(&self) -> &str {
+        self.cert_name.as_deref().unwrap_or(&self.name)
+    }
 }
 
 impl Config {
@@ -490,6 +502,20 @@ impl Config {
                     "sensors[{i}] ({}): token_sha256 is used by another sensor",
                     s.name
                 )));
+            }
+            if let Some(c) = &s.cert_name {
+                if c.is_empty() || c.len() > 255 || c.chars().any(char::is_control) {
+                    return Err(invalid(format!(
+                        "sensors[{i}] ({}): cert_name must be 1..=255 bytes without control characters",
+                        s.name
+                    )));
+                }
+                if self.tls.as_ref().is_none_or(|t| t.client_ca.is_none()) {
+                    return Err(invalid(format!(
+                        "sensors[{i}] ({}): cert_name needs tls.client_ca (client certificates)",
+                        s.name
+                    )));
+                }
             }
         }
         let mut analyst_names = HashSet::new();
@@ -694,5 +720,31 @@ token_sha256 = "{HASH}"
             .unwrap_err()
             .to_string()
             .contains("clickhouse.url"));
+    }
+
+    #[test]
+    fn cert_name_defaults_to_the_name_and_needs_client_ca() {
+        let c = Config::parse(&full()).unwrap();
+        assert_eq!(c.sensors[0].cert_name(), "sensor-1");
+        let sensor = |cert_name: &str| {
+            format!(
+                "\n[[sensors]]\nname = \"sensor-2\"\ntoken_sha256 = \"{}\"\ncert_name = \"{cert_name}\"\n",
+                "0".repeat(64)
+            )
+        };
+        let without_ca = format!("{}{}", full(), sensor("s2.example.gov"));
+        assert!(Config::parse(&without_ca)
+            .unwrap_err()
+            .to_string()
+            .contains("cert_name needs tls.client_ca"));
+        let tls = "\n[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\nclient_ca = \"ca.pem\"\n";
+        let with_ca = format!("{}{tls}{}", full(), sensor("s2.example.gov"));
+        let c = Config::parse(&with_ca).unwrap();
+        assert_eq!(c.sensors[1].cert_name(), "s2.example.gov");
+        let empty = format!("{}{tls}{}", full(), sensor(""));
+        assert!(Config::parse(&empty)
+            .unwrap_err()
+            .to_string()
+            .contains("cert_name must be"));
     }
 }

@@ -182,17 +182,38 @@ pub(crate) fn reject(state: &AppState, e: ApiError) -> Response {
 }
 
 /// Sensor authentication: the token, and with `tls.client_ca` a verified
-/// client certificate.
+/// client certificate that carries the token's sensor's certificate name
+/// (subject CN or DNS SAN): one sensor's certificate with another's token
+/// gets 403.
 fn authorize_sensor(
     state: &AppState,
     headers: &HeaderMap,
-    peer: PeerInfo,
+    peer: &PeerInfo,
 ) -> Result<Principal, ApiError> {
     let p = authorize(state, headers, Role::Sensor)?;
-    if state.require_client_cert && !peer.client_cert {
+    if !state.require_client_cert {
+        return Ok(p);
+    }
+    if !peer.client_cert {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "a client certificate issued by tls.client_ca is required to ingest",
+        ));
+    }
+    if !crate::cert::matches(&peer.client_names, &p.cert_name) {
+        tracing::warn!(
+            event = "client_certificate_mismatch",
+            sensor = %p.name,
+            expected = %p.cert_name,
+            presented = ?peer.client_names,
+            "a sensor token was used with another sensor's client certificate"
+        );
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!(
+                "the client certificate does not belong to sensor {:?}: its subject CN or a DNS subject-alternative name must be {:?}",
+                p.name, p.cert_name
+            ),
         ));
     }
     Ok(p)
@@ -284,7 +305,7 @@ async fn ingest(
     peer: PeerInfo,
     body: Body,
 ) -> Result<usize, ApiError> {
-    let sensor = authorize_sensor(state, headers, peer)?.name;
+    let sensor = authorize_sensor(state, headers, &peer)?.name;
     let bytes = read_body(state, headers, body).await?;
 
     let ndjson = headers
@@ -375,7 +396,7 @@ async fn heartbeat(
     peer: PeerInfo,
     body: Body,
 ) -> Result<(), ApiError> {
-    let sensor = authorize_sensor(state, headers, peer)?.name;
+    let sensor = authorize_sensor(state, headers, &peer)?.name;
     let bytes = read_body(state, headers, body).await?;
     let mut v: Value = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::bad_request(format!("body is not JSON: {e}")))?;

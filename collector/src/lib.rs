@@ -25,6 +25,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod cert;
 pub mod config;
 pub mod ingest;
 pub mod metrics;

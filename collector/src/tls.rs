@@ -50,24 +50,38 @@ pub enum TlsError {
 }
 
 /// What the handlers learn about a connection.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PeerInfo {
     /// The client presented a certificate that verified against
     /// `tls.client_ca` (always false without TLS or without `client_ca`).
     pub client_cert: bool,
+    /// That certificate's subject CNs and DNS subject-alternative names
+    /// ([`crate::cert::cert_names`]; empty when it has none or cannot be
+    /// read).
+    pub client_names: Arc<[String]>,
 }
 
 impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsListener>>
     for PeerInfo
 {
     fn connect_info(stream: axum::serve::IncomingStream<'_, TlsListener>) -> Self {
+        let leaf = stream
+            .io()
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|c| c.first());
+        let client_names = match leaf.map(|c| crate::cert::cert_names(c.as_ref())) {
+            Some(Ok(names)) => names,
+            Some(Err(e)) => {
+                tracing::info!(event = "client_certificate_unreadable", addr = %stream.remote_addr(), error = %e, "cannot read the names of a verified client certificate");
+                Vec::new()
+            }
+            None => Vec::new(),
+        };
         PeerInfo {
-            client_cert: stream
-                .io()
-                .get_ref()
-                .1
-                .peer_certificates()
-                .is_some_and(|c| !c.is_empty()),
+            client_cert: leaf.is_some(),
+            client_names: client_names.into(),
         }
     }
 }

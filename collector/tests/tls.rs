@@ -88,6 +88,12 @@ fn self_signed(dir: &Path) -> bool {
 
 /// A client certificate signed by the test CA (client.pem, client.key).
 fn client_cert(dir: &Path) -> bool {
+    named_client_cert(dir, "client", "/CN=sensor-1", None)
+}
+
+/// A client certificate signed by the test CA with subject `subj` and,
+/// optionally, a DNS subject-alternative name (`{file}.pem`, `{file}.key`).
+fn named_client_cert(dir: &Path, file: &str, subj: &str, dns: Option<&str>) -> bool {
     let run = |args: &[&str]| {
         Command::new("openssl")
             .current_dir(dir)
@@ -95,9 +101,16 @@ fn client_cert(dir: &Path) -> bool {
             .output()
             .is_ok_and(|o| o.status.success())
     };
+    let san = dns.map_or(String::new(), |d| format!("subjectAltName=DNS:{d}\n"));
+    let (ext, key, csr, pem) = (
+        format!("{file}-ext.cnf"),
+        format!("{file}.key"),
+        format!("{file}.csr"),
+        format!("{file}.pem"),
+    );
     std::fs::write(
-        dir.join("client-ext.cnf"),
-        "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
+        dir.join(&ext),
+        format!("basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n{san}"),
     )
     .is_ok()
         && run(&[
@@ -108,17 +121,17 @@ fn client_cert(dir: &Path) -> bool {
             "ec_paramgen_curve:prime256v1",
             "-nodes",
             "-subj",
-            "/CN=sensor-1",
+            subj,
             "-keyout",
-            "client.key",
+            &key,
             "-out",
-            "client.csr",
+            &csr,
         ])
         && run(&[
             "x509",
             "-req",
             "-in",
-            "client.csr",
+            &csr,
             "-CA",
             "ca.pem",
             "-CAkey",
@@ -127,9 +140,9 @@ fn client_cert(dir: &Path) -> bool {
             "-days",
             "1",
             "-extfile",
-            "client-ext.cnf",
+            &ext,
             "-out",
-            "client.pem",
+            &pem,
         ])
 }
 
@@ -295,4 +308,83 @@ async fn with_client_ca_sensors_need_a_certificate_and_analysts_do_not() {
     let resp = https(h.addr, &ca, get).await.unwrap();
     assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
     assert_eq!(h.rows().await.len(), 1);
+}
+
+/// With `client_ca`, a sensor's token only works with that sensor's
+/// certificate (subject CN = name, or a DNS SAN = `cert_name`): sensor A's
+/// valid certificate with sensor B's token is refused (403), counted, and
+/// stores nothing; so is the reverse.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_certificate_only_works_with_its_own_sensors_token() {
+    if skip() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    if !self_signed(d)
+        || !named_client_cert(d, "a", "/CN=sensor-1", None)
+        || !named_client_cert(d, "b", "/CN=unrelated", Some("sensor-b.example.gov"))
+    {
+        return;
+    }
+    const TOKEN_B: &str = "token-of-sensor-b";
+    let extra = format!(
+        "[tls]\ncert = \"{}\"\nkey = \"{}\"\nclient_ca = \"{}\"\n\
+         [[sensors]]\nname = \"sensor-b\"\ntoken_sha256 = \"{}\"\n\
+         cert_name = \"Sensor-B.example.gov\"\n",
+        d.join("cert.pem").display(),
+        d.join("key.pem").display(),
+        d.join("ca.pem").display(),
+        shaobing_collector::auth::hash_token(TOKEN_B)
+    );
+    let h = Harness::start_full("", &extra).await;
+    let ca = d.join("ca.pem");
+    let post = |token: &str, n: u32| {
+        let b = String::from_utf8(body(&[leak(n)])).unwrap();
+        format!(
+            "POST /api/v1/incidents HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{b}",
+            b.len()
+        )
+    };
+    let (a_pem, a_key) = (d.join("a.pem"), d.join("a.key"));
+    let (b_pem, b_key) = (d.join("b.pem"), d.join("b.key"));
+    let cert_a = Some((a_pem.as_path(), a_key.as_path()));
+    let cert_b = Some((b_pem.as_path(), b_key.as_path()));
+
+    // Sensor A's certificate with sensor B's token.
+    let resp = https_as(h.addr, &ca, cert_a, post(TOKEN_B, 1))
+        .await
+        .unwrap();
+    assert!(resp.starts_with("HTTP/1.1 403"), "{resp}");
+    assert!(
+        resp.contains("does not belong to sensor \\\"sensor-b\\\""),
+        "{resp}"
+    );
+    // Sensor B's certificate with sensor A's token.
+    let resp = https_as(h.addr, &ca, cert_b, post(TOKEN, 2)).await.unwrap();
+    assert!(resp.starts_with("HTTP/1.1 403"), "{resp}");
+    assert!(h.rows().await.is_empty());
+
+    // Each with its own: accepted, stored under the token's sensor.
+    let resp = https_as(h.addr, &ca, cert_a, post(TOKEN, 3)).await.unwrap();
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    let resp = https_as(h.addr, &ca, cert_b, post(TOKEN_B, 4))
+        .await
+        .unwrap();
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    let mut sensors: Vec<String> = h.rows().await.into_iter().map(|r| r.sensor).collect();
+    sensors.sort();
+    assert_eq!(sensors, ["sensor-1", "sensor-b"]);
+
+    // Both refusals were counted.
+    let get = format!(
+        "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {ANALYST_TOKEN}\r\n\
+         Connection: close\r\n\r\n"
+    );
+    let m = https(h.addr, &ca, get).await.unwrap();
+    assert!(
+        m.contains("shaobing_collector_rejected_requests_total{reason=\"forbidden\"} 2"),
+        "{m}"
+    );
 }
