@@ -5,12 +5,14 @@
 #   2. analysts' common queries on 10 million stored incidents (querybench).
 # A private ClickHouse and collector run under a temporary directory and are
 # stopped at exit. Environment: INGEST_TOTAL (default 600000), QUERY_ROWS
-# (default 10000000), QUERY_RUNS (default 30); SKIP_INGEST=1 skips part 1.
+# (default 10000000), QUERY_RUNS (default 30); SKIP_INGEST=1 skips part 1,
+# SKIP_QUERY=1 part 2. Binaries come from $CARGO_TARGET_DIR (default
+# ./target).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 cargo build --release -q -p shaobing-collector --bins --examples
-BIN=$ROOT/target/release
+BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release
 WORK=$(mktemp -d /tmp/shaobing-bench-collector.XXXXXX)
 CH_PID= ; COL_PID=
 cleanup() {
@@ -60,6 +62,7 @@ for _ in $(seq 100); do curl -sf "http://127.0.0.1:$COL_PORT/healthz" >/dev/null
 
 if [ -z "${SKIP_INGEST:-}" ]; then
 CONNS=${LOAD_CONNS:-16}; BATCH=${LOAD_BATCH:-1000}
+echo "-- $(date -u +%FT%TZ), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "-- ingest: ${INGEST_TOTAL:-600000} incidents, batches of $BATCH, $CONNS connections"
 "$BIN/examples/loadgen" "127.0.0.1:$COL_PORT" "$TOKEN" "${INGEST_TOTAL:-600000}" "$BATCH" "$CONNS"
 echo "-- ingest, gzip bodies"
@@ -68,6 +71,9 @@ echo "stored (FINAL): $(curl -s "http://127.0.0.1:$CH_PORT/" --data-binary 'SELE
 
 fi
 
+[ -n "${SKIP_QUERY:-}" ] && exit 0
+echo "-- $(date -u +%FT%TZ), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "-- queries on ${QUERY_ROWS:-10000000} incidents"
 curl -s "http://127.0.0.1:$CH_PORT/" --data-binary 'TRUNCATE TABLE shaobing.incidents' >/dev/null
 "$BIN/examples/querybench" "127.0.0.1:$COL_PORT" "$ANALYST" "127.0.0.1:$CH_PORT" "${QUERY_ROWS:-10000000}" "${QUERY_RUNS:-30}"
+echo "-- $(date -u +%FT%TZ), load average $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -270,6 +270,8 @@ async fn graceful_shutdown_answers_in_flight_requests_without_waiting_for_max_de
     // A 60 s batching delay: without draining, the request would hang.
     let mut h = Harness::start_with("").await;
     h.config.batch.max_delay_ms = 60_000;
+    // Strictly by size and time (group commit would insert at once).
+    h.config.batch.flush_when_idle = false;
     // Restart the collector with the long delay.
     h.stop_collector().await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -313,4 +315,57 @@ async fn graceful_shutdown_answers_in_flight_requests_without_waiting_for_max_de
         .unwrap();
     assert!(started.elapsed() < Duration::from_secs(20));
     assert_eq!(h.rows().await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_group_commit_an_idle_writer_inserts_at_once_instead_of_waiting_for_max_delay() {
+    if skip() {
+        return;
+    }
+    // A 60 s batching delay and a size threshold no request reaches: only
+    // group commit (`flush_when_idle`, the default) acknowledges these
+    // requests before the 30 s request timeout.
+    let mut h = Harness::start_with("").await;
+    h.config.batch.max_delay_ms = 60_000;
+    assert!(h.config.batch.flush_when_idle);
+    h.stop_collector().await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(shaobing_collector::serve(
+        h.config.clone(),
+        listener,
+        async {
+            let _ = rx.await;
+        },
+    ));
+    // Several sensors at once: each is acknowledged, every incident stored
+    // once.
+    let posts: Vec<_> = (0..4u32)
+        .map(|i| {
+            let b = body(&[leak(10 + 2 * i), leak(11 + 2 * i)]);
+            tokio::spawn(async move {
+                request(
+                    addr,
+                    "POST",
+                    "/api/v1/incidents",
+                    Some(TOKEN),
+                    "application/json",
+                    &b,
+                )
+                .await
+            })
+        })
+        .collect();
+    for p in posts {
+        let resp = p.await.unwrap();
+        assert_eq!(resp.status, 200, "{}", resp.body_text());
+    }
+    assert_eq!(h.rows().await.len(), 8);
+    tx.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(20), server)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
 }

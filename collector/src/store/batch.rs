@@ -13,8 +13,12 @@
 //! # Flushing
 //!
 //! The writer flushes when `batch.max_rows` rows are pending or the oldest
-//! pending request has waited `batch.max_delay_ms`; all pending requests go
-//! into one INSERT. Up to `batch.max_inflight` flushes run at once (each in
+//! pending request has waited `batch.max_delay_ms`, or, with
+//! `batch.flush_when_idle` (group commit), as soon as no insert is running;
+//! all pending requests go into one INSERT. (Sensors wait for their
+//! acknowledgement before sending more, so with fewer than `max_rows` rows
+//! outstanding a deadline-only writer would idle for `max_delay_ms` every
+//! round: group commit lets the insert time set the batch size instead.) Up to `batch.max_inflight` flushes run at once (each in
 //! its own task); when all slots are busy the writer waits for one, and
 //! requests queue meanwhile. When the drain signal turns `true` (shutdown began) it
 //! flushes what is pending and from then on every request as soon as it
@@ -261,9 +265,12 @@ pub fn spawn_writer(
         sink,
         rx,
         drain,
-        config.max_rows,
-        config.max_delay(),
-        config.max_inflight,
+        Flush {
+            max_rows: config.max_rows,
+            max_delay: config.max_delay(),
+            max_inflight: config.max_inflight,
+            when_idle: config.flush_when_idle,
+        },
     ));
     (
         WriterHandle {
@@ -297,20 +304,37 @@ impl WriterHandle {
     }
 }
 
+/// When the writer flushes (see the module docs).
+struct Flush {
+    max_rows: usize,
+    max_delay: Duration,
+    max_inflight: usize,
+    when_idle: bool,
+}
+
 async fn run(
     sink: Sink,
     mut rx: mpsc::Receiver<Pending>,
     mut drain: watch::Receiver<bool>,
-    max_rows: usize,
-    max_delay: Duration,
-    max_inflight: usize,
+    policy: Flush,
 ) {
+    let Flush {
+        max_rows,
+        max_delay,
+        max_inflight,
+        when_idle,
+    } = policy;
     let inflight = Arc::new(Semaphore::new(max_inflight));
     let permits = u32::try_from(max_inflight).unwrap_or(u32::MAX);
+    // Signalled by every finished flush (a stored permit when nobody waits,
+    // so a completion is never missed).
+    let finished = Arc::new(Notify::new());
+    let idle = || inflight.available_permits() == max_inflight;
     // Runs a flush as its own task once one of `max_inflight` slots is free.
     let start_flush = |batch: Vec<Pending>| {
         let sink = sink.clone();
         let inflight = inflight.clone();
+        let finished = finished.clone();
         async move {
             let Ok(permit) = inflight.acquire_owned().await else {
                 return;
@@ -318,6 +342,7 @@ async fn run(
             tokio::spawn(async move {
                 flush(&sink, batch).await;
                 drop(permit);
+                finished.notify_one();
             });
         }
     };
@@ -337,7 +362,7 @@ async fn run(
                     pending_rows += p.rows.len();
                     pending.push(p);
                     deadline.get_or_insert_with(|| Instant::now() + max_delay);
-                    draining || pending_rows >= max_rows
+                    draining || pending_rows >= max_rows || (when_idle && idle())
                 }
                 None => {
                     start_flush(std::mem::take(&mut pending)).await;
@@ -347,6 +372,9 @@ async fn run(
                 }
             },
             _ = sleep_until(deadline) => true,
+            // An insert finished: with group commit, flush what queued
+            // meanwhile once nothing is running.
+            _ = finished.notified(), if when_idle => !pending.is_empty() && idle(),
         };
         if flush_now {
             start_flush(std::mem::take(&mut pending)).await;
