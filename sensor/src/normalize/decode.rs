@@ -83,48 +83,49 @@ impl UrlDecoder {
             sink.data(rest);
             return;
         }
+        self.out.reserve(rest.len());
         let mut i = 0;
-        // Each round consumes at least one byte.
-        while let Some(&b) = rest.get(i) {
-            match b {
-                b'%' => match (rest.get(i + 1), rest.get(i + 2)) {
-                    (Some(&h), Some(&l)) => {
-                        match (hex_value(h), hex_value(l)) {
-                            (Some(hv), Some(lv)) => {
-                                self.out.push(hv << 4 | lv);
-                                i += 3;
-                            }
-                            _ => {
-                                self.out.push(b'%');
-                                i += 1;
-                            }
+        // Each round copies a run without `%` and `+`, then decodes the
+        // escapes and pluses that follow it; it consumes at least one byte.
+        while let Some(tail) = rest.get(i..).filter(|t| !t.is_empty()) {
+            let run = memchr::memchr2(b'%', b'+', tail).unwrap_or(tail.len());
+            self.out
+                .extend_from_slice(tail.get(..run).unwrap_or_default());
+            i += run;
+            loop {
+                match rest.get(i..).unwrap_or_default() {
+                    [b'%', h, l, ..] => {
+                        let (hv, lv) = (HEX[usize::from(*h)], HEX[usize::from(*l)]);
+                        if (hv | lv) & 0xf0 == 0 {
+                            self.out.push(hv << 4 | lv);
+                            i += 3;
+                        } else {
+                            // Not an escape: the `%` stays as it is.
+                            self.out.push(b'%');
+                            i += 1;
+                            break;
                         }
-                        continue;
                     }
-                    (Some(&h), None) if hex_value(h).is_some() => {
-                        self.escape = Some(Some(h));
+                    [b'+', ..] => {
+                        self.out.push(b' ');
+                        i += 1;
+                    }
+                    [b'%', h] if hex_value(*h).is_some() => {
+                        self.escape = Some(Some(*h));
+                        i += 2;
                         break;
                     }
-                    (None, _) => {
+                    [b'%'] => {
                         self.escape = Some(None);
+                        i += 1;
                         break;
                     }
-                    _ => {
+                    [b'%', _] => {
                         self.out.push(b'%');
                         i += 1;
-                        continue;
+                        break;
                     }
-                },
-                b'+' => {
-                    self.out.push(b' ');
-                    i += 1;
-                }
-                _ => {
-                    let tail = rest.get(i..).unwrap_or_default();
-                    let run = memchr::memchr2(b'%', b'+', tail).unwrap_or(tail.len());
-                    self.out
-                        .extend_from_slice(tail.get(..run).unwrap_or_default());
-                    i += run.max(1);
+                    _ => break,
                 }
             }
         }
@@ -396,6 +397,26 @@ impl Base64Stream {
         }
     }
 
+    /// Takes the leading whole lines of `data` that start neither with `-`
+    /// nor with `.`, line breaks dropped, in one pass over the line ends;
+    /// returns how many bytes it took.
+    pub fn push_plain_lines(&mut self, data: &[u8], sink: &mut impl Sink) -> usize {
+        let mut start = 0;
+        for nl in memchr::memchr_iter(b'\n', data) {
+            if matches!(data.get(start), Some(b'-' | b'.')) {
+                break;
+            }
+            let line = data.get(start..nl).unwrap_or_default();
+            self.clean
+                .extend_from_slice(line.strip_suffix(b"\r").unwrap_or(line));
+            start = nl + 1;
+        }
+        if self.clean.len() >= BASE64_BATCH {
+            self.decode(false, sink);
+        }
+        start
+    }
+
     fn decode(&mut self, all: bool, sink: &mut impl Sink) {
         let whole = if all {
             self.clean.len()
@@ -405,7 +426,11 @@ impl Base64Stream {
         self.out.clear();
         let engine = &base64::engine::general_purpose::STANDARD;
         let batch = self.clean.get(..whole).unwrap_or_default();
-        if engine.decode_vec(batch, &mut self.out).is_err() {
+        // SIMD bulk decode (SSSE3/AVX2 picked at run time).
+        if base64_simd::STANDARD
+            .decode_append(batch, &mut self.out)
+            .is_err()
+        {
             self.out.clear();
             if self.clean.iter().any(|&b| !BASE64_ALPHABET[usize::from(b)]) {
                 // Spaces or stray characters: drop them and decode again
@@ -499,6 +524,73 @@ mod tests {
             assert_eq!(url_in_pieces(&[a, b]), want, "cut at {cut}");
         }
         assert_eq!(url_in_pieces(&[b"a%", b"4", b"1b"]), b"aAb");
+    }
+
+    /// The decoding rule, one byte at a time, on the whole input.
+    fn url_reference(input: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut i = 0;
+        while let Some(&b) = input.get(i) {
+            let esc = (b == b'%')
+                .then(|| {
+                    Some((
+                        hex_value(*input.get(i + 1)?)?,
+                        hex_value(*input.get(i + 2)?)?,
+                    ))
+                })
+                .flatten();
+            match (b, esc) {
+                (_, Some((h, l))) => {
+                    out.push(h << 4 | l);
+                    i += 3;
+                }
+                (b'+', _) => {
+                    out.push(b' ');
+                    i += 1;
+                }
+                _ => {
+                    out.push(b);
+                    i += 1;
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn url_decoding_matches_the_rule_on_noise_in_any_pieces() {
+        // SplitMix64 noise over an alphabet rich in `%`, `+` and hex digits.
+        let mut z = 0x1234_5678u64;
+        let mut next = move || {
+            z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut x = z;
+            x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            x ^ (x >> 31)
+        };
+        let alphabet = b"%%%++aF09zG x";
+        for round in 0..300 {
+            let len = (next() % 40) as usize;
+            let input: Vec<u8> = (0..len)
+                .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+                .collect();
+            let want = url_reference(&input);
+            let mut pieces = Vec::new();
+            let mut rest = &input[..];
+            while !rest.is_empty() {
+                let n = 1 + (next() % 5) as usize;
+                let (a, b) = rest.split_at(n.min(rest.len()));
+                pieces.push(a);
+                rest = b;
+            }
+            assert_eq!(
+                url_in_pieces(&pieces),
+                want,
+                "round {round}: {:?}",
+                String::from_utf8_lossy(&input)
+            );
+            assert_eq!(url_decode(&input), want);
+        }
     }
 
     #[test]

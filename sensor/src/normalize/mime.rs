@@ -136,16 +136,18 @@ impl Mime {
     }
 
     /// Whether the current part is a base64 body: its lines can then be
-    /// fed in bulk with [`Mime::base64_lines`] (the caller keeps lines that
+    /// fed in bulk with [`Mime::base64_plain_lines`] (the caller keeps lines that
     /// start with `-`, possible boundaries, for [`Mime::line`]).
     pub fn in_base64_body(&self) -> bool {
         self.state == State::Body && self.cte == Cte::Base64
     }
 
-    /// Feeds whole lines of a base64 body at once (line breaks included),
-    /// none of them a boundary.
-    pub fn base64_lines(&mut self, lines: &[u8], sink: &mut impl Sink) {
-        self.b64.push(lines, sink);
+    /// Decodes the leading whole lines of `data` that start neither with
+    /// `-` (a possible boundary) nor with `.` (end of data or a dot-stuffed
+    /// line) in one pass; returns how many bytes it took (0: the caller
+    /// handles the next line itself).
+    pub fn base64_plain_lines(&mut self, data: &[u8], sink: &mut impl Sink) -> usize {
+        self.b64.push_plain_lines(data, sink)
     }
 
     /// Which enclosing boundary `line` is (innermost first), and whether it

@@ -53,11 +53,9 @@ impl Smtp {
             if self.line.is_empty() {
                 if let State::Data(mime) = &mut self.state {
                     if mime.in_base64_body() {
-                        let n = plain_lines(rest);
+                        let n = mime.base64_plain_lines(rest, sink);
                         if n > 0 {
-                            let (lines, later) = rest.split_at(n);
-                            mime.base64_lines(lines, sink);
-                            rest = later;
+                            rest = rest.get(n..).unwrap_or_default();
                             continue;
                         }
                     }
@@ -155,24 +153,6 @@ impl Smtp {
         self.state = State::Command;
         sink.boundary();
     }
-}
-
-/// Length of the leading whole lines of `data` that start neither with
-/// `-` (a possible MIME boundary) nor with `.` (end of data or a
-/// dot-stuffed line): those can skip line-by-line handling.
-fn plain_lines(data: &[u8]) -> usize {
-    let mut at = 0;
-    // Each round moves past one line break or stops.
-    while let Some(&first) = data.get(at) {
-        if first == b'-' || first == b'.' {
-            break;
-        }
-        match data.get(at..).and_then(|d| memchr::memchr(b'\n', d)) {
-            Some(nl) => at += nl + 1,
-            None => break,
-        }
-    }
-    at
 }
 
 #[cfg(test)]

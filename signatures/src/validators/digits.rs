@@ -58,42 +58,53 @@ fn digit_mask(bytes: [u8; 8]) -> u64 {
 
 /// Index of the first ASCII digit at or after `from`.
 pub fn next_digit(hay: &[u8], from: usize) -> Option<usize> {
-    let mut i = from;
-    // Two words per round when no digit is near.
-    while let Some(chunk) = hay.get(i..i.saturating_add(16)) {
-        let (Ok(a), Ok(b)) = (
-            <[u8; 8]>::try_from(chunk.get(..8).unwrap_or_default()),
-            <[u8; 8]>::try_from(chunk.get(8..).unwrap_or_default()),
-        ) else {
-            break;
-        };
-        if digit_mask(a) | digit_mask(b) != 0 {
-            break;
-        }
-        i += 16;
-    }
-    while let Some(chunk) = hay.get(i..i.saturating_add(8)) {
-        let Ok(bytes) = <[u8; 8]>::try_from(chunk) else {
-            break;
-        };
+    let rest = hay.get(from..)?;
+    let mut words = rest.chunks_exact(8);
+    let mut at = from;
+    for w in words.by_ref() {
         // A byte is a digit iff (b ^ 0x30) < 10; flag bytes below 10. The
         // lowest flagged byte is exact (borrows only disturb higher ones).
-        let flagged = digit_mask(bytes);
+        let flagged = digit_mask(<[u8; 8]>::try_from(w).unwrap_or([0; 8]));
         if flagged != 0 {
-            return Some(i + (flagged.trailing_zeros() / 8) as usize);
+            return Some(at + (flagged.trailing_zeros() / 8) as usize);
         }
-        i += 8;
+        at += 8;
     }
-    hay.get(i..)?
+    words
+        .remainder()
         .iter()
         .position(u8::is_ascii_digit)
-        .map(|p| i + p)
+        .map(|p| at + p)
 }
 
+/// High bit set in each byte lane that is *not* an ASCII digit; exact in
+/// every lane (no borrow crosses lanes: the low seven bits plus 0x76 stay
+/// below 0x100).
+fn non_digit_mask(bytes: [u8; 8]) -> u64 {
+    let x = u64::from_le_bytes(bytes) ^ (LO * 0x30);
+    let ge10 = (x & (LO * 0x7f)) + LO * 0x76;
+    (ge10 | x) & HI
+}
+
+/// Index of the first non-digit at or after `from` (or the length).
 fn end_of_digits(hay: &[u8], from: usize) -> usize {
-    hay.get(from..)
-        .and_then(|rest| rest.iter().position(|b| !b.is_ascii_digit()))
-        .map_or(hay.len(), |p| from + p)
+    let Some(rest) = hay.get(from..) else {
+        return hay.len();
+    };
+    let mut words = rest.chunks_exact(8);
+    let mut at = from;
+    for w in words.by_ref() {
+        let m = non_digit_mask(<[u8; 8]>::try_from(w).unwrap_or([0; 8]));
+        if m != 0 {
+            return at + (m.trailing_zeros() / 8) as usize;
+        }
+        at += 8;
+    }
+    words
+        .remainder()
+        .iter()
+        .position(|b| !b.is_ascii_digit())
+        .map_or(hay.len(), |p| at + p)
 }
 
 fn is_digit_at(hay: &[u8], i: usize) -> bool {
@@ -182,6 +193,11 @@ pub fn scan(hay: &[u8], wanted: Wanted, mut found: impl FnMut(Found, usize, usiz
         };
         at = end.max(start + 1);
         let toks = groups.get(..n).unwrap_or_default();
+        // Every shape needs at least 11 digits (a mobile): dates such as
+        // `2024-05-12` and short grouped numbers end here.
+        if toks.iter().map(|&(s, e)| e - s).sum::<usize>() < 11 {
+            continue;
+        }
         let first_clear = left_clear(hay, start);
         let last_clear = right_clear(hay, end);
         let mut i = 0;
@@ -386,6 +402,31 @@ mod tests {
             hits("6222 0212 3456 7890 123"),
             Vec::<(Found, String)>::new(),
             "Luhn fails for both the 19- and the 16-digit reading"
+        );
+    }
+
+    #[test]
+    fn end_of_digits_is_exact_for_every_byte_value_and_offset() {
+        for b in 0..=255u8 {
+            for pos in 0..20 {
+                let mut h = vec![b'7'; 24];
+                h[pos] = b;
+                let want = if b.is_ascii_digit() { 24 } else { pos };
+                assert_eq!(end_of_digits(&h, 0), want, "byte {b:#x} at {pos}");
+                let from3 = if pos >= 3 { want } else { 24 };
+                assert_eq!(end_of_digits(&h, 3), from3, "byte {b:#x} at {pos}");
+            }
+        }
+        assert_eq!(end_of_digits(b"12", 5), 2);
+    }
+
+    #[test]
+    fn grouped_tokens_under_eleven_digits_are_never_hits() {
+        assert!(hits("日期 2024-05-12，电话 138-1234-567，编号 12 34 56 78 90").is_empty());
+        // The same shapes with one digit more still count.
+        assert_eq!(
+            hits("日期 2024-05-12，电话 138-1234-5678"),
+            vec![(Found::Mobile, "138-1234-5678".into())]
         );
     }
 
