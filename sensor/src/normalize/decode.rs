@@ -25,6 +25,23 @@ const fn hex_table() -> [u8; 256] {
 }
 static HEX: [u8; 256] = hex_table();
 
+/// `HEX_PAIR[h << 8 | l]`: the byte `%hl` stands for, or 0x100 when `h` or
+/// `l` is not a hex digit (128 KiB, built at compile time).
+static HEX_PAIR: [u16; 65536] = hex_pair_table();
+
+const fn hex_pair_table() -> [u16; 65536] {
+    let mut t = [0x100u16; 65536];
+    let mut i = 0;
+    while i < 65536 {
+        let (h, l) = (HEX[i >> 8], HEX[i & 0xff]);
+        if h != 0xff && l != 0xff {
+            t[i] = (h as u16) << 4 | l as u16;
+        }
+        i += 1;
+    }
+    t
+}
+
 #[inline]
 fn hex_value(b: u8) -> Option<u8> {
     let v = HEX[usize::from(b)];
@@ -93,19 +110,18 @@ impl UrlDecoder {
                 .extend_from_slice(tail.get(..run).unwrap_or_default());
             i += run;
             loop {
-                match rest.get(i..).unwrap_or_default() {
-                    [b'%', h, l, ..] => {
-                        let (hv, lv) = (HEX[usize::from(*h)], HEX[usize::from(*l)]);
-                        if (hv | lv) & 0xf0 == 0 {
-                            self.out.push(hv << 4 | lv);
-                            i += 3;
-                        } else {
-                            // Not an escape: the `%` stays as it is.
-                            self.out.push(b'%');
-                            i += 1;
-                            break;
-                        }
-                    }
+                // A run of valid escapes, three bytes at a time.
+                let mut t = rest.get(i..).unwrap_or_default();
+                while let [b'%', h, l, more @ ..] = t {
+                    let v = HEX_PAIR[usize::from(*h) << 8 | usize::from(*l)];
+                    let Ok(byte) = u8::try_from(v) else {
+                        break;
+                    };
+                    self.out.push(byte);
+                    t = more;
+                }
+                i = rest.len() - t.len();
+                match t {
                     [b'+', ..] => {
                         self.out.push(b' ');
                         i += 1;
@@ -120,7 +136,8 @@ impl UrlDecoder {
                         i += 1;
                         break;
                     }
-                    [b'%', _] => {
+                    [b'%', ..] => {
+                        // Not an escape: the `%` stays as it is.
                         self.out.push(b'%');
                         i += 1;
                         break;
