@@ -725,15 +725,15 @@ pub async fn fetch_summary(
             &[
                 (
                     &format!(
-                        "SELECT ip, n, score, attack_ids FROM `{db}`.incidents_day_hosts \
-                         WHERE role = '{role}'"
+                        "SELECT ip, n, score, attacks FROM `{db}`.incidents_host_summary \
+                         WHERE role = '{role}' AND hour = 0"
                     ),
                     Pre::Days,
                 ),
                 (
                     &format!(
-                        "SELECT ip, n, score, attack_ids FROM `{db}`.incidents_hour_hosts \
-                         WHERE role = '{role}'"
+                        "SELECT ip, n, score, attacks FROM `{db}`.incidents_host_summary \
+                         WHERE role = '{role}' AND hour > 0"
                     ),
                     Pre::Hours,
                 ),
@@ -748,24 +748,24 @@ pub async fn fetch_summary(
     };
     let targets = hosts(
         "target",
-        "dst_ip AS ip, toUInt64(1) AS n, toUInt64(0) AS score, [attack_id] AS attack_ids",
+        "dst_ip AS ip, toUInt64(1) AS n, toUInt64(0) AS score, [cityHash64(attack_id)] AS attacks",
         " AND kind = 'volumetric' AND dst_ip != ''",
         &Dedup {
-            outer: "ip, n, score, attack_ids",
+            outer: "ip, n, score, attacks",
             inner: "dst_ip AS ip, toUInt64(uniqExact(id)) AS n, toUInt64(0) AS score, \
-                    groupUniqArray(attack_id) AS attack_ids",
+                    groupUniqArray(cityHash64(attack_id)) AS attacks",
             group: "ip",
             outer_group: "",
         },
-        "uniqExactArray(attack_ids)",
+        "uniqExactArray(attacks)",
         "score DESC, n DESC",
     );
     let leakers = hosts(
         "leaker",
-        "src_ip AS ip, toUInt64(1) AS n, match_count AS score, emptyArrayString() AS attack_ids",
+        "src_ip AS ip, toUInt64(1) AS n, match_count AS score, emptyArrayUInt64() AS attacks",
         " AND kind = 'leak' AND src_ip != ''",
         &Dedup {
-            outer: "ip, sum(u) AS n, sum(u * mc) AS score, emptyArrayString() AS attack_ids",
+            outer: "ip, sum(u) AS n, sum(u * mc) AS score, emptyArrayUInt64() AS attacks",
             inner: "src_ip AS ip, match_count AS mc, toUInt64(uniqExact(id)) AS u",
             group: "ip, mc",
             outer_group: " GROUP BY ip",

@@ -88,7 +88,7 @@ pub async fn run_once(
         ("incidents", config.incidents_days),
         ("incidents_day_summary", config.incidents_days),
         ("incidents_day_hosts", config.incidents_days),
-        ("incidents_hour_hosts", config.incidents_days),
+        ("incidents_host_summary", config.incidents_days),
         ("sensor_heartbeats", config.heartbeats_days),
     ] {
         if days == 0 {
@@ -219,7 +219,7 @@ pub async fn compact_once(
 }
 
 /// Builds the per-day pre-aggregates (`incidents_day_summary`,
-/// `incidents_day_hosts`, `incidents_hour_hosts`) of every compacted day that has none, or one
+/// `incidents_host_summary`, per day and per hour) of every compacted day that has none, or one
 /// built from another part. Hosts are written first, so a day summary row
 /// implies its host rows. A day that changes meanwhile gets a summary
 /// labelled with a part that is no longer its only one, which is never
@@ -241,40 +241,37 @@ pub async fn build_day_summaries(client: &Client, db: &str) -> Result<Vec<u32>, 
         // Every statement but the drops binds (day, part, start, end).
         let drops = [
             format!("ALTER TABLE `{db}`.incidents_day_summary DROP PARTITION {day}"),
+            // Written before migration 4; no longer read.
             format!("ALTER TABLE `{db}`.incidents_day_hosts DROP PARTITION {day}"),
-            format!("ALTER TABLE `{db}`.incidents_hour_hosts DROP PARTITION {day}"),
+            format!("ALTER TABLE `{db}`.incidents_host_summary DROP PARTITION {day}"),
         ];
-        let inserts = [
-            format!(
-                "INSERT INTO `{db}`.incidents_day_hosts SELECT toUInt32(?), ?, 'target', dst_ip, \
-                 count(), toUInt64(0), groupUniqArray(attack_id) FROM `{db}`.incidents \
-                 WHERE {range} AND kind = 'volumetric' AND dst_ip != '' GROUP BY dst_ip"
-            ),
-            format!(
-                "INSERT INTO `{db}`.incidents_day_hosts SELECT toUInt32(?), ?, 'leaker', src_ip, \
-                 count(), sum(match_count), emptyArrayString() FROM `{db}`.incidents \
-                 WHERE {range} AND kind = 'leak' AND src_ip != '' GROUP BY src_ip"
-            ),
-            format!(
-                "INSERT INTO `{db}`.incidents_hour_hosts SELECT toUInt32(?), ?, \
-                 toUInt32(toStartOfHour(ts)) AS hour, 'target', dst_ip, count(), toUInt64(0), \
-                 groupUniqArray(attack_id) FROM `{db}`.incidents \
-                 WHERE {range} AND kind = 'volumetric' AND dst_ip != '' GROUP BY hour, dst_ip"
-            ),
-            format!(
-                "INSERT INTO `{db}`.incidents_hour_hosts SELECT toUInt32(?), ?, \
-                 toUInt32(toStartOfHour(ts)) AS hour, 'leaker', src_ip, count(), \
-                 sum(match_count), emptyArrayString() FROM `{db}`.incidents \
-                 WHERE {range} AND kind = 'leak' AND src_ip != '' GROUP BY hour, src_ip"
-            ),
-            // Last: a day summary row implies the host rows.
-            format!(
-                "INSERT INTO `{db}`.incidents_day_summary SELECT toUInt32(?), ?, \
-                 toUInt32(toStartOfHour(ts)) AS hour, kind, vector, signature, severity, count() \
-                 FROM `{db}`.incidents WHERE {range} \
-                 GROUP BY hour, kind, vector, signature, severity"
-            ),
-        ];
+        // Per day (`hour = 0`), then per hour.
+        let hosts = |hour: &str, group: &str| {
+            [
+                format!(
+                    "INSERT INTO `{db}`.incidents_host_summary SELECT toUInt32(?), ?, {hour} AS h, \
+                     'target', dst_ip, count(), toUInt64(0), groupUniqArray(cityHash64(attack_id)) \
+                     FROM `{db}`.incidents WHERE {range} AND kind = 'volumetric' AND dst_ip != '' \
+                     GROUP BY {group}dst_ip"
+                ),
+                format!(
+                    "INSERT INTO `{db}`.incidents_host_summary SELECT toUInt32(?), ?, {hour} AS h, \
+                     'leaker', src_ip, count(), sum(match_count), emptyArrayUInt64() \
+                     FROM `{db}`.incidents WHERE {range} AND kind = 'leak' AND src_ip != '' \
+                     GROUP BY {group}src_ip"
+                ),
+            ]
+        };
+        let mut inserts = Vec::new();
+        inserts.extend(hosts("toUInt32(0)", ""));
+        inserts.extend(hosts("toUInt32(toStartOfHour(ts))", "h, "));
+        // Last: a day summary row implies the host rows.
+        inserts.push(format!(
+            "INSERT INTO `{db}`.incidents_day_summary SELECT toUInt32(?), ?, \
+             toUInt32(toStartOfHour(ts)) AS hour, kind, vector, signature, severity, count() \
+             FROM `{db}`.incidents WHERE {range} \
+             GROUP BY hour, kind, vector, signature, severity"
+        ));
         let what = "day summary";
         for sql in &drops {
             let q = client.query(sql);

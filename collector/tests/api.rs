@@ -938,7 +938,9 @@ async fn summary_of_a_window_cutting_compacted_days_counts_across_the_hour_bound
         .unwrap();
     assert_eq!(compacted, [20261101, 20261102]);
     let hour_rows = h
-        .sql("SELECT count() FROM shaobing.incidents_hour_hosts WHERE day = 20261101")
+        .sql(
+            "SELECT count() FROM shaobing.incidents_host_summary WHERE day = 20261101 AND hour > 0",
+        )
         .await;
     assert_ne!(hour_rows.trim(), "0");
     let pre = summary("").await;
@@ -950,7 +952,7 @@ async fn summary_of_a_window_cutting_compacted_days_counts_across_the_hour_bound
     // The hours really come from the per-hour pre-aggregates: a planted
     // row in a whole hour shows up, one in the raw fragment's hour does not.
     let part = h
-        .sql("SELECT any(part) FROM shaobing.incidents_hour_hosts WHERE day = 20261101")
+        .sql("SELECT any(part) FROM shaobing.incidents_host_summary WHERE day = 20261101")
         .await;
     let hour = |t: &str| shaobing_wire::Timestamp::parse(t).unwrap().secs();
     for (at, ip) in [
@@ -958,7 +960,7 @@ async fn summary_of_a_window_cutting_compacted_days_counts_across_the_hour_bound
         ("2026-11-01T06:00:00Z", "10.8.8.8"),
     ] {
         h.sql(&format!(
-            "INSERT INTO shaobing.incidents_hour_hosts VALUES \
+            "INSERT INTO shaobing.incidents_host_summary VALUES \
              (20261101, '{}', {}, 'leaker', '{ip}', 100, 0, [])",
             part.trim(),
             hour(at)

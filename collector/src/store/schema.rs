@@ -138,11 +138,14 @@ pub const DAY_HOSTS_V3: &str = "CREATE TABLE IF NOT EXISTS `{db}`.incidents_day_
 PARTITION BY day
 ORDER BY (day, role, ip)";
 
-/// Per-hour, per-host pre-aggregates of compacted days, so that a summary
-/// whose window starts or ends inside a compacted day reads that day's
-/// whole hours pre-aggregated and only the sub-hour fragment raw. Same
-/// columns as `incidents_day_hosts` plus `hour` (start, Unix seconds).
-pub const HOUR_HOSTS_V4: &str = "CREATE TABLE IF NOT EXISTS `{db}`.incidents_hour_hosts (
+/// Per-host pre-aggregates of compacted days, replacing
+/// `incidents_day_hosts` (no longer written): per day (`hour = 0`) and per
+/// capture hour (`hour` = its start, Unix seconds), so that a summary whose
+/// window cuts a compacted day reads that day's whole hours pre-aggregated
+/// and only the sub-hour fragments raw. Attack ids are kept as their
+/// `cityHash64` (distinct counts over 8-byte hashes instead of 36-byte
+/// strings: the costliest part of a 7-day summary).
+pub const HOST_SUMMARY_V4: &str = "CREATE TABLE IF NOT EXISTS `{db}`.incidents_host_summary (
     day UInt32,
     part String,
     hour UInt32,
@@ -150,14 +153,14 @@ pub const HOUR_HOSTS_V4: &str = "CREATE TABLE IF NOT EXISTS `{db}`.incidents_hou
     ip String,
     n UInt64,
     score UInt64,
-    attack_ids Array(String)
+    attacks Array(UInt64)
 ) ENGINE = MergeTree
 PARTITION BY day
 ORDER BY (day, role, hour, ip)";
 
-/// Day summaries built before migration 4 have no hour rows: forget them
-/// (derived data), so the next maintenance pass rebuilds every day with
-/// both.
+/// Day summaries built before migration 4 have no host summary rows:
+/// forget them (derived data), so the next maintenance pass rebuilds every
+/// day with both.
 pub const FORGET_DAY_SUMMARIES_V4: &str = "TRUNCATE TABLE `{db}`.incidents_day_summary";
 
 /// All migrations, oldest first.
@@ -179,8 +182,8 @@ pub const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 4,
-        description: "per-hour host summary table",
-        statements: &[HOUR_HOSTS_V4, FORGET_DAY_SUMMARIES_V4],
+        description: "per-day and per-hour host summary table",
+        statements: &[HOST_SUMMARY_V4, FORGET_DAY_SUMMARIES_V4],
     },
 ];
 
