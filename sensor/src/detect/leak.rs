@@ -285,6 +285,7 @@ struct ParseCtx<'a> {
     dport: u16,
     limits: &'a normalize::Limits,
     stats: &'a mut NormalizeStats,
+    exchange: &'a mut normalize::http::Exchange,
 }
 
 impl Parser {
@@ -307,12 +308,12 @@ impl Parser {
 
     fn data(&mut self, data: &[u8], cx: &mut ParseCtx<'_>, sink: &mut impl Sink) {
         if let Some(n) = &mut self.norm {
-            n.push(data, cx.limits, cx.stats, sink);
+            n.push(data, cx.limits, cx.stats, cx.exchange, sink);
             return;
         }
         if self.sniff.is_empty() && data.len() >= SNIFF_BYTES {
             let mut n = Parser::choose(data, cx);
-            n.push(data, cx.limits, cx.stats, sink);
+            n.push(data, cx.limits, cx.stats, cx.exchange, sink);
             self.norm = Some(n);
             return;
         }
@@ -330,7 +331,7 @@ impl Parser {
         }
         let held = std::mem::take(&mut self.sniff);
         let mut n = Parser::choose(&held, cx);
-        n.push(&held, cx.limits, cx.stats, sink);
+        n.push(&held, cx.limits, cx.stats, cx.exchange, sink);
         self.norm = Some(n);
     }
 
@@ -355,6 +356,9 @@ impl Parser {
 struct Flow {
     last_seen: i64,
     sides: [Side; 2],
+    /// HTTP requests waiting for their response (both directions' parsers
+    /// share it).
+    exchange: normalize::http::Exchange,
 }
 
 /// What scanning needs besides a side: the compiled set and the scope of
@@ -604,6 +608,7 @@ impl Leak {
             let mut flow = Flow {
                 last_seen: ts.micros(),
                 sides: wanted.map(|w| Side::new(app, w)),
+                exchange: normalize::http::Exchange::default(),
             };
             if tcp {
                 // Start each direction at its SYN, if it was seen.
@@ -630,7 +635,10 @@ impl Leak {
             return;
         };
         flow.last_seen = ts.micros();
-        let Some(side) = flow.sides.get_mut(side_ix) else {
+        let Flow {
+            sides, exchange, ..
+        } = flow;
+        let Some(side) = sides.get_mut(side_ix) else {
             return;
         };
         if !side.wanted {
@@ -638,7 +646,7 @@ impl Leak {
             if fin || rst {
                 side.closed = true;
             }
-            if rst || flow.sides.iter().all(|s| s.closed) {
+            if rst || sides.iter().all(|s| s.closed) {
                 self.close(key, sink);
             }
             return;
@@ -685,6 +693,7 @@ impl Leak {
             dport: d.dst_port,
             limits: &self.normalize_limits,
             stats: &mut self.normalize_stats,
+            exchange,
         };
         let mut s = SideSink {
             ctx: &mut ctx,
@@ -756,7 +765,10 @@ impl Leak {
         let Some(mut flow) = self.flows.remove(&key) else {
             return;
         };
-        for (ix, side) in flow.sides.iter_mut().enumerate() {
+        let Flow {
+            sides, exchange, ..
+        } = &mut flow;
+        for (ix, side) in sides.iter_mut().enumerate() {
             let dkey = if ix == 0 { key } else { key.reversed() };
             let mut ctx = ScanCtx {
                 sigs: &self.sigs,
@@ -786,6 +798,7 @@ impl Leak {
                 dport: dkey.dport,
                 limits: &self.normalize_limits,
                 stats: &mut self.normalize_stats,
+                exchange,
             };
             let mut s = SideSink {
                 ctx: &mut ctx,

@@ -9,14 +9,60 @@
 //! (`Content-Type: application/x-www-form-urlencoded`). Other content
 //! encodings (`br`, `zstd`) are passed on as they are.
 //!
+//! A response is framed by the request it answers ([`Exchange`]): the
+//! answer to a `HEAD` has no body whatever its `Content-Length` says, and
+//! a 2xx answer to `CONNECT` starts a tunnel (passed on raw).
+//!
 //! Bounds: the header block is at most [`Limits::max_header_bytes`] and at
 //! most [`MAX_HEADERS`] lines; a chunk-size or trailer line at most
 //! [`MAX_CHUNK_LINE`] bytes. Anything that breaks them, or a start line
 //! that is not HTTP, ends HTTP parsing for the stream: what is buffered
 //! and everything after is passed on raw (counted as `http_errors`).
 
+use std::collections::VecDeque;
+
 use super::decode::{url_decode, Compression, Inflater, UrlDecoder};
 use super::{Limits, NormalizeStats, Sink};
+
+/// Requests one connection may have outstanding (pipelined) before the
+/// oldest is forgotten.
+pub const MAX_PENDING_REQUESTS: usize = 64;
+
+/// What a response needs to know about the request it answers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Method {
+    #[default]
+    Other,
+    Head,
+    Connect,
+}
+
+/// The requests of one HTTP connection still waiting for an answer,
+/// oldest first, shared by its two directions. Bounded by
+/// [`MAX_PENDING_REQUESTS`]; when more are pipelined the oldest is
+/// dropped, and a response without a known request is framed by its own
+/// headers alone.
+#[derive(Debug, Default)]
+pub struct Exchange {
+    pending: VecDeque<Method>,
+}
+
+impl Exchange {
+    fn request(&mut self, m: Method) {
+        if self.pending.len() >= MAX_PENDING_REQUESTS {
+            self.pending.pop_front();
+        }
+        self.pending.push_back(m);
+    }
+
+    /// The request a final (non-1xx) response answers.
+    fn answer(&mut self, status: u16) -> Method {
+        if status < 200 {
+            return Method::Other;
+        }
+        self.pending.pop_front().unwrap_or_default()
+    }
+}
 
 /// Most header lines parsed per message.
 pub const MAX_HEADERS: usize = 256;
@@ -63,6 +109,7 @@ impl<S: Sink> Sink for Chain<'_, S> {
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Head {
     response: bool,
+    method: Method,
     status: u16,
     target: Vec<u8>,
     content_length: Option<u64>,
@@ -101,6 +148,7 @@ impl Http {
         data: &[u8],
         limits: &Limits,
         stats: &mut NormalizeStats,
+        exchange: &mut Exchange,
         sink: &mut impl Sink,
     ) {
         let mut rest = data;
@@ -114,7 +162,7 @@ impl Http {
                     sink.data(rest);
                     return;
                 }
-                State::Head => self.head_bytes(rest, limits, stats, sink),
+                State::Head => self.head_bytes(rest, limits, stats, exchange, sink),
                 State::Length(left) => {
                     let n = usize::try_from(*left).unwrap_or(usize::MAX).min(rest.len());
                     let (now, later) = rest.split_at(n);
@@ -198,6 +246,7 @@ impl Http {
         mut rest: &'a [u8],
         limits: &Limits,
         stats: &mut NormalizeStats,
+        exchange: &mut Exchange,
         sink: &mut impl Sink,
     ) -> &'a [u8] {
         if self.head.is_empty() {
@@ -218,7 +267,7 @@ impl Http {
             let consumed = end.saturating_sub(old).min(rest.len());
             self.head.truncate(end);
             let head = std::mem::take(&mut self.head);
-            self.on_head(&head, limits, stats, sink);
+            self.on_head(&head, limits, stats, exchange, sink);
             return rest.get(consumed..).unwrap_or_default();
         }
         if self.head.len() >= limits.max_header_bytes {
@@ -234,6 +283,7 @@ impl Http {
         head: &[u8],
         limits: &Limits,
         stats: &mut NormalizeStats,
+        exchange: &mut Exchange,
         sink: &mut impl Sink,
     ) {
         let Some(h) = parse_head(head) else {
@@ -248,7 +298,19 @@ impl Http {
             sink.data(&url_decode(&h.target));
             sink.boundary();
         }
-        let no_body = h.response && (h.status < 200 || h.status == 204 || h.status == 304);
+        let answers = if h.response {
+            exchange.answer(h.status)
+        } else {
+            exchange.request(h.method);
+            Method::Other
+        };
+        if answers == Method::Connect && (200..300).contains(&h.status) {
+            // A tunnel: whatever follows is not HTTP.
+            self.state = State::Raw;
+            return;
+        }
+        let no_body = h.response
+            && (h.status < 200 || h.status == 204 || h.status == 304 || answers == Method::Head);
         self.state = if no_body {
             State::Head
         } else if h.chunked {
@@ -424,6 +486,11 @@ fn parse_head(head: &[u8]) -> Option<Head> {
             return None;
         }
         h.target = target.to_vec();
+        h.method = match method {
+            b"HEAD" => Method::Head,
+            b"CONNECT" => Method::Connect,
+            _ => Method::Other,
+        };
     }
     for line in lines.take(MAX_HEADERS) {
         let Some(colon) = line.iter().position(|&b| b == b':') else {
@@ -475,7 +542,7 @@ mod tests {
         let mut s = NormalizeStats::default();
         let l = Limits::default();
         for p in stream.chunks(piece.max(1)) {
-            h.push(p, &l, &mut s, &mut c);
+            h.push(p, &l, &mut s, &mut Exchange::default(), &mut c);
         }
         h.finish(&l, &mut s, &mut c);
         (c, s)
@@ -493,6 +560,78 @@ mod tests {
             .iter()
             .map(|u| String::from_utf8_lossy(u).into_owned())
             .collect()
+    }
+
+    /// Requests then responses of one connection through one exchange.
+    fn exchange(requests: &[u8], responses: &[u8]) -> (Vec<String>, NormalizeStats) {
+        let (mut req, mut resp) = (Http::new(), Http::new());
+        let mut x = Exchange::default();
+        let (mut c, mut s, l) = (
+            Collect::default(),
+            NormalizeStats::default(),
+            Limits::default(),
+        );
+        req.push(requests, &l, &mut s, &mut x, &mut Collect::default());
+        for p in responses.chunks(5) {
+            resp.push(p, &l, &mut s, &mut x, &mut c);
+        }
+        resp.finish(&l, &mut s, &mut c);
+        let u = c
+            .units
+            .iter()
+            .map(|u| String::from_utf8_lossy(u).into_owned())
+            .collect();
+        (u, s)
+    }
+
+    #[test]
+    fn the_answer_to_head_has_no_body_whatever_its_length_says() {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all("正文 绝密★ 正文".as_bytes()).unwrap();
+        let body = gz.finish().unwrap();
+        let mut responses =
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\nHTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\n"
+                .to_vec();
+        responses.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
+        responses.extend_from_slice(&body);
+        let (u, s) = exchange(
+            b"HEAD /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n",
+            &responses,
+        );
+        assert!(u.iter().any(|u| u.contains("绝密★")), "{u:?}");
+        assert_eq!(
+            (s.http_messages, s.http_errors, s.bodies_inflated),
+            (4, 0, 1)
+        );
+        // Without the HEAD, the second response would be the first's body.
+        let (u, _) = exchange(
+            b"GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n",
+            &responses,
+        );
+        assert!(!u.iter().any(|u| u.contains("绝密★")));
+    }
+
+    #[test]
+    fn an_interim_response_does_not_answer_the_request() {
+        let (u, s) = exchange(
+            b"HEAD /a HTTP/1.1\r\nExpect: 100-continue\r\n\r\n",
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n",
+        );
+        assert_eq!(s.http_errors, 0, "{u:?}");
+        assert_eq!(s.http_messages, 4);
+    }
+
+    #[test]
+    fn a_connect_tunnel_is_passed_on_raw() {
+        let (u, s) = exchange(
+            b"CONNECT db.example:5432 HTTP/1.1\r\n\r\n",
+            b"HTTP/1.1 200 Connection established\r\n\r\nGET /not-http-framing HTTP/1.1\r\n\r\n",
+        );
+        assert_eq!(
+            s.http_messages, 2,
+            "the tunnel's bytes are not parsed: {u:?}"
+        );
+        assert!(u.iter().any(|u| u.contains("GET /not-http-framing")));
     }
 
     #[test]

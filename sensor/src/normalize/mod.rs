@@ -154,16 +154,18 @@ impl Normalizer {
         }
     }
 
-    /// Feeds the next bytes of the stream.
+    /// Feeds the next bytes of the stream; `exchange` is the connection's
+    /// HTTP request queue, shared by both directions.
     pub fn push(
         &mut self,
         data: &[u8],
         limits: &Limits,
         stats: &mut NormalizeStats,
+        exchange: &mut http::Exchange,
         sink: &mut impl Sink,
     ) {
         match self {
-            Normalizer::Http(h) => h.push(data, limits, stats, sink),
+            Normalizer::Http(h) => h.push(data, limits, stats, exchange, sink),
             Normalizer::Smtp(s) => s.push(data, limits, stats, sink),
             Normalizer::Raw => sink.data(data),
         }
@@ -283,13 +285,20 @@ mod robustness {
             let input = noise(&mut rng, 3000);
             for proto in [AppProto::Http, AppProto::Smtp, AppProto::Tcp] {
                 let mut n = Normalizer::new(proto);
+                let mut exchange = http::Exchange::default();
                 let mut stats = NormalizeStats::default();
                 let mut sink = Collect::default();
                 let mut at = 0;
                 while at < input.len() {
                     let len = 1 + (rng.next() % 200) as usize;
                     let end = (at + len).min(input.len());
-                    n.push(&input[at..end], &limits, &mut stats, &mut sink);
+                    n.push(
+                        &input[at..end],
+                        &limits,
+                        &mut stats,
+                        &mut exchange,
+                        &mut sink,
+                    );
                     if rng.next().is_multiple_of(50) {
                         n.gap(&mut stats, &mut sink);
                     }
