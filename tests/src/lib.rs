@@ -34,6 +34,24 @@ pub fn bin(name: &str) -> PathBuf {
     p
 }
 
+/// Runs `shaobing-sensor ARGS` to completion.
+pub fn sensor<S: AsRef<std::ffi::OsStr>>(
+    args: impl IntoIterator<Item = S>,
+) -> std::process::Output {
+    Command::new(bin("shaobing-sensor"))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run shaobing-sensor: {e}"))
+}
+
+/// Asserts that a command exited 0 (showing its stderr if not) and returns
+/// its stderr.
+pub fn succeeded(out: &std::process::Output) -> String {
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{err}");
+    err
+}
+
 /// The repository's `pcaps/` folder.
 pub fn pcaps() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../pcaps")

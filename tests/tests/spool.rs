@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
-use shaobing_e2e::{bin, pcaps, Collector, SensorToken};
+use shaobing_e2e::{bin, pcaps, sensor, succeeded, Collector, SensorToken};
 use shaobing_testkit::{clickhouse_available, free_port, ClickHouseServer};
 
 const SENSOR: SensorToken = SensorToken {
@@ -178,18 +178,20 @@ fn a_full_spool_refuses_the_newest_counts_them_and_delivers_the_rest() {
 
     // 1. The collector is down and the spool holds 1 MiB: less than the
     //    capture's incidents.
-    let out = Command::new(bin("shaobing-sensor"))
-        .arg("replay")
-        .arg("--config")
-        .arg(&config)
-        .args(["--collector", &url, "--token", SENSOR.token])
-        .args(["--grace-secs", "1", "--spool"])
-        .arg(&spool)
-        .arg(&pcap)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{err}");
+    let mut args: Vec<std::ffi::OsString> = vec!["replay".into(), "--config".into()];
+    args.push(config.into());
+    for a in [
+        "--collector",
+        &url,
+        "--token",
+        SENSOR.token,
+        "--grace-secs",
+        "1",
+    ] {
+        args.push(a.into());
+    }
+    args.extend(["--spool".into(), spool.clone().into(), pcap.into()]);
+    let err = succeeded(&sensor(args));
     let produced: u64 = err
         .split(" incidents;")
         .next()
@@ -214,20 +216,12 @@ fn a_full_spool_refuses_the_newest_counts_them_and_delivers_the_rest() {
     //    are the oldest (drop-newest keeps what was spooled first).
     let ch = ClickHouseServer::start().expect("start ClickHouse");
     let collector = Collector::start_on(dir.path(), &ch, &[SENSOR], port).expect("start collector");
-    let out = Command::new(bin("shaobing-sensor"))
-        .args([
-            "deliver",
-            "--collector",
-            &collector.url,
-            "--token",
-            SENSOR.token,
-        ])
-        .arg("--spool")
-        .arg(&spool)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{err}");
+    let mut args: Vec<std::ffi::OsString> = vec!["deliver".into(), "--spool".into()];
+    args.push(spool.clone().into());
+    for a in ["--collector", &collector.url, "--token", SENSOR.token] {
+        args.push(a.into());
+    }
+    let err = succeeded(&sensor(args));
     let kept = produced - dropped;
     assert!(
         err.contains(&format!("delivered {kept} incident(s)")),

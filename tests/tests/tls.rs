@@ -2,10 +2,10 @@
 //! presents a client certificate when the collector asks for one, and keeps
 //! what it could not deliver in its spool.
 
+use std::ffi::OsString;
 use std::path::Path;
-use std::process::{Command, Output};
 
-use shaobing_e2e::{bin, pcaps, Collector, SensorToken, TlsServer};
+use shaobing_e2e::{pcaps, sensor, succeeded, Collector, SensorToken, TlsServer};
 use shaobing_testkit::pki::TestPki;
 use shaobing_testkit::{clickhouse_available, ClickHouseServer};
 
@@ -13,15 +13,6 @@ const SENSOR: SensorToken = SensorToken {
     name: "sensor-1",
     token: "tls-token-71c2e0",
 };
-
-fn replay(args: &[&str], extra: &[&Path]) -> Output {
-    Command::new(bin("shaobing-sensor"))
-        .arg("replay")
-        .args(args)
-        .args(extra)
-        .output()
-        .unwrap()
-}
 
 fn stored(c: &Collector) -> usize {
     c.query(&["--since", "all", "--json"])
@@ -33,11 +24,27 @@ fn stored(c: &Collector) -> usize {
 
 /// Incidents the offline replay of `http-leak.pcap` gives.
 fn expected_count() -> usize {
-    let out = replay(&[], &[&pcaps().join("http-leak.pcap")]);
-    assert!(out.status.success());
+    let out = sensor([
+        OsString::from("replay"),
+        pcaps().join("http-leak.pcap").into(),
+    ]);
+    succeeded(&out);
     let n = String::from_utf8_lossy(&out.stdout).lines().count();
     assert!(n > 0, "the capture must give incidents");
     n
+}
+
+/// `shaobing-sensor COMMAND --collector URL --token T ARGS...`.
+fn to_collector(command: &str, c: &Collector, args: &[&Path]) -> std::process::Output {
+    let mut all: Vec<OsString> = vec![
+        command.into(),
+        "--collector".into(),
+        c.url.clone().into(),
+        "--token".into(),
+        SENSOR.token.into(),
+    ];
+    all.extend(args.iter().map(|a| a.as_os_str().to_owned()));
+    sensor(all)
 }
 
 fn setup(dir: &Path, client_ca: bool) -> Option<(ClickHouseServer, Collector, TestPki)> {
@@ -63,6 +70,10 @@ fn setup(dir: &Path, client_ca: bool) -> Option<(ClickHouseServer, Collector, Te
     Some((ch, collector, pki))
 }
 
+fn p(s: &str) -> &Path {
+    Path::new(s)
+}
+
 #[test]
 fn sensor_delivers_over_https_trusting_the_configured_ca() {
     let dir = tempfile::tempdir().unwrap();
@@ -70,23 +81,9 @@ fn sensor_delivers_over_https_trusting_the_configured_ca() {
         return;
     };
     assert!(collector.url.starts_with("https://"));
-    let ca = pki.ca();
     let pcap = pcaps().join("http-leak.pcap");
-    let out = replay(
-        &[
-            "--collector",
-            &collector.url,
-            "--token",
-            SENSOR.token,
-            "--ca-file",
-        ],
-        &[&ca, &pcap],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = to_collector("replay", &collector, &[p("--ca-file"), &pki.ca(), &pcap]);
+    succeeded(&out);
     assert_eq!(stored(&collector), expected_count());
 }
 
@@ -102,17 +99,18 @@ fn a_collector_outside_the_configured_ca_gets_nothing_and_the_spool_keeps_it() {
     let other = TestPki::create(&other_dir).unwrap();
     let spool = dir.path().join("spool");
     let pcap = pcaps().join("http-leak.pcap");
-    let out = replay(
+    let out = to_collector(
+        "replay",
+        &collector,
         &[
-            "--collector",
-            &collector.url,
-            "--token",
-            SENSOR.token,
-            "--grace-secs",
-            "2",
-            "--spool",
+            p("--grace-secs"),
+            p("2"),
+            p("--spool"),
+            &spool,
+            p("--ca-file"),
+            &other.ca(),
+            &pcap,
         ],
-        &[&spool, Path::new("--ca-file"), &other.ca(), &pcap],
     );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -122,20 +120,12 @@ fn a_collector_outside_the_configured_ca_gets_nothing_and_the_spool_keeps_it() {
     assert_eq!(stored(&collector), 0, "nothing may cross an untrusted link");
 
     // With the right CA, `deliver` drains the spool: nothing was lost.
-    let out = Command::new(bin("shaobing-sensor"))
-        .args(["deliver", "--collector", &collector.url, "--token"])
-        .arg(SENSOR.token)
-        .arg("--spool")
-        .arg(&spool)
-        .arg("--ca-file")
-        .arg(pki.ca())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = to_collector(
+        "deliver",
+        &collector,
+        &[p("--spool"), &spool, p("--ca-file"), &pki.ca()],
     );
+    succeeded(&out);
     assert_eq!(stored(&collector), expected_count());
 }
 
@@ -147,15 +137,9 @@ fn with_client_ca_the_sensor_needs_its_certificate() {
     };
     let ca = pki.ca();
     let pcap = pcaps().join("http-leak.pcap");
-    let base = [
-        "--collector",
-        collector.url.as_str(),
-        "--token",
-        SENSOR.token,
-    ];
 
     // Without a certificate the collector refuses to take incidents.
-    let out = replay(&base, &[Path::new("--ca-file"), &ca, &pcap]);
+    let out = to_collector("replay", &collector, &[p("--ca-file"), &ca, &pcap]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("client certificate"), "{err}");
@@ -164,23 +148,20 @@ fn with_client_ca_the_sensor_needs_its_certificate() {
     // With the sensor's certificate (issued by the collector's client CA)
     // everything is stored.
     let id = pki.client(SENSOR.name).unwrap();
-    let out = replay(
-        &base,
+    let out = to_collector(
+        "replay",
+        &collector,
         &[
-            Path::new("--ca-file"),
+            p("--ca-file"),
             &ca,
-            Path::new("--client-cert"),
+            p("--client-cert"),
             &id.cert,
-            Path::new("--client-key"),
+            p("--client-key"),
             &id.key,
             &pcap,
         ],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     assert_eq!(stored(&collector), expected_count());
 }
 
@@ -189,16 +170,16 @@ fn a_bad_ca_file_stops_the_sensor_before_it_reads_a_packet() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("ca.pem");
     std::fs::write(&bad, "garbage\n").unwrap();
-    let out = replay(
-        &[
-            "--collector",
-            "https://127.0.0.1:9",
-            "--token",
-            "t",
-            "--ca-file",
-        ],
-        &[&bad, &pcaps().join("http-leak.pcap")],
-    );
+    let out = sensor([
+        OsString::from("replay"),
+        "--collector".into(),
+        "https://127.0.0.1:9".into(),
+        "--token".into(),
+        "t".into(),
+        "--ca-file".into(),
+        bad.into(),
+        pcaps().join("http-leak.pcap").into(),
+    ]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
