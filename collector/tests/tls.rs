@@ -4,146 +4,21 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 
 use common::*;
+use shaobing_testkit::pki::TestPki;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::rustls;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
 
-/// Writes a test CA (ca.pem) and a leaf for 127.0.0.1 signed by it
-/// (cert.pem, key.pem); false when openssl is absent or fails.
-fn self_signed(dir: &Path) -> bool {
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    let run = |args: &[&str]| {
-        Command::new("openssl")
-            .current_dir(dir)
-            .args(args)
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    let ok = std::fs::write(
-        dir.join("ext.cnf"),
-        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
-    )
-    .is_ok()
-        && run(&[
-            &["req", "-x509"][..],
-            &ec,
-            &[
-                "-days",
-                "1",
-                "-subj",
-                "/CN=shaobing-test-ca",
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.pem",
-            ],
-        ]
-        .concat())
-        && run(&[
-            &["req"][..],
-            &ec,
-            &[
-                "-subj",
-                "/CN=127.0.0.1",
-                "-keyout",
-                "key.pem",
-                "-out",
-                "leaf.csr",
-            ],
-        ]
-        .concat())
-        && run(&[
-            "x509",
-            "-req",
-            "-in",
-            "leaf.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "1",
-            "-extfile",
-            "ext.cnf",
-            "-out",
-            "cert.pem",
-        ]);
-    if !ok {
-        eprintln!("skipping: openssl could not make test certificates");
-    }
-    ok
-}
-
-/// A client certificate signed by the test CA (client.pem, client.key).
-fn client_cert(dir: &Path) -> bool {
-    named_client_cert(dir, "client", "/CN=sensor-1", None)
-}
-
-/// A client certificate signed by the test CA with subject `subj` and,
-/// optionally, a DNS subject-alternative name (`{file}.pem`, `{file}.key`).
-fn named_client_cert(dir: &Path, file: &str, subj: &str, dns: Option<&str>) -> bool {
-    let run = |args: &[&str]| {
-        Command::new("openssl")
-            .current_dir(dir)
-            .args(args)
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    let san = dns.map_or(String::new(), |d| format!("subjectAltName=DNS:{d}\n"));
-    let (ext, key, csr, pem) = (
-        format!("{file}-ext.cnf"),
-        format!("{file}.key"),
-        format!("{file}.csr"),
-        format!("{file}.pem"),
-    );
-    std::fs::write(
-        dir.join(&ext),
-        format!("basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n{san}"),
-    )
-    .is_ok()
-        && run(&[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-subj",
-            subj,
-            "-keyout",
-            &key,
-            "-out",
-            &csr,
-        ])
-        && run(&[
-            "x509",
-            "-req",
-            "-in",
-            &csr,
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "1",
-            "-extfile",
-            &ext,
-            "-out",
-            &pem,
-        ])
+/// A test CA (`ca.pem`) and a leaf for 127.0.0.1 signed by it
+/// (`server.pem`, `server.key`) in `dir`; `None` when openssl fails.
+fn pki(dir: &Path) -> Option<TestPki> {
+    TestPki::create(dir)
+        .map_err(|e| eprintln!("skipping: openssl could not make test certificates: {e}"))
+        .ok()
 }
 
 async fn https(addr: std::net::SocketAddr, ca: &Path, request: String) -> std::io::Result<String> {
@@ -195,13 +70,13 @@ async fn https_serves_sensors_and_analysts_and_plain_http_gets_nothing() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    if !self_signed(dir.path()) {
+    if pki(dir.path()).is_none() {
         return;
     }
     let tls = format!(
         "[tls]\ncert = \"{}\"\nkey = \"{}\"\n",
-        dir.path().join("cert.pem").display(),
-        dir.path().join("key.pem").display()
+        dir.path().join("server.pem").display(),
+        dir.path().join("server.key").display()
     );
     let h = Harness::start_full("", &tls).await;
     let ca = dir.path().join("ca.pem");
@@ -271,14 +146,15 @@ async fn with_client_ca_sensors_need_a_certificate_and_analysts_do_not() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    if !self_signed(dir.path()) || !client_cert(dir.path()) {
+    let Some(client) = pki(dir.path()).and_then(|p| p.client_as("client", "sensor-1", None).ok())
+    else {
         return;
-    }
+    };
     let d = dir.path();
     let tls = format!(
         "[tls]\ncert = \"{}\"\nkey = \"{}\"\nclient_ca = \"{}\"\n",
-        d.join("cert.pem").display(),
-        d.join("key.pem").display(),
+        d.join("server.pem").display(),
+        d.join("server.key").display(),
         d.join("ca.pem").display()
     );
     let h = Harness::start_full("", &tls).await;
@@ -295,8 +171,7 @@ async fn with_client_ca_sensors_need_a_certificate_and_analysts_do_not() {
     assert!(resp.contains("client certificate"), "{resp}");
     assert!(h.rows().await.is_empty());
     // With the certificate it is.
-    let client = (d.join("client.pem"), d.join("client.key"));
-    let resp = https_as(h.addr, &ca, Some((&client.0, &client.1)), post)
+    let resp = https_as(h.addr, &ca, Some((&client.cert, &client.key)), post)
         .await
         .unwrap();
     assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
@@ -321,19 +196,19 @@ async fn a_client_certificate_only_works_with_its_own_sensors_token() {
     }
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    if !self_signed(d)
-        || !named_client_cert(d, "a", "/CN=sensor-1", None)
-        || !named_client_cert(d, "b", "/CN=unrelated", Some("sensor-b.example.gov"))
-    {
+    let Some(p) = pki(d) else {
         return;
-    }
+    };
+    p.client_as("a", "sensor-1", None).unwrap();
+    p.client_as("b", "unrelated", Some("sensor-b.example.gov"))
+        .unwrap();
     const TOKEN_B: &str = "token-of-sensor-b";
     let extra = format!(
         "[tls]\ncert = \"{}\"\nkey = \"{}\"\nclient_ca = \"{}\"\n\
          [[sensors]]\nname = \"sensor-b\"\ntoken_sha256 = \"{}\"\n\
          cert_name = \"Sensor-B.example.gov\"\n",
-        d.join("cert.pem").display(),
-        d.join("key.pem").display(),
+        d.join("server.pem").display(),
+        d.join("server.key").display(),
         d.join("ca.pem").display(),
         shaobing_collector::auth::hash_token(TOKEN_B)
     );

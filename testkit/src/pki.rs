@@ -6,7 +6,7 @@
 //! - `server.pem`, `server.key`: a server certificate for `127.0.0.1`
 //!   signed by the CA;
 //!
-//! and [`TestPki::client`] adds client certificates (extended key usage
+//! and [`TestPki::client`] / [`TestPki::client_as`] add client certificates (extended key usage
 //! `clientAuth`, the name as subject CN and DNS subject alternative name).
 //! All keys are P-256 and valid for one day.
 
@@ -96,12 +96,18 @@ impl TestPki {
         }
     }
 
-    /// A client certificate for `name` (CN and DNS SAN), signed by the CA.
+    /// A client certificate for `name` (CN and DNS SAN), signed by the CA
+    /// (`client-NAME.pem`, `client-NAME.key`).
     pub fn client(&self, name: &str) -> Result<CertPair, PkiError> {
-        let ext = format!(
-            "subjectAltName=DNS:{name}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n"
-        );
-        self.sign(&format!("client-{name}"), &format!("/CN={name}"), &ext)
+        self.client_as(&format!("client-{name}"), name, Some(name))
+    }
+
+    /// A client certificate with subject CN `cn` and, optionally, a DNS
+    /// subject alternative name, signed by the CA (`STEM.pem`, `STEM.key`).
+    pub fn client_as(&self, stem: &str, cn: &str, dns: Option<&str>) -> Result<CertPair, PkiError> {
+        let san = dns.map_or(String::new(), |d| format!("subjectAltName=DNS:{d}\n"));
+        let ext = format!("{san}basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n");
+        self.sign(stem, &format!("/CN={cn}"), &ext)
     }
 
     fn sign(&self, stem: &str, subject: &str, ext: &str) -> Result<CertPair, PkiError> {
