@@ -113,14 +113,16 @@ struct CollectorArgs {
 #[derive(Args)]
 struct TlsArgs {
     /// With an https:// collector: PEM file of the CA(s) to trust instead
-    /// of the system store; overrides [collector] ca_file.
+    /// of the system store (takes precedence over a config's [collector]
+    /// ca_file).
     #[arg(long, value_name = "FILE")]
     ca_file: Option<PathBuf>,
     /// PEM certificate to present to the collector (its [tls] client_ca
-    /// must have issued it); overrides [collector] client_cert.
+    /// must have issued it; takes precedence over a config's [collector]
+    /// client_cert).
     #[arg(long, value_name = "FILE", requires = "client_key")]
     client_cert: Option<PathBuf>,
-    /// PEM private key of --client-cert; overrides [collector] client_key.
+    /// PEM private key of --client-cert.
     #[arg(long, value_name = "FILE", requires = "client_cert")]
     client_key: Option<PathBuf>,
 }
