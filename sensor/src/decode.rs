@@ -118,6 +118,21 @@ pub enum Fragment {
     Later,
 }
 
+/// Where a fragment belongs in its datagram (all zero for a packet that
+/// is not fragmented).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Frag<'a> {
+    /// IPv4 identification or IPv6 fragment identification.
+    pub id: u32,
+    /// Byte offset of `body` in the datagram's payload.
+    pub offset: u32,
+    /// More fragments follow.
+    pub more: bool,
+    /// The fragment's bytes after the IP header(s) (for the first
+    /// fragment, starting with the transport header).
+    pub body: &'a [u8],
+}
+
 /// What the detectors need to know about one packet.
 #[derive(Clone, Copy, Debug)]
 pub struct Decoded<'a> {
@@ -141,6 +156,8 @@ pub struct Decoded<'a> {
     pub payload: &'a [u8],
     /// Fragmentation state.
     pub fragment: Fragment,
+    /// For a fragment: its place in the datagram.
+    pub frag: Frag<'a>,
 }
 
 const MAX_VLAN_TAGS: usize = 8;
@@ -225,14 +242,23 @@ fn decode_ipv4(ip: &[u8]) -> Result<Decoded<'_>, Skip> {
     };
     let src = IpAddr::V4(h.get_source());
     let dst = IpAddr::V4(h.get_destination());
-    transport(
+    let mut d = transport(
         src,
         dst,
         h.get_next_level_protocol().0,
         h.get_ttl(),
         body,
         fragment,
-    )
+    )?;
+    if fragment != Fragment::None {
+        d.frag = Frag {
+            id: u32::from(h.get_identification()),
+            offset: u32::from(offset) * 8,
+            more: more_fragments,
+            body,
+        };
+    }
+    Ok(d)
 }
 
 fn decode_ipv6(ip: &[u8]) -> Result<Decoded<'_>, Skip> {
@@ -242,6 +268,7 @@ fn decode_ipv6(ip: &[u8]) -> Result<Decoded<'_>, Skip> {
     let mut body = ip.get(40..end).ok_or(Skip::Truncated)?;
     let mut next = h.get_next_header().0;
     let mut fragment = Fragment::None;
+    let mut frag = Frag::default();
     for _ in 0..MAX_IPV6_EXT {
         match next {
             // Hop-by-hop, routing, destination options, mobility: length in
@@ -260,10 +287,21 @@ fn decode_ipv6(ip: &[u8]) -> Result<Decoded<'_>, Skip> {
             // Fragment header: fixed 8 bytes.
             44 => {
                 let off_flags = be16(body, 2).ok_or(Skip::Truncated)?;
+                let id = body
+                    .get(4..8)
+                    .and_then(|b| <[u8; 4]>::try_from(b).ok())
+                    .map(u32::from_be_bytes)
+                    .ok_or(Skip::Truncated)?;
                 next = *body.first().ok_or(Skip::Truncated)?;
                 body = body.get(8..).ok_or(Skip::Truncated)?;
                 let offset = off_flags >> 3;
                 let more = off_flags & 1 != 0;
+                frag = Frag {
+                    id,
+                    offset: u32::from(offset) * 8,
+                    more,
+                    body: &[],
+                };
                 fragment = match (offset, more) {
                     (0, false) => Fragment::None, // atomic fragment
                     (0, true) => Fragment::First,
@@ -273,11 +311,26 @@ fn decode_ipv6(ip: &[u8]) -> Result<Decoded<'_>, Skip> {
             _ => {
                 let src = IpAddr::V6(h.get_source());
                 let dst = IpAddr::V6(h.get_destination());
-                return transport(src, dst, next, h.get_hop_limit(), body, fragment);
+                let mut d = transport(src, dst, next, h.get_hop_limit(), body, fragment)?;
+                if fragment != Fragment::None {
+                    d.frag = Frag { body, ..frag };
+                }
+                return Ok(d);
             }
         }
     }
     Err(Skip::TooManyLayers)
+}
+
+/// The transport layer of a whole (reassembled) datagram's payload.
+pub fn reassembled<'a>(
+    src: IpAddr,
+    dst: IpAddr,
+    proto: u8,
+    ttl: u8,
+    body: &'a [u8],
+) -> Result<Decoded<'a>, Skip> {
+    transport(src, dst, proto, ttl, body, Fragment::None)
 }
 
 fn transport<'a>(
@@ -299,6 +352,7 @@ fn transport<'a>(
         tcp_seq: 0,
         payload: body,
         fragment,
+        frag: Frag::default(),
     };
     if fragment == Fragment::Later {
         return Ok(d);
@@ -521,6 +575,7 @@ mod tests {
         let d = decode(LinkType::RawIp, &ip).unwrap();
         assert_eq!(d.proto, proto::ICMPV6);
         assert_eq!(d.fragment, Fragment::First);
+        assert_eq!((d.frag.id, d.frag.offset, d.frag.more), (7, 0, true));
         assert_eq!(d.src_port, 128);
     }
 }

@@ -21,6 +21,7 @@
 pub mod capture;
 pub mod config;
 pub mod decode;
+pub mod defrag;
 pub mod detect;
 pub mod forward;
 pub mod live;

@@ -220,6 +220,7 @@ impl Header {
             // Volumetric detection looks only at whether there was one.
             payload: if self.has_payload { b"." } else { b"" },
             fragment: self.fragment,
+            frag: crate::decode::Frag::default(),
         }
     }
 }

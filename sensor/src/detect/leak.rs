@@ -48,6 +48,7 @@ use super::window::slot_of;
 use super::{direction, IncidentSink};
 use crate::config::LeakConfig;
 use crate::decode::{proto, tcp_flags, Decoded};
+use crate::defrag::{DatagramKey, Defrag, DefragLimits, DefragStats};
 use crate::netset::NetSet;
 use crate::normalize::{self, looks_like_http, AppProto, NormalizeStats, Normalizer, Sink};
 use crate::reassembly::{self, Budget, Chunk, ReassemblyStats, Segment, Stream};
@@ -71,6 +72,10 @@ pub struct LeakStats {
     /// Payload bytes of flow directions no enabled signature looks at
     /// (by direction and ports): counted, not reassembled or scanned.
     pub bytes_out_of_scope: u64,
+    /// IP defragmentation counters.
+    pub defrag: DefragStats,
+    /// Reassembled datagrams whose transport header was not valid.
+    pub defrag_undecodable: u64,
     /// TCP reassembly counters.
     pub reassembly: ReassemblyStats,
     /// Normalizer counters.
@@ -95,7 +100,7 @@ impl LeakStats {
         let r = &self.reassembly;
         let n = &self.normalize;
         format!(
-            "leak: {} bytes scanned ({} early scans, {} bytes out of every signature's scope); matches/incidents by signature: {}; reassembly: delivered={} out_of_order={} retransmitted={} overlap_trimmed={} gaps={} gap_bytes={} stream_cap_hits={} global_cap_hits={} beyond_window={}; normalize: http_messages={} http_errors={} bodies_inflated={} decompress_capped={} decompress_errors={} smtp_messages={} mime_parts_decoded={} mime_too_deep={}; flows: open={} evicted={} timed_out={}",
+            "leak: {} bytes scanned ({} early scans, {} bytes out of every signature's scope); matches/incidents by signature: {}; reassembly: delivered={} out_of_order={} retransmitted={} overlap_trimmed={} gaps={} gap_bytes={} stream_cap_hits={} global_cap_hits={} beyond_window={}; normalize: http_messages={} http_errors={} bodies_inflated={} decompress_capped={} decompress_errors={} smtp_messages={} mime_parts_decoded={} mime_too_deep={}; flows: open={} evicted={} timed_out={}; defrag: fragments={} reassembled={} overlap_bytes={} oversized={} evicted={} timed_out={} undecodable={}",
             self.bytes_scanned,
             self.early_scans,
             self.bytes_out_of_scope,
@@ -120,6 +125,13 @@ impl LeakStats {
             self.flows,
             self.flows_evicted,
             self.flows_timed_out,
+            self.defrag.fragments,
+            self.defrag.reassembled,
+            self.defrag.overlap_bytes,
+            self.defrag.oversized,
+            self.defrag.evicted,
+            self.defrag.timed_out,
+            self.defrag_undecodable,
         )
     }
 }
@@ -481,6 +493,7 @@ pub struct Leak {
     flows: FastMap<FlowKey, Flow>,
     /// ISNs of bare SYNs whose flows have no state yet.
     syn_cache: SynCache,
+    defrag: Defrag,
     hits_by_signature: Vec<u64>,
     incidents_by_signature: Vec<u64>,
     budget: Budget,
@@ -528,6 +541,7 @@ impl Leak {
             flows: FastMap::with_hasher(FastState::new(random_seed())),
             hits_by_signature: vec![0; n],
             syn_cache: SynCache::new(),
+            defrag: Defrag::new(DefragLimits::default()),
             incidents_by_signature: vec![0; n],
             reassembly_limits,
             normalize_limits,
@@ -544,6 +558,7 @@ impl Leak {
         s.flows = self.flows.len() as u64;
         s.reassembly = self.budget.stats.clone();
         s.normalize = self.normalize_stats.clone();
+        s.defrag = self.defrag.stats().clone();
         let per = |v: &[u64]| {
             self.sigs
                 .signatures()
@@ -569,7 +584,23 @@ impl Leak {
         if !tcp && d.proto != proto::UDP {
             return;
         }
-        if d.fragment == crate::decode::Fragment::Later {
+        if d.fragment != crate::decode::Fragment::None {
+            // A fragment: scanned once its datagram is whole again.
+            let key = DatagramKey {
+                src: d.src,
+                dst: d.dst,
+                proto: d.proto,
+                id: d.frag.id,
+            };
+            let whole = self
+                .defrag
+                .push(ts.micros(), key, d.frag.offset, d.frag.more, d.frag.body);
+            if let Some(whole) = whole {
+                match crate::decode::reassembled(d.src, d.dst, d.proto, d.ttl, &whole) {
+                    Ok(full) => self.on_packet(ts, &full, sink),
+                    Err(_) => self.stats.defrag_undecodable += 1,
+                }
+            }
             return;
         }
         let syn = tcp && d.tcp_flags & tcp_flags::SYN != 0;
@@ -954,6 +985,7 @@ mod tests {
             tcp_seq: seq,
             payload,
             fragment: crate::decode::Fragment::None,
+            frag: crate::decode::Frag::default(),
         }
     }
 
@@ -1108,6 +1140,7 @@ mod tests {
             tcp_seq: seq,
             payload,
             fragment: crate::decode::Fragment::None,
+            frag: crate::decode::Frag::default(),
         }
     }
 
@@ -1217,6 +1250,52 @@ mod tests {
         assert_eq!(out.len(), 1, "closed by the two FINs: {out:?}");
         assert_eq!(leak.stats().flows, 0);
         assert_eq!(leak.stats().bytes_out_of_scope, 11);
+    }
+
+    /// An IPv4 fragment from 10.0.0.5 to 198.51.100.1 (UDP).
+    fn ipv4_fragment(id: u16, offset: u16, more: bool, body: &[u8]) -> Vec<u8> {
+        let mut ip = vec![
+            0x45, 0, 0, 0, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 5, 198, 51, 100, 1,
+        ];
+        ip[2..4].copy_from_slice(&(20 + body.len() as u16).to_be_bytes());
+        ip[4..6].copy_from_slice(&id.to_be_bytes());
+        let flags = (offset / 8) | if more { 0x2000 } else { 0 };
+        ip[6..8].copy_from_slice(&flags.to_be_bytes());
+        ip.extend_from_slice(body);
+        ip
+    }
+
+    #[test]
+    fn a_marking_split_across_ip_fragments_is_found_in_any_order() {
+        let payload = "正文 绝密★ 正文".as_bytes();
+        let mut datagram = Vec::new();
+        datagram.extend_from_slice(&5353u16.to_be_bytes());
+        datagram.extend_from_slice(&514u16.to_be_bytes());
+        datagram.extend_from_slice(&(8 + payload.len() as u16).to_be_bytes());
+        datagram.extend_from_slice(&[0, 0]);
+        datagram.extend_from_slice(payload);
+        // 16 bytes: the UDP header and "正文 " plus two bytes of 绝.
+        let (a, b) = datagram.split_at(16);
+        let frags = [
+            ipv4_fragment(77, 0, true, a),
+            ipv4_fragment(77, 16, false, b),
+        ];
+        for order in [[0, 1], [1, 0]] {
+            let mut leak = detector();
+            let mut out: Vec<Incident> = Vec::new();
+            let ts = Timestamp::from_parts(1_767_225_600, 0);
+            for i in order {
+                let d = crate::decode::decode_ip(&frags[i]).unwrap();
+                assert_ne!(d.fragment, crate::decode::Fragment::None);
+                leak.on_packet(ts, &d, &mut out);
+            }
+            leak.finish(ts, &mut out);
+            assert_eq!(out.len(), 1, "order {order:?}: {out:?}");
+            assert_eq!(out[0].signature, "classification-marking");
+            assert_eq!(out[0].app_proto.as_deref(), Some("udp"));
+            let st = leak.stats();
+            assert_eq!((st.defrag.fragments, st.defrag.reassembled), (2, 1));
+        }
     }
 
     #[test]

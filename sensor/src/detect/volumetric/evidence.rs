@@ -227,6 +227,7 @@ mod tests {
                 tcp_seq: 0,
                 payload: b"",
                 fragment: Fragment::None,
+                frag: crate::decode::Frag::default(),
             };
             e.add(Timestamp(i64::from(i)), &d, src, 500 + i);
         }

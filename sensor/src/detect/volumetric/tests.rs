@@ -18,6 +18,7 @@ fn pkt(src: IpAddr, dst: IpAddr, proto: u8, flags: u8, sport: u16, dport: u16) -
         tcp_seq: 0,
         payload: b"",
         fragment: Fragment::None,
+        frag: crate::decode::Frag::default(),
     }
 }
 

@@ -228,6 +228,7 @@ mod tests {
             tcp_seq: 0,
             payload: b"",
             fragment,
+            frag: crate::decode::Frag::default(),
         }
     }
 

@@ -1,0 +1,330 @@
+//! IP defragmentation for the leak detector: fragments of one datagram
+//! (IPv4 or IPv6, keyed by addresses, protocol and identification) are
+//! put back together so a secret split across fragments is found.
+//!
+//! Overlaps are resolved first-wins (bytes already held are kept), as in
+//! TCP reassembly. Everything is bounded and counted:
+//! - a datagram is at most [`MAX_DATAGRAM`] bytes (the IPv4 maximum);
+//!   a fragment reaching past it drops the datagram (`oversized`);
+//! - at most `max_datagrams` are in progress and at most `max_bytes` are
+//!   held in all; beyond either the oldest datagram is dropped
+//!   (`evicted`);
+//! - a datagram not complete within `timeout_micros` of capture time after
+//!   its first fragment is dropped (`timed_out`).
+//!
+//! Time is packet time, so a replay gives the same result at any speed.
+
+use std::net::IpAddr;
+
+use crate::detect::fasthash::{random_seed, FastMap, FastState};
+
+/// Largest datagram payload put back together (IPv4's limit).
+pub const MAX_DATAGRAM: usize = 65_535;
+
+/// Bounds of a [`Defrag`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DefragLimits {
+    /// Datagrams in progress at once.
+    pub max_datagrams: usize,
+    /// Fragment bytes held in all.
+    pub max_bytes: usize,
+    /// Capture time a datagram may take to complete.
+    pub timeout_micros: i64,
+}
+
+impl Default for DefragLimits {
+    fn default() -> Self {
+        DefragLimits {
+            max_datagrams: 4096,
+            max_bytes: 16 << 20,
+            timeout_micros: 30_000_000,
+        }
+    }
+}
+
+/// Counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DefragStats {
+    /// Fragments taken.
+    pub fragments: u64,
+    /// Datagrams put back together.
+    pub reassembled: u64,
+    /// Fragment bytes already held from an earlier fragment (kept as first
+    /// seen).
+    pub overlap_bytes: u64,
+    /// Datagrams dropped because a fragment reached past [`MAX_DATAGRAM`].
+    pub oversized: u64,
+    /// Datagrams dropped to stay within the count or byte bounds.
+    pub evicted: u64,
+    /// Datagrams dropped incomplete at the timeout.
+    pub timed_out: u64,
+}
+
+/// Which datagram a fragment belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct DatagramKey {
+    /// Source address.
+    pub src: IpAddr,
+    /// Destination address.
+    pub dst: IpAddr,
+    /// IP protocol.
+    pub proto: u8,
+    /// Identification.
+    pub id: u32,
+}
+
+#[derive(Debug, Default)]
+struct Datagram {
+    first_ts: i64,
+    buf: Vec<u8>,
+    /// Byte ranges of `buf` held, sorted and disjoint.
+    held: Vec<(usize, usize)>,
+    /// Payload length, once the last fragment was seen.
+    total: Option<usize>,
+}
+
+impl Datagram {
+    /// Copies the bytes of `[start, start + data.len())` not held yet;
+    /// returns how many were already held.
+    fn fill(&mut self, start: usize, data: &[u8]) -> usize {
+        let end = start + data.len();
+        if self.buf.len() < end {
+            self.buf.resize(end, 0);
+        }
+        let mut overlap = 0;
+        let mut at = start;
+        // The gaps of `held` inside [start, end), in order.
+        let mut new_ranges = Vec::new();
+        for &(s, e) in &self.held {
+            if e <= at {
+                continue;
+            }
+            if s >= end {
+                break;
+            }
+            if s > at {
+                new_ranges.push((at, s));
+            }
+            overlap += e.min(end) - s.max(at);
+            at = at.max(e);
+        }
+        if at < end {
+            new_ranges.push((at, end));
+        }
+        for (s, e) in new_ranges {
+            if let (Some(dst), Some(src)) = (self.buf.get_mut(s..e), data.get(s - start..e - start))
+            {
+                dst.copy_from_slice(src);
+            }
+            self.held.push((s, e));
+        }
+        self.held.sort_unstable();
+        // Merge touching ranges.
+        let mut merged: Vec<(usize, usize)> = Vec::with_capacity(self.held.len());
+        for &(s, e) in &self.held {
+            match merged.last_mut() {
+                Some(last) if s <= last.1 => last.1 = last.1.max(e),
+                _ => merged.push((s, e)),
+            }
+        }
+        self.held = merged;
+        overlap
+    }
+
+    fn complete(&self) -> bool {
+        self.total
+            .is_some_and(|t| self.held.first() == Some(&(0, t)) && self.held.len() == 1)
+    }
+}
+
+/// Fragments in progress.
+#[derive(Debug)]
+pub struct Defrag {
+    limits: DefragLimits,
+    datagrams: FastMap<DatagramKey, Datagram>,
+    bytes: usize,
+    stats: DefragStats,
+}
+
+impl Defrag {
+    /// An empty table.
+    pub fn new(limits: DefragLimits) -> Self {
+        Defrag {
+            limits,
+            datagrams: FastMap::with_hasher(FastState::new(random_seed())),
+            bytes: 0,
+            stats: DefragStats::default(),
+        }
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> &DefragStats {
+        &self.stats
+    }
+
+    /// Datagrams in progress.
+    pub fn in_progress(&self) -> usize {
+        self.datagrams.len()
+    }
+
+    /// Takes one fragment captured at `ts` (µs); returns the datagram's
+    /// whole payload once every byte of it is here.
+    pub fn push(
+        &mut self,
+        ts: i64,
+        key: DatagramKey,
+        offset: u32,
+        more: bool,
+        data: &[u8],
+    ) -> Option<Vec<u8>> {
+        self.stats.fragments += 1;
+        self.expire(ts);
+        let start = usize::try_from(offset).unwrap_or(usize::MAX);
+        let end = start.saturating_add(data.len());
+        if end > MAX_DATAGRAM {
+            if let Some(d) = self.datagrams.remove(&key) {
+                self.bytes -= d.buf.len();
+            }
+            self.stats.oversized += 1;
+            return None;
+        }
+        if !self.datagrams.contains_key(&key) {
+            while self.datagrams.len() >= self.limits.max_datagrams.max(1) {
+                self.evict_oldest();
+            }
+            self.datagrams.insert(
+                key,
+                Datagram {
+                    first_ts: ts,
+                    ..Datagram::default()
+                },
+            );
+        }
+        let d = self.datagrams.get_mut(&key)?;
+        let before = d.buf.len();
+        self.stats.overlap_bytes += d.fill(start, data) as u64;
+        if !more {
+            // The first last fragment fixes the length (first wins).
+            d.total.get_or_insert(end);
+        }
+        self.bytes += d.buf.len() - before;
+        if d.complete() {
+            let d = self.datagrams.remove(&key)?;
+            self.bytes -= d.buf.len();
+            self.stats.reassembled += 1;
+            let total = d.total.unwrap_or(d.buf.len());
+            let mut buf = d.buf;
+            buf.truncate(total);
+            return Some(buf);
+        }
+        while self.bytes > self.limits.max_bytes && !self.datagrams.is_empty() {
+            self.evict_oldest();
+        }
+        None
+    }
+
+    fn evict_oldest(&mut self) {
+        let oldest = self
+            .datagrams
+            .iter()
+            .min_by_key(|(k, d)| (d.first_ts, k.id))
+            .map(|(k, _)| *k);
+        if let Some(k) = oldest {
+            if let Some(d) = self.datagrams.remove(&k) {
+                self.bytes -= d.buf.len();
+            }
+            self.stats.evicted += 1;
+        }
+    }
+
+    fn expire(&mut self, ts: i64) {
+        let cutoff = ts.saturating_sub(self.limits.timeout_micros);
+        let before = self.datagrams.len();
+        let mut freed = 0;
+        self.datagrams.retain(|_, d| {
+            let keep = d.first_ts >= cutoff;
+            if !keep {
+                freed += d.buf.len();
+            }
+            keep
+        });
+        self.bytes -= freed;
+        self.stats.timed_out += (before - self.datagrams.len()) as u64;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(id: u32) -> DatagramKey {
+        DatagramKey {
+            src: "10.0.0.5".parse().unwrap(),
+            dst: "198.51.100.1".parse().unwrap(),
+            proto: 17,
+            id,
+        }
+    }
+
+    /// `data` cut into `pieces` of `size` (multiples of 8) pushed in `order`.
+    fn run(d: &mut Defrag, data: &[u8], size: usize, order: &[usize]) -> Option<Vec<u8>> {
+        let chunks: Vec<&[u8]> = data.chunks(size).collect();
+        let mut out = None;
+        for &i in order {
+            let more = i + 1 < chunks.len();
+            out = d.push(0, key(1), (i * size) as u32, more, chunks[i]);
+        }
+        out
+    }
+
+    #[test]
+    fn fragments_in_any_order_give_the_datagram_once() {
+        let data: Vec<u8> = (0..100u8).collect();
+        for order in [[0, 1, 2, 3], [3, 2, 1, 0], [2, 0, 3, 1]] {
+            let mut d = Defrag::new(DefragLimits::default());
+            assert_eq!(run(&mut d, &data, 32, &order).as_deref(), Some(&data[..]));
+            assert_eq!(d.in_progress(), 0);
+            assert_eq!(d.stats().reassembled, 1);
+        }
+    }
+
+    #[test]
+    fn overlapping_fragments_keep_the_first_bytes() {
+        let mut d = Defrag::new(DefragLimits::default());
+        assert!(d.push(0, key(1), 0, true, &[1; 16]).is_none());
+        // Overlaps the first 8 bytes with other values, then ends it.
+        let whole = d.push(0, key(1), 8, false, &[2; 16]).unwrap();
+        assert_eq!(&whole[..16], &[1; 16]);
+        assert_eq!(&whole[16..], &[2; 8]);
+        assert_eq!(d.stats().overlap_bytes, 8);
+    }
+
+    #[test]
+    fn incomplete_datagrams_time_out_and_free_their_bytes() {
+        let mut d = Defrag::new(DefragLimits::default());
+        assert!(d.push(0, key(1), 0, true, &[1; 64]).is_none());
+        assert!(d.push(31_000_000, key(2), 0, true, &[1; 8]).is_none());
+        assert_eq!(d.stats().timed_out, 1);
+        assert_eq!(d.in_progress(), 1);
+        assert_eq!(d.bytes, 8);
+    }
+
+    #[test]
+    fn bounds_evict_the_oldest_and_oversized_datagrams_are_dropped() {
+        let limits = DefragLimits {
+            max_datagrams: 2,
+            max_bytes: 100,
+            timeout_micros: 30_000_000,
+        };
+        let mut d = Defrag::new(limits);
+        for id in 0..3 {
+            d.push(i64::from(id), key(id), 0, true, &[0; 8]);
+        }
+        assert_eq!((d.in_progress(), d.stats().evicted), (2, 1));
+        d.push(5, key(9), 0, true, &[0; 96]);
+        assert!(d.bytes <= 100, "{}", d.bytes);
+        assert!(d.stats().evicted >= 2);
+        assert!(d.push(6, key(7), 65_528, false, &[0; 16]).is_none());
+        assert_eq!(d.stats().oversized, 1);
+    }
+}
