@@ -88,6 +88,37 @@ fn sensor_delivers_over_https_trusting_the_configured_ca() {
 }
 
 #[test]
+fn the_config_file_alone_sets_the_ca_and_client_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((_ch, collector, pki)) = setup(dir.path(), true) else {
+        return;
+    };
+    let id = pki.client(SENSOR.name).unwrap();
+    // What `run` reads: the [collector] section, no command-line overrides.
+    let config = dir.path().join("sensor.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[collector]\nurl = \"{}\"\ntoken = \"{}\"\nca_file = \"{}\"\nclient_cert = \"{}\"\nclient_key = \"{}\"\n",
+            collector.url,
+            SENSOR.token,
+            pki.ca().display(),
+            id.cert.display(),
+            id.key.display()
+        ),
+    )
+    .unwrap();
+    let out = sensor([
+        OsString::from("replay"),
+        "--config".into(),
+        config.into(),
+        pcaps().join("http-leak.pcap").into(),
+    ]);
+    succeeded(&out);
+    assert_eq!(stored(&collector), expected_count());
+}
+
+#[test]
 fn a_collector_outside_the_configured_ca_gets_nothing_and_the_spool_keeps_it() {
     let dir = tempfile::tempdir().unwrap();
     let Some((_ch, collector, pki)) = setup(dir.path(), false) else {
