@@ -329,6 +329,20 @@ pub struct CollectorConfig {
 }
 
 impl CollectorConfig {
+    /// A collector at `url` with `token` and every other key at its
+    /// default (as a `[collector]` section with only those two keys).
+    pub fn new(url: &str, token: &str) -> Self {
+        CollectorConfig {
+            url: url.to_string(),
+            token: token.to_string(),
+            batch_size: default_batch(),
+            retry_secs: default_retry_secs(),
+            ca_file: None,
+            client_cert: None,
+            client_key: None,
+        }
+    }
+
     /// The TLS files of this collector.
     pub fn tls_files(&self) -> crate::forward::endpoint::TlsFiles {
         crate::forward::endpoint::TlsFiles {

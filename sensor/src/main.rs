@@ -154,15 +154,14 @@ impl CollectorArgs {
                 .token
                 .clone()
                 .context("--collector needs --token (or SHAOBING_TOKEN)")?;
-            let base = s.collector.take();
-            s.collector = Some(CollectorConfig {
-                url: url.clone(),
-                token,
-                batch_size: base.as_ref().map_or(500, |c| c.batch_size),
-                retry_secs: base.as_ref().map_or(60, |c| c.retry_secs),
-                ca_file: base.as_ref().and_then(|c| c.ca_file.clone()),
-                client_cert: base.as_ref().and_then(|c| c.client_cert.clone()),
-                client_key: base.as_ref().and_then(|c| c.client_key.clone()),
+            // Keeps the config's other [collector] keys.
+            s.collector = Some(match s.collector.take() {
+                Some(base) => CollectorConfig {
+                    url: url.clone(),
+                    token,
+                    ..base
+                },
+                None => CollectorConfig::new(url, &token),
             });
         }
         match s.collector.as_mut() {
@@ -372,15 +371,7 @@ fn report_forwarder(r: &ForwarderReport, spool: &Path) {
 }
 
 fn deliver(args: DeliverArgs) -> Result<()> {
-    let mut c = CollectorConfig {
-        url: args.collector.clone(),
-        token: args.token.clone(),
-        batch_size: 500,
-        retry_secs: 0,
-        ca_file: None,
-        client_cert: None,
-        client_key: None,
-    };
+    let mut c = CollectorConfig::new(&args.collector, &args.token);
     args.tls.over(&mut c);
     // `deliver` appends nothing, so the cap does not matter here.
     let fwd = forwarder(endpoint(&c)?, c.batch_size, &args.spool, u64::MAX >> 20)?;
@@ -419,8 +410,11 @@ fn run_live(args: RunArgs) -> Result<()> {
     let handles = shaobing_sensor::capture::live::open(&interface, &settings.capture)?;
     tracing::info!(interface = %interface, workers = handles.len(), "capture open");
 
-    let output = match &settings.collector {
-        Some(c) => {
+    // TLS files are read here, once, before privileges are dropped (a
+    // client key is often readable by root only).
+    let remote = settings.collector.as_ref().map(endpoint).transpose()?;
+    let output = match (&settings.collector, &remote) {
+        (Some(c), Some(remote)) => {
             let spool = &settings.run.spool_dir;
             std::fs::create_dir_all(spool)
                 .with_context(|| format!("creating spool {}", spool.display()))?;
@@ -428,13 +422,13 @@ fn run_live(args: RunArgs) -> Result<()> {
                 privileges::chown_to(spool, user)?;
             }
             live::Output::Forward(forwarder(
-                endpoint(c)?,
+                remote.clone(),
                 c.batch_size,
                 spool,
                 settings.run.spool_max_mib,
             )?)
         }
-        None => live::Output::Stdout(std::sync::Mutex::new(std::io::stdout())),
+        _ => live::Output::Stdout(std::sync::Mutex::new(std::io::stdout())),
     };
     if let Some(user) = &settings.run.user {
         privileges::drop_to(user)?;
@@ -472,11 +466,8 @@ fn run_live(args: RunArgs) -> Result<()> {
         }
     });
 
-    let mut hb_client = match &settings.collector {
-        Some(c) => Some(Client::new(&endpoint(c)?, Duration::ZERO)),
-        None => None,
-    };
-    let on_heartbeat: Option<live::HeartbeatHook> = hb_client.take().map(|mut client| {
+    let on_heartbeat: Option<live::HeartbeatHook> = remote.map(|remote| {
+        let mut client = Client::new(&remote, Duration::ZERO);
         Box::new(move |hb: &shaobing_wire::Heartbeat| {
             if let Err(e) = client.post_heartbeat(hb) {
                 tracing::warn!(error = ?e, "heartbeat not delivered");
