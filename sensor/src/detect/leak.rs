@@ -672,83 +672,78 @@ impl Leak {
         let Some(side) = sides.get_mut(side_ix) else {
             return;
         };
-        if !side.wanted {
-            self.stats.bytes_out_of_scope += d.payload.len() as u64;
-            if fin || rst {
-                side.closed = true;
+        if side.wanted {
+            let mut ctx = ScanCtx {
+                sigs: &self.sigs,
+                span: self.span,
+                batch: self.cfg.scan_batch_bytes,
+                dir: direction(&self.protected, d.src, d.dst),
+                sport: d.src_port,
+                dport: d.dst_port,
+                hits_by_signature: &mut self.hits_by_signature,
+                bytes_scanned: &mut self.stats.bytes_scanned,
+                raw_hits: &mut self.stats.raw_hits,
+                buffered: &mut self.scan_buffered,
+                max_buffered: self.cfg.scan_memory_bytes,
+                early_scans: &mut self.stats.early_scans,
+            };
+            if !tcp {
+                // One datagram, one unit.
+                side.scan.ts = ts;
+                let mut s = SideSink {
+                    ctx: &mut ctx,
+                    scan: &mut side.scan,
+                    hits: &mut side.hits,
+                };
+                s.data(d.payload);
+                s.boundary();
+                return;
             }
-            if rst || sides.iter().all(|s| s.closed) {
-                self.close(key, sink);
-            }
-            return;
-        }
-        let mut ctx = ScanCtx {
-            sigs: &self.sigs,
-            span: self.span,
-            batch: self.cfg.scan_batch_bytes,
-            dir: direction(&self.protected, d.src, d.dst),
-            sport: d.src_port,
-            dport: d.dst_port,
-            hits_by_signature: &mut self.hits_by_signature,
-            bytes_scanned: &mut self.stats.bytes_scanned,
-            raw_hits: &mut self.stats.raw_hits,
-            buffered: &mut self.scan_buffered,
-            max_buffered: self.cfg.scan_memory_bytes,
-            early_scans: &mut self.stats.early_scans,
-        };
-        if !tcp {
-            // One datagram, one unit.
-            side.scan.ts = ts;
+            let Side {
+                stream,
+                parser,
+                app,
+                scan,
+                hits,
+                closed,
+                ..
+            } = side;
+            scan.ts = ts;
+            let mut cx = ParseCtx {
+                app,
+                sport: d.src_port,
+                dport: d.dst_port,
+                limits: &self.normalize_limits,
+                stats: &mut self.normalize_stats,
+                exchange,
+            };
             let mut s = SideSink {
                 ctx: &mut ctx,
-                scan: &mut side.scan,
-                hits: &mut side.hits,
+                scan,
+                hits,
             };
-            s.data(d.payload);
-            s.boundary();
-            return;
+            stream.segment(
+                Segment {
+                    seq: d.tcp_seq,
+                    syn,
+                    fin,
+                    payload: d.payload,
+                },
+                &self.reassembly_limits,
+                &mut self.budget,
+                &mut |chunk| match chunk {
+                    Chunk::Data(data) => parser.data(data, &mut cx, &mut s),
+                    Chunk::Gap(_) => parser.gap(&mut cx, &mut s),
+                },
+            );
+            if stream.finished() || rst {
+                *closed = true;
+            }
+        } else {
+            self.stats.bytes_out_of_scope += d.payload.len() as u64;
+            side.closed |= fin || rst;
         }
-        let Side {
-            stream,
-            parser,
-            app,
-            scan,
-            hits,
-            closed,
-            ..
-        } = side;
-        scan.ts = ts;
-        let mut cx = ParseCtx {
-            app,
-            sport: d.src_port,
-            dport: d.dst_port,
-            limits: &self.normalize_limits,
-            stats: &mut self.normalize_stats,
-            exchange,
-        };
-        let mut s = SideSink {
-            ctx: &mut ctx,
-            scan,
-            hits,
-        };
-        stream.segment(
-            Segment {
-                seq: d.tcp_seq,
-                syn,
-                fin,
-                payload: d.payload,
-            },
-            &self.reassembly_limits,
-            &mut self.budget,
-            &mut |chunk| match chunk {
-                Chunk::Data(data) => parser.data(data, &mut cx, &mut s),
-                Chunk::Gap(_) => parser.gap(&mut cx, &mut s),
-            },
-        );
-        if stream.finished() || rst {
-            *closed = true;
-        }
-        if rst || flow.sides.iter().all(|s| s.closed) {
+        if rst || sides.iter().all(|s| s.closed) {
             self.close(key, sink);
         }
     }
