@@ -398,29 +398,29 @@ impl Base64Stream {
 
     /// Decodes `input` and pushes the bytes to `sink`.
     pub fn push(&mut self, input: &[u8], sink: &mut impl Sink) {
-        // Line breaks are cut out here, a line at a time; any other byte
-        // outside the alphabet (rare) makes the bulk decode fail and is
-        // filtered out then.
-        let mut rest = input;
-        while let Some(i) = memchr::memchr(b'\n', rest) {
-            let (line, after) = rest.split_at(i);
-            self.clean
-                .extend_from_slice(line.strip_suffix(b"\r").unwrap_or(line));
-            rest = after.get(1..).unwrap_or_default();
-        }
-        self.clean.extend_from_slice(rest);
-        if self.clean.len() >= BASE64_BATCH {
-            self.decode(false, sink);
-        }
+        let taken = self.gather_lines(input, |_| false);
+        self.clean
+            .extend_from_slice(input.get(taken..).unwrap_or_default());
+        self.decode_full_batches(sink);
     }
 
     /// Takes the leading whole lines of `data` that start neither with `-`
     /// nor with `.`, line breaks dropped, in one pass over the line ends;
     /// returns how many bytes it took.
     pub fn push_plain_lines(&mut self, data: &[u8], sink: &mut impl Sink) -> usize {
+        let taken = self.gather_lines(data, |first| matches!(first, b'-' | b'.'));
+        self.decode_full_batches(sink);
+        taken
+    }
+
+    /// Gathers the whole lines of `data` without their line breaks, up to
+    /// the first line whose first byte `stops` it; returns the bytes taken.
+    /// Line breaks are cut out here; any other byte outside the alphabet
+    /// (rare) makes the bulk decode fail and is filtered out then.
+    fn gather_lines(&mut self, data: &[u8], stops: impl Fn(u8) -> bool) -> usize {
         let mut start = 0;
         for nl in memchr::memchr_iter(b'\n', data) {
-            if matches!(data.get(start), Some(b'-' | b'.')) {
+            if data.get(start).copied().is_some_and(&stops) {
                 break;
             }
             let line = data.get(start..nl).unwrap_or_default();
@@ -428,10 +428,13 @@ impl Base64Stream {
                 .extend_from_slice(line.strip_suffix(b"\r").unwrap_or(line));
             start = nl + 1;
         }
+        start
+    }
+
+    fn decode_full_batches(&mut self, sink: &mut impl Sink) {
         if self.clean.len() >= BASE64_BATCH {
             self.decode(false, sink);
         }
-        start
     }
 
     fn decode(&mut self, all: bool, sink: &mut impl Sink) {
