@@ -56,25 +56,35 @@ fn digit_mask(bytes: [u8; 8]) -> u64 {
     x.wrapping_sub(LO * 10) & !x & HI
 }
 
-/// Index of the first ASCII digit at or after `from`.
-pub fn next_digit(hay: &[u8], from: usize) -> Option<usize> {
+/// Index of the first byte at or after `from` that `flag` marks, eight
+/// bytes at a time: `flag` sets the high bit of a word's lanes that match,
+/// exactly at least in the lowest matching lane; `is_match` decides the
+/// last bytes one at a time.
+#[inline(always)]
+fn first_flagged(
+    hay: &[u8],
+    from: usize,
+    flag: impl Fn([u8; 8]) -> u64,
+    is_match: impl Fn(&u8) -> bool,
+) -> Option<usize> {
     let rest = hay.get(from..)?;
     let mut words = rest.chunks_exact(8);
     let mut at = from;
     for w in words.by_ref() {
-        // A byte is a digit iff (b ^ 0x30) < 10; flag bytes below 10. The
-        // lowest flagged byte is exact (borrows only disturb higher ones).
-        let flagged = digit_mask(<[u8; 8]>::try_from(w).unwrap_or([0; 8]));
+        let flagged = flag(<[u8; 8]>::try_from(w).unwrap_or([0; 8]));
         if flagged != 0 {
             return Some(at + (flagged.trailing_zeros() / 8) as usize);
         }
         at += 8;
     }
-    words
-        .remainder()
-        .iter()
-        .position(u8::is_ascii_digit)
-        .map(|p| at + p)
+    words.remainder().iter().position(is_match).map(|p| at + p)
+}
+
+/// Index of the first ASCII digit at or after `from`.
+pub fn next_digit(hay: &[u8], from: usize) -> Option<usize> {
+    // A byte is a digit iff (b ^ 0x30) < 10; flag bytes below 10. The
+    // lowest flagged byte is exact (borrows only disturb higher ones).
+    first_flagged(hay, from, digit_mask, u8::is_ascii_digit)
 }
 
 /// High bit set in each byte lane that is *not* an ASCII digit; exact in
@@ -88,23 +98,7 @@ fn non_digit_mask(bytes: [u8; 8]) -> u64 {
 
 /// Index of the first non-digit at or after `from` (or the length).
 fn end_of_digits(hay: &[u8], from: usize) -> usize {
-    let Some(rest) = hay.get(from..) else {
-        return hay.len();
-    };
-    let mut words = rest.chunks_exact(8);
-    let mut at = from;
-    for w in words.by_ref() {
-        let m = non_digit_mask(<[u8; 8]>::try_from(w).unwrap_or([0; 8]));
-        if m != 0 {
-            return at + (m.trailing_zeros() / 8) as usize;
-        }
-        at += 8;
-    }
-    words
-        .remainder()
-        .iter()
-        .position(|b| !b.is_ascii_digit())
-        .map_or(hay.len(), |p| at + p)
+    first_flagged(hay, from, non_digit_mask, |b| !b.is_ascii_digit()).unwrap_or(hay.len())
 }
 
 fn is_digit_at(hay: &[u8], i: usize) -> bool {
