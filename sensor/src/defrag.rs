@@ -143,6 +143,9 @@ pub struct Defrag {
     limits: DefragLimits,
     datagrams: FastMap<DatagramKey, Datagram>,
     bytes: usize,
+    /// No datagram held started before this: the timeout sweep runs only
+    /// when one may be due, not on every fragment.
+    oldest_start: i64,
     stats: DefragStats,
 }
 
@@ -153,6 +156,7 @@ impl Defrag {
             limits,
             datagrams: FastMap::with_hasher(FastState::new(random_seed())),
             bytes: 0,
+            oldest_start: i64::MAX,
             stats: DefragStats::default(),
         }
     }
@@ -192,6 +196,7 @@ impl Defrag {
             while self.datagrams.len() >= self.limits.max_datagrams.max(1) {
                 self.evict_oldest();
             }
+            self.oldest_start = self.oldest_start.min(ts);
             self.datagrams.insert(
                 key,
                 Datagram {
@@ -239,15 +244,22 @@ impl Defrag {
 
     fn expire(&mut self, ts: i64) {
         let cutoff = ts.saturating_sub(self.limits.timeout_micros);
+        if self.oldest_start >= cutoff {
+            return;
+        }
         let before = self.datagrams.len();
         let mut freed = 0;
+        let mut oldest = i64::MAX;
         self.datagrams.retain(|_, d| {
             let keep = d.first_ts >= cutoff;
-            if !keep {
+            if keep {
+                oldest = oldest.min(d.first_ts);
+            } else {
                 freed += d.buf.len();
             }
             keep
         });
+        self.oldest_start = oldest;
         self.bytes -= freed;
         self.stats.timed_out += (before - self.datagrams.len()) as u64;
     }
