@@ -1,8 +1,9 @@
 //! One pass over the digit runs of a payload, shared by the resident-id,
 //! bank-card and mobile validators.
 //!
-//! The pass skips to the next ASCII digit eight bytes at a time (a SWAR
-//! test, no per-byte branching), then reads a *token*: digit groups joined
+//! The pass skips, 64 bytes at a time with SIMD bit masks, to where at
+//! least 11 digits and single separators follow one another (shorter runs
+//! cannot hold a hit), then reads a *token* there: digit groups joined
 //! by one separator (a single space or dash, the same throughout). Tokens
 //! touching an ASCII letter or digit, or a decimal point between digits,
 //! are part of a longer word or number and are skipped: `a1381234567b`,
@@ -101,6 +102,100 @@ fn end_of_digits(hay: &[u8], from: usize) -> usize {
     first_flagged(hay, from, non_digit_mask, |b| !b.is_ascii_digit()).unwrap_or(hay.len())
 }
 
+/// Bytes one candidate window covers.
+const WINDOW: usize = 64;
+/// Fewest bytes a token with hits spans: a mobile's 11 digits.
+const MIN_TOKEN: usize = 11;
+/// Window starts advance by this much: a run starting at offset 52 or
+/// before has its first 11 bytes, and the right neighbour of the 11th,
+/// inside the window.
+const STRIDE: usize = WINDOW - MIN_TOKEN - 1;
+
+/// Index of the first byte at or after `from` that starts a run of at
+/// least 11 *token bytes*: ASCII digits, and single spaces or dashes with
+/// a digit on both sides. Every token with 11 or more digits is such a
+/// run (its separators are single and between digits), so the positions
+/// skipped hold only tokens too short to hit. Runs are found 64 bytes at
+/// a time with bit masks, without a branch per digit; the last bytes go
+/// to [`next_digit`] and the token reader, which are exact.
+pub fn next_candidate(hay: &[u8], from: usize) -> Option<usize> {
+    let mut at = from;
+    while let Some(window) = hay.get(at..).and_then(|r| r.first_chunk::<WINDOW>()) {
+        let (digit, sep) = classify(window);
+        // A separator needs digits on both sides (bit j-1 and j+1); at the
+        // window's edges the unknown neighbour counts as no digit.
+        let token = digit | (sep & (digit << 1) & (digit >> 1));
+        // Bit j set iff bits j..j+10 are all set.
+        let two = token & (token >> 1);
+        let four = two & (two >> 2);
+        let eight = four & (four >> 4);
+        let eleven = eight & (four >> 7);
+        // Starts past STRIDE may need a neighbour beyond the window.
+        let starts = eleven & ((1u64 << (STRIDE + 1)) - 1);
+        if starts != 0 {
+            return Some(at + starts.trailing_zeros() as usize);
+        }
+        at += STRIDE + 1;
+    }
+    next_digit(hay, at)
+}
+
+/// Bit masks of a window's ASCII digits and of its spaces and dashes (bit
+/// `j` for byte `j`), sixteen bytes per step with SSE2 (part of every
+/// x86-64 CPU).
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+fn classify(window: &[u8; WINDOW]) -> (u64, u64) {
+    // SAFETY: SSE2 is part of the x86-64 baseline, so every CPU this
+    // code is built for has it.
+    unsafe { classify_sse2(window) }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+#[target_feature(enable = "sse2")]
+fn classify_sse2(window: &[u8; WINDOW]) -> (u64, u64) {
+    use std::arch::x86_64::{
+        _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128,
+        _mm_set1_epi8, _mm_sub_epi8,
+    };
+    let zero = _mm_set1_epi8(b'0' as i8);
+    let nine = _mm_set1_epi8(9);
+    let space = _mm_set1_epi8(b' ' as i8);
+    let dash = _mm_set1_epi8(b'-' as i8);
+    let (mut digit, mut sep) = (0u64, 0u64);
+    for (k, chunk) in window.chunks_exact(16).enumerate() {
+        // SAFETY: `chunk` is 16 readable bytes, and the load has no
+        // alignment requirement.
+        let v = unsafe { _mm_loadu_si128(chunk.as_ptr().cast()) };
+        // Digits are the bytes with (b - '0') wrapping into 0..=9.
+        let t = _mm_sub_epi8(v, zero);
+        let d = _mm_cmpeq_epi8(_mm_min_epu8(t, nine), t);
+        let s = _mm_or_si128(_mm_cmpeq_epi8(v, space), _mm_cmpeq_epi8(v, dash));
+        // movemask fills the low 16 bits only.
+        digit |= u64::from(_mm_movemask_epi8(d) as u16) << (16 * k);
+        sep |= u64::from(_mm_movemask_epi8(s) as u16) << (16 * k);
+    }
+    (digit, sep)
+}
+
+/// Bit masks of a window's ASCII digits and of its spaces and dashes (bit
+/// `j` for byte `j`), one byte at a time.
+#[cfg(any(not(target_arch = "x86_64"), test))]
+fn classify_portable(window: &[u8; WINDOW]) -> (u64, u64) {
+    let (mut digit, mut sep) = (0u64, 0u64);
+    for (j, &b) in window.iter().enumerate() {
+        digit |= u64::from(b.is_ascii_digit()) << j;
+        sep |= u64::from(b == b' ' || b == b'-') << j;
+    }
+    (digit, sep)
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn classify(window: &[u8; WINDOW]) -> (u64, u64) {
+    classify_portable(window)
+}
+
 fn is_digit_at(hay: &[u8], i: usize) -> bool {
     hay.get(i).is_some_and(u8::is_ascii_digit)
 }
@@ -144,13 +239,24 @@ fn lens_match(groups: &[(usize, usize)], shape: &[usize]) -> bool {
 
 /// Runs the wanted validators over every digit token of `hay`, calling
 /// `found(kind, start, end)` for each hit. Allocation-free.
-pub fn scan(hay: &[u8], wanted: Wanted, mut found: impl FnMut(Found, usize, usize)) {
+pub fn scan(hay: &[u8], wanted: Wanted, found: impl FnMut(Found, usize, usize)) {
+    scan_from(hay, wanted, next_candidate, found);
+}
+
+/// [`scan`] with the function that finds where the next token may start
+/// (the candidate skipper, or [`next_digit`] for reading every token).
+fn scan_from(
+    hay: &[u8],
+    wanted: Wanted,
+    skip: impl Fn(&[u8], usize) -> Option<usize>,
+    mut found: impl FnMut(Found, usize, usize),
+) {
     if wanted == Wanted::default() {
         return;
     }
     let mut groups = [(0usize, 0usize); MAX_GROUPS];
     let mut at = 0;
-    while let Some(start) = next_digit(hay, at) {
+    while let Some(start) = skip(hay, at).and_then(|c| next_digit(hay, c)) {
         // Fast path: most runs in text are short numbers on their own
         // (not followed by a separator and another digit group, which
         // could make them the first group of a grouped card or mobile).
@@ -491,6 +597,117 @@ mod tests {
             },
         );
         assert_eq!(n, 1);
+    }
+
+    /// xorshift64*: a fixed, dependency-free stream for the differential
+    /// tests below.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    /// Text dense in digit tokens, separators and the bytes the token
+    /// rules look at (`X`, `+`, `.`, letters), with real ids, cards and
+    /// mobiles (plain and grouped) planted at random offsets.
+    fn digit_soup(rng: &mut Rng, len: usize) -> Vec<u8> {
+        const PLANTS: [&[u8]; 8] = [
+            b"11010519491231002X",
+            b"620102199003070069",
+            b"6222021234567890128",
+            b"6222 0212 3456 7894",
+            b"3782-822463-10005",
+            b"13812345678",
+            b"+86 138 1234 5678",
+            b"138-1234-5678",
+        ];
+        const OTHER: &[u8] = b" - X+.a,\n";
+        // From sparse to dense: a planted number one draw in 30 to one in
+        // 9, loose digits a third to most of the rest.
+        let dense = rng.below(8);
+        let mut out = Vec::with_capacity(len + 32);
+        while out.len() < len {
+            if rng.below(30 - 3 * dense) == 0 {
+                out.extend_from_slice(PLANTS[rng.below(PLANTS.len())]);
+            } else if rng.below(12) < 4 + dense {
+                out.push(b'0' + rng.below(10) as u8);
+            } else {
+                out.push(OTHER[rng.below(OTHER.len())]);
+            }
+        }
+        out
+    }
+
+    fn all_hits(
+        hay: &[u8],
+        skip: impl Fn(&[u8], usize) -> Option<usize>,
+    ) -> Vec<(Found, usize, usize)> {
+        let mut out = Vec::new();
+        scan_from(hay, ALL, skip, |kind, s, e| out.push((kind, s, e)));
+        out
+    }
+
+    #[test]
+    fn candidate_skipping_finds_exactly_what_reading_every_token_finds() {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut planted = 0;
+        for round in 0..5_000 {
+            let hay = digit_soup(&mut rng, 1 + round % 500);
+            let want = all_hits(&hay, next_digit);
+            planted += want.len();
+            assert_eq!(
+                all_hits(&hay, next_candidate),
+                want,
+                "{:?}",
+                String::from_utf8_lossy(&hay)
+            );
+        }
+        assert!(planted > 1_000, "the soup must hold hits: {planted}");
+    }
+
+    #[test]
+    fn candidate_windows_find_runs_at_every_offset() {
+        // An 11-digit run alone is a candidate wherever it sits, including
+        // across every window boundary; 10 digits never are (the last
+        // bytes, past the last whole window, go to the exact reader).
+        for pos in 0..200 {
+            let mut hay = vec![b'a'; 400];
+            hay[pos..pos + 11].copy_from_slice(b"13812345678");
+            assert_eq!(next_candidate(&hay, 0), Some(pos), "at {pos}");
+            hay[pos + 10] = b'a';
+            assert_eq!(next_candidate(&hay, 0), None, "10 digits at {pos}");
+            hay[pos + 5] = b'-';
+            hay[pos + 10] = b'8';
+            hay[pos + 11] = b'9';
+            assert_eq!(next_candidate(&hay, 0), Some(pos), "grouped at {pos}");
+        }
+    }
+
+    #[test]
+    fn sse_and_portable_classifiers_agree_on_every_byte() {
+        let mut window = [0u8; WINDOW];
+        for base in (0..=255u8).step_by(WINDOW) {
+            for (j, b) in window.iter_mut().enumerate() {
+                *b = base.wrapping_add(j as u8);
+            }
+            assert_eq!(classify(&window), classify_portable(&window));
+        }
+        let mut rng = Rng(7);
+        for _ in 0..1_000 {
+            for b in &mut window {
+                *b = rng.next() as u8;
+            }
+            assert_eq!(classify(&window), classify_portable(&window));
+        }
     }
 
     #[test]
