@@ -118,7 +118,24 @@ const STRIDE: usize = WINDOW - MIN_TOKEN - 1;
 /// skipped hold only tokens too short to hit. Runs are found 64 bytes at
 /// a time with bit masks, without a branch per digit; the last bytes go
 /// to [`next_digit`] and the token reader, which are exact.
+#[allow(unsafe_code)]
 pub fn next_candidate(hay: &[u8], from: usize) -> Option<usize> {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2 (checked just above).
+        return unsafe { avx2::next_candidate(hay, from) };
+    }
+    candidates(hay, from, classify)
+}
+
+/// The window loop of [`next_candidate`], with the classifier it is given
+/// (inlined, so each caller gets its own copy built for its CPU features).
+#[inline(always)]
+fn candidates(
+    hay: &[u8],
+    from: usize,
+    classify: impl Fn(&[u8; WINDOW]) -> (u64, u64),
+) -> Option<usize> {
     let mut at = from;
     while let Some(window) = hay.get(at..).and_then(|r| r.first_chunk::<WINDOW>()) {
         let (digit, sep) = classify(window);
@@ -177,6 +194,53 @@ fn classify_sse2(window: &[u8; WINDOW]) -> (u64, u64) {
         sep |= u64::from(_mm_movemask_epi8(s) as u16) << (16 * k);
     }
     (digit, sep)
+}
+
+/// [`next_candidate`] with AVX2: 32 bytes per compare.
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+mod avx2 {
+    use std::arch::x86_64::{
+        _mm256_cmpeq_epi8, _mm256_loadu_si256, _mm256_min_epu8, _mm256_movemask_epi8,
+        _mm256_or_si256, _mm256_set1_epi8, _mm256_sub_epi8,
+    };
+
+    use super::{candidates, WINDOW};
+
+    /// See [`super::next_candidate`].
+    ///
+    /// # Safety
+    /// The CPU must have AVX2.
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn next_candidate(hay: &[u8], from: usize) -> Option<usize> {
+        candidates(hay, from, |w| classify(w))
+    }
+
+    #[target_feature(enable = "avx2")]
+    fn classify(window: &[u8; WINDOW]) -> (u64, u64) {
+        let zero = _mm256_set1_epi8(b'0' as i8);
+        let nine = _mm256_set1_epi8(9);
+        let space = _mm256_set1_epi8(b' ' as i8);
+        let dash = _mm256_set1_epi8(b'-' as i8);
+        let (mut digit, mut sep) = (0u64, 0u64);
+        for (k, chunk) in window.chunks_exact(32).enumerate() {
+            // SAFETY: `chunk` is 32 readable bytes, and the load has no
+            // alignment requirement.
+            let v = unsafe { _mm256_loadu_si256(chunk.as_ptr().cast()) };
+            let t = _mm256_sub_epi8(v, zero);
+            let d = _mm256_cmpeq_epi8(_mm256_min_epu8(t, nine), t);
+            let s = _mm256_or_si256(_mm256_cmpeq_epi8(v, space), _mm256_cmpeq_epi8(v, dash));
+            digit |= u64::from(_mm256_movemask_epi8(d) as u32) << (32 * k);
+            sep |= u64::from(_mm256_movemask_epi8(s) as u32) << (32 * k);
+        }
+        (digit, sep)
+    }
+
+    #[cfg(test)]
+    pub fn classify_checked(window: &[u8; WINDOW]) -> Option<(u64, u64)> {
+        // SAFETY: called only when the CPU has AVX2.
+        std::is_x86_feature_detected!("avx2").then(|| unsafe { classify(window) })
+    }
 }
 
 /// Bit masks of a window's ASCII digits and of its spaces and dashes (bit
@@ -670,6 +734,8 @@ mod tests {
                 "{:?}",
                 String::from_utf8_lossy(&hay)
             );
+            // The SSE2 build of the loop, which CPUs without AVX2 run.
+            assert_eq!(all_hits(&hay, |h, f| candidates(h, f, classify)), want);
         }
         assert!(planted > 1_000, "the soup must hold hits: {planted}");
     }
@@ -693,20 +759,28 @@ mod tests {
     }
 
     #[test]
-    fn sse_and_portable_classifiers_agree_on_every_byte() {
+    fn simd_and_portable_classifiers_agree_on_every_byte() {
         let mut window = [0u8; WINDOW];
         for base in (0..=255u8).step_by(WINDOW) {
             for (j, b) in window.iter_mut().enumerate() {
                 *b = base.wrapping_add(j as u8);
             }
-            assert_eq!(classify(&window), classify_portable(&window));
+            let want = classify_portable(&window);
+            assert_eq!(classify(&window), want);
+            if let Some(got) = avx2::classify_checked(&window) {
+                assert_eq!(got, want);
+            }
         }
         let mut rng = Rng(7);
         for _ in 0..1_000 {
             for b in &mut window {
                 *b = rng.next() as u8;
             }
-            assert_eq!(classify(&window), classify_portable(&window));
+            let want = classify_portable(&window);
+            assert_eq!(classify(&window), want);
+            if let Some(got) = avx2::classify_checked(&window) {
+                assert_eq!(got, want);
+            }
         }
     }
 
