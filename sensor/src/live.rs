@@ -30,6 +30,7 @@
 //!   packets; flows open at that moment are closed (their incidents
 //!   emitted), so nothing is lost and no packet is dropped.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -45,7 +46,7 @@ use crate::capture::live::LiveHandle;
 use crate::config::Settings;
 use crate::decode::{decode, Decoded, Fragment};
 use crate::detect::health::LossMonitor;
-use crate::detect::leak::Leak;
+use crate::detect::leak::{Leak, LeakStats};
 use crate::detect::volumetric::Volumetric;
 use crate::detect::IncidentSink;
 use crate::forward::forwarder::{Forwarder, ForwarderReport};
@@ -95,7 +96,10 @@ pub struct LiveStats {
     /// Incidents emitted.
     pub incidents: AtomicU64,
     /// Leak incidents per signature id, per worker (summed on read).
-    pub signature_hits: Mutex<Vec<std::collections::BTreeMap<String, u64>>>,
+    pub signature_hits: Mutex<Vec<BTreeMap<String, u64>>>,
+    /// The leak detector's counters ([`LeakStats::counters`]), per worker
+    /// (summed on read).
+    pub leak_counters: Mutex<Vec<BTreeMap<String, u64>>>,
     /// Signature reloads applied.
     pub reloads: AtomicU64,
     /// Reloads refused because the new set was invalid.
@@ -104,21 +108,89 @@ pub struct LiveStats {
 
 impl LiveStats {
     /// Leak incidents per signature over all workers.
-    pub fn signature_hits(&self) -> std::collections::BTreeMap<String, u64> {
-        let mut total = std::collections::BTreeMap::new();
-        if let Ok(all) = self.signature_hits.lock() {
-            for m in all.iter() {
-                for (k, v) in m {
-                    *total.entry(k.clone()).or_insert(0) += v;
-                }
-            }
-        }
-        total
+    pub fn signature_hits(&self) -> BTreeMap<String, u64> {
+        sum_per_worker(&self.signature_hits)
+    }
+
+    /// The leak detector's counters over all workers.
+    pub fn leak_counters(&self) -> BTreeMap<String, u64> {
+        sum_per_worker(&self.leak_counters)
     }
 
     /// Total drops over all workers.
     pub fn kernel_drops(&self) -> u64 {
         self.drops.lock().map(|d| d.iter().sum()).unwrap_or(0)
+    }
+}
+
+fn sum_per_worker(per_worker: &Mutex<Vec<BTreeMap<String, u64>>>) -> BTreeMap<String, u64> {
+    let mut total = BTreeMap::new();
+    if let Ok(all) = per_worker.lock() {
+        for m in all.iter() {
+            for (k, v) in m {
+                *total.entry(k.clone()).or_insert(0) += v;
+            }
+        }
+    }
+    total
+}
+
+/// One worker's leak counts since the sensor started. A signature reload
+/// replaces the worker's detector, whose own counts start again from zero,
+/// so the retired detectors' totals are kept here and added to the live
+/// one's: heartbeat counters never go backwards.
+#[derive(Debug, Default)]
+struct LeakTotals {
+    retired_hits: BTreeMap<String, u64>,
+    retired_counters: BTreeMap<&'static str, u64>,
+}
+
+impl LeakTotals {
+    /// Keeps the counts of a detector about to be replaced (after its
+    /// flows were closed).
+    fn retire(&mut self, s: &LeakStats) {
+        for (id, n) in &s.incidents_by_signature {
+            *self.retired_hits.entry(id.clone()).or_insert(0) += n;
+        }
+        for (name, n) in s.counters() {
+            if !LeakStats::GAUGES.contains(&name) {
+                *self.retired_counters.entry(name).or_insert(0) += n;
+            }
+        }
+    }
+
+    /// Incidents per signature: retired detectors plus `s`.
+    fn hits(&self, s: &LeakStats) -> BTreeMap<String, u64> {
+        let mut m = self.retired_hits.clone();
+        for (id, n) in &s.incidents_by_signature {
+            *m.entry(id.clone()).or_insert(0) += n;
+        }
+        m
+    }
+
+    /// Counters: retired detectors plus `s`.
+    fn counters(&self, s: &LeakStats) -> BTreeMap<String, u64> {
+        s.counters()
+            .into_iter()
+            .map(|(name, n)| {
+                let before = self.retired_counters.get(name).copied().unwrap_or(0);
+                (name.to_string(), before + n)
+            })
+            .collect()
+    }
+
+    /// Publishes this worker's totals into the shared stats.
+    fn publish(&self, idx: usize, s: &LeakStats, stats: &LiveStats) {
+        if let Ok(mut all) = stats.signature_hits.lock() {
+            if let Some(mine) = all.get_mut(idx) {
+                *mine = self.hits(s);
+            }
+        }
+        if let Ok(mut all) = stats.leak_counters.lock() {
+            if let Some(mine) = all.get_mut(idx) {
+                *mine = self.counters(s);
+            }
+        }
     }
 }
 
@@ -261,6 +333,7 @@ fn worker(
         return;
     };
     let mut leak = new_leak(sigs);
+    let mut totals = LeakTotals::default();
     let mut sink = Sink { out, stats };
     let mut batch: Vec<Header> = Vec::with_capacity(BATCH);
     let mut last_send = Instant::now();
@@ -329,18 +402,16 @@ fn worker(
                     }
                 }
             }
-            if let (Some(l), Ok(mut all)) = (&leak, stats.signature_hits.lock()) {
-                if let Some(mine) = all.get_mut(idx) {
-                    for (id, n) in l.stats().incidents_by_signature {
-                        *mine.entry(id).or_insert(0) = n;
-                    }
-                }
+            if let Some(l) = &leak {
+                totals.publish(idx, &l.stats(), stats);
             }
             if control.generation() != generation {
                 if let Some((g, sigs)) = control.current() {
-                    // Close open flows under the old set, then switch.
+                    // Close open flows under the old set, keep its counts,
+                    // then switch.
                     if let Some(l) = &mut leak {
                         l.finish(last_ts, &mut sink);
+                        totals.retire(&l.stats());
                     }
                     leak = new_leak(sigs);
                     generation = g;
@@ -352,6 +423,7 @@ fn worker(
     send(&mut batch, true);
     if let Some(l) = &mut leak {
         l.finish(last_ts, &mut sink);
+        totals.publish(idx, &l.stats(), stats);
     }
 }
 
@@ -422,6 +494,9 @@ pub fn run(handles: Vec<LiveHandle>, mut r: LiveRun<'_>) -> Option<ForwarderRepo
     if let Ok(mut h) = control.stats.signature_hits.lock() {
         *h = vec![Default::default(); handles.len()];
     }
+    if let Ok(mut c) = control.stats.leak_counters.lock() {
+        *c = vec![Default::default(); handles.len()];
+    }
     let started = Instant::now();
     let output = &r.output;
     std::thread::scope(|scope| {
@@ -479,15 +554,24 @@ pub fn run(handles: Vec<LiveHandle>, mut r: LiveRun<'_>) -> Option<ForwarderRepo
                     Output::Stdout(_) => 0,
                 },
                 signature_hits: s.signature_hits(),
+                leak_counters: s.leak_counters(),
             };
             last_packets = packets;
             last_bytes = bytes;
+            let leak = |name: &str| hb.leak_counters.get(name).copied().unwrap_or(0);
             tracing::info!(
                 packets = hb.packets,
                 kernel_drops = hb.kernel_drops,
                 pps = hb.pps,
                 volumetric_records_dropped = s.volumetric_records_dropped.load(Ordering::Relaxed),
                 incidents = s.incidents.load(Ordering::Relaxed),
+                leak_flows = leak("flows"),
+                leak_bytes_scanned = leak("bytes_scanned"),
+                leak_flows_evicted = leak("flows_evicted"),
+                reassembly_cap_hits =
+                    leak("reassembly_per_stream_cap_hits") + leak("reassembly_global_cap_hits"),
+                reassembly_gaps = leak("reassembly_gaps"),
+                decompress_capped = leak("decompress_capped"),
                 "heartbeat"
             );
             if let Some(f) = &mut r.on_heartbeat {
@@ -517,5 +601,47 @@ pub fn run(handles: Vec<LiveHandle>, mut r: LiveRun<'_>) -> Option<ForwarderRepo
             }
         }
         Output::Stdout(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stats(alpha: u64, scanned: u64, flows: u64) -> LeakStats {
+        LeakStats {
+            bytes_scanned: scanned,
+            flows,
+            incidents_by_signature: vec![("alpha".into(), alpha)],
+            ..LeakStats::default()
+        }
+    }
+
+    #[test]
+    fn leak_totals_survive_reloads_and_gauges_are_not_summed() {
+        let live = LiveStats::default();
+        *live.signature_hits.lock().unwrap() = vec![BTreeMap::new(); 2];
+        *live.leak_counters.lock().unwrap() = vec![BTreeMap::new(); 2];
+        let mut totals = LeakTotals::default();
+        totals.publish(0, &stats(2, 100, 5), &live);
+        // A reload: the old detector closed its flows, a new one starts.
+        totals.retire(&stats(2, 150, 0));
+        let mut fresh = stats(1, 40, 3);
+        fresh.incidents_by_signature.push(("bravo".into(), 1));
+        totals.publish(0, &fresh, &live);
+        // Worker 1 reports too: the heartbeat sums both.
+        LeakTotals::default().publish(1, &stats(4, 10, 1), &live);
+        let hits = live.signature_hits();
+        assert_eq!(hits.get("alpha"), Some(&7));
+        assert_eq!(hits.get("bravo"), Some(&1));
+        let counters = live.leak_counters();
+        assert_eq!(counters.get("bytes_scanned"), Some(&200));
+        assert_eq!(
+            counters.get("flows"),
+            Some(&4),
+            "open flows now, not a total"
+        );
+        assert_eq!(counters.get("reassembly_gaps"), Some(&0));
+        assert_eq!(counters.len(), LeakStats::default().counters().len());
     }
 }

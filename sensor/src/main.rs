@@ -497,6 +497,21 @@ fn run_live(args: RunArgs) -> Result<()> {
         s.incidents.load(Ordering::Relaxed),
         s.volumetric_records_dropped.load(Ordering::Relaxed),
     );
+    let hits = s.signature_hits();
+    let counters = s.leak_counters();
+    if !counters.is_empty() {
+        let join = |m: &std::collections::BTreeMap<String, u64>| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        eprintln!(
+            "shaobing-sensor: leak: incidents by signature: {}; counters: {}",
+            join(&hits),
+            join(&counters)
+        );
+    }
     if let Some(r) = report {
         report_forwarder(&r, &settings.run.spool_dir);
     }

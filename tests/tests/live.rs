@@ -318,13 +318,40 @@ fn collector_outage_then_sigterm_loses_and_duplicates_nothing() {
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), n, "an incident was stored twice");
-    // Heartbeats reached the collector's table.
+    // Heartbeats reached the collector's table, with the leak detector's
+    // counters (kept in `raw`): the leak happened before the collector
+    // came up, so every stored heartbeat has seen its bytes and incident.
     let beats = ch
         .query("SELECT count() FROM shaobing.sensor_heartbeats WHERE sensor = 'live-sensor'")
         .unwrap();
     assert!(
         beats.trim().parse::<u64>().unwrap() >= 1,
         "heartbeats: {beats}"
+    );
+    let last = ch
+        .query(
+            "SELECT raw FROM shaobing.sensor_heartbeats WHERE sensor = 'live-sensor' \
+             ORDER BY ts DESC, ts_us DESC LIMIT 1 FORMAT JSONEachRow",
+        )
+        .unwrap();
+    let raw: Value = serde_json::from_str(lines(&last)[0]["raw"].as_str().unwrap()).unwrap();
+    let counters = &raw["leak_counters"];
+    assert!(
+        counters["bytes_scanned"].as_u64().unwrap() > 0,
+        "{counters}"
+    );
+    assert!(
+        counters["http_messages"].as_u64().unwrap() >= 1,
+        "{counters}"
+    );
+    assert_eq!(counters["reassembly_global_cap_hits"], 0, "{counters}");
+    assert!(
+        raw["signature_hits"]
+            .as_object()
+            .unwrap()
+            .values()
+            .any(|n| n.as_u64() >= Some(1)),
+        "{raw}"
     );
 }
 
@@ -396,17 +423,33 @@ fn sighup_reloads_signatures_and_an_invalid_file_keeps_the_running_set() {
     std::fs::write(&sigs, "[[signature]]\nid = \"Bad Id\"\n").unwrap();
     hup();
     replay(); // still alpha: the invalid file was refused
-    std::fs::write(&sigs, signature("test-bravo", "BRAVO-MARKER")).unwrap();
+    std::fs::write(
+        &sigs,
+        signature("test-bravo", "BRAVO-MARKER") + &signature("test-alpha", "ALPHA-MARKER"),
+    )
+    .unwrap();
     hup();
-    replay(); // bravo only
+    replay(); // alpha and bravo, under the new set
     let (ok, out, err) = sensor.stop();
     assert!(ok, "{err}");
     let got = lines(&out);
-    let ids: Vec<&str> = got
+    let mut ids: Vec<&str> = got
         .iter()
         .map(|i| i["signature"].as_str().unwrap())
         .collect();
-    assert_eq!(ids, ["test-alpha", "test-alpha", "test-bravo"], "{err}");
+    ids[2..].sort();
+    assert_eq!(
+        ids,
+        ["test-alpha", "test-alpha", "test-alpha", "test-bravo"],
+        "{err}"
+    );
+    // Per-signature counts are totals since start: the detector the
+    // reload replaced keeps its two alpha incidents in the sum.
+    assert!(
+        err.contains("leak: incidents by signature: test-alpha=3 test-bravo=1; counters: "),
+        "{err}"
+    );
+    assert!(err.contains(" http_messages=3 "), "{err}");
     assert!(
         err.contains("invalid signatures; keeping the running set"),
         "{err}"

@@ -31,7 +31,15 @@ pub struct Heartbeat {
     pub bps: u64,
     /// Bytes waiting in the delivery spool.
     pub spool_depth: u64,
-    /// Leak incidents per signature id.
+    /// Leak incidents per signature id, since the sensor started (across
+    /// signature reloads).
     #[serde(default)]
     pub signature_hits: BTreeMap<String, u64>,
+    /// The leak detector's own counters, summed over capture workers and
+    /// signature reloads: bytes scanned, flows, and every cap or limit hit
+    /// (reassembly caps and gaps, defragmentation drops, decompression
+    /// caps...). Totals since the sensor started, except `flows` (open
+    /// now). Names in `docs/sensor.md`.
+    #[serde(default)]
+    pub leak_counters: BTreeMap<String, u64>,
 }

@@ -87,6 +87,52 @@ pub struct LeakStats {
 }
 
 impl LeakStats {
+    /// Every counter under a stable name, as live heartbeats report them
+    /// (`leak_counters`). All are totals since the detector started except
+    /// [`GAUGES`](Self::GAUGES) (`flows`: open now).
+    pub fn counters(&self) -> [(&'static str, u64); 31] {
+        let (d, r, n) = (&self.defrag, &self.reassembly, &self.normalize);
+        [
+            ("bytes_scanned", self.bytes_scanned),
+            ("raw_hits", self.raw_hits),
+            ("flows", self.flows),
+            ("flows_evicted", self.flows_evicted),
+            ("flows_timed_out", self.flows_timed_out),
+            ("early_scans", self.early_scans),
+            ("bytes_out_of_scope", self.bytes_out_of_scope),
+            ("defrag_fragments", d.fragments),
+            ("defrag_reassembled", d.reassembled),
+            ("defrag_overlap_bytes", d.overlap_bytes),
+            ("defrag_oversized", d.oversized),
+            ("defrag_evicted", d.evicted),
+            ("defrag_timed_out", d.timed_out),
+            ("defrag_undecodable", self.defrag_undecodable),
+            ("reassembly_bytes_delivered", r.bytes_delivered),
+            ("reassembly_segments_out_of_order", r.segments_out_of_order),
+            (
+                "reassembly_segments_retransmitted",
+                r.segments_retransmitted,
+            ),
+            ("reassembly_bytes_overlap_trimmed", r.bytes_overlap_trimmed),
+            ("reassembly_per_stream_cap_hits", r.per_stream_cap_hits),
+            ("reassembly_global_cap_hits", r.global_cap_hits),
+            ("reassembly_beyond_window", r.beyond_window),
+            ("reassembly_gaps", r.gaps),
+            ("reassembly_gap_bytes", r.gap_bytes),
+            ("http_messages", n.http_messages),
+            ("http_errors", n.http_errors),
+            ("bodies_inflated", n.bodies_inflated),
+            ("decompress_capped", n.decompress_capped),
+            ("decompress_errors", n.decompress_errors),
+            ("smtp_messages", n.smtp_messages),
+            ("mime_parts_decoded", n.mime_parts_decoded),
+            ("mime_too_deep", n.mime_too_deep),
+        ]
+    }
+
+    /// The [`counters`](Self::counters) that are levels, not totals.
+    pub const GAUGES: [&'static str; 1] = ["flows"];
+
     /// One line for the end of a replay: per-signature matches and
     /// incidents, then reassembly, normalizer and flow-table counters.
     /// Holds counts only, never payload bytes.
