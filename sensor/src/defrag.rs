@@ -7,13 +7,22 @@
 //! - a datagram is at most [`MAX_DATAGRAM`] bytes (the IPv4 maximum);
 //!   a fragment reaching past it drops the datagram (`oversized`);
 //! - at most `max_datagrams` are in progress and at most `max_bytes` are
-//!   held in all; beyond either the oldest datagram is dropped
-//!   (`evicted`);
+//!   held in all; beyond either the oldest datagram (the one whose first
+//!   fragment came first) is dropped (`evicted`);
 //! - a datagram not complete within `timeout_micros` of capture time after
 //!   its first fragment is dropped (`timed_out`).
 //!
-//! Time is packet time, so a replay gives the same result at any speed.
+//! Datagrams are kept in a queue in arrival order as well as in the map,
+//! so evicting the oldest and finding those timed out cost O(1) amortized
+//! per fragment: a flood of never-completed fragments (table exhaustion)
+//! makes every fragment evict one datagram, and must not make each scan
+//! the whole table.
+//!
+//! Time is packet time (never going backwards: the pipeline clamps it), so
+//! arrival order is first-fragment time order, and a replay gives the same
+//! result at any speed.
 
+use std::collections::VecDeque;
 use std::net::IpAddr;
 
 use crate::detect::fasthash::{random_seed, FastMap, FastState};
@@ -75,6 +84,8 @@ pub struct DatagramKey {
 
 #[derive(Debug, Default)]
 struct Datagram {
+    /// Arrival number, matching this datagram's entry in the queue.
+    seq: u64,
     first_ts: i64,
     buf: Vec<u8>,
     /// Byte ranges of `buf` held, sorted and disjoint.
@@ -142,10 +153,12 @@ impl Datagram {
 pub struct Defrag {
     limits: DefragLimits,
     datagrams: FastMap<DatagramKey, Datagram>,
+    /// Datagrams in arrival order, by arrival number. Entries of datagrams
+    /// already gone (complete or dropped) are skipped when met, and
+    /// compacted away when they outnumber the live ones.
+    order: VecDeque<(u64, DatagramKey)>,
+    next_seq: u64,
     bytes: usize,
-    /// No datagram held started before this: the timeout sweep runs only
-    /// when one may be due, not on every fragment.
-    oldest_start: i64,
     stats: DefragStats,
 }
 
@@ -155,8 +168,9 @@ impl Defrag {
         Defrag {
             limits,
             datagrams: FastMap::with_hasher(FastState::new(random_seed())),
+            order: VecDeque::new(),
+            next_seq: 0,
             bytes: 0,
-            oldest_start: i64::MAX,
             stats: DefragStats::default(),
         }
     }
@@ -186,20 +200,24 @@ impl Defrag {
         let start = usize::try_from(offset).unwrap_or(usize::MAX);
         let end = start.saturating_add(data.len());
         if end > MAX_DATAGRAM {
-            if let Some(d) = self.datagrams.remove(&key) {
-                self.bytes -= d.buf.len();
-            }
+            self.remove(&key);
+            self.compact();
             self.stats.oversized += 1;
             return None;
         }
         if !self.datagrams.contains_key(&key) {
             while self.datagrams.len() >= self.limits.max_datagrams.max(1) {
-                self.evict_oldest();
+                if !self.evict_oldest() {
+                    break;
+                }
             }
-            self.oldest_start = self.oldest_start.min(ts);
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            self.order.push_back((seq, key));
             self.datagrams.insert(
                 key,
                 Datagram {
+                    seq,
                     first_ts: ts,
                     ..Datagram::default()
                 },
@@ -217,51 +235,82 @@ impl Defrag {
             let d = self.datagrams.remove(&key)?;
             self.bytes -= d.buf.len();
             self.stats.reassembled += 1;
+            self.compact();
             let total = d.total.unwrap_or(d.buf.len());
             let mut buf = d.buf;
             buf.truncate(total);
             return Some(buf);
         }
-        while self.bytes > self.limits.max_bytes && !self.datagrams.is_empty() {
-            self.evict_oldest();
+        while self.bytes > self.limits.max_bytes {
+            if !self.evict_oldest() {
+                break;
+            }
         }
         None
     }
 
-    fn evict_oldest(&mut self) {
-        let oldest = self
-            .datagrams
-            .iter()
-            .min_by_key(|(k, d)| (d.first_ts, k.id))
-            .map(|(k, _)| *k);
-        if let Some(k) = oldest {
-            if let Some(d) = self.datagrams.remove(&k) {
-                self.bytes -= d.buf.len();
+    /// The oldest datagram still held, with its queue entry popped.
+    fn pop_oldest(&mut self) -> Option<(DatagramKey, i64)> {
+        while let Some((seq, key)) = self.order.pop_front() {
+            if let Some(d) = self.datagrams.get(&key).filter(|d| d.seq == seq) {
+                return Some((key, d.first_ts));
             }
-            self.stats.evicted += 1;
+        }
+        None
+    }
+
+    fn remove(&mut self, key: &DatagramKey) {
+        if let Some(d) = self.datagrams.remove(key) {
+            self.bytes -= d.buf.len();
         }
     }
 
+    /// Drops the oldest datagram; false if none is held.
+    fn evict_oldest(&mut self) -> bool {
+        let Some((key, _)) = self.pop_oldest() else {
+            return false;
+        };
+        self.remove(&key);
+        self.stats.evicted += 1;
+        true
+    }
+
+    /// Drops the datagrams whose first fragment came `timeout_micros`
+    /// or longer before `ts`: the oldest first, stopping at the first one
+    /// still in time.
     fn expire(&mut self, ts: i64) {
         let cutoff = ts.saturating_sub(self.limits.timeout_micros);
-        if self.oldest_start >= cutoff {
-            return;
-        }
-        let before = self.datagrams.len();
-        let mut freed = 0;
-        let mut oldest = i64::MAX;
-        self.datagrams.retain(|_, d| {
-            let keep = d.first_ts >= cutoff;
-            if keep {
-                oldest = oldest.min(d.first_ts);
-            } else {
-                freed += d.buf.len();
+        while let Some(&(seq, key)) = self.order.front() {
+            let due = match self.datagrams.get(&key) {
+                Some(d) if d.seq == seq => d.first_ts < cutoff,
+                // Already gone: a stale entry.
+                _ => true,
+            };
+            if !due {
+                break;
             }
-            keep
-        });
-        self.oldest_start = oldest;
-        self.bytes -= freed;
-        self.stats.timed_out += (before - self.datagrams.len()) as u64;
+            self.order.pop_front();
+            if self.datagrams.get(&key).is_some_and(|d| d.seq == seq) {
+                self.remove(&key);
+                self.stats.timed_out += 1;
+            }
+        }
+    }
+
+    /// Drops stale queue entries once they outnumber the live ones, so the
+    /// queue stays within twice the table (plus a little).
+    fn compact(&mut self) {
+        if self.order.len() > 2 * self.datagrams.len() + 64 {
+            let datagrams = &self.datagrams;
+            self.order
+                .retain(|(seq, key)| datagrams.get(key).is_some_and(|d| d.seq == *seq));
+        }
+    }
+
+    /// Queue entries, live and stale (for tests of the bound).
+    #[cfg(test)]
+    fn queued(&self) -> usize {
+        self.order.len()
     }
 }
 
@@ -338,5 +387,61 @@ mod tests {
         assert!(d.stats().evicted >= 2);
         assert!(d.push(6, key(7), 65_528, false, &[0; 16]).is_none());
         assert_eq!(d.stats().oversized, 1);
+    }
+
+    #[test]
+    fn a_never_completed_fragment_flood_evicts_in_arrival_order() {
+        // Table exhaustion: every first fragment has a new id and no second
+        // fragment ever comes. The table stays full and each new datagram
+        // evicts exactly the one that came first (same capture time for
+        // all, so only arrival order can decide).
+        let limits = DefragLimits {
+            max_datagrams: 4,
+            ..DefragLimits::default()
+        };
+        let mut d = Defrag::new(limits);
+        for id in 0..10_000 {
+            assert!(d.push(7, key(id), 0, true, &[0; 8]).is_none());
+            assert_eq!(d.in_progress(), (id as usize + 1).min(4));
+        }
+        assert_eq!(d.stats().evicted, 10_000 - 4);
+        assert!(d.queued() <= 2 * 4 + 64, "queue {}", d.queued());
+        // The four survivors are the last four: completing one of them
+        // gives its datagram, completing an evicted one does not.
+        assert_eq!(
+            d.push(8, key(9_999), 8, false, &[1; 8]).map(|v| v.len()),
+            Some(16)
+        );
+        assert!(d.push(8, key(9_995), 8, false, &[1; 8]).is_none());
+    }
+
+    #[test]
+    fn completed_datagrams_leave_the_queue_bounded() {
+        let mut d = Defrag::new(DefragLimits::default());
+        // One datagram always pending, many completing around it.
+        assert!(d.push(0, key(u32::MAX), 0, true, &[0; 8]).is_none());
+        for id in 0..10_000 {
+            assert!(d.push(1, key(id), 0, true, &[0; 8]).is_none());
+            assert!(d.push(1, key(id), 8, false, &[0; 8]).is_some());
+        }
+        assert_eq!(d.in_progress(), 1);
+        assert!(d.queued() <= 2 + 64, "queue {}", d.queued());
+        // The pending one still times out, after the stale entries.
+        assert!(d.push(40_000_000, key(5), 0, true, &[0; 8]).is_none());
+        assert_eq!(d.stats().timed_out, 1);
+        assert_eq!(d.in_progress(), 1);
+    }
+
+    #[test]
+    fn timeouts_take_the_oldest_and_stop_at_the_first_in_time() {
+        let mut d = Defrag::new(DefragLimits::default());
+        for (i, ts) in [0, 10_000_000, 20_000_000].into_iter().enumerate() {
+            assert!(d.push(ts, key(i as u32), 0, true, &[0; 8]).is_none());
+        }
+        // 45 s: the first two are over 30 s old, the third is not.
+        assert!(d.push(45_000_000, key(3), 0, true, &[0; 8]).is_none());
+        assert_eq!(d.stats().timed_out, 2);
+        assert_eq!(d.in_progress(), 2);
+        assert_eq!(d.bytes, 16);
     }
 }
