@@ -260,6 +260,7 @@ struct Header {
     tcp_flags: u8,
     has_payload: bool,
     fragment: Fragment,
+    frag_id: u32,
 }
 
 impl Header {
@@ -276,6 +277,7 @@ impl Header {
             tcp_flags: d.tcp_flags,
             has_payload: !d.payload.is_empty(),
             fragment: d.fragment,
+            frag_id: d.frag.id,
         }
     }
 
@@ -292,7 +294,11 @@ impl Header {
             // Volumetric detection looks only at whether there was one.
             payload: if self.has_payload { b"." } else { b"" },
             fragment: self.fragment,
-            frag: crate::decode::Frag::default(),
+            // The identification ties later fragments to their first.
+            frag: crate::decode::Frag {
+                id: self.frag_id,
+                ..crate::decode::Frag::default()
+            },
         }
     }
 }

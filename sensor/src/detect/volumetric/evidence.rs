@@ -52,6 +52,7 @@ pub struct Evidence {
     size_max: u32,
     size_sum: u64,
     packets: u64,
+    first_seen: Option<Timestamp>,
     samples: Vec<Sample>,
     max_samples: usize,
 }
@@ -71,6 +72,7 @@ impl Evidence {
             size_max: 0,
             size_sum: 0,
             packets: 0,
+            first_seen: None,
             samples: Vec::with_capacity(samples),
             max_samples: samples,
         }
@@ -93,6 +95,7 @@ impl Evidence {
         self.size_max = self.size_max.max(wire_len);
         self.size_sum += u64::from(wire_len);
         self.packets += 1;
+        self.first_seen.get_or_insert(ts);
         if self.samples.len() < self.max_samples {
             self.samples.push(Sample {
                 ts,
@@ -107,6 +110,11 @@ impl Evidence {
                 fragment: d.fragment,
             });
         }
+    }
+
+    /// Capture time of the first packet added.
+    pub fn first_seen(&self) -> Option<Timestamp> {
+        self.first_seen
     }
 
     /// Estimated number of distinct peers.

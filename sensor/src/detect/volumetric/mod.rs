@@ -40,6 +40,7 @@
 //! otherwise not tracked; both are counted.
 
 pub mod evidence;
+pub mod fragments;
 pub mod groups;
 pub mod vector;
 
@@ -52,8 +53,9 @@ use shaobing_wire::{
 use uuid::Uuid;
 
 use self::evidence::Evidence;
+use self::fragments::FragmentVectors;
 use self::groups::{Group, GroupTable};
-use self::vector::{amplification_for_port, classify, Vector, AMPLIFICATION_PORTS};
+use self::vector::{amplification_for_port, Vector, AMPLIFICATION_PORTS};
 use super::fasthash::{ip_key, key_ip, FastMap, FastState};
 use super::window::{slot_of, RateWindow};
 use super::IncidentSink;
@@ -245,10 +247,20 @@ pub struct Volumetric {
     /// Hosts with an open attack, a pending total or a suspect vector: the
     /// only ones the clock tick visits.
     active: Vec<u128>,
+    /// The vectors of recent amplification responses' first fragments, for
+    /// their later fragments.
+    fragments: FragmentVectors,
     slot: i64,
     last_sweep: i64,
     stats: VolumetricStats,
 }
+
+/// Capture time the evidence of an amplification counter must cover
+/// before too few sources make it a `udp_flood`. Not longer than
+/// [`TOTAL_MAX_WAIT_MICROS`]: the evidence starts at a quarter of the
+/// vector's threshold, before the total can be pending, so the verdict
+/// comes before `total_volume` would stop waiting for one.
+const JUDGE_MICROS: i64 = 1_000_000;
 
 /// Everything an incident is built from, borrowed from the detector.
 struct Report<'a> {
@@ -271,6 +283,7 @@ impl Volumetric {
             sensor,
             hosts: FastMap::with_hasher(FastState::new(0x686f_7374_7461_626c)),
             active: Vec::new(),
+            fragments: FragmentVectors::new(),
             slot: i64::MIN,
             last_sweep: NO_TIME,
             stats: VolumetricStats::default(),
@@ -315,7 +328,7 @@ impl Volumetric {
         if dst_group.is_none() && src_group.is_none() {
             return;
         }
-        let vector = classify(d, wire_len);
+        let vector = self.fragments.classify(d, wire_len, ts.micros());
         if let Some(g) = dst_group {
             self.count(ts, d, wire_len, vector, d.dst, g, Dir::Inbound, d.src, sink);
         }
@@ -516,6 +529,17 @@ impl Volumetric {
             }
             let sources = c.evidence.as_ref().map_or(0, |e| e.distinct_peers());
             let mean = c.win.bps() / 8 / pps.max(1);
+            // Few sources may only mean the evidence is young (fragmented
+            // responses reach a threshold in a third of the responses):
+            // judge again each slot until it covers JUDGE_MICROS.
+            let young = c
+                .evidence
+                .as_ref()
+                .and_then(|e| e.first_seen())
+                .is_some_and(|t| ts.micros() - t.micros() < JUDGE_MICROS);
+            if sources < min_sources && young && mean >= min_bytes {
+                return;
+            }
             if sources < min_sources || mean < min_bytes {
                 reported = Vector::UdpFlood;
                 let udp_open = side.counters.iter().any(|c| {

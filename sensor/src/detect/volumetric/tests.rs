@@ -343,6 +343,59 @@ fn small_packets_from_one_source_port_53_are_a_udp_flood_not_amplification() {
 }
 
 #[test]
+fn large_packets_from_one_source_port_53_become_a_udp_flood_after_a_second() {
+    // Too few sources is judged only once the evidence covers a second of
+    // capture time (a young evidence set may just not have met them), and
+    // that one attack is all: no total_volume while the verdict waits.
+    let mut v = detector(1000);
+    let mut out = Vec::new();
+    let host = ip("10.0.0.5");
+    stream(&mut v, &mut out, 3000, 0, 4_000_000, 1200, |_| {
+        pkt(ip("192.0.2.1"), host, proto::UDP, 0, 53, 22)
+    });
+    let started = events(&out, Event::AttackStarted);
+    assert_eq!(started.len(), 1, "{out:#?}");
+    assert_eq!(started[0].vector.as_deref(), Some("udp_flood"));
+    let at = started[0].ts.micros();
+    assert!((1_000_000..1_200_000).contains(&at), "{at}");
+}
+
+/// A DNS response split in three fragments from `src`: the head (UDP
+/// from port 53) and two later fragments without a transport header.
+fn fragmented_response(src: IpAddr, dst: IpAddr, id: u32) -> [Decoded<'static>; 3] {
+    let mut head = pkt(src, dst, proto::UDP, 0, 53, 22);
+    head.fragment = Fragment::First;
+    head.frag.id = id;
+    let mut later = pkt(src, dst, proto::UDP, 0, 0, 0);
+    later.fragment = Fragment::Later;
+    later.frag.id = id;
+    [head, later, later]
+}
+
+#[test]
+fn later_fragments_of_reflected_responses_count_as_the_amplification() {
+    let mut v = detector(1000);
+    let mut out = Vec::new();
+    let host = ip("10.0.0.5");
+    // 1,000 fragmented responses per second from 50 resolvers: 3,000
+    // frames per second, all of them one DNS amplification attack.
+    stream(&mut v, &mut out, 3000, 0, 3_000_000, 1400, |i| {
+        let n = i / 3;
+        fragmented_response(spoofed(n % 50), host, n)[(i % 3) as usize]
+    });
+    v.finish(Timestamp(10_000_000), &mut out);
+    let started = events(&out, Event::AttackStarted);
+    assert_eq!(started.len(), 1, "{out:#?}");
+    assert_eq!(started[0].vector.as_deref(), Some("dns_amplification"));
+    let ended = events(&out, Event::AttackEnded);
+    assert_eq!(ended.len(), 1, "{out:#?}");
+    // Every frame from the start on, later fragments included (no
+    // separate ip_fragment_flood).
+    let packets = ended[0].packets.unwrap_or(0);
+    assert!(packets > 6_000, "{packets}");
+}
+
+#[test]
 fn internal_host_flooding_outside_is_outbound() {
     let mut v = detector(1000);
     let mut out = Vec::new();
