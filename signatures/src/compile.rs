@@ -17,7 +17,8 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use aho_corasick::{AhoCorasick, AhoCorasickKind, Input, MatchKind};
+use aho_corasick::packed;
+use aho_corasick::{AhoCorasick, AhoCorasickKind, Anchored, Input, Match, MatchKind, StartKind};
 
 use crate::error::{Diagnostic, LoadError};
 use crate::mask::mask_excerpt;
@@ -31,6 +32,61 @@ use crate::validators::digits::{self, Found, Wanted};
 /// kind to search (one table lookup per byte, no failure transitions);
 /// see `docs/signatures.md` for measured figures.
 const AUTOMATON_KIND: AhoCorasickKind = AhoCorasickKind::DFA;
+
+/// Case variants of pattern prefixes this long (or shorter) feed the
+/// candidate searcher of a case-insensitive automaton.
+const CANDIDATE_PREFIX: [usize; 2] = [4, 3];
+/// Most prefix variants the candidate searcher takes (Teddy's comfortable
+/// range); beyond it aho-corasick's own prefilter is used.
+const MAX_CANDIDATE_VARIANTS: usize = 64;
+
+/// The candidate searcher for case-insensitive `patterns` (see
+/// [`Automaton::candidates`]): every ASCII case variant of the first four
+/// bytes of each pattern, or of three if that makes too many; `None` when
+/// even three make more than [`MAX_CANDIDATE_VARIANTS`].
+fn candidate_searcher(patterns: &[Vec<u8>]) -> Option<packed::Searcher> {
+    for prefix in CANDIDATE_PREFIX {
+        let mut variants: Vec<Vec<u8>> = Vec::new();
+        for p in patterns {
+            let head = p.get(..prefix.min(p.len()))?;
+            let mut these: Vec<Vec<u8>> = vec![Vec::new()];
+            for &b in head {
+                let cases: &[u8] = if b.is_ascii_alphabetic() {
+                    &[b.to_ascii_lowercase(), b.to_ascii_uppercase()]
+                } else {
+                    std::slice::from_ref(&b)
+                };
+                these = these
+                    .iter()
+                    .flat_map(|v| {
+                        cases.iter().map(move |&c| {
+                            let mut n = v.clone();
+                            n.push(c);
+                            n
+                        })
+                    })
+                    .collect();
+                if these.len() > MAX_CANDIDATE_VARIANTS {
+                    break;
+                }
+            }
+            variants.extend(these);
+            variants.sort();
+            variants.dedup();
+            if variants.len() > MAX_CANDIDATE_VARIANTS {
+                break;
+            }
+        }
+        if variants.len() <= MAX_CANDIDATE_VARIANTS {
+            return packed::Config::new()
+                .match_kind(packed::MatchKind::LeftmostFirst)
+                .builder()
+                .extend(&variants)
+                .build();
+        }
+    }
+    None
+}
 
 /// One match of a signature in a haystack.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,6 +118,13 @@ enum Owner {
 #[derive(Debug)]
 struct Automaton {
     ac: AhoCorasick,
+    /// For a case-insensitive automaton: a SIMD (Teddy) searcher for every
+    /// ASCII case variant of each pattern's first bytes. aho-corasick's
+    /// own prefilter for case-insensitive patterns looks for two rare
+    /// bytes in either case (`w` and `d` for `password`, `pwd`), which
+    /// ordinary text is full of; the variants of `pass` and `pwd` are rare.
+    /// Each candidate is confirmed by an anchored search of `ac`.
+    candidates: Option<packed::Searcher>,
     case_insensitive: bool,
     /// Pattern bytes (ASCII-lowercased when case-insensitive), by id.
     patterns: Vec<Vec<u8>>,
@@ -133,14 +196,25 @@ impl Automaton {
             }
             extension_ranges.push((from, extensions.len()));
         }
+        let candidates = if case_insensitive {
+            candidate_searcher(&sorted_patterns)
+        } else {
+            None
+        };
         let ac = AhoCorasick::builder()
             .match_kind(MatchKind::LeftmostFirst)
             .ascii_case_insensitive(case_insensitive)
             .kind(Some(AUTOMATON_KIND))
+            .start_kind(if candidates.is_some() {
+                StartKind::Both
+            } else {
+                StartKind::Unanchored
+            })
             .build(&sorted_patterns)
             .map_err(|e| format!("cannot build the pattern automaton: {e}"))?;
         Ok(Some(Automaton {
             ac,
+            candidates,
             case_insensitive,
             patterns: sorted_patterns,
             owner_ranges,
@@ -148,6 +222,29 @@ impl Automaton {
             extension_ranges,
             extensions,
         }))
+    }
+
+    /// The leftmost-first match starting at or after `at`.
+    fn find(&self, hay: &[u8], at: usize) -> Option<Match> {
+        let Some(candidates) = &self.candidates else {
+            return self.ac.find(Input::new(hay).span(at..hay.len()));
+        };
+        // Every start of a match is a candidate (its first bytes are one
+        // of the variants), so confirming candidates in order finds the
+        // leftmost start, and the anchored search there picks the pattern
+        // leftmost-first would.
+        let mut from = at;
+        while from < hay.len() {
+            let c = candidates.find_in(hay, aho_corasick::Span::from(from..hay.len()))?;
+            let anchored = Input::new(hay)
+                .span(c.start()..hay.len())
+                .anchored(Anchored::Yes);
+            if let Ok(Some(m)) = self.ac.try_find(anchored) {
+                return Some(m);
+            }
+            from = c.start() + 1;
+        }
+        None
     }
 
     fn owners_of(&self, pattern: usize) -> &[Owner] {
@@ -461,8 +558,7 @@ impl SignatureSet {
             let mut at = 0;
             // `at` grows by at least one per round: bounded by the length.
             while at < haystack.len() {
-                let input = Input::new(haystack).span(at..haystack.len());
-                let Some(m) = automaton.ac.find(input) else {
+                let Some(m) = automaton.find(haystack, at) else {
                     break;
                 };
                 let pattern = m.pattern().as_usize();
@@ -641,4 +737,108 @@ fn context_matcher(
         .build(&patterns)
         .map_err(|e| format!("{}: cannot build the context automaton: {e}", sig.origin))?;
     Ok(ContextMatcher { ac, within })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The default pack plus an operator's case-insensitive signature whose
+    /// patterns start with digits, punctuation and Chinese text.
+    const OPERATOR: &str = r#"
+[[signature]]
+id = "project-apollo"
+name = "Project Apollo"
+category = "project"
+severity = "high"
+case_insensitive = true
+patterns = ["project apollo", "阿波罗计划", "x-apollo", "42-Apollo"]
+encodings = ["utf-8", "gbk"]
+"#;
+
+    fn sets() -> (SignatureSet, SignatureSet) {
+        let mut sources = DEFAULT_PACK.to_vec();
+        sources.push(("operator.toml", OPERATOR));
+        let with = SignatureSet::from_sources(&sources).unwrap();
+        let mut without = SignatureSet::from_sources(&sources).unwrap();
+        let folded = without.folded.as_mut().unwrap();
+        assert!(
+            folded.candidates.is_some(),
+            "the pack gets a candidate searcher"
+        );
+        folded.candidates = None;
+        (with, without)
+    }
+
+    fn hits(set: &SignatureSet, hay: &[u8]) -> Vec<Hit> {
+        let mut out = Vec::new();
+        set.scan(hay, |h| out.push(h));
+        out
+    }
+
+    #[test]
+    fn candidate_search_finds_exactly_what_the_automaton_finds() {
+        let (with, without) = sets();
+        let words: [&[u8]; 16] = [
+            b"PaSsWoRd=hunter22 ",
+            b"pwd:",
+            b"PASSWD",
+            b"passw",
+            b"pwx",
+            b"Project Apollo",
+            b"PROJECT APOLLO ",
+            b"\xe9\x98\xbf\xe6\xb3\xa2\xe7\xbd\x97\xe8\xae\xa1\xe5\x88\x92",
+            b"X-APOLLO",
+            b"42-apollo",
+            b"password",
+            b" the quick brown fox ",
+            b"<input name=\"pwd\" value=\"s3cret\">",
+            b"w",
+            b"d",
+            b"P",
+        ];
+        // xorshift64*: a fixed stream of word choices and lengths.
+        let mut z = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            z ^= z >> 12;
+            z ^= z << 25;
+            z ^= z >> 27;
+            z.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        };
+        let mut found = 0;
+        for _ in 0..2_000 {
+            let n = (next() % 60) as usize;
+            let hay: Vec<u8> = (0..n)
+                .flat_map(|_| {
+                    words[(next() % words.len() as u64) as usize]
+                        .iter()
+                        .copied()
+                })
+                .collect();
+            let want = hits(&without, &hay);
+            found += want.len();
+            assert_eq!(
+                hits(&with, &hay),
+                want,
+                "{:?}",
+                String::from_utf8_lossy(&hay)
+            );
+        }
+        assert!(found > 1_000, "the texts must hold matches: {found}");
+    }
+
+    #[test]
+    fn too_many_case_variants_fall_back_to_the_automatons_own_prefilter() {
+        let many: Vec<Vec<u8>> = (0..40).map(|i| format!("abcd{i}").into_bytes()).collect();
+        // 16 variants of `abcd` and 8 of `abc`, whatever the pattern count.
+        assert!(candidate_searcher(&many).is_some());
+        let wide: Vec<Vec<u8>> = [
+            "abcd", "efgh", "ijkl", "mnop", "qrst", "uvwx", "yzab", "cdef", "ghij",
+        ]
+        .iter()
+        .map(|p| p.as_bytes().to_vec())
+        .collect();
+        // 9 x 16 > 64 with four bytes, 9 x 8 > 64 with three.
+        assert!(candidate_searcher(&wide).is_none());
+    }
 }
