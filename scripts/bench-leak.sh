@@ -3,9 +3,11 @@
 # "Leak detector" section of docs/BENCHMARKS.md):
 #   1. whole-sensor replay of a generated payload-heavy capture (>= 500 MB,
 #      mostly HTTP and SMTP; written to /tmp, never checked in): both
-#      detectors, the leak detector alone, and the floor (--no-detect),
+#      detectors, the leak detector alone, the default pack turned to
+#      direction = "any" (every byte scanned), and the floor (--no-detect),
 #      three runs each;
-#   2. automaton build time and memory for the default pack and a
+#   2. the defragmenter under a never-completed fragment flood;
+#   3. automaton build time and memory for the default pack and a
 #      10,000-pattern pack.
 # The criterion matching bench runs from scripts/bench.sh.
 set -euo pipefail
@@ -32,16 +34,26 @@ for i in 1 2 3; do
   timed target/release/shaobing-sensor replay "$PCAP" >/dev/null
 done
 LEAK_ONLY="$(mktemp)"
-trap 'rm -f "$LEAK_ONLY"' EXIT
+ANY="$(mktemp -d)"
+trap 'rm -rf "$LEAK_ONLY" "$ANY"' EXIT
 printf '[volumetric]\nenabled = false\n' >"$LEAK_ONLY"
 echo "-- replay, leak detector only: shaobing-sensor replay --config (volumetric off) $PCAP"
 for i in 1 2 3; do
   timed target/release/shaobing-sensor replay --config "$LEAK_ONLY" "$PCAP" >/dev/null
 done
+cp signatures/rules/*.toml "$ANY"/
+sed -i 's/^direction = "outbound"/direction = "any"/' "$ANY"/*.toml
+echo "-- replay, default pack with direction = \"any\": shaobing-sensor replay --signatures $ANY $PCAP"
+for i in 1 2 3; do
+  timed target/release/shaobing-sensor replay --signatures "$ANY" "$PCAP" >/dev/null
+done
 echo "-- replay, floor: shaobing-sensor replay --no-detect $PCAP"
 for i in 1 2 3; do
   timed target/release/shaobing-sensor replay --no-detect "$PCAP" >/dev/null
 done
+
+echo "-- defragmentation under a fragment flood (1,000,000 never-completed datagrams)"
+cargo run --release -p shaobing-sensor --example defrag_flood 1000000
 
 echo "-- automaton build and memory: default pack and 10,000 patterns"
 cargo run --release -p shaobing-signatures --example large_pack
