@@ -2,8 +2,6 @@
 //! inflation (gzip, zlib, raw deflate), streaming base64 and
 //! quoted-printable.
 
-use std::io::Write;
-
 use base64::Engine as _;
 
 use super::{Limits, NormalizeStats, Sink};
@@ -314,189 +312,267 @@ pub enum Compression {
     Deflate,
 }
 
-/// Output of a decompressor, with the caps checked as it grows.
+/// Where an [`Inflater`] is in its body.
 #[derive(Debug)]
-struct CappedOut {
-    buf: Vec<u8>,
-    total_in: u64,
-    total_out: u64,
-    max_out: u64,
-    max_ratio: u64,
-    capped: bool,
-}
-
-impl Write for CappedOut {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        let total = self.total_out.saturating_add(data.len() as u64);
-        // Small outputs pass whatever the ratio (a tiny body compresses
-        // well); after 64 KiB the ratio is enforced.
-        let ratio_limit = self.total_in.saturating_mul(self.max_ratio).max(64 * 1024);
-        if total > self.max_out || total > ratio_limit {
-            self.capped = true;
-            return Err(std::io::Error::other("decompression cap"));
-        }
-        self.total_out = total;
-        self.buf.extend_from_slice(data);
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-#[derive(Debug)]
-enum Codec {
+enum Stage {
+    /// Gathering a gzip member header (it may arrive in pieces).
+    GzipHeader(Vec<u8>),
     /// Waiting for the first two bytes to tell zlib from raw deflate.
     Sniff(Vec<u8>),
-    Gzip(flate2::write::GzDecoder<CappedOut>),
-    Zlib(flate2::write::ZlibDecoder<CappedOut>),
-    Raw(flate2::write::DeflateDecoder<CappedOut>),
-    /// Capped or corrupt: the rest is dropped.
-    Stopped,
+    /// Inflating.
+    Inflate,
+    /// Gathering the gzip trailer (CRC-32 and length) after the last block.
+    GzipTrailer(Vec<u8>),
+    /// The compressed stream ended, or stopped at a cap or on corrupt data:
+    /// the rest is dropped.
+    Done,
 }
+
+/// Longest gzip header taken (name, comment and extra field included).
+const MAX_GZIP_HEADER: usize = 64 * 1024;
+/// Output produced per decompression step.
+const OUT_CHUNK: usize = 32 * 1024;
+/// Output always allowed whatever the ratio: a tiny body compresses well.
+const RATIO_FREE_BYTES: u64 = 64 * 1024;
 
 /// A bounded streaming inflater: stops at [`Limits::max_decompressed_bytes`]
 /// of output or [`Limits::max_ratio`] output per input byte (decompression
 /// bombs), counting either in [`NormalizeStats::decompress_capped`].
+///
+/// It drives flate2's low-level [`flate2::Decompress`] with its own output
+/// buffer and hands each step's output straight to the sink: the `write`
+/// adaptors zero a 32 KiB buffer on every call and copy the output once
+/// more. gzip headers and trailers are parsed here (RFC 1952); the trailer's
+/// CRC-32 and length are checked, zlib's Adler-32 by flate2.
 #[derive(Debug)]
 pub struct Inflater {
-    engine: Codec,
+    stage: Stage,
+    gzip: bool,
+    engine: Option<flate2::Decompress>,
+    crc: crc32fast::Hasher,
+    out: Vec<u8>,
+    total_out: u64,
     max_out: u64,
     max_ratio: u64,
 }
 
-/// Input is fed in pieces this big, and output drained after each, so the
-/// output buffer stays small.
-const PIECE: usize = 2048;
-
 impl Inflater {
     /// An inflater for `kind` with the caps of `limits`.
     pub fn new(kind: Compression, limits: &Limits) -> Self {
-        let out = CappedOut {
-            buf: Vec::new(),
-            total_in: 0,
+        let (stage, gzip) = match kind {
+            Compression::Gzip => (Stage::GzipHeader(Vec::new()), true),
+            Compression::Deflate => (Stage::Sniff(Vec::new()), false),
+        };
+        Inflater {
+            stage,
+            gzip,
+            engine: None,
+            crc: crc32fast::Hasher::new(),
+            out: Vec::new(),
             total_out: 0,
             max_out: limits.max_decompressed_bytes,
             max_ratio: limits.max_ratio,
-            capped: false,
-        };
-        let engine = match kind {
-            Compression::Gzip => Codec::Gzip(flate2::write::GzDecoder::new(out)),
-            Compression::Deflate => Codec::Sniff(Vec::new()),
-        };
-        Inflater {
-            engine,
-            max_out: limits.max_decompressed_bytes,
-            max_ratio: limits.max_ratio,
-        }
-    }
-
-    fn out_mut(&mut self) -> Option<&mut CappedOut> {
-        match &mut self.engine {
-            Codec::Gzip(d) => Some(d.get_mut()),
-            Codec::Zlib(d) => Some(d.get_mut()),
-            Codec::Raw(d) => Some(d.get_mut()),
-            Codec::Sniff(_) | Codec::Stopped => None,
         }
     }
 
     /// Inflates `input` and pushes the output to `sink`.
     pub fn push(&mut self, input: &[u8], stats: &mut NormalizeStats, sink: &mut impl Sink) {
-        if let Codec::Sniff(head) = &mut self.engine {
-            head.extend_from_slice(input);
-            let (Some(&a), Some(&b)) = (head.first(), head.get(1)) else {
-                // Fewer than two bytes so far: keep sniffing.
-                return;
-            };
-            let zlib = a & 0x0f == 8 && (u16::from(a) << 8 | u16::from(b)) % 31 == 0;
-            let all = std::mem::take(head);
-            let out = CappedOut {
-                buf: Vec::new(),
-                total_in: 0,
-                total_out: 0,
-                max_out: self.max_out,
-                max_ratio: self.max_ratio,
-                capped: false,
-            };
-            self.engine = if zlib {
-                Codec::Zlib(flate2::write::ZlibDecoder::new(out))
-            } else {
-                Codec::Raw(flate2::write::DeflateDecoder::new(out))
-            };
-            self.feed(&all, stats, sink);
-            return;
+        match &mut self.stage {
+            Stage::GzipHeader(head) => {
+                // Parse in place when the header is whole in this piece.
+                let (len, rest) = if head.is_empty() {
+                    (gzip_header_len(input), input)
+                } else {
+                    head.extend_from_slice(input);
+                    (gzip_header_len(head), head.as_slice())
+                };
+                match len {
+                    Ok(Some(n)) => {
+                        let body = rest.get(n..).unwrap_or_default().to_vec();
+                        self.engine = Some(flate2::Decompress::new(false));
+                        self.stage = Stage::Inflate;
+                        self.inflate(&body, stats, sink);
+                    }
+                    Ok(None) if rest.len() <= MAX_GZIP_HEADER => {
+                        if head.is_empty() {
+                            head.extend_from_slice(input);
+                        }
+                    }
+                    Ok(None) | Err(()) => self.corrupt(stats),
+                }
+            }
+            Stage::Sniff(head) => {
+                head.extend_from_slice(input);
+                let (Some(&a), Some(&b)) = (head.first(), head.get(1)) else {
+                    // Fewer than two bytes so far: keep sniffing.
+                    return;
+                };
+                let zlib = a & 0x0f == 8 && (u16::from(a) << 8 | u16::from(b)) % 31 == 0;
+                let all = std::mem::take(head);
+                self.engine = Some(flate2::Decompress::new(zlib));
+                self.stage = Stage::Inflate;
+                self.inflate(&all, stats, sink);
+            }
+            Stage::Inflate => self.inflate(input, stats, sink),
+            Stage::GzipTrailer(_) => self.trailer(input, stats),
+            Stage::Done => {}
         }
-        self.feed(input, stats, sink);
     }
 
-    fn feed(&mut self, input: &[u8], stats: &mut NormalizeStats, sink: &mut impl Sink) {
-        for piece in input.chunks(PIECE) {
-            let result = match &mut self.engine {
-                Codec::Gzip(d) => {
-                    d.get_mut().total_in += piece.len() as u64;
-                    d.write_all(piece)
-                }
-                Codec::Zlib(d) => {
-                    d.get_mut().total_in += piece.len() as u64;
-                    d.write_all(piece)
-                }
-                Codec::Raw(d) => {
-                    d.get_mut().total_in += piece.len() as u64;
-                    d.write_all(piece)
-                }
-                Codec::Sniff(_) | Codec::Stopped => return,
+    /// Ends the body, flushing what the decompressor still holds. A body
+    /// cut short (the connection closed mid-stream) is not an error.
+    pub fn finish(&mut self, stats: &mut NormalizeStats, sink: &mut impl Sink) {
+        if matches!(self.stage, Stage::Inflate) {
+            self.step(&[], flate2::FlushDecompress::Finish, stats, sink);
+        }
+        self.stage = Stage::Done;
+        self.engine = None;
+    }
+
+    fn inflate(&mut self, mut input: &[u8], stats: &mut NormalizeStats, sink: &mut impl Sink) {
+        // Each step consumes input or produces output, or the stream
+        // needs more input: the loop ends.
+        while matches!(self.stage, Stage::Inflate) {
+            let Some((consumed, produced)) =
+                self.step(input, flate2::FlushDecompress::None, stats, sink)
+            else {
+                return;
             };
-            if self.drain(result, stats, sink) {
-                self.engine = Codec::Stopped;
+            input = input.get(consumed..).unwrap_or_default();
+            if consumed == 0 && produced == 0 {
                 return;
             }
         }
+        if matches!(self.stage, Stage::GzipTrailer(_)) {
+            self.trailer(input, stats);
+        }
     }
 
-    /// Hands what the decompressor produced so far to `sink`, and counts a
-    /// failed step as a cap hit or a corrupt body. Returns whether the step
-    /// failed.
-    fn drain(
+    /// One decompression step; returns the input consumed and the output
+    /// produced, or `None` once the stream ended, was capped or is corrupt.
+    fn step(
         &mut self,
-        result: std::io::Result<()>,
+        input: &[u8],
+        flush: flate2::FlushDecompress,
         stats: &mut NormalizeStats,
         sink: &mut impl Sink,
-    ) -> bool {
-        let mut capped = false;
-        if let Some(out) = self.out_mut() {
-            if !out.buf.is_empty() {
-                sink.data(&out.buf);
-                out.buf.clear();
-            }
-            capped = out.capped;
+    ) -> Option<(usize, usize)> {
+        let engine = self.engine.as_mut()?;
+        if self.out.is_empty() {
+            self.out = vec![0; OUT_CHUNK];
         }
-        if result.is_err() {
-            if capped {
+        let (in_before, out_before) = (engine.total_in(), engine.total_out());
+        let result = engine.decompress(input, &mut self.out, flush);
+        let consumed = usize::try_from(engine.total_in() - in_before).unwrap_or(0);
+        let produced = usize::try_from(engine.total_out() - out_before).unwrap_or(0);
+        let total_in = engine.total_in();
+        if produced > 0 {
+            let total = self.total_out.saturating_add(produced as u64);
+            let ratio_limit = total_in
+                .saturating_mul(self.max_ratio)
+                .max(RATIO_FREE_BYTES);
+            if total > self.max_out || total > ratio_limit {
                 stats.decompress_capped += 1;
                 tracing::debug!(
                     event = "decompress_capped",
                     "HTTP body inflation stopped at the size or ratio cap"
                 );
-            } else {
-                stats.decompress_errors += 1;
-                tracing::debug!(event = "decompress_error", "corrupt compressed HTTP body");
+                self.stage = Stage::Done;
+                self.engine = None;
+                return None;
+            }
+            self.total_out = total;
+            let chunk = self.out.get(..produced).unwrap_or_default();
+            if self.gzip {
+                self.crc.update(chunk);
+            }
+            sink.data(chunk);
+        }
+        match result {
+            Ok(flate2::Status::StreamEnd) => {
+                self.engine = None;
+                self.stage = if self.gzip {
+                    Stage::GzipTrailer(Vec::with_capacity(8))
+                } else {
+                    Stage::Done
+                };
+                Some((consumed, produced))
+            }
+            Ok(_) => Some((consumed, produced)),
+            Err(_) => {
+                self.corrupt(stats);
+                None
             }
         }
-        result.is_err()
     }
 
-    /// Ends the body, flushing what the decompressor still holds.
-    pub fn finish(&mut self, stats: &mut NormalizeStats, sink: &mut impl Sink) {
-        let result = match &mut self.engine {
-            Codec::Gzip(d) => d.try_finish(),
-            Codec::Zlib(d) => d.try_finish(),
-            Codec::Raw(d) => d.try_finish(),
-            Codec::Sniff(_) | Codec::Stopped => return,
+    /// Takes the gzip trailer's bytes; checks CRC-32 and length once all
+    /// eight are here (anything after them is dropped).
+    fn trailer(&mut self, input: &[u8], stats: &mut NormalizeStats) {
+        let Stage::GzipTrailer(t) = &mut self.stage else {
+            return;
         };
-        self.drain(result, stats, sink);
-        self.engine = Codec::Stopped;
+        let want = 8usize.saturating_sub(t.len());
+        t.extend_from_slice(input.get(..want.min(input.len())).unwrap_or_default());
+        let Some((crc, len)) = t.split_first_chunk::<4>() else {
+            return;
+        };
+        let Ok(len) = <[u8; 4]>::try_from(len) else {
+            return;
+        };
+        let ok = u32::from_le_bytes(*crc) == self.crc.clone().finalize()
+            && u32::from_le_bytes(len) == self.total_out as u32;
+        self.stage = Stage::Done;
+        if !ok {
+            self.corrupt(stats);
+        }
     }
+
+    fn corrupt(&mut self, stats: &mut NormalizeStats) {
+        stats.decompress_errors += 1;
+        tracing::debug!(event = "decompress_error", "corrupt compressed HTTP body");
+        self.stage = Stage::Done;
+        self.engine = None;
+    }
+}
+
+/// Length of the gzip member header (RFC 1952) at the start of `b`:
+/// `Ok(None)` while more bytes are needed, `Err` if it is not one.
+fn gzip_header_len(b: &[u8]) -> Result<Option<usize>, ()> {
+    const FHCRC: u8 = 0x02;
+    const FEXTRA: u8 = 0x04;
+    const FNAME: u8 = 0x08;
+    const FCOMMENT: u8 = 0x10;
+    let magic: &[u8] = &[0x1f, 0x8b, 8];
+    let Some(&flags) = b.get(3) else {
+        return if magic.starts_with(b) {
+            Ok(None)
+        } else {
+            Err(())
+        };
+    };
+    if !b.starts_with(magic) || flags & 0xe0 != 0 {
+        return Err(());
+    }
+    let mut at = 10;
+    if flags & FEXTRA != 0 {
+        let Some(&[lo, hi]) = b.get(at..at + 2) else {
+            return Ok(None);
+        };
+        at += 2 + usize::from(u16::from_le_bytes([lo, hi]));
+    }
+    for flag in [FNAME, FCOMMENT] {
+        if flags & flag != 0 {
+            let Some(end) = b.get(at..).and_then(|r| memchr::memchr(0, r)) else {
+                return Ok(None);
+            };
+            at += end + 1;
+        }
+    }
+    if flags & FHCRC != 0 {
+        at += 2;
+    }
+    Ok((b.len() >= at).then_some(at))
 }
 
 /// Whether a byte belongs to the base64 alphabet (padding included).
@@ -657,6 +733,8 @@ fn trim_end_ws(mut s: &[u8]) -> &[u8] {
 
 #[cfg(test)]
 mod tests {
+    use std::io::Write;
+
     use super::*;
     use crate::normalize::Collect;
 
@@ -829,6 +907,52 @@ mod tests {
                 inflate(Compression::Deflate, &raw, &l, piece).0,
                 text.as_bytes()
             );
+        }
+    }
+
+    #[test]
+    fn gzip_headers_with_every_optional_field_inflate_in_any_pieces() {
+        let text = "卡号 6222021234567890128 CONFIDENTIAL//".repeat(50);
+        let mut e = flate2::GzBuilder::new()
+            .filename("report.txt")
+            .comment("quarterly")
+            .extra(vec![7u8; 300])
+            .write(Vec::new(), flate2::Compression::default());
+        e.write_all(text.as_bytes()).unwrap();
+        let full = e.finish().unwrap();
+        // The same member with FHCRC set: two header-CRC bytes after the
+        // comment's NUL (not checked, skipped).
+        let name_end = 10 + 2 + 300 + "report.txt".len() + 1 + "quarterly".len() + 1;
+        let mut hcrc = full.clone();
+        hcrc[3] |= 0x02;
+        hcrc.splice(name_end..name_end, [0xab, 0xcd]);
+        for gz in [&full, &hcrc] {
+            for piece in [1, 5, 311, 4096] {
+                let (out, stats) = inflate(Compression::Gzip, gz, &Limits::default(), piece);
+                assert_eq!(out, text.as_bytes(), "piece {piece}");
+                assert_eq!(stats.decompress_errors, 0, "piece {piece}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_gzip_trailer_that_does_not_match_is_counted() {
+        let text = b"secret secret secret";
+        let good = gzip(text);
+        for at in [good.len() - 8, good.len() - 1] {
+            // A wrong CRC-32 (first trailer byte) or length (last byte).
+            let mut bad = good.clone();
+            bad[at] ^= 0x01;
+            for piece in [1, 3, 4096] {
+                let (out, stats) = inflate(Compression::Gzip, &bad, &Limits::default(), piece);
+                assert_eq!(out, text, "the body is still scanned");
+                assert_eq!(stats.decompress_errors, 1, "byte {at}, piece {piece}");
+            }
+        }
+        // A body cut short inside the data or the trailer is not an error.
+        for cut in [good.len() - 4, good.len() - 12] {
+            let (_, stats) = inflate(Compression::Gzip, &good[..cut], &Limits::default(), 4096);
+            assert_eq!(stats.decompress_errors, 0, "cut at {cut}");
         }
     }
 
