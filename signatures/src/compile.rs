@@ -797,23 +797,12 @@ encodings = ["utf-8", "gbk"]
             b"d",
             b"P",
         ];
-        // xorshift64*: a fixed stream of word choices and lengths.
-        let mut z = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
-            z ^= z >> 12;
-            z ^= z << 25;
-            z ^= z >> 27;
-            z.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        };
+        let mut rng = crate::test_rng::Rng(0x2545_f491_4f6c_dd1d);
         let mut found = 0;
         for _ in 0..2_000 {
-            let n = (next() % 60) as usize;
+            let n = rng.below(60);
             let hay: Vec<u8> = (0..n)
-                .flat_map(|_| {
-                    words[(next() % words.len() as u64) as usize]
-                        .iter()
-                        .copied()
-                })
+                .flat_map(|_| words[rng.below(words.len())].iter().copied())
                 .collect();
             let want = hits(&without, &hay);
             found += want.len();

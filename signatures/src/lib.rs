@@ -40,6 +40,8 @@ mod error;
 mod mask;
 mod signature;
 mod syntax;
+#[cfg(test)]
+mod test_rng;
 mod validate;
 pub mod validators;
 

@@ -500,6 +500,7 @@ fn single(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_rng::Rng;
 
     const ALL: Wanted = Wanted {
         resident_id: true,
@@ -661,23 +662,6 @@ mod tests {
             },
         );
         assert_eq!(n, 1);
-    }
-
-    /// xorshift64*: a fixed, dependency-free stream for the differential
-    /// tests below.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        }
-
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
     }
 
     /// Text dense in digit tokens, separators and the bytes the token
