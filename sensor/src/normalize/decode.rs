@@ -350,6 +350,8 @@ pub struct Inflater {
     gzip: bool,
     engine: Option<flate2::Decompress>,
     crc: crc32fast::Hasher,
+    /// Output of the current gzip member (for its trailer).
+    member_out: u64,
     out: Vec<u8>,
     total_out: u64,
     max_out: u64,
@@ -368,6 +370,7 @@ impl Inflater {
             gzip,
             engine: None,
             crc: crc32fast::Hasher::new(),
+            member_out: 0,
             out: Vec::new(),
             total_out: 0,
             max_out: limits.max_decompressed_bytes,
@@ -376,46 +379,77 @@ impl Inflater {
     }
 
     /// Inflates `input` and pushes the output to `sink`.
-    pub fn push(&mut self, input: &[u8], stats: &mut NormalizeStats, sink: &mut impl Sink) {
+    pub fn push(&mut self, mut input: &[u8], stats: &mut NormalizeStats, sink: &mut impl Sink) {
+        // One stage at a time: a gzip body may hold several members
+        // (RFC 1952), and what follows one member's trailer is the next
+        // member's header. Every round consumes input or changes stage.
+        while !input.is_empty() {
+            let stage = std::mem::discriminant(&self.stage);
+            let used = self.push_once(input, stats, sink);
+            input = input.get(used..).unwrap_or_default();
+            if used == 0 && std::mem::discriminant(&self.stage) == stage {
+                return;
+            }
+        }
+    }
+
+    /// Feeds `input` to the current stage; returns how much of it the
+    /// stage took (the rest belongs to the next stage).
+    fn push_once(
+        &mut self,
+        input: &[u8],
+        stats: &mut NormalizeStats,
+        sink: &mut impl Sink,
+    ) -> usize {
         match &mut self.stage {
             Stage::GzipHeader(head) => {
+                let held = head.len();
                 // Parse in place when the header is whole in this piece.
-                let (len, rest) = if head.is_empty() {
-                    (gzip_header_len(input), input)
+                let len = if held == 0 {
+                    gzip_header_len(input)
                 } else {
                     head.extend_from_slice(input);
-                    (gzip_header_len(head), head.as_slice())
+                    gzip_header_len(head)
                 };
                 match len {
                     Ok(Some(n)) => {
-                        let body = rest.get(n..).unwrap_or_default().to_vec();
                         self.engine = Some(flate2::Decompress::new(false));
+                        self.crc = crc32fast::Hasher::new();
+                        self.member_out = 0;
                         self.stage = Stage::Inflate;
-                        self.inflate(&body, stats, sink);
+                        // The header's bytes that came from this piece (the
+                        // held ones were not a whole header: n > held).
+                        n.saturating_sub(held)
                     }
-                    Ok(None) if rest.len() <= MAX_GZIP_HEADER => {
-                        if head.is_empty() {
+                    Ok(None) if held + input.len() <= MAX_GZIP_HEADER => {
+                        if held == 0 {
                             head.extend_from_slice(input);
                         }
+                        input.len()
                     }
-                    Ok(None) | Err(()) => self.corrupt(stats),
+                    Ok(None) | Err(()) => {
+                        self.corrupt(stats);
+                        input.len()
+                    }
                 }
             }
             Stage::Sniff(head) => {
                 head.extend_from_slice(input);
                 let (Some(&a), Some(&b)) = (head.first(), head.get(1)) else {
                     // Fewer than two bytes so far: keep sniffing.
-                    return;
+                    return input.len();
                 };
                 let zlib = a & 0x0f == 8 && (u16::from(a) << 8 | u16::from(b)) % 31 == 0;
                 let all = std::mem::take(head);
                 self.engine = Some(flate2::Decompress::new(zlib));
                 self.stage = Stage::Inflate;
                 self.inflate(&all, stats, sink);
+                // Anything after a zlib or raw stream is dropped.
+                input.len()
             }
             Stage::Inflate => self.inflate(input, stats, sink),
             Stage::GzipTrailer(_) => self.trailer(input, stats),
-            Stage::Done => {}
+            Stage::Done => input.len(),
         }
     }
 
@@ -429,22 +463,28 @@ impl Inflater {
         self.engine = None;
     }
 
-    fn inflate(&mut self, mut input: &[u8], stats: &mut NormalizeStats, sink: &mut impl Sink) {
+    /// Inflates from `input`; returns how much of it the compressed
+    /// stream took (all of it unless the stream ended inside it).
+    fn inflate(&mut self, input: &[u8], stats: &mut NormalizeStats, sink: &mut impl Sink) -> usize {
+        let mut taken = 0;
         // Each step consumes input or produces output, or the stream
         // needs more input: the loop ends.
         while matches!(self.stage, Stage::Inflate) {
+            let rest = input.get(taken..).unwrap_or_default();
             let Some((consumed, produced)) =
-                self.step(input, flate2::FlushDecompress::None, stats, sink)
+                self.step(rest, flate2::FlushDecompress::None, stats, sink)
             else {
-                return;
+                break;
             };
-            input = input.get(consumed..).unwrap_or_default();
+            taken += consumed;
             if consumed == 0 && produced == 0 {
-                return;
+                break;
             }
         }
-        if matches!(self.stage, Stage::GzipTrailer(_)) {
-            self.trailer(input, stats);
+        match self.stage {
+            // Ended inside this piece: the trailer follows.
+            Stage::GzipTrailer(_) => taken,
+            _ => input.len(),
         }
     }
 
@@ -482,6 +522,7 @@ impl Inflater {
                 return None;
             }
             self.total_out = total;
+            self.member_out += produced as u64;
             let chunk = self.out.get(..produced).unwrap_or_default();
             if self.gzip {
                 self.crc.update(chunk);
@@ -506,26 +547,30 @@ impl Inflater {
         }
     }
 
-    /// Takes the gzip trailer's bytes; checks CRC-32 and length once all
-    /// eight are here (anything after them is dropped).
-    fn trailer(&mut self, input: &[u8], stats: &mut NormalizeStats) {
+    /// Takes the gzip trailer's bytes and checks its CRC-32 and length
+    /// once all eight are here; returns how many it took. Another member
+    /// may follow.
+    fn trailer(&mut self, input: &[u8], stats: &mut NormalizeStats) -> usize {
         let Stage::GzipTrailer(t) = &mut self.stage else {
-            return;
+            return 0;
         };
-        let want = 8usize.saturating_sub(t.len());
-        t.extend_from_slice(input.get(..want.min(input.len())).unwrap_or_default());
-        let Some((crc, len)) = t.split_first_chunk::<4>() else {
-            return;
+        let take = 8usize.saturating_sub(t.len()).min(input.len());
+        t.extend_from_slice(input.get(..take).unwrap_or_default());
+        let (Some((crc, len)), true) = (t.split_first_chunk::<4>(), t.len() == 8) else {
+            return take;
         };
         let Ok(len) = <[u8; 4]>::try_from(len) else {
-            return;
+            return take;
         };
+        // ISIZE is the member's length modulo 2^32.
         let ok = u32::from_le_bytes(*crc) == self.crc.clone().finalize()
-            && u32::from_le_bytes(len) == self.total_out as u32;
-        self.stage = Stage::Done;
-        if !ok {
+            && u32::from_le_bytes(len) == self.member_out as u32;
+        if ok {
+            self.stage = Stage::GzipHeader(Vec::new());
+        } else {
             self.corrupt(stats);
         }
+        take
     }
 
     fn corrupt(&mut self, stats: &mut NormalizeStats) {
@@ -933,6 +978,28 @@ mod tests {
                 assert_eq!(stats.decompress_errors, 0, "piece {piece}");
             }
         }
+    }
+
+    #[test]
+    fn every_member_of_a_multi_member_gzip_body_is_inflated() {
+        // Decoders such as Go's and Python's read every member, so a
+        // secret in the second one must be found too.
+        let first = "季度报告 ".repeat(200);
+        let second = "机密★一年 110101199003077777";
+        let mut body = gzip(first.as_bytes());
+        body.extend(gzip(second.as_bytes()));
+        let want = format!("{first}{second}");
+        for piece in [1, 2, 9, 17, 4096] {
+            let (out, stats) = inflate(Compression::Gzip, &body, &Limits::default(), piece);
+            assert_eq!(out, want.as_bytes(), "piece {piece}");
+            assert_eq!(stats.decompress_errors, 0, "piece {piece}");
+        }
+        // Bytes after the last member that are no gzip header are counted
+        // as corrupt; what came before is kept.
+        body.extend_from_slice(b"\r\n");
+        let (out, stats) = inflate(Compression::Gzip, &body, &Limits::default(), 4096);
+        assert_eq!(out, want.as_bytes());
+        assert_eq!(stats.decompress_errors, 1);
     }
 
     #[test]
