@@ -353,6 +353,9 @@ pub struct Inflater {
     /// Output of the current gzip member (for its trailer).
     member_out: u64,
     out: Vec<u8>,
+    /// Compressed bytes taken by every member so far (the ratio cap's
+    /// base; a new member's engine counts from zero).
+    total_in: u64,
     total_out: u64,
     max_out: u64,
     max_ratio: u64,
@@ -372,6 +375,7 @@ impl Inflater {
             crc: crc32fast::Hasher::new(),
             member_out: 0,
             out: Vec::new(),
+            total_in: 0,
             total_out: 0,
             max_out: limits.max_decompressed_bytes,
             max_ratio: limits.max_ratio,
@@ -505,10 +509,11 @@ impl Inflater {
         let result = engine.decompress(input, &mut self.out, flush);
         let consumed = usize::try_from(engine.total_in() - in_before).unwrap_or(0);
         let produced = usize::try_from(engine.total_out() - out_before).unwrap_or(0);
-        let total_in = engine.total_in();
+        self.total_in = self.total_in.saturating_add(consumed as u64);
         if produced > 0 {
             let total = self.total_out.saturating_add(produced as u64);
-            let ratio_limit = total_in
+            let ratio_limit = self
+                .total_in
                 .saturating_mul(self.max_ratio)
                 .max(RATIO_FREE_BYTES);
             if total > self.max_out || total > ratio_limit {
@@ -994,6 +999,21 @@ mod tests {
             assert_eq!(out, want.as_bytes(), "piece {piece}");
             assert_eq!(stats.decompress_errors, 0, "piece {piece}");
         }
+        // The ratio cap counts every member's input: a large first member
+        // (text at a modest ratio) does not make the second one look like
+        // a bomb.
+        let mut seed = 7u32;
+        let big: String = (0..600_000)
+            .map(|_| {
+                seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                char::from(b'a' + (seed >> 16) as u8 % 26)
+            })
+            .collect();
+        let mut two = gzip(big.as_bytes());
+        two.extend(gzip(second.as_bytes()));
+        let (out, stats) = inflate(Compression::Gzip, &two, &Limits::default(), 4096);
+        assert_eq!(stats.decompress_capped, 0);
+        assert_eq!(out, format!("{big}{second}").as_bytes());
         // Bytes after the last member that are no gzip header are counted
         // as corrupt; what came before is kept.
         body.extend_from_slice(b"\r\n");
