@@ -148,6 +148,16 @@ impl Datagram {
     }
 }
 
+/// The datagram a queue entry stands for, unless the entry is stale (the
+/// datagram is gone, or its key was reused by a later datagram).
+fn current<'a>(
+    datagrams: &'a FastMap<DatagramKey, Datagram>,
+    seq: u64,
+    key: &DatagramKey,
+) -> Option<&'a Datagram> {
+    datagrams.get(key).filter(|d| d.seq == seq)
+}
+
 /// Fragments in progress.
 #[derive(Debug)]
 pub struct Defrag {
@@ -249,14 +259,22 @@ impl Defrag {
         None
     }
 
-    /// The oldest datagram still held, with its queue entry popped.
-    fn pop_oldest(&mut self) -> Option<(DatagramKey, i64)> {
-        while let Some((seq, key)) = self.order.pop_front() {
-            if let Some(d) = self.datagrams.get(&key).filter(|d| d.seq == seq) {
+    /// The oldest datagram still held and its first fragment's time; the
+    /// stale queue entries before it are dropped, its own stays.
+    fn oldest(&mut self) -> Option<(DatagramKey, i64)> {
+        while let Some(&(seq, key)) = self.order.front() {
+            if let Some(d) = current(&self.datagrams, seq, &key) {
                 return Some((key, d.first_ts));
             }
+            self.order.pop_front();
         }
         None
+    }
+
+    /// Drops the oldest datagram (queue entry and table entry).
+    fn drop_oldest(&mut self, key: &DatagramKey) {
+        self.order.pop_front();
+        self.remove(key);
     }
 
     fn remove(&mut self, key: &DatagramKey) {
@@ -267,10 +285,10 @@ impl Defrag {
 
     /// Drops the oldest datagram; false if none is held.
     fn evict_oldest(&mut self) -> bool {
-        let Some((key, _)) = self.pop_oldest() else {
+        let Some((key, _)) = self.oldest() else {
             return false;
         };
-        self.remove(&key);
+        self.drop_oldest(&key);
         self.stats.evicted += 1;
         true
     }
@@ -280,20 +298,12 @@ impl Defrag {
     /// still in time.
     fn expire(&mut self, ts: i64) {
         let cutoff = ts.saturating_sub(self.limits.timeout_micros);
-        while let Some(&(seq, key)) = self.order.front() {
-            let due = match self.datagrams.get(&key) {
-                Some(d) if d.seq == seq => d.first_ts < cutoff,
-                // Already gone: a stale entry.
-                _ => true,
-            };
-            if !due {
+        while let Some((key, first_ts)) = self.oldest() {
+            if first_ts >= cutoff {
                 break;
             }
-            self.order.pop_front();
-            if self.datagrams.get(&key).is_some_and(|d| d.seq == seq) {
-                self.remove(&key);
-                self.stats.timed_out += 1;
-            }
+            self.drop_oldest(&key);
+            self.stats.timed_out += 1;
         }
     }
 
@@ -303,7 +313,7 @@ impl Defrag {
         if self.order.len() > 2 * self.datagrams.len() + 64 {
             let datagrams = &self.datagrams;
             self.order
-                .retain(|(seq, key)| datagrams.get(key).is_some_and(|d| d.seq == *seq));
+                .retain(|(seq, key)| current(datagrams, *seq, key).is_some());
         }
     }
 
