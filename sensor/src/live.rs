@@ -135,6 +135,13 @@ fn sum_per_worker(per_worker: &Mutex<Vec<BTreeMap<String, u64>>>) -> BTreeMap<St
     total
 }
 
+/// Adds `s`'s incidents per signature into `m`.
+fn add_hits(m: &mut BTreeMap<String, u64>, s: &LeakStats) {
+    for (id, n) in &s.incidents_by_signature {
+        *m.entry(id.clone()).or_insert(0) += n;
+    }
+}
+
 /// One worker's leak counts since the sensor started. A signature reload
 /// replaces the worker's detector, whose own counts start again from zero,
 /// so the retired detectors' totals are kept here and added to the live
@@ -149,9 +156,7 @@ impl LeakTotals {
     /// Keeps the counts of a detector about to be replaced (after its
     /// flows were closed).
     fn retire(&mut self, s: &LeakStats) {
-        for (id, n) in &s.incidents_by_signature {
-            *self.retired_hits.entry(id.clone()).or_insert(0) += n;
-        }
+        add_hits(&mut self.retired_hits, s);
         for (name, n) in s.counters() {
             if !LeakStats::GAUGES.contains(&name) {
                 *self.retired_counters.entry(name).or_insert(0) += n;
@@ -162,9 +167,7 @@ impl LeakTotals {
     /// Incidents per signature: retired detectors plus `s`.
     fn hits(&self, s: &LeakStats) -> BTreeMap<String, u64> {
         let mut m = self.retired_hits.clone();
-        for (id, n) in &s.incidents_by_signature {
-            *m.entry(id.clone()).or_insert(0) += n;
-        }
+        add_hits(&mut m, s);
         m
     }
 

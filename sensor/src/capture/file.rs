@@ -169,12 +169,11 @@ mod stdio {
             return Err(e.to_string());
         }
         let mut buf = vec![0u8; BUFFER].into_boxed_slice();
+        // A refused setvbuf leaves stdio's own buffer: slower, still right.
         // SAFETY: no I/O has happened on `fp`; `buf` lives as long as the
         // returned capture (the caller keeps it beside the capture and
         // drops it after).
-        let rc = unsafe { libc::setvbuf(fp, buf.as_mut_ptr().cast(), libc::_IOFBF, BUFFER) };
-        // A refused setvbuf leaves stdio's own buffer: slower, still right.
-        let _ = rc;
+        let _ = unsafe { libc::setvbuf(fp, buf.as_mut_ptr().cast(), libc::_IOFBF, BUFFER) };
         let mut errbuf = [0 as c_char; ERRBUF_SIZE];
         // SAFETY: `fp` is a valid read stream, `errbuf` has libpcap's size.
         let handle = unsafe {
