@@ -160,6 +160,53 @@ pub struct Decoded<'a> {
     pub frag: Frag<'a>,
 }
 
+/// The headers of one packet, without its payload: everything the
+/// volumetric detector needs. Live workers send these (not packets) to the
+/// volumetric thread; replay hands the same record over directly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header {
+    /// Source address.
+    pub src: IpAddr,
+    /// Destination address.
+    pub dst: IpAddr,
+    /// IP protocol (after IPv6 extension headers).
+    pub proto: u8,
+    /// IPv4 TTL or IPv6 hop limit.
+    pub ttl: u8,
+    /// TCP/UDP source port, ICMP type; 0 otherwise.
+    pub src_port: u16,
+    /// TCP/UDP destination port, ICMP code; 0 otherwise.
+    pub dst_port: u16,
+    /// TCP flags (see [`tcp_flags`]); 0 for other protocols.
+    pub tcp_flags: u8,
+    /// Whether the transport carried payload bytes.
+    pub has_payload: bool,
+    /// Fragmentation state.
+    pub fragment: Fragment,
+    /// IPv4 identification or IPv6 fragment identification of a fragment
+    /// (0 otherwise): ties later fragments to their first.
+    pub frag_id: u32,
+}
+
+impl Decoded<'_> {
+    /// The packet's headers, without its payload.
+    #[inline]
+    pub fn header(&self) -> Header {
+        Header {
+            src: self.src,
+            dst: self.dst,
+            proto: self.proto,
+            ttl: self.ttl,
+            src_port: self.src_port,
+            dst_port: self.dst_port,
+            tcp_flags: self.tcp_flags,
+            has_payload: !self.payload.is_empty(),
+            fragment: self.fragment,
+            frag_id: self.frag.id,
+        }
+    }
+}
+
 const MAX_VLAN_TAGS: usize = 8;
 const MAX_IPV6_EXT: usize = 8;
 

@@ -32,7 +32,6 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
@@ -44,7 +43,7 @@ use shaobing_wire::{Heartbeat, Incident, Timestamp};
 
 use crate::capture::live::LiveHandle;
 use crate::config::Settings;
-use crate::decode::{decode, Decoded, Fragment};
+use crate::decode::{decode, Header};
 use crate::detect::health::LossMonitor;
 use crate::detect::leak::{Leak, LeakStats};
 use crate::detect::volumetric::Volumetric;
@@ -249,61 +248,13 @@ impl Control {
     }
 }
 
-/// A packet's headers: what the volumetric detector needs (no payload).
+/// A packet's headers as the volumetric thread gets them: capture time,
+/// length on the wire and the decoded headers (no payload).
 #[derive(Clone, Copy, Debug)]
-struct Header {
+struct Record {
     ts: Timestamp,
     wire_len: u32,
-    src: IpAddr,
-    dst: IpAddr,
-    proto: u8,
-    ttl: u8,
-    src_port: u16,
-    dst_port: u16,
-    tcp_flags: u8,
-    has_payload: bool,
-    fragment: Fragment,
-    frag_id: u32,
-}
-
-impl Header {
-    fn of(ts: Timestamp, wire_len: u32, d: &Decoded<'_>) -> Header {
-        Header {
-            ts,
-            wire_len,
-            src: d.src,
-            dst: d.dst,
-            proto: d.proto,
-            ttl: d.ttl,
-            src_port: d.src_port,
-            dst_port: d.dst_port,
-            tcp_flags: d.tcp_flags,
-            has_payload: !d.payload.is_empty(),
-            fragment: d.fragment,
-            frag_id: d.frag.id,
-        }
-    }
-
-    fn decoded(&self) -> Decoded<'static> {
-        Decoded {
-            src: self.src,
-            dst: self.dst,
-            proto: self.proto,
-            ttl: self.ttl,
-            src_port: self.src_port,
-            dst_port: self.dst_port,
-            tcp_flags: self.tcp_flags,
-            tcp_seq: 0,
-            // Volumetric detection looks only at whether there was one.
-            payload: if self.has_payload { b"." } else { b"" },
-            fragment: self.fragment,
-            // The identification ties later fragments to their first.
-            frag: crate::decode::Frag {
-                id: self.frag_id,
-                ..crate::decode::Frag::default()
-            },
-        }
-    }
+    header: Header,
 }
 
 struct Sink<'a> {
@@ -324,7 +275,7 @@ fn worker(
     settings: &Settings,
     control: &Control,
     out: &Output,
-    tx: Option<SyncSender<Vec<Header>>>,
+    tx: Option<SyncSender<Vec<Record>>>,
 ) {
     let stats = &control.stats;
     let new_leak = |sigs: Arc<SignatureSet>| {
@@ -344,11 +295,11 @@ fn worker(
     let mut leak = new_leak(sigs);
     let mut totals = LeakTotals::default();
     let mut sink = Sink { out, stats };
-    let mut batch: Vec<Header> = Vec::with_capacity(BATCH);
+    let mut batch: Vec<Record> = Vec::with_capacity(BATCH);
     let mut last_send = Instant::now();
     let mut last_check = Instant::now();
     let mut last_ts = Timestamp::default();
-    let send = |batch: &mut Vec<Header>, block: bool| {
+    let send = |batch: &mut Vec<Record>, block: bool| {
         let Some(tx) = &tx else {
             batch.clear();
             return;
@@ -387,7 +338,11 @@ fn worker(
                         l.on_packet(ts, &d, &mut sink);
                     }
                     if tx.is_some() {
-                        batch.push(Header::of(ts, p.header.len, &d));
+                        batch.push(Record {
+                            ts,
+                            wire_len: p.header.len,
+                            header: d.header(),
+                        });
                     }
                 }
             }
@@ -436,7 +391,7 @@ fn worker(
     }
 }
 
-fn volumetric(rx: Receiver<Vec<Header>>, settings: &Settings, control: &Control, out: &Output) {
+fn volumetric(rx: Receiver<Vec<Record>>, settings: &Settings, control: &Control, out: &Output) {
     let mut vol = Volumetric::new(
         settings.volumetric.clone(),
         settings.protected.clone(),
@@ -454,7 +409,7 @@ fn volumetric(rx: Receiver<Vec<Header>>, settings: &Settings, control: &Control,
                 for h in batch {
                     let ts = h.ts.max(last);
                     last = ts;
-                    vol.on_packet(ts, &h.decoded(), h.wire_len, &mut sink);
+                    vol.on_packet(ts, &h.header, h.wire_len, &mut sink);
                 }
                 last_wall = Instant::now();
             }
@@ -509,7 +464,7 @@ pub fn run(handles: Vec<LiveHandle>, mut r: LiveRun<'_>) -> Option<ForwarderRepo
     let started = Instant::now();
     let output = &r.output;
     std::thread::scope(|scope| {
-        let (tx, rx) = sync_channel::<Vec<Header>>(QUEUE_BATCHES);
+        let (tx, rx) = sync_channel::<Vec<Record>>(QUEUE_BATCHES);
         let vol_enabled = settings.volumetric.enabled;
         let vol =
             vol_enabled.then(|| scope.spawn(move || volumetric(rx, settings, control, output)));

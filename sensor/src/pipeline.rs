@@ -86,7 +86,7 @@ impl Pipeline {
             }
         };
         if let Some(v) = &mut self.volumetric {
-            v.on_packet(ts, &d, p.wire_len, sink);
+            v.on_packet(ts, &d.header(), p.wire_len, sink);
         }
         if let Some(l) = &mut self.leak {
             l.on_packet(ts, &d, sink);

@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use serde_json::{json, Map, Value};
 use shaobing_wire::Timestamp;
 
-use crate::decode::{proto, Decoded, Fragment};
+use crate::decode::{proto, Fragment, Header};
 use crate::detect::fasthash::{hash_key, ip_key, key_ip};
 use crate::detect::hll::HyperLogLog;
 use crate::detect::sketch::SpaceSaving;
@@ -80,7 +80,7 @@ impl Evidence {
 
     /// Adds one packet; `peer` is its remote address.
     #[inline]
-    pub fn add(&mut self, ts: Timestamp, d: &Decoded<'_>, peer: IpAddr, wire_len: u32) {
+    pub fn add(&mut self, ts: Timestamp, d: &Header, peer: IpAddr, wire_len: u32) {
         let key = ip_key(peer);
         self.peers.add(key);
         self.distinct.add_hash(hash_key(key, HLL_SEED));
@@ -224,7 +224,7 @@ mod tests {
         let dst: IpAddr = "10.0.0.1".parse().unwrap();
         for i in 0..100u32 {
             let src = IpAddr::V4(std::net::Ipv4Addr::from(0x0b00_0000 + i % 5));
-            let d = Decoded {
+            let d = Header {
                 src,
                 dst,
                 proto: proto::UDP,
@@ -232,10 +232,9 @@ mod tests {
                 src_port: 53,
                 dst_port: 4444,
                 tcp_flags: 0,
-                tcp_seq: 0,
-                payload: b"",
+                has_payload: false,
                 fragment: Fragment::None,
-                frag: crate::decode::Frag::default(),
+                frag_id: 0,
             };
             e.add(Timestamp(i64::from(i)), &d, src, 500 + i);
         }

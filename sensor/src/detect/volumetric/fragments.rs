@@ -21,7 +21,7 @@
 //! `ip_fragment_flood`. A later fragment that arrives before its head
 //! (reordering) also counts as `ip_fragment_flood`.
 
-use crate::decode::{Decoded, Fragment};
+use crate::decode::{Fragment, Header};
 use crate::detect::fasthash::{hash_key, ip_key};
 
 use super::vector::{classify, Vector};
@@ -64,7 +64,7 @@ impl FragmentVectors {
     }
 
     /// The vector `d` (captured at `ts` µs) counts under, if any.
-    pub fn classify(&mut self, d: &Decoded<'_>, wire_len: u32, ts: i64) -> Option<Vector> {
+    pub fn classify(&mut self, d: &Header, wire_len: u32, ts: i64) -> Option<Vector> {
         match d.fragment {
             Fragment::None => classify(d, wire_len),
             Fragment::First => {
@@ -74,12 +74,12 @@ impl FragmentVectors {
                     let slot = Slot {
                         src,
                         dst,
-                        id: d.frag.id,
+                        id: d.frag_id,
                         proto: d.proto,
                         vector,
                         ts,
                     };
-                    if let Some(s) = self.slots.get_mut(index(src, dst, d.frag.id, d.proto)) {
+                    if let Some(s) = self.slots.get_mut(index(src, dst, d.frag_id, d.proto)) {
                         *s = Some(slot);
                     }
                 }
@@ -89,13 +89,13 @@ impl FragmentVectors {
                 let (src, dst) = (ip_key(d.src), ip_key(d.dst));
                 let remembered = self
                     .slots
-                    .get(index(src, dst, d.frag.id, d.proto))
+                    .get(index(src, dst, d.frag_id, d.proto))
                     .copied()
                     .flatten()
                     .filter(|s| {
                         s.src == src
                             && s.dst == dst
-                            && s.id == d.frag.id
+                            && s.id == d.frag_id
                             && s.proto == d.proto
                             && ts.saturating_sub(s.ts) <= MAX_AGE_MICROS
                     });
@@ -113,10 +113,10 @@ fn index(src: u128, dst: u128, id: u32, proto: u8) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::{proto, Frag};
+    use crate::decode::proto;
 
-    fn fragment(src: &str, id: u32, fragment: Fragment, src_port: u16) -> Decoded<'static> {
-        Decoded {
+    fn fragment(src: &str, id: u32, fragment: Fragment, src_port: u16) -> Header {
+        Header {
             src: src.parse().unwrap(),
             dst: "10.10.10.10".parse().unwrap(),
             proto: proto::UDP,
@@ -124,15 +124,9 @@ mod tests {
             src_port,
             dst_port: if fragment == Fragment::Later { 0 } else { 22 },
             tcp_flags: 0,
-            tcp_seq: 0,
-            payload: b"",
+            has_payload: false,
             fragment,
-            frag: Frag {
-                id,
-                offset: if fragment == Fragment::Later { 1480 } else { 0 },
-                more: fragment == Fragment::First,
-                body: b"",
-            },
+            frag_id: id,
         }
     }
 

@@ -60,7 +60,7 @@ use super::fasthash::{ip_key, key_ip, FastMap, FastState};
 use super::window::{slot_of, RateWindow};
 use super::IncidentSink;
 use crate::config::VolumetricConfig;
-use crate::decode::{proto, Decoded};
+use crate::decode::{proto, Header};
 use crate::netset::NetSet;
 
 const IDLE_EVICT_MICROS: i64 = 60_000_000;
@@ -314,7 +314,7 @@ impl Volumetric {
     pub fn on_packet(
         &mut self,
         ts: Timestamp,
-        d: &Decoded<'_>,
+        d: &Header,
         wire_len: u32,
         sink: &mut impl IncidentSink,
     ) {
@@ -376,7 +376,7 @@ impl Volumetric {
     fn count(
         &mut self,
         ts: Timestamp,
-        d: &Decoded<'_>,
+        d: &Header,
         wire_len: u32,
         vector: Option<Vector>,
         host_ip: IpAddr,

@@ -4,10 +4,10 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use super::*;
 use crate::config::{BaselineConfig, HostGroupConfig, ThresholdConfig};
-use crate::decode::{tcp_flags, Fragment};
+use crate::decode::{tcp_flags, Fragment, Header};
 
-fn pkt(src: IpAddr, dst: IpAddr, proto: u8, flags: u8, sport: u16, dport: u16) -> Decoded<'static> {
-    Decoded {
+fn pkt(src: IpAddr, dst: IpAddr, proto: u8, flags: u8, sport: u16, dport: u16) -> Header {
+    Header {
         src,
         dst,
         proto,
@@ -15,14 +15,13 @@ fn pkt(src: IpAddr, dst: IpAddr, proto: u8, flags: u8, sport: u16, dport: u16) -
         src_port: sport,
         dst_port: dport,
         tcp_flags: flags,
-        tcp_seq: 0,
-        payload: b"",
+        has_payload: false,
         fragment: Fragment::None,
-        frag: crate::decode::Frag::default(),
+        frag_id: 0,
     }
 }
 
-fn syn(src: IpAddr, dst: IpAddr) -> Decoded<'static> {
+fn syn(src: IpAddr, dst: IpAddr) -> Header {
     pkt(src, dst, proto::TCP, tcp_flags::SYN, 1234, 80)
 }
 
@@ -69,7 +68,7 @@ fn stream(
     from_us: i64,
     dur_us: i64,
     len: u32,
-    make: impl Fn(u32) -> Decoded<'static>,
+    make: impl Fn(u32) -> Header,
 ) {
     let gap = 1_000_000 / pps;
     let mut t = from_us;
@@ -222,7 +221,7 @@ fn evidence_names_heavy_sources_ports_sizes_and_distinct_sources() {
 #[test]
 fn each_vector_is_reported_under_its_own_name() {
     let dst = ip("10.0.0.1");
-    type Make = fn(u32, IpAddr) -> Decoded<'static>;
+    type Make = fn(u32, IpAddr) -> Header;
     let cases: &[(&str, u32, Make)] = &[
         ("ack_flood", 60, |i, d| {
             pkt(spoofed(i), d, proto::TCP, 0x10, 1, 80)
@@ -362,13 +361,13 @@ fn large_packets_from_one_source_port_53_become_a_udp_flood_after_a_second() {
 
 /// A DNS response split in three fragments from `src`: the head (UDP
 /// from port 53) and two later fragments without a transport header.
-fn fragmented_response(src: IpAddr, dst: IpAddr, id: u32) -> [Decoded<'static>; 3] {
+fn fragmented_response(src: IpAddr, dst: IpAddr, id: u32) -> [Header; 3] {
     let mut head = pkt(src, dst, proto::UDP, 0, 53, 22);
     head.fragment = Fragment::First;
-    head.frag.id = id;
+    head.frag_id = id;
     let mut later = pkt(src, dst, proto::UDP, 0, 0, 0);
     later.fragment = Fragment::Later;
-    later.frag.id = id;
+    later.frag_id = id;
     [head, later, later]
 }
 

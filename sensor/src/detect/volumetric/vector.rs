@@ -1,6 +1,6 @@
 //! Attack vectors and the per-packet classifier.
 
-use crate::decode::{proto, tcp_flags, Decoded, Fragment};
+use crate::decode::{proto, tcp_flags, Fragment, Header};
 
 /// An attack vector, as reported in `vector` and `volumetric/<vector>`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -162,7 +162,7 @@ const PURE_ACK_MAX_WIRE: u32 = 128;
 /// protocols other than TCP/UDP/ICMP). `wire_len` is the frame's length on
 /// the wire, so a capture cut by its snaplen classifies the same.
 #[inline]
-pub fn classify(d: &Decoded<'_>, wire_len: u32) -> Option<Vector> {
+pub fn classify(d: &Header, wire_len: u32) -> Option<Vector> {
     if d.fragment == Fragment::Later {
         return Some(Vector::IpFragmentFlood);
     }
@@ -174,7 +174,7 @@ pub fn classify(d: &Decoded<'_>, wire_len: u32) -> Option<Vector> {
             None => Some(Vector::UdpFlood),
         },
         _ if first_fragment => Some(Vector::IpFragmentFlood),
-        proto::TCP => Some(classify_tcp(d.tcp_flags, d.payload.is_empty(), wire_len)?),
+        proto::TCP => Some(classify_tcp(d.tcp_flags, !d.has_payload, wire_len)?),
         proto::ICMP | proto::ICMPV6 => Some(Vector::IcmpFlood),
         _ => None,
     }
@@ -215,9 +215,9 @@ mod tests {
     use super::*;
     use std::net::IpAddr;
 
-    fn pkt(proto: u8, flags: u8, src_port: u16, fragment: Fragment) -> Decoded<'static> {
+    fn pkt(proto: u8, flags: u8, src_port: u16, fragment: Fragment) -> Header {
         let a: IpAddr = "10.0.0.1".parse().unwrap();
-        Decoded {
+        Header {
             src: a,
             dst: a,
             proto,
@@ -225,10 +225,9 @@ mod tests {
             src_port,
             dst_port: 80,
             tcp_flags: flags,
-            tcp_seq: 0,
-            payload: b"",
+            has_payload: false,
             fragment,
-            frag: crate::decode::Frag::default(),
+            frag_id: 0,
         }
     }
 
