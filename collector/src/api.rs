@@ -104,7 +104,7 @@ fn percent_decode(s: &str) -> Result<String, ApiError> {
 
 /// Splits a query string into (name, value) pairs, refusing names not in
 /// `allowed` and repeated names.
-fn parse_query(
+pub(crate) fn parse_query(
     raw: Option<&str>,
     allowed: &[&str],
 ) -> Result<Vec<(&'static str, String)>, ApiError> {
@@ -142,12 +142,14 @@ const ALL_PARAMS: &[&str] = &[
     "severity",
     "sensor",
     "ip",
+    "community_id",
     "limit",
     "cursor",
     "top",
 ];
 
-const FILTER_PARAMS: &[&str] = &[
+/// The filter parameters every query endpoint accepts.
+pub(crate) const FILTER_PARAMS: &[&str] = &[
     "since",
     "until",
     "kind",
@@ -157,6 +159,7 @@ const FILTER_PARAMS: &[&str] = &[
     "severity",
     "sensor",
     "ip",
+    "community_id",
 ];
 
 fn bad(name: &str, value: &str, expected: &str) -> String {
@@ -206,6 +209,7 @@ pub fn filter_from_params(
             "vector" => f.vector = Some(text(v, name)?),
             "signature" => f.signature = Some(text(v, name)?),
             "sensor" => f.sensor = Some(text(v, name)?),
+            "community_id" => f.community_id = Some(text(v, name)?),
             "severity" => {
                 for s in v.split(',') {
                     f.severity.push(Severity::parse(s.trim()).ok_or_else(|| {

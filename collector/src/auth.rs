@@ -79,6 +79,15 @@ impl Tokens {
             .count()
     }
 
+    /// The configured sensors' names, in configuration order.
+    pub fn sensor_names(&self) -> Vec<String> {
+        self.entries
+            .iter()
+            .filter(|(_, p)| p.role == Role::Sensor)
+            .map(|(_, p)| p.name.to_string())
+            .collect()
+    }
+
     /// The caller for an `Authorization` header value, any role.
     pub fn principal(&self, authorization: &str) -> Option<Principal> {
         let (scheme, token) = authorization.trim().split_once(' ')?;

@@ -28,7 +28,7 @@ pub enum ConfigError {
     Invalid(String),
 }
 
-fn invalid(msg: impl Into<String>) -> ConfigError {
+pub(crate) fn invalid(msg: impl Into<String>) -> ConfigError {
     ConfigError::Invalid(msg.into())
 }
 
@@ -69,6 +69,9 @@ pub struct Config {
     /// Serve HTTPS instead of HTTP (off unless `[tls]` is present).
     #[serde(default)]
     pub tls: Option<TlsConfig>,
+    /// The web console: sessions and sensor staleness.
+    #[serde(default)]
+    pub console: crate::console::ConsoleConfig,
 }
 
 /// `[tls]`: serve HTTPS (rustls) on `listen`.
@@ -597,6 +600,7 @@ impl Config {
             36_500,
         )?;
         range("retention.interval_s", ret.interval_s, 60, 86_400)?;
+        self.console.validate()?;
         Ok(())
     }
 }
@@ -608,7 +612,7 @@ pub(crate) fn decode_token_hash(s: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
-fn range(name: &str, v: u64, lo: u64, hi: u64) -> Result<(), ConfigError> {
+pub(crate) fn range(name: &str, v: u64, lo: u64, hi: u64) -> Result<(), ConfigError> {
     if v < lo || v > hi {
         return Err(invalid(format!("{name} must be in {lo}..={hi}, got {v}")));
     }

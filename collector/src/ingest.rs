@@ -58,6 +58,11 @@ pub struct AppState {
     /// Sensor endpoints require a verified client certificate
     /// (`tls.client_ca`).
     pub require_client_cert: bool,
+    /// Console sessions (analysts' session cookies).
+    pub sessions: Arc<crate::console::session::Sessions>,
+    /// A sensor whose last heartbeat is older is stale
+    /// (`console.stale_after_s`).
+    pub stale_after: Duration,
 }
 
 /// The router with every endpoint.
@@ -72,6 +77,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/attacks/{attack_id}", get(crate::api::get_attack))
         .route("/metrics", get(crate::api::get_metrics))
         .route("/healthz", get(healthz))
+        .merge(crate::console::routes())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::console::session::csrf_guard,
+        ))
         // The body is read by hand below, after authentication, with the
         // configured limit.
         .layer(DefaultBodyLimit::disable())
@@ -151,19 +161,20 @@ impl IntoResponse for ApiError {
 }
 
 /// Authenticates the request and checks its role: 401 without a known
-/// token, 403 with a token of the other role.
+/// token, 403 with a token of the other role. Without an `Authorization`
+/// header, a console session cookie authenticates its analyst.
 pub(crate) fn authorize(
     state: &AppState,
     headers: &HeaderMap,
     role: Role,
 ) -> Result<Principal, ApiError> {
-    let p = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| state.tokens.principal(v))
-        .ok_or_else(|| {
-            ApiError::new(StatusCode::UNAUTHORIZED, "missing or invalid bearer token")
-        })?;
+    let p = match headers.get(header::AUTHORIZATION) {
+        Some(v) => v.to_str().ok().and_then(|v| state.tokens.principal(v)),
+        None => state.sessions.principal(headers),
+    };
+    let p = p.ok_or_else(|| {
+        ApiError::new(StatusCode::UNAUTHORIZED, "missing or invalid bearer token")
+    })?;
     if p.role != role {
         let msg = match role {
             Role::Sensor => "this endpoint is for sensors; an analyst token cannot ingest",

@@ -16,6 +16,7 @@
 //! * [`retention`]: dropping day partitions older than the retention.
 //! * [`metrics`]: the Prometheus counters.
 //! * [`tls`]: optional HTTPS (rustls).
+//! * [`console`]: the web console, its sessions and the API of its views.
 //!
 //! [`serve`] runs the whole server on a listener the caller bound, until a
 //! shutdown future completes; tests drive it in-process. See
@@ -27,6 +28,7 @@ pub mod api;
 pub mod auth;
 pub mod cert;
 pub mod config;
+pub mod console;
 pub mod ingest;
 pub mod metrics;
 pub mod query;
@@ -125,6 +127,11 @@ pub async fn serve(
         database: Arc::from(config.clickhouse.database.as_str()),
         timeout,
         require_client_cert: config.tls.as_ref().is_some_and(|t| t.client_ca.is_some()),
+        sessions: Arc::new(console::session::Sessions::new(
+            &config.console,
+            config.tls.is_some(),
+        )),
+        stale_after: Duration::from_secs(config.console.stale_after_s),
     });
     let addr = listener.local_addr().ok();
     tracing::info!(

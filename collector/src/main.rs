@@ -22,8 +22,9 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the HTTP server: ingest (POST /api/v1/incidents, /api/v1/heartbeat),
-    /// the analysts' API (GET /api/v1/incidents, /summary, /attacks/ID,
-    /// /metrics) and GET /healthz.
+    /// the analysts' API (GET /api/v1/incidents, /incidents/ID, /summary,
+    /// /overview, /attacks/ID, /sensors, /metrics), the web console
+    /// (/console/, login with an analyst token) and GET /healthz.
     ///
     /// Each request is answered 200 only after its incidents are stored in
     /// ClickHouse or fsynced to the write-ahead log; 503 means "retry later". Stops gracefully on SIGTERM or
@@ -126,6 +127,9 @@ struct FilterArgs {
     /// An address matching the source or the destination.
     #[arg(long)]
     ip: Option<String>,
+    /// A flow's Community ID, e.g. 1:LQU9qZlK+B5F3KDmev6m5PMibrg=.
+    #[arg(long, value_name = "ID")]
+    community_id: Option<String>,
 }
 
 impl FilterArgs {
@@ -140,6 +144,7 @@ impl FilterArgs {
             ("severity", &self.severity),
             ("sensor", &self.sensor),
             ("ip", &self.ip),
+            ("community_id", &self.community_id),
         ]
         .into_iter()
         .filter_map(|(n, v)| v.clone().map(|v| (n, v)))

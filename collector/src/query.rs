@@ -102,6 +102,8 @@ pub struct QueryFilter {
     pub sensor: Option<String>,
     /// Only incidents whose source or destination is this address.
     pub ip: Option<IpAddr>,
+    /// Only incidents of this flow (Community ID).
+    pub community_id: Option<String>,
     /// At most this many incidents: the most recent ones in the window.
     pub limit: u64,
     /// Continue after this position (from a previous page's `next_cursor`).
@@ -159,7 +161,7 @@ impl Cursor {
 
 /// Appends the filter's WHERE conditions (placeholders only);
 /// [`bind_where`] binds their values in the same order.
-fn where_clause(filter: &QueryFilter, sql: &mut String) {
+pub(crate) fn where_clause(filter: &QueryFilter, sql: &mut String) {
     // The coarse `ts` condition lets ClickHouse prune partitions and use the
     // sorting key; the fine one applies microseconds.
     if filter.since.is_some() {
@@ -189,9 +191,15 @@ fn where_clause(filter: &QueryFilter, sql: &mut String) {
     if filter.ip.is_some() {
         sql.push_str(" AND (src_ip = ? OR dst_ip = ?)");
     }
+    if filter.community_id.is_some() {
+        sql.push_str(" AND community_id = ?");
+    }
 }
 
-fn bind_where(mut q: clickhouse::query::Query, filter: &QueryFilter) -> clickhouse::query::Query {
+pub(crate) fn bind_where(
+    mut q: clickhouse::query::Query,
+    filter: &QueryFilter,
+) -> clickhouse::query::Query {
     if let Some(t) = filter.since {
         q = q.bind(clamp_secs(t.secs())).bind(clamp_micros(t.micros()));
     }
@@ -220,6 +228,9 @@ fn bind_where(mut q: clickhouse::query::Query, filter: &QueryFilter) -> clickhou
     if let Some(ip) = filter.ip {
         let ip = ip.to_string();
         q = q.bind(ip.as_str()).bind(ip.as_str());
+    }
+    if let Some(c) = &filter.community_id {
+        q = q.bind(c.as_str());
     }
     q
 }
@@ -395,6 +406,22 @@ pub struct Summary {
     /// Incidents per hour of capture time, oldest first (hours without
     /// incidents are left out).
     pub per_hour: Vec<HourCount>,
+    /// Incidents per hour, kind and severity, oldest first (the console's
+    /// chart).
+    pub timeline: Vec<TimelineCount>,
+}
+
+/// Incidents of one kind and severity in one hour.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimelineCount {
+    /// Start of the hour, RFC 3339 UTC.
+    pub hour: String,
+    /// Incident kind.
+    pub kind: String,
+    /// Severity.
+    pub severity: String,
+    /// Incidents.
+    pub incidents: u64,
 }
 
 #[derive(Debug, Row, Deserialize)]
@@ -638,7 +665,8 @@ pub async fn fetch_summary(
         && filter.signature.is_none()
         && filter.severity.is_empty()
         && filter.sensor.is_none()
-        && filter.ip.is_none();
+        && filter.ip.is_none()
+        && filter.community_id.is_none();
     let (states, built) = if unfiltered {
         tokio::try_join!(
             day_states(client, db, timeout),
@@ -803,6 +831,7 @@ pub async fn fetch_summary(
     let mut s = Summary::default();
     let (mut kinds, mut vectors, mut sigs, mut sevs) = Default::default();
     let mut hours: std::collections::BTreeMap<u32, u64> = Default::default();
+    let mut timeline: std::collections::BTreeMap<(u32, &str, &str), u64> = Default::default();
     let add = |m: &mut std::collections::HashMap<String, u64>, k: &str, n: u64| {
         *m.entry(k.to_string()).or_insert(0) += n;
     };
@@ -815,17 +844,32 @@ pub async fn fetch_summary(
         add(&mut sigs, &r.signature, r.n);
         add(&mut sevs, &r.severity, r.n);
         *hours.entry(r.hour).or_insert(0) += r.n;
+        *timeline
+            .entry((r.hour, r.kind.as_str(), r.severity.as_str()))
+            .or_insert(0) += r.n;
     }
     s.by_kind = sorted_counts(kinds);
     s.by_vector = sorted_counts(vectors);
     s.by_signature = sorted_counts(sigs);
     s.by_severity = sorted_counts(sevs);
+    let hour_text = |h: u32| {
+        Timestamp::from_parts(i64::from(h), 0)
+            .to_string()
+            .replace(".000000Z", "Z")
+    };
     s.per_hour = hours
         .into_iter()
         .map(|(h, incidents)| HourCount {
-            hour: Timestamp::from_parts(i64::from(h), 0)
-                .to_string()
-                .replace(".000000Z", "Z"),
+            hour: hour_text(h),
+            incidents,
+        })
+        .collect();
+    s.timeline = timeline
+        .into_iter()
+        .map(|((h, kind, severity), incidents)| TimelineCount {
+            hour: hour_text(h),
+            kind: kind.to_string(),
+            severity: severity.to_string(),
             incidents,
         })
         .collect();

@@ -1,0 +1,559 @@
+//! The API behind the console's views, usable with `curl` and an analyst
+//! token like the rest of `/api/v1` (see `docs/collector.md`):
+//!
+//! * `GET /api/v1/overview`: the summary of a window (counts by kind,
+//!   severity, vector and signature, incidents per hour by kind and
+//!   severity, top targets and leaking hosts) plus the top targeted
+//!   prefixes and the attacks seen in the window, those in progress first
+//!   with their latest rate.
+//! * `GET /api/v1/incidents/{id}`: one incident and the other incidents of
+//!   its host (a leak's source, an attack's target).
+//! * `GET /api/v1/sensors`: every sensor's last heartbeat (capture loss,
+//!   kernel drops, spool depth, signature hits), its incidents in the
+//!   window, and whether it is stale.
+//!
+//! Every value reaches ClickHouse as a bound parameter.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use clickhouse::{Client, Row};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use shaobing_wire::Timestamp;
+use uuid::Uuid;
+
+use crate::api::{filter_from_params, parse_query, FILTER_PARAMS};
+use crate::auth::Role;
+use crate::ingest::{authorize, reject, ApiError, AppState};
+use crate::query::{self, bind_where, where_clause, QueryFilter, TimeBound};
+use crate::store::row::IncidentRow;
+use crate::store::{with_timeout, StoreError};
+
+/// Most attacks `GET /api/v1/overview` lists.
+pub const MAX_ATTACKS: u64 = 200;
+/// Most other incidents of the host `GET /api/v1/incidents/{id}` returns.
+pub const HOST_INCIDENTS: u64 = 20;
+/// How far back `GET /api/v1/sensors` looks for heartbeats (the default
+/// heartbeat retention).
+const HEARTBEAT_LOOKBACK_S: u32 = 30 * 86_400;
+
+fn rfc3339(secs: u64, micros: u32) -> String {
+    Timestamp::from_parts(i64::try_from(secs).unwrap_or(i64::MAX), micros).to_string()
+}
+
+fn rfc3339_us(us: u64) -> String {
+    rfc3339(us / 1_000_000, (us % 1_000_000) as u32)
+}
+
+/// A targeted prefix (IPv4 /24, IPv6 /64).
+#[derive(Debug, Clone, PartialEq, Eq, Row, Serialize, Deserialize)]
+pub struct PrefixCount {
+    /// `a.b.c.0/24` or `x:x:x:x::/64`.
+    pub prefix: String,
+    /// Volumetric incidents against hosts in it.
+    pub incidents: u64,
+    /// Distinct attacks against hosts in it.
+    pub attacks: u64,
+}
+
+#[derive(Debug, Row, Deserialize)]
+struct AttackRow {
+    attack_id: String,
+    a_vector: String,
+    a_dst: String,
+    a_sensor: String,
+    a_severity: String,
+    first_us: u64,
+    last_us: u64,
+    cur_pps: u64,
+    cur_bps: u64,
+    max_peak_pps: u64,
+    max_peak_bps: u64,
+    ended: u8,
+    events: u64,
+}
+
+/// One attack seen in the overview's window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttackBrief {
+    /// Its id (`GET /api/v1/attacks/{attack_id}`).
+    pub attack_id: String,
+    /// Vector (`syn_flood`, `dns_amplification`, ...).
+    pub vector: String,
+    /// Target.
+    pub dst_ip: String,
+    /// Sensor that saw it.
+    pub sensor: String,
+    /// Latest severity.
+    pub severity: String,
+    /// First event in the window.
+    pub first_seen: String,
+    /// Last event in the window.
+    pub last_seen: String,
+    /// No `attack_ended` seen (yet).
+    pub in_progress: bool,
+    /// Rate of the latest event.
+    pub pps: u64,
+    /// Rate of the latest event.
+    pub bps: u64,
+    /// Highest peak reported.
+    pub peak_pps: u64,
+    /// Highest peak reported.
+    pub peak_bps: u64,
+    /// Events (start, updates, end) in the window.
+    pub events: u64,
+}
+
+/// `GET /api/v1/overview`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Overview {
+    /// Window start (RFC 3339), `null` for all time.
+    pub since: Option<String>,
+    /// Window end, `null` for now.
+    pub until: Option<String>,
+    /// The summary of the window (`GET /api/v1/summary`).
+    #[serde(flatten)]
+    pub summary: query::Summary,
+    /// Most targeted prefixes, by distinct attacks then incidents.
+    pub top_prefixes: Vec<PrefixCount>,
+    /// Attacks in the window: in progress first, then by last event,
+    /// newest first (at most [`MAX_ATTACKS`]).
+    pub attacks: Vec<AttackBrief>,
+}
+
+const US: &str = "(toUInt64(ts) * 1000000 + ts_us)";
+
+/// Reads the top targeted prefixes of the volumetric incidents matching
+/// `filter`.
+pub async fn fetch_prefixes(
+    client: &Client,
+    db: &str,
+    timeout: Duration,
+    filter: &QueryFilter,
+    top: u64,
+) -> Result<Vec<PrefixCount>, StoreError> {
+    let mut sql = format!(
+        "SELECT if(position(dst_ip, ':') > 0, \
+           concat(cutIPv6(IPv6StringToNum(dst_ip), 8, 0), '/64'), \
+           concat(IPv4NumToString(bitAnd(IPv4StringToNum(dst_ip), 4294967040)), '/24')) AS prefix, \
+         toUInt64(uniqExact(id)) AS incidents, toUInt64(uniqExact(attack_id)) AS attacks \
+         FROM `{db}`.incidents WHERE kind = 'volumetric' AND dst_ip != ''"
+    );
+    where_clause(filter, &mut sql);
+    sql.push_str(" GROUP BY prefix ORDER BY attacks DESC, incidents DESC, prefix LIMIT ?");
+    let q = bind_where(
+        client.query(&sql).with_setting("wait_end_of_query", "1"),
+        filter,
+    )
+    .bind(top);
+    with_timeout("query prefixes", timeout, async {
+        q.fetch_all()
+            .await
+            .map_err(StoreError::ch("query prefixes"))
+    })
+    .await
+}
+
+/// Reads the attacks with events matching `filter` (see
+/// [`Overview::attacks`]).
+pub async fn fetch_attacks(
+    client: &Client,
+    db: &str,
+    timeout: Duration,
+    filter: &QueryFilter,
+    limit: u64,
+) -> Result<Vec<AttackBrief>, StoreError> {
+    let mut sql = format!(
+        "SELECT attack_id, any(vector) AS a_vector, any(dst_ip) AS a_dst, any(sensor) AS a_sensor, \
+         argMax(severity, {US}) AS a_severity, min({US}) AS first_us, max({US}) AS last_us, \
+         argMax(pps, {US}) AS cur_pps, argMax(bps, {US}) AS cur_bps, \
+         max(peak_pps) AS max_peak_pps, max(peak_bps) AS max_peak_bps, \
+         max(event = 'attack_ended') AS ended, toUInt64(uniqExact(id)) AS events \
+         FROM `{db}`.incidents WHERE kind = 'volumetric' AND attack_id != ''"
+    );
+    where_clause(filter, &mut sql);
+    sql.push_str(" GROUP BY attack_id ORDER BY ended ASC, last_us DESC, attack_id LIMIT ?");
+    let q = bind_where(
+        client.query(&sql).with_setting("wait_end_of_query", "1"),
+        filter,
+    )
+    .bind(limit);
+    let rows: Vec<AttackRow> = with_timeout("query attacks", timeout, async {
+        q.fetch_all().await.map_err(StoreError::ch("query attacks"))
+    })
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| AttackBrief {
+            attack_id: r.attack_id,
+            vector: r.a_vector,
+            dst_ip: r.a_dst,
+            sensor: r.a_sensor,
+            severity: r.a_severity,
+            first_seen: rfc3339_us(r.first_us),
+            last_seen: rfc3339_us(r.last_us),
+            in_progress: r.ended == 0,
+            pps: r.cur_pps,
+            bps: r.cur_bps,
+            peak_pps: r.max_peak_pps,
+            peak_bps: r.max_peak_bps,
+            events: r.events,
+        })
+        .collect())
+}
+
+/// Reads the [`Overview`] of `filter`'s window.
+pub async fn fetch_overview(
+    client: &Client,
+    db: &str,
+    timeout: Duration,
+    filter: &QueryFilter,
+    top: u64,
+) -> Result<Overview, StoreError> {
+    let (mut summary, top_prefixes, attacks) = tokio::try_join!(
+        query::fetch_summary(client, db, timeout, filter, top),
+        fetch_prefixes(client, db, timeout, filter, top),
+        fetch_attacks(client, db, timeout, filter, MAX_ATTACKS),
+    )?;
+    summary
+        .by_signature
+        .truncate(usize::try_from(top).unwrap_or(usize::MAX));
+    Ok(Overview {
+        since: filter.since.map(|t| t.to_string()),
+        until: filter.until.map(|t| t.to_string()),
+        summary,
+        top_prefixes,
+        attacks,
+    })
+}
+
+fn respond(state: &AppState, r: Result<Value, ApiError>) -> Response {
+    match r {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => reject(state, e),
+    }
+}
+
+/// `GET /api/v1/overview?since=24h&top=10` (and every filter of
+/// `/api/v1/incidents`; default window: the last 24 hours).
+pub async fn get_overview(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let r = async {
+        authorize(&state, &headers, Role::Analyst)?;
+        let mut allowed = FILTER_PARAMS.to_vec();
+        allowed.push("top");
+        let params = parse_query(raw.as_deref(), &allowed)?;
+        let (filter, top) = filter_from_params(
+            &params,
+            Timestamp::now(),
+            TimeBound::Ago(Duration::from_secs(86_400)),
+        )
+        .map_err(ApiError::bad_request)?;
+        let o = fetch_overview(&state.client, &state.database, state.timeout, &filter, top).await?;
+        serde_json::to_value(o)
+            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+    }
+    .await;
+    respond(&state, r)
+}
+
+/// Reads one incident by id. Sensors' ids are UUIDv7 of the capture
+/// time, so the partitions of that second are read first; an id from
+/// another producer falls back to a scan of every partition.
+pub async fn fetch_incident(
+    client: &Client,
+    db: &str,
+    timeout: Duration,
+    id: Uuid,
+) -> Result<Option<IncidentRow>, StoreError> {
+    let secs = id
+        .get_timestamp()
+        .filter(|_| id.get_version_num() == 7)
+        .and_then(|t| u32::try_from(t.to_unix().0).ok());
+    if let Some(s) = secs {
+        let found = read_incident(client, db, timeout, id, Some(s)).await?;
+        if found.is_some() {
+            return Ok(found);
+        }
+    }
+    read_incident(client, db, timeout, id, None).await
+}
+
+async fn read_incident(
+    client: &Client,
+    db: &str,
+    timeout: Duration,
+    id: Uuid,
+    secs: Option<u32>,
+) -> Result<Option<IncidentRow>, StoreError> {
+    let mut sql = format!("SELECT ?fields FROM `{db}`.incidents WHERE id = toUUID(?)");
+    if secs.is_some() {
+        sql.push_str(" AND ts >= toDateTime(?) AND ts <= toDateTime(?)");
+    }
+    sql.push_str(" LIMIT 1");
+    let mut q = client
+        .query(&sql)
+        .with_setting("wait_end_of_query", "1")
+        .bind(id.to_string());
+    if let Some(s) = secs {
+        q = q.bind(s.saturating_sub(1)).bind(s.saturating_add(1));
+    }
+    let rows: Vec<IncidentRow> = with_timeout("query incident", timeout, async {
+        q.fetch_all()
+            .await
+            .map_err(StoreError::ch("query incident"))
+    })
+    .await?;
+    Ok(rows.into_iter().next())
+}
+
+/// `GET /api/v1/incidents/{id}`: `{"incident", "host", "host_incidents"}`,
+/// where `host` is a leak's source or an attack's target and
+/// `host_incidents` the newest other incidents with that address (at most
+/// [`HOST_INCIDENTS`]); 404 if no incident has this id.
+pub async fn get_incident(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let r = async {
+        authorize(&state, &headers, Role::Analyst)?;
+        let uuid = Uuid::parse_str(&id)
+            .map_err(|_| ApiError::bad_request(format!("invalid id {id:?}: expected a UUID")))?;
+        let row = fetch_incident(&state.client, &state.database, state.timeout, uuid)
+            .await?
+            .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no such incident"))?;
+        let host = match row.kind.as_str() {
+            "leak" => row.src_ip.clone(),
+            "volumetric" => row.dst_ip.clone(),
+            _ => String::new(),
+        };
+        let mut others = Vec::new();
+        if let Ok(ip) = host.parse() {
+            let filter = QueryFilter {
+                ip: Some(ip),
+                limit: HOST_INCIDENTS + 1,
+                ..QueryFilter::default()
+            };
+            let page =
+                query::fetch_page(&state.client, &state.database, state.timeout, &filter).await?;
+            others = page
+                .rows
+                .iter()
+                .filter(|r| r.id != row.id)
+                .take(HOST_INCIDENTS as usize)
+                .map(query::incident_json)
+                .collect();
+        }
+        Ok(json!({
+            "incident": query::incident_json(&row),
+            "host": if host.is_empty() { Value::Null } else { Value::String(host) },
+            "host_incidents": others,
+        }))
+    }
+    .await;
+    respond(&state, r)
+}
+
+#[derive(Debug, Row, Deserialize)]
+struct HeartbeatAgg {
+    sensor: String,
+    last_rx: u32,
+    h_ts: u32,
+    h_version: String,
+    h_uptime: u64,
+    h_packets: u64,
+    h_bytes: u64,
+    h_drops: u64,
+    h_pps: u64,
+    h_bps: u64,
+    h_spool: u64,
+    h_sig_names: Vec<String>,
+    h_sig_hits: Vec<u64>,
+    h_raw: String,
+    beats: u64,
+}
+
+#[derive(Debug, Row, Deserialize)]
+struct SensorIncidents {
+    sensor: String,
+    n: u64,
+    loss: u64,
+    last_ts: u32,
+}
+
+/// Reads every sensor's state: configured sensors (`names`) and any other
+/// that sent a heartbeat or incidents. Incident counts cover `filter`'s
+/// window; a sensor is stale when its last heartbeat is older than
+/// `stale_after` (or it never sent one).
+pub async fn fetch_sensors(
+    client: &Client,
+    db: &str,
+    timeout: Duration,
+    names: &[String],
+    filter: &QueryFilter,
+    stale_after: Duration,
+) -> Result<Vec<Value>, StoreError> {
+    let now = crate::store::schema::now_secs();
+    // Ties of `received_at` (one second) are broken by the sensor's `ts`.
+    let key = "toUInt64(received_at) * 4294967296 + toUInt64(ts)";
+    let sql = format!(
+        "SELECT sensor, toUInt32(max(received_at)) AS last_rx, toUInt32(argMax(ts, {key})) AS h_ts, \
+         argMax(version, {key}) AS h_version, argMax(uptime_s, {key}) AS h_uptime, \
+         argMax(packets, {key}) AS h_packets, argMax(bytes, {key}) AS h_bytes, \
+         argMax(kernel_drops, {key}) AS h_drops, argMax(pps, {key}) AS h_pps, \
+         argMax(bps, {key}) AS h_bps, argMax(spool_depth, {key}) AS h_spool, \
+         argMax(signature_names, {key}) AS h_sig_names, argMax(signature_hits, {key}) AS h_sig_hits, \
+         argMax(raw, {key}) AS h_raw, count() AS beats \
+         FROM `{db}`.sensor_heartbeats WHERE received_at >= toDateTime(?) GROUP BY sensor"
+    );
+    let hb = client
+        .query(&sql)
+        .with_setting("wait_end_of_query", "1")
+        .bind(now.saturating_sub(HEARTBEAT_LOOKBACK_S));
+    let mut sql = format!(
+        "SELECT sensor, toUInt64(uniqExact(id)) AS n, \
+         toUInt64(uniqExactIf(id, kind = 'sensor_health')) AS loss, toUInt32(max(ts)) AS last_ts \
+         FROM `{db}`.incidents WHERE 1"
+    );
+    where_clause(filter, &mut sql);
+    sql.push_str(" GROUP BY sensor");
+    let inc = bind_where(
+        client.query(&sql).with_setting("wait_end_of_query", "1"),
+        filter,
+    );
+    let what = "query sensors";
+    let (beats, incidents): (Vec<HeartbeatAgg>, Vec<SensorIncidents>) =
+        with_timeout(what, timeout, async {
+            tokio::try_join!(
+                async { hb.fetch_all().await.map_err(StoreError::ch(what)) },
+                async { inc.fetch_all().await.map_err(StoreError::ch(what)) },
+            )
+        })
+        .await?;
+    let mut all: Vec<String> = names.to_vec();
+    for s in beats
+        .iter()
+        .map(|b| &b.sensor)
+        .chain(incidents.iter().map(|i| &i.sensor))
+    {
+        if !all.contains(s) {
+            all.push(s.clone());
+        }
+    }
+    let beats: HashMap<&str, &HeartbeatAgg> =
+        beats.iter().map(|b| (b.sensor.as_str(), b)).collect();
+    let incidents: HashMap<&str, &SensorIncidents> =
+        incidents.iter().map(|i| (i.sensor.as_str(), i)).collect();
+    let mut out: Vec<(bool, String, Value)> = all
+        .into_iter()
+        .map(|name| {
+            let configured = names.contains(&name);
+            let inc = incidents.get(name.as_str());
+            let mut v = json!({
+                "name": name,
+                "configured": configured,
+                "incidents": inc.map_or(0, |i| i.n),
+                "capture_loss_incidents": inc.map_or(0, |i| i.loss),
+                "last_incident_at": inc.map(|i| rfc3339(u64::from(i.last_ts), 0)),
+            });
+            let stale = match beats.get(name.as_str()) {
+                None => {
+                    v["last_heartbeat"] = Value::Null;
+                    true
+                }
+                Some(b) => {
+                    let age = now.saturating_sub(b.last_rx);
+                    let seen = b.h_packets.saturating_add(b.h_drops);
+                    let mut hits: Vec<(&String, &u64)> =
+                        b.h_sig_names.iter().zip(&b.h_sig_hits).collect();
+                    hits.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+                    let heartbeat: Value = serde_json::from_str(&b.h_raw).unwrap_or(Value::Null);
+                    let m = v.as_object_mut();
+                    if let Some(m) = m {
+                        m.insert(
+                            "last_heartbeat".into(),
+                            json!(rfc3339(u64::from(b.last_rx), 0)),
+                        );
+                        m.insert("heartbeat_age_s".into(), json!(age));
+                        m.insert("sensor_time".into(), json!(rfc3339(u64::from(b.h_ts), 0)));
+                        m.insert("version".into(), json!(b.h_version));
+                        m.insert("uptime_s".into(), json!(b.h_uptime));
+                        m.insert("packets".into(), json!(b.h_packets));
+                        m.insert("bytes".into(), json!(b.h_bytes));
+                        m.insert("kernel_drops".into(), json!(b.h_drops));
+                        m.insert(
+                            "capture_loss_ratio".into(),
+                            json!(if seen == 0 {
+                                0.0
+                            } else {
+                                b.h_drops as f64 / seen as f64
+                            }),
+                        );
+                        m.insert("pps".into(), json!(b.h_pps));
+                        m.insert("bps".into(), json!(b.h_bps));
+                        m.insert("spool_depth".into(), json!(b.h_spool));
+                        m.insert(
+                            "signature_hits".into(),
+                            Value::Array(
+                                hits.iter()
+                                    .map(|(s, n)| json!({"signature": s, "hits": n}))
+                                    .collect(),
+                            ),
+                        );
+                        m.insert("heartbeats".into(), json!(b.beats));
+                        m.insert("heartbeat".into(), heartbeat);
+                    }
+                    u64::from(age) > stale_after.as_secs()
+                }
+            };
+            v["stale"] = json!(stale);
+            (stale, name, v)
+        })
+        .collect();
+    out.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    Ok(out.into_iter().map(|(_, _, v)| v).collect())
+}
+
+/// `GET /api/v1/sensors?since=24h`: `{"stale_after_s", "sensors": [...]}`,
+/// stale sensors first.
+pub async fn get_sensors(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let r = async {
+        authorize(&state, &headers, Role::Analyst)?;
+        let params = parse_query(raw.as_deref(), &["since", "until"])?;
+        let (filter, _) = filter_from_params(
+            &params,
+            Timestamp::now(),
+            TimeBound::Ago(Duration::from_secs(86_400)),
+        )
+        .map_err(ApiError::bad_request)?;
+        let names: Vec<String> = state.tokens.sensor_names();
+        let sensors = fetch_sensors(
+            &state.client,
+            &state.database,
+            state.timeout,
+            &names,
+            &filter,
+            state.stale_after,
+        )
+        .await?;
+        Ok(json!({
+            "stale_after_s": state.stale_after.as_secs(),
+            "sensors": sensors,
+        }))
+    }
+    .await;
+    respond(&state, r)
+}

@@ -1,0 +1,504 @@
+//! The console's API (overview, incident detail, sensors, Community ID
+//! pivot) and its sessions (login, roles, cookies, CSRF, expiry), against a
+//! real ClickHouse server and real sockets.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+
+const ATTACK_A: &str = "019c0c4e-1000-7000-8000-0000000000aa";
+const ATTACK_B: &str = "019c0c4e-1000-7000-8000-0000000000bb";
+const ATTACK_C: &str = "019c0c4e-1000-7000-8000-0000000000cc";
+
+fn attack_event(n: u32, ts: &str, dst: &str, event: &str, attack: &str, pps: u64) -> Value {
+    let mut v = volumetric(n);
+    v["id"] = format!("019c0c4e-1000-7000-8000-{n:012}").into();
+    v["ts"] = ts.into();
+    v["dst_ip"] = dst.into();
+    v["event"] = event.into();
+    v["attack_id"] = attack.into();
+    v["pps"] = pps.into();
+    v["bps"] = (pps * 4000).into();
+    v
+}
+
+fn leak_at(n: u32, ts: &str, src: &str, sig: &str, flow: &str) -> Value {
+    let mut v = leak(n);
+    v["ts"] = ts.into();
+    v["src_ip"] = src.into();
+    v["signature"] = sig.into();
+    v["community_id"] = flow.into();
+    v
+}
+
+/// Three attacks (A ended, B and C in progress; A and B hit 10.0.0.0/24)
+/// and four leaks (three from 10.1.2.3) on 2026-11-29.
+fn data_set() -> Vec<Value> {
+    let t = |s: &str| format!("2026-11-29T{s}Z");
+    vec![
+        attack_event(
+            1,
+            &t("01:00:00"),
+            "10.0.0.10",
+            "attack_started",
+            ATTACK_A,
+            50_000,
+        ),
+        attack_event(
+            2,
+            &t("01:00:10"),
+            "10.0.0.10",
+            "attack_update",
+            ATTACK_A,
+            90_000,
+        ),
+        attack_event(
+            3,
+            &t("01:00:20"),
+            "10.0.0.10",
+            "attack_ended",
+            ATTACK_A,
+            1_000,
+        ),
+        attack_event(
+            4,
+            &t("02:30:00"),
+            "10.0.0.20",
+            "attack_started",
+            ATTACK_B,
+            30_000,
+        ),
+        attack_event(
+            5,
+            &t("02:30:10"),
+            "10.0.0.20",
+            "attack_update",
+            ATTACK_B,
+            70_000,
+        ),
+        attack_event(
+            6,
+            &t("02:40:00"),
+            "10.0.1.5",
+            "attack_started",
+            ATTACK_C,
+            20_000,
+        ),
+        leak_at(
+            7,
+            &t("01:10:00"),
+            "10.1.2.3",
+            "classification-marking",
+            "1:flowA=",
+        ),
+        leak_at(
+            8,
+            &t("01:11:00"),
+            "10.1.2.3",
+            "classification-marking",
+            "1:flowA=",
+        ),
+        leak_at(9, &t("02:12:00"), "10.1.2.3", "cn-national-id", "1:flowB="),
+        leak_at(10, &t("02:13:00"), "10.1.2.9", "bank-card", "1:flowC="),
+    ]
+}
+
+async fn loaded(extra: &str) -> Harness {
+    let h = Harness::start_full("", extra).await;
+    let set = data_set();
+    for chunk in set.chunks(5) {
+        let (status, resp) = h.post(Some(TOKEN), &body(chunk)).await;
+        assert_eq!(status, 200, "{resp}");
+        // Delivered twice: every view counts each incident once.
+        let (status, resp) = h.post(Some(TOKEN), &body(chunk)).await;
+        assert_eq!(status, 200, "{resp}");
+    }
+    h
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overview_reports_the_timeline_top_lists_and_attacks_in_progress() {
+    if skip() {
+        return;
+    }
+    let h = loaded("").await;
+    let (status, o) = h
+        .get(Some(ANALYST_TOKEN), "/api/v1/overview?since=all")
+        .await;
+    assert_eq!(status, 200, "{o}");
+    assert_eq!(o["total"], 10);
+    assert_eq!(o["since"], Value::Null);
+
+    // Per hour, kind and severity; adds up to the total.
+    let timeline = o["timeline"].as_array().unwrap();
+    let sum: u64 = timeline
+        .iter()
+        .map(|t| t["incidents"].as_u64().unwrap())
+        .sum();
+    assert_eq!(sum, 10);
+    assert!(timeline.contains(&json!({
+        "hour": "2026-11-29T01:00:00Z", "kind": "volumetric", "severity": "high", "incidents": 3
+    })));
+    assert!(timeline.contains(&json!({
+        "hour": "2026-11-29T02:00:00Z", "kind": "leak", "severity": "critical", "incidents": 2
+    })));
+
+    // In progress first (newest last event first), then ended.
+    let attacks = o["attacks"].as_array().unwrap();
+    let order: Vec<(&str, bool)> = attacks
+        .iter()
+        .map(|a| {
+            (
+                a["attack_id"].as_str().unwrap(),
+                a["in_progress"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        order,
+        [(ATTACK_C, true), (ATTACK_B, true), (ATTACK_A, false)]
+    );
+    let b = &attacks[1];
+    assert_eq!(b["pps"], 70_000, "latest rate: {b}");
+    assert_eq!(b["bps"], 280_000_000u64);
+    assert_eq!(b["dst_ip"], "10.0.0.20");
+    assert_eq!(b["events"], 2);
+    assert_eq!(b["first_seen"], "2026-11-29T02:30:00.000000Z");
+    assert_eq!(b["last_seen"], "2026-11-29T02:30:10.000000Z");
+
+    assert_eq!(
+        o["top_prefixes"],
+        json!([
+            {"prefix": "10.0.0.0/24", "incidents": 5, "attacks": 2},
+            {"prefix": "10.0.1.0/24", "incidents": 1, "attacks": 1},
+        ])
+    );
+    assert_eq!(o["top_leak_sources"][0]["ip"], "10.1.2.3");
+    assert_eq!(o["top_leak_sources"][0]["incidents"], 3);
+    assert_eq!(o["top_targets"][0]["ip"], "10.0.0.10");
+    let sigs: Vec<&str> = o["by_signature"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["value"].as_str().unwrap())
+        .collect();
+    assert_eq!(sigs[0], "syn-flood");
+    assert!(sigs.contains(&"classification-marking"));
+
+    // A window that ends before attack B's update: B's rate is its start.
+    let (_, o) = h
+        .get(
+            Some(ANALYST_TOKEN),
+            "/api/v1/overview?since=2026-11-29T02:00:00Z&until=2026-11-29T02:30:05Z&top=1",
+        )
+        .await;
+    assert_eq!(o["total"], 3, "{o}");
+    assert_eq!(o["attacks"][0]["attack_id"], ATTACK_B);
+    assert_eq!(o["attacks"][0]["pps"], 30_000);
+    assert_eq!(o["by_signature"].as_array().unwrap().len(), 1);
+    assert_eq!(o["top_prefixes"].as_array().unwrap().len(), 1);
+
+    // The default window is the last 24 hours: nothing of 2026-11-29.
+    let (_, o) = h.get(Some(ANALYST_TOKEN), "/api/v1/overview").await;
+    assert_eq!(o["total"], 0, "{o}");
+    let (status, _) = h
+        .get(Some(ANALYST_TOKEN), "/api/v1/overview?cursor=x")
+        .await;
+    assert_eq!(status, 400);
+    let (status, _) = h.get(Some(TOKEN), "/api/v1/overview").await;
+    assert_eq!(status, 403);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incident_detail_lists_the_other_incidents_of_its_host_and_community_id_pivots() {
+    if skip() {
+        return;
+    }
+    let h = loaded("").await;
+    let id = "019c0c4e-5a00-7000-8000-000000000007";
+    let (status, d) = h
+        .get(Some(ANALYST_TOKEN), &format!("/api/v1/incidents/{id}"))
+        .await;
+    assert_eq!(status, 200, "{d}");
+    assert_eq!(d["incident"]["id"], id);
+    assert_eq!(d["incident"]["excerpt"], "绝*★ \"quoted\" \\ back");
+    assert_eq!(d["host"], "10.1.2.3");
+    let others: Vec<&str> = d["host_incidents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        others,
+        [
+            "019c0c4e-5a00-7000-8000-000000000009",
+            "019c0c4e-5a00-7000-8000-000000000008"
+        ]
+    );
+    // An attack event's host is its target.
+    let (_, d) = h
+        .get(
+            Some(ANALYST_TOKEN),
+            "/api/v1/incidents/019c0c4e-1000-7000-8000-000000000004",
+        )
+        .await;
+    assert_eq!(d["host"], "10.0.0.20");
+    assert_eq!(d["host_incidents"].as_array().unwrap().len(), 1);
+
+    let (status, _) = h
+        .get(
+            Some(ANALYST_TOKEN),
+            "/api/v1/incidents/019c0c4e-5a00-7000-8000-000000000099",
+        )
+        .await;
+    assert_eq!(status, 404);
+    let (status, _) = h
+        .get(Some(ANALYST_TOKEN), "/api/v1/incidents/not-a-uuid")
+        .await;
+    assert_eq!(status, 400);
+
+    // Pivot on a flow.
+    let (status, v) = h
+        .get(
+            Some(ANALYST_TOKEN),
+            "/api/v1/incidents?community_id=1%3AflowA%3D",
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let got: Vec<&str> = v["incidents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        got,
+        [
+            "019c0c4e-5a00-7000-8000-000000000008",
+            "019c0c4e-5a00-7000-8000-000000000007"
+        ]
+    );
+}
+
+fn heartbeat(drops: u64, spool: u64) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "schema": 1,
+        "ts": "2026-11-29T04:00:00.250000Z",
+        "version": "0.1.0",
+        "uptime_s": 3600,
+        "packets": 999_000,
+        "bytes": 800_000_000,
+        "kernel_drops": drops,
+        "pps": 25_000,
+        "bps": 200_000_000,
+        "spool_depth": spool,
+        "signature_hits": {"classification-marking": 4, "bank-card": 9},
+    }))
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sensors_report_the_last_heartbeat_and_stale_sensors_come_first() {
+    if skip() {
+        return;
+    }
+    let extra = format!(
+        "[[sensors]]\nname = \"sensor-2\"\ntoken_sha256 = \"{}\"\n[console]\nstale_after_s = 3\n",
+        shaobing_collector::auth::hash_token("second-sensor-token")
+    );
+    let h = loaded(&extra).await;
+    for (drops, spool) in [(10, 7), (1000, 5)] {
+        let resp = request_to(
+            h.addr,
+            "POST",
+            "/api/v1/heartbeat",
+            Some(TOKEN),
+            "application/json",
+            &heartbeat(drops, spool),
+            &[],
+        )
+        .await;
+        assert_eq!(resp.status, 200, "{}", resp.body_text());
+        // A later receive second for the second one.
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    }
+    let (status, v) = h
+        .get(Some(ANALYST_TOKEN), "/api/v1/sensors?since=all")
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["stale_after_s"], 3);
+    let s = v["sensors"].as_array().unwrap();
+    assert_eq!(s.len(), 2, "{v}");
+    // Never heard from: stale, listed first.
+    assert_eq!(s[0]["name"], "sensor-2");
+    assert_eq!(s[0]["stale"], true);
+    assert_eq!(s[0]["last_heartbeat"], Value::Null);
+    let one = &s[1];
+    assert_eq!(one["name"], SENSOR);
+    assert_eq!(one["stale"], false, "{one}");
+    assert_eq!(one["kernel_drops"], 1000);
+    assert_eq!(one["spool_depth"], 5);
+    assert_eq!(one["capture_loss_ratio"], 0.001);
+    assert_eq!(one["heartbeats"], 2);
+    assert_eq!(one["incidents"], 10);
+    assert_eq!(
+        one["signature_hits"],
+        json!([
+            {"signature": "bank-card", "hits": 9},
+            {"signature": "classification-marking", "hits": 4},
+        ])
+    );
+    // Silence past stale_after_s makes it stale.
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    let (_, v) = h
+        .get(Some(ANALYST_TOKEN), "/api/v1/sensors?since=all")
+        .await;
+    assert_eq!(v["sensors"][0]["stale"], true);
+    assert_eq!(v["sensors"][1]["stale"], true, "{v}");
+}
+
+/// `(status, headers, body)` of a request with the given headers.
+async fn call(
+    h: &Harness,
+    method: &'static str,
+    path: &str,
+    headers: &[(&'static str, &str)],
+    body: &[u8],
+) -> (u16, shaobing_testkit::http::Response, Value) {
+    let resp = request_to(
+        h.addr,
+        method,
+        path,
+        None,
+        "application/json",
+        body,
+        headers,
+    )
+    .await;
+    let v = serde_json::from_slice(&resp.body).unwrap_or(Value::Null);
+    (resp.status, resp, v)
+}
+
+fn cookie_of(resp: &shaobing_testkit::http::Response) -> String {
+    let set = resp.header("set-cookie").expect("a Set-Cookie header");
+    set.split(';').next().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn analysts_log_in_for_a_strict_httponly_cookie_and_log_out_with_the_csrf_token() {
+    if skip() {
+        return;
+    }
+    let h = Harness::start().await;
+    let login = |t: &str| serde_json::to_vec(&json!({ "token": t })).unwrap();
+
+    // A sensor token cannot log in; an unknown one neither.
+    let (status, _, v) = call(&h, "POST", "/api/v1/session", &[], &login(TOKEN)).await;
+    assert_eq!(status, 403, "{v}");
+    let (status, _, _) = call(&h, "POST", "/api/v1/session", &[], &login("nope")).await;
+    assert_eq!(status, 401);
+    // Not JSON (a cross-site form could send this), or from another origin.
+    let resp = request_to(
+        h.addr,
+        "POST",
+        "/api/v1/session",
+        None,
+        "application/x-www-form-urlencoded",
+        format!("token={ANALYST_TOKEN}").as_bytes(),
+        &[],
+    )
+    .await;
+    assert_eq!(resp.status, 415);
+    let (status, _, _) = call(
+        &h,
+        "POST",
+        "/api/v1/session",
+        &[("Origin", "http://evil.example")],
+        &login(ANALYST_TOKEN),
+    )
+    .await;
+    assert_eq!(status, 403);
+
+    let (status, resp, v) = call(&h, "POST", "/api/v1/session", &[], &login(ANALYST_TOKEN)).await;
+    assert_eq!(status, 200, "{v}");
+    let set = resp.header("set-cookie").unwrap();
+    assert!(set.contains("HttpOnly") && set.contains("SameSite=Strict") && set.contains("Path=/"));
+    assert!(!set.contains("Secure"), "plain HTTP: {set}");
+    assert_eq!(v["analyst"], "soc");
+    let csrf = v["csrf_token"].as_str().unwrap().to_string();
+    assert_eq!(csrf.len(), 64);
+    let cookie = cookie_of(&resp);
+    assert!(!set.contains(&csrf));
+
+    // The cookie queries like an analyst's token, and cannot ingest.
+    let (status, _, v) = call(&h, "GET", "/api/v1/incidents", &[("Cookie", &cookie)], b"").await;
+    assert_eq!(status, 200, "{v}");
+    let (status, _, v) = call(&h, "GET", "/api/v1/session", &[("Cookie", &cookie)], b"").await;
+    assert_eq!(status, 200);
+    assert_eq!(v["csrf_token"], csrf.as_str());
+    let incident = body(&[leak(1)]);
+    let (status, _, _) = call(
+        &h,
+        "POST",
+        "/api/v1/incidents",
+        &[("Cookie", &cookie), ("X-CSRF-Token", &csrf)],
+        &incident,
+    )
+    .await;
+    assert_eq!(status, 403);
+
+    // A forged cookie is nobody.
+    let forged = format!("sb_session={}", "ab".repeat(32));
+    let (status, _, _) = call(&h, "GET", "/api/v1/incidents", &[("Cookie", &forged)], b"").await;
+    assert_eq!(status, 401);
+
+    // Logging out is state-changing: refused without the CSRF token or
+    // with a wrong one.
+    let (status, _, _) = call(&h, "DELETE", "/api/v1/session", &[("Cookie", &cookie)], b"").await;
+    assert_eq!(status, 403);
+    let (status, _, _) = call(
+        &h,
+        "DELETE",
+        "/api/v1/session",
+        &[("Cookie", &cookie), ("X-CSRF-Token", &"0".repeat(64))],
+        b"",
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, _, _) = call(&h, "GET", "/api/v1/summary", &[("Cookie", &cookie)], b"").await;
+    assert_eq!(status, 200, "still logged in");
+    let (status, resp, _) = call(
+        &h,
+        "DELETE",
+        "/api/v1/session",
+        &[("Cookie", &cookie), ("X-CSRF-Token", &csrf)],
+        b"",
+    )
+    .await;
+    assert_eq!(status, 204);
+    assert!(resp.header("set-cookie").unwrap().contains("Max-Age=0"));
+    let (status, _, _) = call(&h, "GET", "/api/v1/incidents", &[("Cookie", &cookie)], b"").await;
+    assert_eq!(status, 401, "the session ended");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_expire_after_their_lifetime() {
+    if skip() {
+        return;
+    }
+    let h = Harness::start_full("", "[console]\nsession_ttl_s = 2\n").await;
+    let login = serde_json::to_vec(&json!({ "token": ANALYST_TOKEN })).unwrap();
+    let (status, resp, _) = call(&h, "POST", "/api/v1/session", &[], &login).await;
+    assert_eq!(status, 200);
+    assert!(resp.header("set-cookie").unwrap().contains("Max-Age=2"));
+    let cookie = cookie_of(&resp);
+    let (status, _, _) = call(&h, "GET", "/api/v1/summary", &[("Cookie", &cookie)], b"").await;
+    assert_eq!(status, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let (status, _, _) = call(&h, "GET", "/api/v1/summary", &[("Cookie", &cookie)], b"").await;
+    assert_eq!(status, 401, "expired");
+    let (status, _, _) = call(&h, "GET", "/api/v1/session", &[("Cookie", &cookie)], b"").await;
+    assert_eq!(status, 401);
+}
