@@ -72,6 +72,10 @@ pub struct Config {
     /// The web console: sessions and sensor staleness.
     #[serde(default)]
     pub console: crate::console::ConsoleConfig,
+    /// Alert routing (`[alerts]`, `[[alerts.destinations]]`,
+    /// `[[alerts.rules]]`); off without rules.
+    #[serde(default)]
+    pub alerts: crate::alerts::config::AlertsConfig,
 }
 
 /// `[tls]`: serve HTTPS (rustls) on `listen`.
@@ -601,6 +605,7 @@ impl Config {
         )?;
         range("retention.interval_s", ret.interval_s, 60, 86_400)?;
         self.console.validate()?;
+        self.alerts.validate().map_err(invalid)?;
         Ok(())
     }
 }

@@ -63,6 +63,8 @@ pub struct AppState {
     /// A sensor whose last heartbeat is older is stale
     /// (`console.stale_after_s`).
     pub stale_after: Duration,
+    /// Consumers of acknowledged incidents (alerts, mitigation), if any.
+    pub events: Option<Arc<crate::alerts::hub::Hub>>,
 }
 
 /// The router with every endpoint.
@@ -348,6 +350,15 @@ async fn ingest(
     if n == 0 {
         return Ok(0);
     }
+    // Alertable incidents (not updates), offered only once durable.
+    let notable: Vec<Arc<str>> = match &state.events {
+        Some(_) => rows
+            .iter()
+            .filter(|r| r.event != "attack_update")
+            .map(|r| Arc::from(r.raw.as_str()))
+            .collect(),
+        None => Vec::new(),
+    };
     state.writer.submit(rows).await.map_err(|e| match e {
         SubmitError::DeadLetter(_) => {
             ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
@@ -357,6 +368,9 @@ async fn ingest(
         | SubmitError::QueueFull
         | SubmitError::Stopped => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     })?;
+    if let Some(hub) = &state.events {
+        hub.offer(&notable);
+    }
     tracing::debug!(sensor = %sensor, accepted = n, "batch accepted");
     Ok(n)
 }

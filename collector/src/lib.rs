@@ -17,6 +17,8 @@
 //! * [`metrics`]: the Prometheus counters.
 //! * [`tls`]: optional HTTPS (rustls).
 //! * [`console`]: the web console, its sessions and the API of its views.
+//! * [`alerts`]: alert routing to webhooks, syslog and commands, fed after
+//!   acknowledgement through [`alerts::hub`].
 //!
 //! [`serve`] runs the whole server on a listener the caller bound, until a
 //! shutdown future completes; tests drive it in-process. See
@@ -24,6 +26,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod alerts;
 pub mod api;
 pub mod auth;
 pub mod cert;
@@ -118,7 +121,17 @@ pub async fn serve(
         metrics.clone(),
         stop_rx,
     ));
+    let mut hub = alerts::hub::Hub::default();
+    if let Some((tx, alert_metrics)) =
+        alerts::start(&config.alerts).context("starting alert routing")?
+    {
+        hub.add("alerts", tx);
+        metrics.add_section(alert_metrics);
+    }
+    let hub = Arc::new(hub);
+    metrics.add_section(hub.clone());
     let app = ingest::router(ingest::AppState {
+        events: (!hub.is_empty()).then_some(hub),
         tokens: Arc::new(tokens),
         limits: config.limits.clone(),
         writer,

@@ -54,6 +54,23 @@ impl RejectReason {
 /// Upper bounds (seconds) of the batch-latency histogram buckets.
 const LATENCY_BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
 
+/// Metrics a subsystem renders itself (alert routing, mitigation), with
+/// labels known only from the config.
+pub trait MetricsSection: Send + Sync {
+    /// Appends the section in Prometheus text format.
+    fn render(&self, out: &mut String);
+}
+
+/// The registered sections, rendered after the fixed metrics.
+#[derive(Default)]
+pub struct Sections(std::sync::RwLock<Vec<std::sync::Arc<dyn MetricsSection>>>);
+
+impl std::fmt::Debug for Sections {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Sections")
+    }
+}
+
 /// Every metric of one collector process.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -85,9 +102,18 @@ pub struct Metrics {
     pub wal_full: AtomicU64,
     /// Partitions dropped by retention.
     pub retention_dropped_partitions: AtomicU64,
+    /// Sections added at start-up.
+    sections: Sections,
 }
 
 impl Metrics {
+    /// Adds a section rendered at the end of [`Metrics::render`].
+    pub fn add_section(&self, s: std::sync::Arc<dyn MetricsSection>) {
+        if let Ok(mut v) = self.sections.0.write() {
+            v.push(s);
+        }
+    }
+
     /// Counts one rejected request.
     pub fn reject(&self, reason: RejectReason) {
         let i = RejectReason::ALL
@@ -211,6 +237,11 @@ impl Metrics {
             self.latency_sum_us.load(Relaxed) as f64 / 1e6
         );
         let _ = writeln!(o, "{name}_count {count}");
+        if let Ok(sections) = self.sections.0.read() {
+            for s in sections.iter() {
+                s.render(&mut o);
+            }
+        }
         o
     }
 }
