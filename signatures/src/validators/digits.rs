@@ -407,6 +407,9 @@ fn grouped(
     let start = toks.first()?.0;
     // A shape of `len` groups ends at the token's end or at a separator.
     let fits = |len: usize| len >= 2 && len <= toks.len() && (len < toks.len() || last_clear);
+    if let Some(used) = grouped_id(hay, toks, fits(3), wanted, found) {
+        return Some(used);
+    }
     if wanted.bank_card {
         for shape in CARD_SHAPES {
             let len = shape.len();
@@ -447,6 +450,47 @@ fn grouped(
         }
     }
     None
+}
+
+/// A resident id written in groups 6-8-4 (`110101 19900307 123X`,
+/// `110101-19900307-1234`): the first three groups of `toks`, the last one
+/// three digits and an `X` when the check character is `X`. Returns the
+/// groups used (3). `fits3` says whether three groups end at a separator
+/// or a clear right edge. A valid id is never also tried as a card, as for
+/// the plain form.
+fn grouped_id(
+    hay: &[u8],
+    toks: &[(usize, usize)],
+    fits3: bool,
+    wanted: Wanted,
+    found: &mut impl FnMut(Found, usize, usize),
+) -> Option<usize> {
+    let part = toks.get(..3)?;
+    let (start, last_end) = (part.first()?.0, part.last()?.1);
+    let mut buf = [0u8; MAX_DIGITS];
+    let end = if fits3 && lens_match(part, &[6, 8, 4]) {
+        last_end
+    } else if toks.len() == 3
+        && lens_match(part, &[6, 8, 3])
+        && matches!(hay.get(last_end), Some(b'X' | b'x'))
+        && right_clear(hay, last_end + 1)
+    {
+        last_end + 1
+    } else {
+        return None;
+    };
+    let mut n = collect(hay, part, &mut buf)?;
+    if end > last_end {
+        *buf.get_mut(n)? = b'X';
+        n += 1;
+    }
+    if !resident_id::is_valid(buf.get(..n)?) {
+        return None;
+    }
+    if wanted.resident_id {
+        found(Found::ResidentId, start, end);
+    }
+    Some(3)
 }
 
 /// Tries one digit run `hay[s..e]` (already clear on the left).
@@ -568,6 +612,51 @@ mod tests {
             Vec::<(Found, String)>::new(),
             "Luhn fails for both the 19- and the 16-digit reading"
         );
+    }
+
+    #[test]
+    fn finds_resident_ids_grouped_six_eight_four() {
+        assert_eq!(
+            hits("身份证 110101 19900307 1233，或 110105-19491231-002X。"),
+            vec![
+                (Found::ResidentId, "110101 19900307 1233".into()),
+                (Found::ResidentId, "110105-19491231-002X".into()),
+            ]
+        );
+        assert_eq!(
+            hits("id:110105 19491231 002x;"),
+            vec![(Found::ResidentId, "110105 19491231 002x".into())]
+        );
+        // A grouped id in a list, followed by a mobile.
+        assert_eq!(
+            hits("110101 19900307 1233 13812345678"),
+            vec![
+                (Found::ResidentId, "110101 19900307 1233".into()),
+                (Found::Mobile, "13812345678".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn grouped_resident_ids_need_one_separator_and_a_valid_check() {
+        // Wrong check character, mixed separators, double spaces, glued
+        // to a word, or a fourth group of digits after the X.
+        for hay in [
+            "110101 19900307 1234",
+            "110101-19900307 1233",
+            "110101  19900307  1233",
+            "a110101 19900307 1233",
+            "110101 19900307 1233b",
+            "110105 19491231 002XY",
+            "110105 19491231 002X1",
+            "110101 1990030 71233",
+        ] {
+            assert!(
+                hits(hay).iter().all(|(k, _)| *k != Found::ResidentId),
+                "{hay}: {:?}",
+                hits(hay)
+            );
+        }
     }
 
     #[test]
