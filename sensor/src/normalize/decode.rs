@@ -359,6 +359,10 @@ pub struct Inflater {
     total_out: u64,
     max_out: u64,
     max_ratio: u64,
+    /// Gzip members begun (the first may turn out to be zlib or raw
+    /// deflate, as some servers label them).
+    members: u64,
+    corrupt: bool,
 }
 
 impl Inflater {
@@ -379,6 +383,8 @@ impl Inflater {
             total_out: 0,
             max_out: limits.max_decompressed_bytes,
             max_ratio: limits.max_ratio,
+            members: 0,
+            corrupt: false,
         }
     }
 
@@ -406,6 +412,15 @@ impl Inflater {
         sink: &mut impl Sink,
     ) -> usize {
         match &mut self.stage {
+            Stage::GzipHeader(head)
+                if self.members == 0 && head.is_empty() && input.first() != Some(&0x1f) =>
+            {
+                // Labelled gzip but not gzip (servers send zlib or raw
+                // deflate as `gzip` too): read it as deflate.
+                self.gzip = false;
+                self.stage = Stage::Sniff(Vec::new());
+                0
+            }
             Stage::GzipHeader(head) => {
                 let held = head.len();
                 // Parse in place when the header is whole in this piece.
@@ -417,6 +432,7 @@ impl Inflater {
                 };
                 match len {
                     Ok(Some(n)) => {
+                        self.members += 1;
                         self.engine = Some(flate2::Decompress::new(false));
                         self.crc = crc32fast::Hasher::new();
                         self.member_out = 0;
@@ -436,6 +452,12 @@ impl Inflater {
                         input.len()
                     }
                 }
+            }
+            Stage::Sniff(head) if head.is_empty() && input.first() == Some(&0x1f) => {
+                // Labelled deflate but gzip.
+                self.gzip = true;
+                self.stage = Stage::GzipHeader(Vec::new());
+                0
             }
             Stage::Sniff(head) => {
                 head.extend_from_slice(input);
@@ -578,7 +600,14 @@ impl Inflater {
         take
     }
 
+    /// Whether the compressed data turned out corrupt (or not compressed
+    /// at all); the inflater takes no more input.
+    pub fn failed(&self) -> bool {
+        self.corrupt
+    }
+
     fn corrupt(&mut self, stats: &mut NormalizeStats) {
+        self.corrupt = true;
         stats.decompress_errors += 1;
         tracing::debug!(event = "decompress_error", "corrupt compressed HTTP body");
         self.stage = Stage::Done;

@@ -4,24 +4,33 @@
 //! For each message it passes on the header block as it is, the request
 //! target URL-decoded (when it has escapes), and the body after framing
 //! (`Content-Length`, `Transfer-Encoding: chunked`, or until the
-//! connection closes for a response without either), inflation
-//! (`Content-Encoding: gzip`, `x-gzip`, `deflate`) and URL decoding
-//! (`Content-Type: application/x-www-form-urlencoded`). Other content
-//! encodings (`br`, `zstd`) are passed on as they are.
+//! connection closes for a response without either) and decoding
+//! ([`super::body`]: content codings with a raw fallback, then URL
+//! decoding of forms, JSON string escapes, HTML/XML character references).
 //!
 //! A response is framed by the request it answers ([`Exchange`]): the
 //! answer to a `HEAD` has no body whatever its `Content-Length` says, and
 //! a 2xx answer to `CONNECT` starts a tunnel (passed on raw).
 //!
-//! Bounds: the header block is at most [`Limits::max_header_bytes`] and at
-//! most [`MAX_HEADERS`] lines; a chunk-size or trailer line at most
-//! [`MAX_CHUNK_LINE`] bytes. Anything that breaks them, or a start line
-//! that is not HTTP, ends HTTP parsing for the stream: what is buffered
-//! and everything after is passed on raw (counted as `http_errors`).
+//! Bounds: the header block is buffered up to [`Limits::max_header_bytes`];
+//! a longer one (or one of more than [`MAX_HEADERS`] lines) is an anomaly
+//! (`http_header_overflow`), not a reason to stop: its lines are read on
+//! one at a time, unbuffered (each kept up to [`MAX_OVERFLOW_LINE`] bytes
+//! for parsing), so headers past the cap still frame and decode the body.
+//! Only a header block past [`MAX_OVERFLOW_HEAD`] bytes, a chunk-size or
+//! trailer line past [`MAX_CHUNK_LINE`] bytes, or a start line that is not
+//! HTTP ends HTTP parsing for the stream: what is buffered and everything
+//! after is passed on raw (counted as `http_errors`).
+//!
+//! Ambiguous framing (`http_ambiguous_framing`) is read as a server reads
+//! it (RFC 9112 §6.3): chunked transfer wins over `Content-Length`;
+//! conflicting `Content-Length` values frame by the first.
 
 use std::collections::VecDeque;
 
-use super::decode::{url_decode, Compression, Inflater, UrlDecoder};
+use super::body::{BodyDecoder, Coding, Text};
+use super::decode::url_decode;
+use super::escape::Markup;
 use super::{Limits, NormalizeStats, Sink};
 
 /// Requests one connection may have outstanding (pipelined) before the
@@ -64,14 +73,23 @@ impl Exchange {
     }
 }
 
-/// Most header lines parsed per message.
+/// Header lines per message past which the message is counted as an
+/// overflow (all of them are still read).
 pub const MAX_HEADERS: usize = 256;
+/// Longest header block followed line by line after an overflow; past it
+/// the stream is scanned raw.
+pub const MAX_OVERFLOW_HEAD: u64 = 1024 * 1024;
+/// Bytes of each header line kept for parsing after an overflow (the rest
+/// of a longer line is passed on, not parsed).
+pub const MAX_OVERFLOW_LINE: usize = 8 * 1024;
 /// Longest chunk-size or trailer line.
 pub const MAX_CHUNK_LINE: usize = 1024;
 
 #[derive(Debug)]
 enum State {
     Head,
+    /// A header block past the buffer cap, read line by line.
+    LongHead(Box<LongHead>),
     Length(u64),
     UntilClose,
     ChunkSize(Vec<u8>),
@@ -81,28 +99,16 @@ enum State {
     Raw,
 }
 
-#[derive(Debug, Default)]
-struct Body {
-    inflater: Option<Inflater>,
-    url: Option<UrlDecoder>,
-}
-
-/// Routes inflated bytes through the URL decoder (if any) to the sink.
-struct Chain<'a, S: Sink> {
-    url: Option<&'a mut UrlDecoder>,
-    sink: &'a mut S,
-}
-
-impl<S: Sink> Sink for Chain<'_, S> {
-    fn data(&mut self, bytes: &[u8]) {
-        match &mut self.url {
-            Some(u) => u.push(bytes, self.sink),
-            None => self.sink.data(bytes),
-        }
-    }
-    fn boundary(&mut self) {
-        self.sink.boundary();
-    }
+/// A header block being read line by line after it passed the buffer cap.
+#[derive(Debug)]
+struct LongHead {
+    head: Head,
+    /// The current line (at most [`MAX_OVERFLOW_LINE`] bytes kept).
+    line: Vec<u8>,
+    /// Whether the current line was longer than what is kept.
+    line_cut: bool,
+    /// Header bytes so far.
+    total: u64,
 }
 
 /// What the parser needs from a header block.
@@ -114,8 +120,15 @@ struct Head {
     target: Vec<u8>,
     content_length: Option<u64>,
     chunked: bool,
-    compression: Option<Compression>,
-    urlencoded: bool,
+    /// Content codings then compressing transfer codings, in the order
+    /// they were applied.
+    content_codings: Vec<Coding>,
+    transfer_codings: Vec<Coding>,
+    text: Option<Text>,
+    /// Conflicting lengths, or a length with chunked transfer.
+    ambiguous: bool,
+    /// Header lines read.
+    lines: usize,
 }
 
 /// The HTTP/1.x normalizer of one direction.
@@ -123,7 +136,7 @@ struct Head {
 pub struct Http {
     state: State,
     head: Vec<u8>,
-    body: Body,
+    body: Option<BodyDecoder>,
 }
 
 impl Default for Http {
@@ -138,7 +151,7 @@ impl Http {
         Http {
             state: State::Head,
             head: Vec::new(),
-            body: Body::default(),
+            body: None,
         }
     }
 
@@ -163,6 +176,7 @@ impl Http {
                     return;
                 }
                 State::Head => self.head_bytes(rest, limits, stats, exchange, sink),
+                State::LongHead(_) => self.long_head_bytes(rest, limits, stats, exchange, sink),
                 State::Length(left) => {
                     let n = usize::try_from(*left).unwrap_or(usize::MAX).min(rest.len());
                     let (now, later) = rest.split_at(n);
@@ -271,10 +285,100 @@ impl Http {
             return rest.get(consumed..).unwrap_or_default();
         }
         if self.head.len() >= limits.max_header_bytes {
+            return self.overflow(later, stats, sink);
+        }
+        later
+    }
+
+    /// The buffered header block reached its cap: parse its complete
+    /// lines, pass it on, and read the rest of the block line by line.
+    fn overflow<'a>(
+        &mut self,
+        later: &'a [u8],
+        stats: &mut NormalizeStats,
+        sink: &mut impl Sink,
+    ) -> &'a [u8] {
+        let buffered = std::mem::take(&mut self.head);
+        let complete = buffered
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
+        let (lines, partial) = buffered.split_at(complete);
+        let mut split = lines.split(|&b| b == b'\n').map(trim_crlf);
+        let Some(mut head) = split.next().and_then(start_line) else {
+            self.head = buffered;
+            self.fail(stats, sink);
+            sink.data(later);
+            return &[];
+        };
+        for line in split {
+            head.header(line);
+        }
+        sink.data(&buffered);
+        let mut line = partial.to_vec();
+        line.truncate(MAX_OVERFLOW_LINE);
+        self.state = State::LongHead(Box::new(LongHead {
+            head,
+            line_cut: partial.len() > MAX_OVERFLOW_LINE,
+            line,
+            total: buffered.len() as u64,
+        }));
+        later
+    }
+
+    /// Header bytes after an overflow: passed on as they come, each line
+    /// parsed when complete, the body set up at the blank line.
+    fn long_head_bytes<'a>(
+        &mut self,
+        rest: &'a [u8],
+        limits: &Limits,
+        stats: &mut NormalizeStats,
+        exchange: &mut Exchange,
+        sink: &mut impl Sink,
+    ) -> &'a [u8] {
+        let State::LongHead(long) = &mut self.state else {
+            return rest;
+        };
+        let (now, later, complete) = match memchr::memchr(b'\n', rest) {
+            Some(i) => {
+                let (now, later) = rest.split_at(i + 1);
+                (now, later, true)
+            }
+            None => (rest, &[][..], false),
+        };
+        sink.data(now);
+        long.total += now.len() as u64;
+        let room = MAX_OVERFLOW_LINE.saturating_sub(long.line.len());
+        long.line
+            .extend_from_slice(now.get(..room.min(now.len())).unwrap_or_default());
+        long.line_cut |= now.len() > room;
+        if long.total > MAX_OVERFLOW_HEAD {
             self.fail(stats, sink);
             sink.data(later);
             return &[];
         }
+        if !complete {
+            return later;
+        }
+        let line = std::mem::take(&mut long.line);
+        let cut = std::mem::replace(&mut long.line_cut, false);
+        let line = trim_crlf(&line);
+        if !line.is_empty() {
+            if !cut {
+                long.head.header(line);
+            }
+            return later;
+        }
+        let State::LongHead(long) = std::mem::replace(&mut self.state, State::Head) else {
+            return later;
+        };
+        stats.http_header_overflow += 1;
+        tracing::debug!(
+            event = "http_header_overflow",
+            "HTTP header block past the buffer cap; read line by line"
+        );
+        sink.boundary();
+        self.start_message(long.head, limits, stats, exchange, sink);
         later
     }
 
@@ -291,9 +395,32 @@ impl Http {
             self.fail(stats, sink);
             return;
         };
-        stats.http_messages += 1;
         sink.data(head);
         sink.boundary();
+        if h.lines > MAX_HEADERS {
+            stats.http_header_overflow += 1;
+        }
+        self.start_message(h, limits, stats, exchange, sink);
+    }
+
+    /// Frames and sets up the body of a message whose header block was
+    /// read (and passed on).
+    fn start_message(
+        &mut self,
+        h: Head,
+        limits: &Limits,
+        stats: &mut NormalizeStats,
+        exchange: &mut Exchange,
+        sink: &mut impl Sink,
+    ) {
+        stats.http_messages += 1;
+        if h.ambiguous {
+            stats.http_ambiguous_framing += 1;
+            tracing::debug!(
+                event = "http_ambiguous_framing",
+                "HTTP message framed ambiguously; read as a server would"
+            );
+        }
         if h.target.iter().any(|&b| b == b'%' || b == b'+') {
             sink.data(&url_decode(&h.target));
             sink.boundary();
@@ -329,39 +456,26 @@ impl Http {
         if matches!(self.state, State::Head) {
             return;
         }
-        self.body = Body {
-            inflater: h.compression.map(|c| {
-                stats.bodies_inflated += 1;
-                Inflater::new(c, limits)
-            }),
-            url: h.urlencoded.then(UrlDecoder::new),
-        };
+        let mut codings = h.content_codings;
+        codings.extend_from_slice(&h.transfer_codings);
+        self.body = Some(BodyDecoder::new(
+            &codings,
+            h.text.unwrap_or(Text::Sniff),
+            limits,
+            stats,
+        ));
     }
 
     fn body_bytes(&mut self, bytes: &[u8], stats: &mut NormalizeStats, sink: &mut impl Sink) {
-        let mut chain = Chain {
-            url: self.body.url.as_mut(),
-            sink,
-        };
-        match &mut self.body.inflater {
-            Some(i) => i.push(bytes, stats, &mut chain),
-            None => chain.data(bytes),
+        match &mut self.body {
+            Some(d) => d.push(bytes, stats, sink),
+            None => sink.data(bytes),
         }
     }
 
     fn end_body(&mut self, stats: &mut NormalizeStats, sink: &mut impl Sink) {
-        let mut body = std::mem::take(&mut self.body);
-        {
-            let mut chain = Chain {
-                url: body.url.as_mut(),
-                sink: &mut *sink,
-            };
-            if let Some(i) = &mut body.inflater {
-                i.finish(stats, &mut chain);
-            }
-        }
-        if let Some(u) = &mut body.url {
-            u.finish(sink);
+        if let Some(mut d) = self.body.take() {
+            d.finish(stats, sink);
         }
         sink.boundary();
         self.state = State::Head;
@@ -374,7 +488,7 @@ impl Http {
             event = "http_error",
             "HTTP framing not understood; rest of the stream scanned raw"
         );
-        if !matches!(self.state, State::Head | State::Raw) {
+        if !matches!(self.state, State::Head | State::LongHead(_) | State::Raw) {
             self.end_body(stats, sink);
         }
         let head = std::mem::take(&mut self.head);
@@ -384,7 +498,7 @@ impl Http {
 
     /// Bytes are missing: the rest of the stream is scanned raw.
     pub fn gap(&mut self, stats: &mut NormalizeStats, sink: &mut impl Sink) {
-        if !matches!(self.state, State::Head | State::Raw) {
+        if !matches!(self.state, State::Head | State::LongHead(_) | State::Raw) {
             self.end_body(stats, sink);
         }
         let head = std::mem::take(&mut self.head);
@@ -396,7 +510,7 @@ impl Http {
     /// The stream ended: flushes a body read until close, or a partial
     /// message.
     pub fn finish(&mut self, _limits: &Limits, stats: &mut NormalizeStats, sink: &mut impl Sink) {
-        if !matches!(self.state, State::Head | State::Raw) {
+        if !matches!(self.state, State::Head | State::LongHead(_) | State::Raw) {
             self.end_body(stats, sink);
         }
         let head = std::mem::take(&mut self.head);
@@ -468,7 +582,15 @@ fn head_end(buf: &[u8], from: usize) -> Option<usize> {
 /// Parses a header block; `None` if the start line is not HTTP/1.x.
 fn parse_head(head: &[u8]) -> Option<Head> {
     let mut lines = head.split(|&b| b == b'\n').map(trim_crlf);
-    let start = lines.next()?;
+    let mut h = start_line(lines.next()?)?;
+    for line in lines {
+        h.header(line);
+    }
+    Some(h)
+}
+
+/// Reads a start line; `None` if it is not HTTP/1.x.
+fn start_line(start: &[u8]) -> Option<Head> {
     let mut h = Head::default();
     if let Some(after) = start.strip_prefix(b"HTTP/1.") {
         h.response = true;
@@ -492,36 +614,63 @@ fn parse_head(head: &[u8]) -> Option<Head> {
             _ => Method::Other,
         };
     }
-    for line in lines.take(MAX_HEADERS) {
+    Some(h)
+}
+
+impl Head {
+    /// Reads one header line (the blank line ending the block excluded).
+    fn header(&mut self, line: &[u8]) {
+        if line.is_empty() {
+            return;
+        }
+        self.lines += 1;
         let Some(colon) = line.iter().position(|&b| b == b':') else {
-            continue;
+            return;
         };
         let (name, value) = line.split_at(colon);
         let value = value.get(1..).unwrap_or_default().trim_ascii();
         let name = name.trim_ascii();
         if name.eq_ignore_ascii_case(b"content-length") {
-            let n = std::str::from_utf8(value)
-                .ok()
-                .and_then(|v| v.parse::<u64>().ok())?;
-            if h.content_length.is_some_and(|old| old != n) {
-                return None;
+            // `5, 5` (a list of equal values) is one length (RFC 9110
+            // §8.6); an unreadable or conflicting value is ambiguous.
+            for v in value.split(|&b| b == b',') {
+                let n = std::str::from_utf8(v.trim_ascii())
+                    .ok()
+                    .and_then(|v| v.parse::<u64>().ok());
+                match (n, self.content_length) {
+                    (Some(n), None) => self.content_length = Some(n),
+                    (Some(n), Some(old)) if n == old => {}
+                    _ => self.ambiguous = true,
+                }
             }
-            h.content_length = Some(n);
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            h.chunked = contains_ci(value, b"chunked");
+            // Servers take a transfer coding list that has `chunked`
+            // anywhere as chunked (libhtp does the same).
+            self.chunked |= contains_ci(value, b"chunked");
+            self.transfer_codings.extend(
+                value
+                    .split(|&b| b == b',')
+                    .filter(|t| !contains_ci(t, b"chunked"))
+                    .map(Coding::parse)
+                    .filter(|c| *c != Coding::Identity),
+            );
         } else if name.eq_ignore_ascii_case(b"content-encoding") {
-            h.compression = if contains_ci(value, b"gzip") {
-                Some(Compression::Gzip)
-            } else if contains_ci(value, b"deflate") {
-                Some(Compression::Deflate)
-            } else {
-                None
-            };
-        } else if name.eq_ignore_ascii_case(b"content-type") {
-            h.urlencoded = contains_ci(value, b"application/x-www-form-urlencoded");
+            self.content_codings.extend(Coding::list(value));
+        } else if name.eq_ignore_ascii_case(b"content-type") && self.text.is_none() {
+            self.text = Some(
+                if contains_ci(value, b"application/x-www-form-urlencoded") {
+                    Text::Form
+                } else if let Some(m) = Markup::from_content_type(value) {
+                    Text::Markup(m)
+                } else {
+                    Text::Sniff
+                },
+            );
+        }
+        if self.chunked && self.content_length.is_some() {
+            self.ambiguous = true;
         }
     }
-    Some(h)
 }
 
 fn contains_ci(hay: &[u8], needle: &[u8]) -> bool {
@@ -679,10 +828,138 @@ mod tests {
         assert_eq!(c.units.concat(), b"HELLO THERE\r\n\r\nsecret");
         assert_eq!(s.http_errors, 1);
         let mut big = b"GET / HTTP/1.1\r\n".to_vec();
-        big.extend(std::iter::repeat_n(b'a', 20_000));
+        big.extend(std::iter::repeat_n(b'a', 2 * MAX_OVERFLOW_HEAD as usize));
         let (c, s) = run_in_pieces(&big, 1000);
         assert_eq!(c.units.concat(), big);
         assert_eq!(s.http_errors, 1);
+    }
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    /// A POST whose header block is `padding` headers, then the given
+    /// headers, then `body`.
+    fn padded_post(padding: usize, headers: &str, body: &[u8]) -> Vec<u8> {
+        let mut m = b"POST /up HTTP/1.1\r\nHost: a\r\n".to_vec();
+        for i in 0..padding {
+            m.extend_from_slice(format!("X-Pad-{i}: {}\r\n", "p".repeat(40)).as_bytes());
+        }
+        m.extend_from_slice(headers.as_bytes());
+        m.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
+        m.extend_from_slice(body);
+        m
+    }
+
+    #[test]
+    fn headers_past_the_caps_still_frame_and_decode_the_body() {
+        let body = gzip("正文 绝密★ 正文".as_bytes());
+        // Past the byte cap (16 KiB) and past the line cap (256).
+        for padding in [300, 2000] {
+            let mut msg = padded_post(padding, "Content-Encoding: gzip\r\n", &body);
+            msg.extend_from_slice(b"GET /next HTTP/1.1\r\n\r\n");
+            for piece in [1, 100, 4096, usize::MAX] {
+                let (c, s) = run_in_pieces(&msg, piece);
+                let u: Vec<String> = c
+                    .units
+                    .iter()
+                    .map(|u| String::from_utf8_lossy(u).into_owned())
+                    .collect();
+                assert!(
+                    u.iter().any(|u| u == "正文 绝密★ 正文"),
+                    "{padding} {piece}"
+                );
+                assert!(u.last().unwrap().starts_with("GET /next"));
+                assert_eq!(
+                    (s.http_messages, s.http_errors, s.http_header_overflow),
+                    (2, 0, 1),
+                    "{padding} {piece}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_plain_body_labelled_gzip_is_scanned_raw() {
+        let msg = padded_post(0, "Content-Encoding: gzip\r\n", "绝密★ plain".as_bytes());
+        let (c, s) = run_in_pieces(&msg, 3);
+        assert!(c.units.iter().any(|u| u == "绝密★ plain".as_bytes()));
+        assert_eq!(s.encoding_not_compressed, 1);
+        let msg = padded_post(0, "Content-Encoding: br\r\n", "绝密★ plain".as_bytes());
+        let (c, s) = run_in_pieces(&msg, 3);
+        assert!(c.units.iter().any(|u| u == "绝密★ plain".as_bytes()));
+        assert_eq!(s.encoding_unknown, 1);
+    }
+
+    #[test]
+    fn stacked_and_transfer_codings_are_undone() {
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        z.write_all(&gzip("机密 stacked".as_bytes())).unwrap();
+        let body = z.finish().unwrap();
+        let msg = padded_post(
+            0,
+            "Content-Encoding: x-gzip\r\nContent-Encoding: deflate\r\n",
+            &body,
+        );
+        let (c, _) = run_in_pieces(&msg, 5);
+        assert!(c.units.iter().any(|u| u == "机密 stacked".as_bytes()));
+        // gzip as a transfer coding before chunked.
+        let gz = gzip("机密 te".as_bytes());
+        let mut msg = format!(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n{:x}\r\n",
+            gz.len()
+        )
+        .into_bytes();
+        msg.extend_from_slice(&gz);
+        msg.extend_from_slice(b"\r\n0\r\n\r\n");
+        let (c, _) = run_in_pieces(&msg, 5);
+        assert!(c.units.iter().any(|u| u == "机密 te".as_bytes()), "{c:?}");
+    }
+
+    #[test]
+    fn length_with_chunked_is_read_chunked_and_counted() {
+        // A client reading the length would see `5\r\nsecr`; the server
+        // reads chunks.
+        let msg = b"POST /a HTTP/1.1\r\nContent-Length: 8\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nsecre\r\n2\r\nt!\r\n0\r\n\r\nGET /b HTTP/1.1\r\n\r\n";
+        let (c, s) = run_in_pieces(msg, 4);
+        assert!(c.units.iter().any(|u| u == b"secret!"), "{c:?}");
+        assert_eq!(
+            (s.http_messages, s.http_errors, s.http_ambiguous_framing),
+            (2, 0, 1)
+        );
+    }
+
+    #[test]
+    fn conflicting_lengths_frame_by_the_first_and_are_counted() {
+        let msg = b"POST /a HTTP/1.1\r\nContent-Length: 6\r\nContent-Length: 3\r\n\r\nsecretGET /b HTTP/1.1\r\n\r\n";
+        let (c, s) = run_in_pieces(msg, 4);
+        assert!(c.units.iter().any(|u| u == b"secret"), "{c:?}");
+        assert_eq!((s.http_messages, s.http_ambiguous_framing), (2, 1));
+        // Equal values in a list are one length.
+        let msg = b"POST /a HTTP/1.1\r\nContent-Length: 6, 6\r\n\r\nsecret";
+        let (_, s) = run_in_pieces(msg, 4);
+        assert_eq!(s.http_ambiguous_framing, 0);
+    }
+
+    #[test]
+    fn json_and_html_bodies_are_unescaped() {
+        let msg = padded_post(
+            0,
+            "Content-Type: application/json\r\n",
+            br#"{"n":"\u673a\u5bc6\u2605"}"#,
+        );
+        let (c, s) = run_in_pieces(&msg, 3);
+        assert!(c.units.iter().any(|u| u == r#"{"n":"机密★"}"#.as_bytes()));
+        assert_eq!(s.bodies_json_unescaped, 1);
+        let msg = b"HTTP/1.1 200 OK\r\nContent-Length: 24\r\n\r\n<p>&#26426;&#23494;</p>\n";
+        let (c, s) = run_in_pieces(msg, 3);
+        assert!(
+            c.units.iter().any(|u| u == "<p>机密</p>\n".as_bytes()),
+            "{c:?}"
+        );
+        assert_eq!(s.bodies_html_unescaped, 1);
     }
 
     #[test]

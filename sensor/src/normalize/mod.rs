@@ -3,11 +3,16 @@
 //! however the data was wrapped.
 //!
 //! * [`http`]: HTTP/1.x requests and responses. Headers are parsed with
-//!   bounds; bodies are framed by `Content-Length`, chunked transfer or
-//!   the end of the connection; `Content-Encoding: gzip`/`deflate` is
-//!   inflated (bounded, see [`decode::Inflater`]); request targets with a
-//!   query string and `application/x-www-form-urlencoded` bodies are
-//!   URL-decoded. The header block is passed on as it is.
+//!   bounds (a block past them is an anomaly, still read line by line);
+//!   bodies are framed by `Content-Length`, chunked transfer or the end of
+//!   the connection, as a server reads them; [`body`] undoes stacked
+//!   content and transfer codings (gzip, zlib/raw deflate, bounded, see
+//!   [`decode::Inflater`]; a body that does not inflate is scanned raw);
+//!   request targets with a query string and
+//!   `application/x-www-form-urlencoded` bodies are URL-decoded, JSON
+//!   bodies have their string escapes and HTML/XML bodies their character
+//!   references decoded ([`escape`]), by `Content-Type` or by sniffing.
+//!   The header block is passed on as it is.
 //! * [`smtp`]: SMTP commands as they are, and the message after `DATA`
 //!   through [`mime`]: headers as they are, MIME multipart parts with
 //!   `base64` and `quoted-printable` transfer encodings decoded.
@@ -23,7 +28,9 @@
 //! falls back to passing the rest of the stream on raw (counted), so odd
 //! traffic is still scanned.
 
+pub mod body;
 pub mod decode;
+pub mod escape;
 pub mod http;
 pub mod mime;
 pub mod smtp;
@@ -89,6 +96,84 @@ pub struct NormalizeStats {
     pub mime_parts_decoded: u64,
     /// MIME boundaries not followed because nesting was too deep.
     pub mime_too_deep: u64,
+    /// Bodies with a content coding the sensor cannot undo (`br`, `zstd`,
+    /// unknown names): scanned as they are from that layer in.
+    pub encoding_unknown: u64,
+    /// Bodies labelled compressed that did not inflate: scanned raw.
+    pub encoding_not_compressed: u64,
+    /// Bodies with more stacked codings than are undone
+    /// ([`body::MAX_LAYERS`]): the inner ones are scanned as they are.
+    pub encoding_layers_capped: u64,
+    /// HTTP messages whose header block broke a cap (bytes or lines):
+    /// parsed on line by line without buffering, body still scanned.
+    pub http_header_overflow: u64,
+    /// HTTP messages framed ambiguously (`Content-Length` with chunked
+    /// transfer, or conflicting lengths): framed as a server reads them.
+    pub http_ambiguous_framing: u64,
+    /// Bodies whose JSON string escapes were decoded.
+    pub bodies_json_unescaped: u64,
+    /// Bodies whose HTML/XML character references were decoded.
+    pub bodies_html_unescaped: u64,
+}
+
+impl NormalizeStats {
+    /// Every counter under a stable name (as summaries and heartbeats
+    /// report them).
+    pub fn counters(&self) -> [(&'static str, u64); 15] {
+        [
+            ("http_messages", self.http_messages),
+            ("http_errors", self.http_errors),
+            ("bodies_inflated", self.bodies_inflated),
+            ("decompress_capped", self.decompress_capped),
+            ("decompress_errors", self.decompress_errors),
+            ("smtp_messages", self.smtp_messages),
+            ("mime_parts_decoded", self.mime_parts_decoded),
+            ("mime_too_deep", self.mime_too_deep),
+            ("encoding_unknown", self.encoding_unknown),
+            ("encoding_not_compressed", self.encoding_not_compressed),
+            ("encoding_layers_capped", self.encoding_layers_capped),
+            ("http_header_overflow", self.http_header_overflow),
+            ("http_ambiguous_framing", self.http_ambiguous_framing),
+            ("bodies_json_unescaped", self.bodies_json_unescaped),
+            ("bodies_html_unescaped", self.bodies_html_unescaped),
+        ]
+    }
+
+    /// Adds every counter of `other` to this one.
+    pub fn add(&mut self, other: &NormalizeStats) {
+        let NormalizeStats {
+            http_messages,
+            http_errors,
+            bodies_inflated,
+            decompress_capped,
+            decompress_errors,
+            smtp_messages,
+            mime_parts_decoded,
+            mime_too_deep,
+            encoding_unknown,
+            encoding_not_compressed,
+            encoding_layers_capped,
+            http_header_overflow,
+            http_ambiguous_framing,
+            bodies_json_unescaped,
+            bodies_html_unescaped,
+        } = other;
+        self.http_messages += http_messages;
+        self.http_errors += http_errors;
+        self.bodies_inflated += bodies_inflated;
+        self.decompress_capped += decompress_capped;
+        self.decompress_errors += decompress_errors;
+        self.smtp_messages += smtp_messages;
+        self.mime_parts_decoded += mime_parts_decoded;
+        self.mime_too_deep += mime_too_deep;
+        self.encoding_unknown += encoding_unknown;
+        self.encoding_not_compressed += encoding_not_compressed;
+        self.encoding_layers_capped += encoding_layers_capped;
+        self.http_header_overflow += http_header_overflow;
+        self.http_ambiguous_framing += http_ambiguous_framing;
+        self.bodies_json_unescaped += bodies_json_unescaped;
+        self.bodies_html_unescaped += bodies_html_unescaped;
+    }
 }
 
 /// Which parser a stream gets.
