@@ -2,7 +2,8 @@
 # Debian machine. See README.md.
 
 CARGO     ?= cargo
-APT_PKGS  := libpcap-dev clickhouse-server curl tcpdump tcpreplay iproute2 pkg-config
+APT_PKGS  := libpcap-dev clickhouse-server curl tcpdump tcpreplay iproute2 pkg-config \
+             chromium chromium-driver fonts-wqy-microhei
 SHELL     := /bin/bash
 
 .PHONY: all deps build test lint fmt demo stop bench pcaps clean

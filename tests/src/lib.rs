@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use shaobing_testkit::ClickHouseServer;
 
+pub mod webdriver;
+
 /// The folder with the workspace's binaries (`target/<profile>`).
 pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap_or_default();
@@ -86,7 +88,8 @@ pub struct SensorToken {
     pub token: &'static str,
 }
 
-fn hash_token(token: &str) -> Result<String> {
+/// `shaobing-collector hash-token TOKEN`.
+pub fn hash_token(token: &str) -> Result<String> {
     let out = Command::new(bin("shaobing-collector"))
         .args(["hash-token", token])
         .output()
@@ -128,7 +131,19 @@ impl Collector {
         sensors: &[SensorToken],
         port: u16,
     ) -> Result<Collector> {
-        Collector::start_with(dir, clickhouse, sensors, port, None)
+        Collector::start_with(dir, clickhouse, sensors, port, None, "")
+    }
+
+    /// Like [`Collector::start`], with `extra` TOML appended to the config
+    /// (e.g. `[[analysts]]`).
+    pub fn start_extra(
+        dir: &Path,
+        clickhouse: &ClickHouseServer,
+        sensors: &[SensorToken],
+        extra: &str,
+    ) -> Result<Collector> {
+        let port = shaobing_testkit::free_port()?;
+        Collector::start_with(dir, clickhouse, sensors, port, None, extra)
     }
 
     /// Like [`Collector::start`], serving HTTPS with `tls`.
@@ -139,7 +154,7 @@ impl Collector {
         tls: &TlsServer,
     ) -> Result<Collector> {
         let port = shaobing_testkit::free_port()?;
-        Collector::start_with(dir, clickhouse, sensors, port, Some(tls))
+        Collector::start_with(dir, clickhouse, sensors, port, Some(tls), "")
     }
 
     fn start_with(
@@ -148,6 +163,7 @@ impl Collector {
         sensors: &[SensorToken],
         port: u16,
         tls: Option<&TlsServer>,
+        extra: &str,
     ) -> Result<Collector> {
         let mut cfg = format!(
             "listen = \"127.0.0.1:{port}\"\n\n[clickhouse]\nurl = \"{}\"\ndatabase = \"shaobing\"\n\n[batch]\nmax_rows = 1000\nmax_delay_ms = 50\n",
@@ -170,6 +186,7 @@ impl Collector {
                 hash_token(s.token)?
             ));
         }
+        cfg.push_str(extra);
         let config = dir.join("collector.toml");
         std::fs::write(&config, cfg)?;
         let migrate = Command::new(bin("shaobing-collector"))

@@ -7,7 +7,10 @@
 //! * [`views`]: `GET /api/v1/overview`, `/api/v1/incidents/{id}`,
 //!   `/api/v1/sensors` (the attack view uses `/api/v1/attacks/{id}`, the
 //!   incident list `/api/v1/incidents`).
+//! * [`assets`]: the single-page console (`/console/`), every file embedded
+//!   in the binary.
 
+pub mod assets;
 pub mod session;
 pub mod views;
 
@@ -78,7 +81,8 @@ impl ConsoleConfig {
     }
 }
 
-/// The console's routes: the session endpoints and the views' API.
+/// The console's routes: the session endpoints, the views' API and the
+/// embedded pages (`/` redirects to `/console/`).
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route(
@@ -90,4 +94,5 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/overview", get(views::get_overview))
         .route("/api/v1/sensors", get(views::get_sensors))
         .route("/api/v1/incidents/{id}", get(views::get_incident))
+        .merge(assets::routes())
 }

@@ -3,12 +3,13 @@
 //!
 //! * `POST /api/v1/session` with `{"token": "..."}` (JSON only): an
 //!   analyst's token gets `Set-Cookie: sb_session=...; Path=/; HttpOnly;
-//!   SameSite=Strict` (plus `Secure` under TLS) and `{"analyst",
-//!   "csrf_token", "expires_at"}`; a sensor's token gets 403, an unknown one
+//!   SameSite=Strict` (plus `Secure` under TLS) and `{"authenticated":
+//!   true, "analyst", "csrf_token", "expires_at"}`; a sensor's token gets 403, an unknown one
 //!   401. A cross-origin login (an `Origin` that is not this host, or
 //!   `Sec-Fetch-Site: cross-site`) gets 403.
-//! * `GET /api/v1/session`: the same body for the cookie's session (the
-//!   console keeps the CSRF token in memory only, never in storage).
+//! * `GET /api/v1/session`: the same body for the cookie's session, or
+//!   `{"authenticated": false}` (the console keeps the CSRF token in memory
+//!   only, never in storage).
 //! * `DELETE /api/v1/session` (logout) ends the session and clears the
 //!   cookie.
 //!
@@ -215,6 +216,7 @@ fn info_json(i: &SessionInfo) -> serde_json::Value {
         .map(|d| d.as_secs())
         .unwrap_or(0);
     json!({
+        "authenticated": true,
         "analyst": &*i.analyst,
         "csrf_token": i.csrf,
         "expires_at": Timestamp::from_parts(i64::try_from(secs).unwrap_or(i64::MAX), 0).to_string(),
@@ -315,17 +317,18 @@ fn no_session() -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, "no session: log in")
 }
 
-/// `GET /api/v1/session`: the current session.
+/// `GET /api/v1/session`: the current session, or `{"authenticated":
+/// false}` (200, so that a console opened before login logs no failed
+/// request).
 pub async fn get_session(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    match cookie_value(&headers).and_then(|c| state.sessions.lookup(c)) {
-        Some(info) => {
-            let mut resp = Json(info_json(&info)).into_response();
-            resp.headers_mut()
-                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            resp
-        }
-        None => reject(&state, no_session()),
-    }
+    let body = match cookie_value(&headers).and_then(|c| state.sessions.lookup(c)) {
+        Some(info) => info_json(&info),
+        None => json!({"authenticated": false}),
+    };
+    let mut resp = Json(body).into_response();
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
 }
 
 /// `DELETE /api/v1/session`: logs out (the CSRF guard has checked the
