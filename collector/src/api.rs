@@ -118,7 +118,8 @@ pub(crate) fn parse_query(
         let k = percent_decode(k)?;
         let Some(name) = ALL_PARAMS.iter().find(|n| **n == k && allowed.contains(n)) else {
             return Err(ApiError::bad_request(format!(
-                "unknown query parameter {k:?} (allowed: {})",
+                "unknown query parameter {} (allowed: {})",
+                crate::ingest::shown(&k),
                 allowed.join(", ")
             )));
         };
@@ -163,7 +164,10 @@ pub(crate) const FILTER_PARAMS: &[&str] = &[
 ];
 
 fn bad(name: &str, value: &str, expected: &str) -> String {
-    format!("invalid {name} {value:?}: expected {expected}")
+    format!(
+        "invalid {name} {}: expected {expected}",
+        crate::ingest::shown(value)
+    )
 }
 
 /// Builds a filter (and the `top` size) from parameters named as in the
@@ -431,8 +435,16 @@ mod tests {
         let c = Cursor {
             micros: 1_700_000_000_123_456,
             id: Uuid::from_u128(42),
+            sensor: Some("sensor:1 \u{54e8}".repeat(10)),
         };
         assert_eq!(Cursor::decode(&c.encode()).unwrap(), c);
+        let v1 = Cursor { sensor: None, ..c };
+        assert_eq!(Cursor::decode(&v1.encode()).unwrap(), v1);
+        let long = Cursor {
+            sensor: Some("s".repeat(128)),
+            ..v1
+        };
+        assert_eq!(Cursor::decode(&long.encode()).unwrap(), long);
         assert!(Cursor::decode("").is_err());
         assert!(Cursor::decode(&hex::encode("v1:1' OR 1=1:x")).is_err());
     }

@@ -401,6 +401,24 @@ pub struct Limits {
     /// request gets 413. Realistic incident batches compress 10-30x.
     #[serde(default = "default_max_gzip_ratio")]
     pub max_gzip_ratio: u64,
+    /// Most HTTP connections open at once (1..=1000000); further clients
+    /// wait in the listen backlog. Keep it under the open-file limit
+    /// (`ulimit -n`) minus what the WAL and ClickHouse client need.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Longest wait, in milliseconds, for a complete request head after
+    /// connecting or after the previous response (100..=600000); the
+    /// connection is closed after it.
+    #[serde(default = "default_header_read_timeout_ms")]
+    pub header_read_timeout_ms: u64,
+}
+
+fn default_max_connections() -> usize {
+    512
+}
+
+fn default_header_read_timeout_ms() -> u64 {
+    10_000
 }
 
 fn default_max_gzip_ratio() -> u64 {
@@ -420,6 +438,8 @@ impl Default for Limits {
             max_body_bytes: default_max_body_bytes(),
             max_items: default_max_items(),
             max_gzip_ratio: default_max_gzip_ratio(),
+            max_connections: default_max_connections(),
+            header_read_timeout_ms: default_header_read_timeout_ms(),
         }
     }
 }
@@ -499,6 +519,18 @@ impl Config {
         range("limits.max_body_bytes", l.max_body_bytes as u64, 1, 1 << 30)?;
         range("limits.max_items", l.max_items as u64, 1, 1_000_000)?;
         range("limits.max_gzip_ratio", l.max_gzip_ratio, 1, 10_000)?;
+        range(
+            "limits.max_connections",
+            l.max_connections as u64,
+            1,
+            1_000_000,
+        )?;
+        range(
+            "limits.header_read_timeout_ms",
+            l.header_read_timeout_ms,
+            100,
+            600_000,
+        )?;
 
         let mut names = HashSet::new();
         let mut hashes = HashSet::new();

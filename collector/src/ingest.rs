@@ -33,7 +33,7 @@ use crate::auth::{Principal, Role, Tokens};
 use crate::config::Limits;
 use crate::metrics::{Metrics, RejectReason};
 use crate::store::batch::{SubmitError, WriterHandle};
-use crate::store::row::{HeartbeatRow, IncidentRow};
+use crate::store::row::{storable_secs, HeartbeatRow, IncidentRow};
 use crate::store::schema::now_secs;
 use crate::store::{with_timeout, StoreError};
 use crate::tls::PeerInfo;
@@ -102,18 +102,47 @@ pub(crate) struct ApiError {
     pub(crate) item: Option<usize>,
 }
 
+/// Longest error message sent back: the rest is cut, so a request with a
+/// megabyte-long bad value does not get it echoed back in full.
+pub const MAX_ERROR_BYTES: usize = 512;
+
+/// Most characters of a client's value quoted in an error message.
+const SHOWN_CHARS: usize = 64;
+
+/// `value` quoted for an error message, cut to 64 characters (with the
+/// original length in bytes when cut).
+pub(crate) fn shown(value: &str) -> String {
+    match value.char_indices().nth(SHOWN_CHARS) {
+        Some((i, _)) => format!("{:?}... ({} bytes)", &value[..i], value.len()),
+        None => format!("{value:?}"),
+    }
+}
+
+/// Cuts `s` to [`MAX_ERROR_BYTES`] at a character boundary.
+fn cap_message(mut s: String) -> String {
+    if s.len() > MAX_ERROR_BYTES {
+        let mut cut = MAX_ERROR_BYTES;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+        s.push_str("... (truncated)");
+    }
+    s
+}
+
 impl ApiError {
     pub(crate) fn new(status: StatusCode, error: impl Into<String>) -> Self {
         ApiError {
             status,
-            error: error.into(),
+            error: cap_message(error.into()),
             item: None,
         }
     }
     fn item(index: usize, error: impl Into<String>) -> Self {
         ApiError {
             status: StatusCode::BAD_REQUEST,
-            error: error.into(),
+            error: cap_message(error.into()),
             item: Some(index),
         }
     }
@@ -414,6 +443,13 @@ struct Heartbeat {
 
 /// Most signatures one heartbeat may report.
 const MAX_HEARTBEAT_SIGNATURES: usize = 10_000;
+/// Longest heartbeat `version`.
+const MAX_HEARTBEAT_VERSION: usize = 64;
+/// Longest signature name in `signature_hits`.
+const MAX_HEARTBEAT_SIGNATURE_NAME: usize = 128;
+/// Largest heartbeat as JSON (the `raw` column): room for 10,000
+/// signatures with their counts.
+pub const MAX_HEARTBEAT_BYTES: usize = 2 * 1024 * 1024;
 
 async fn heartbeat(
     state: &AppState,
@@ -430,6 +466,11 @@ async fn heartbeat(
     };
     obj.insert("sensor".to_string(), Value::String(sensor.to_string()));
     let raw = v.to_string();
+    if raw.len() > MAX_HEARTBEAT_BYTES {
+        return Err(ApiError::bad_request(format!(
+            "invalid heartbeat: larger than {MAX_HEARTBEAT_BYTES} bytes as JSON"
+        )));
+    }
     let hb: Heartbeat = serde_json::from_value(v)
         .map_err(|e| ApiError::bad_request(format!("invalid heartbeat: {e}")))?;
     if hb.schema != 1 {
@@ -443,8 +484,24 @@ async fn heartbeat(
             "invalid heartbeat: more than {MAX_HEARTBEAT_SIGNATURES} signatures"
         )));
     }
-    let ts = u32::try_from(hb.ts.secs()).map_err(|_| {
-        ApiError::bad_request("invalid heartbeat: ts outside 1970-01-01..2106-02-07")
+    if hb.version.len() > MAX_HEARTBEAT_VERSION {
+        return Err(ApiError::bad_request(format!(
+            "invalid heartbeat: version longer than {MAX_HEARTBEAT_VERSION} bytes"
+        )));
+    }
+    if hb
+        .signature_hits
+        .keys()
+        .any(|k| k.len() > MAX_HEARTBEAT_SIGNATURE_NAME)
+    {
+        return Err(ApiError::bad_request(format!(
+            "invalid heartbeat: a signature name in signature_hits is longer than {MAX_HEARTBEAT_SIGNATURE_NAME} bytes"
+        )));
+    }
+    let ts = storable_secs(hb.ts).ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid heartbeat: ts outside 1970-01-01T00:00:00Z..=2106-02-06T23:59:59.999999Z",
+        )
     })?;
     let (signature_names, signature_hits) = hb.signature_hits.into_iter().unzip();
     let row = HeartbeatRow {
@@ -540,6 +597,7 @@ fn item_to_row(
         inc.sensor = sensor.to_string();
         inc.validate().map_err(|e| bad(&e))?;
         let raw = serde_json::to_string(&inc).map_err(|e| bad(&e))?;
+        check_raw_size(index, &raw)?;
         return IncidentRow::from_incident(&inc, raw, received_at).map_err(|e| bad(&e));
     }
     let item: Value = serde_json::from_slice(text).map_err(|e| match line_no {
@@ -561,6 +619,7 @@ fn to_row(
     };
     obj.insert("sensor".to_string(), Value::String(sensor.to_string()));
     let raw = item.to_string();
+    check_raw_size(index, &raw)?;
     let incident: Incident = serde_json::from_value(item)
         .map_err(|e| ApiError::item(index, format!("invalid incident: {e}")))?;
     incident
@@ -568,4 +627,19 @@ fn to_row(
         .map_err(|e| ApiError::item(index, format!("invalid incident: {e}")))?;
     IncidentRow::from_incident(&incident, raw, received_at)
         .map_err(|e| ApiError::item(index, format!("invalid incident: {e}")))
+}
+
+/// Refuses an incident whose stored JSON would exceed
+/// [`shaobing_wire::MAX_INCIDENT_BYTES`].
+fn check_raw_size(index: usize, raw: &str) -> Result<(), ApiError> {
+    if raw.len() > shaobing_wire::MAX_INCIDENT_BYTES {
+        return Err(ApiError::item(
+            index,
+            format!(
+                "invalid incident: larger than {} bytes as JSON",
+                shaobing_wire::MAX_INCIDENT_BYTES
+            ),
+        ));
+    }
+    Ok(())
 }

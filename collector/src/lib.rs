@@ -36,6 +36,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod query;
 pub mod retention;
+pub mod server;
 pub mod store;
 pub mod tls;
 
@@ -130,6 +131,7 @@ pub async fn serve(
     }
     let hub = Arc::new(hub);
     metrics.add_section(hub.clone());
+    let server_metrics = metrics.clone();
     let app = ingest::router(ingest::AppState {
         events: (!hub.is_empty()).then_some(hub),
         tokens: Arc::new(tokens),
@@ -162,21 +164,22 @@ pub async fn serve(
         // rather than after `batch.max_delay_ms`.
         let _ = drain_tx.send(true);
     };
+    let conn_limits = server::ConnLimits {
+        max_connections: config.limits.max_connections,
+        header_read_timeout: Duration::from_millis(config.limits.header_read_timeout_ms),
+    };
     match tls {
-        Some(cfg) => axum::serve(
-            tls::TlsListener::new(listener, cfg),
-            app.into_make_service_with_connect_info::<tls::PeerInfo>(),
-        )
-        .with_graceful_shutdown(graceful)
-        .await
-        .context("HTTPS server failed")?,
-        None => axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<tls::PeerInfo>(),
-        )
-        .with_graceful_shutdown(graceful)
-        .await
-        .context("HTTP server failed")?,
+        Some(cfg) => {
+            server::run(
+                tls::TlsListener::new(listener, cfg),
+                app,
+                conn_limits,
+                server_metrics,
+                graceful,
+            )
+            .await
+        }
+        None => server::run(listener, app, conn_limits, server_metrics, graceful).await,
     }
     // The router (and with it every writer handle) is dropped now, so the
     // writer flushes what is pending and ends.

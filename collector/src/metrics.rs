@@ -104,6 +104,11 @@ pub struct Metrics {
     pub retention_dropped_partitions: AtomicU64,
     /// Sections added at start-up.
     sections: Sections,
+    /// HTTP connections open now.
+    pub connections_open: AtomicU64,
+    /// Times every connection slot (`limits.max_connections`) was taken
+    /// and new clients had to wait.
+    pub connections_capped: AtomicU64,
 }
 
 impl Metrics {
@@ -193,6 +198,11 @@ impl Metrics {
             "Day partitions dropped by retention.",
             self.retention_dropped_partitions.load(Relaxed),
         );
+        counter(
+            "shaobing_collector_connections_capped_total",
+            "Times all limits.max_connections slots were taken, so new clients waited.",
+            self.connections_capped.load(Relaxed),
+        );
         let _ = writeln!(
             o,
             "# HELP shaobing_collector_rejected_requests_total Requests rejected, by reason.\n# TYPE shaobing_collector_rejected_requests_total counter"
@@ -215,6 +225,11 @@ impl Metrics {
             o,
             "# HELP shaobing_collector_wal_bytes Bytes in the WAL not yet stored in ClickHouse.\n# TYPE shaobing_collector_wal_bytes gauge\nshaobing_collector_wal_bytes {}",
             self.wal_bytes.load(Relaxed)
+        );
+        let _ = writeln!(
+            o,
+            "# HELP shaobing_collector_connections_open HTTP connections open now.\n# TYPE shaobing_collector_connections_open gauge\nshaobing_collector_connections_open {}",
+            self.connections_open.load(Relaxed)
         );
         let _ = writeln!(
             o,

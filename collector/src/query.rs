@@ -110,14 +110,18 @@ pub struct QueryFilter {
     pub cursor: Option<Cursor>,
 }
 
-/// A position in the newest-first order `(ts, ts_us, id)`: where the next
-/// page starts. Opaque to clients (hex of `v1:MICROS:UUID`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A position in the newest-first order `(ts, ts_us, id, sensor)`: where
+/// the next page starts. Opaque to clients (hex of
+/// `v2:MICROS:UUID:HEX(SENSOR)`; `v1:MICROS:UUID` from older collectors is
+/// still read, as the position before every sensor's copy of that id).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cursor {
     /// Capture time of the last incident returned, in microseconds.
     pub micros: u64,
     /// Its id.
     pub id: Uuid,
+    /// Its sensor (`None` from a v1 cursor).
+    pub sensor: Option<String>,
 }
 
 /// A cursor that did not come from this collector.
@@ -125,36 +129,48 @@ pub struct Cursor {
 #[error("invalid cursor")]
 pub struct CursorError;
 
+/// Longest cursor text: a v2 cursor with a 128-byte sensor name is 642.
+const MAX_CURSOR_CHARS: usize = 700;
+
 impl Cursor {
     /// The position after `row`.
     pub fn after(row: &IncidentRow) -> Cursor {
         Cursor {
             micros: u64::from(row.ts) * 1_000_000 + u64::from(row.ts_us),
             id: row.id,
+            sensor: Some(row.sensor.clone()),
         }
     }
 
     /// The opaque text form.
     pub fn encode(&self) -> String {
-        hex::encode(format!("v1:{}:{}", self.micros, self.id))
+        match &self.sensor {
+            Some(s) => hex::encode(format!("v2:{}:{}:{}", self.micros, self.id, hex::encode(s))),
+            None => hex::encode(format!("v1:{}:{}", self.micros, self.id)),
+        }
     }
 
     /// Parses [`Cursor::encode`]'s output.
     pub fn decode(s: &str) -> Result<Cursor, CursorError> {
-        if s.len() > 256 {
+        if s.len() > MAX_CURSOR_CHARS {
             return Err(CursorError);
         }
         let bytes = hex::decode(s).map_err(|_| CursorError)?;
         let text = std::str::from_utf8(&bytes).map_err(|_| CursorError)?;
-        let mut parts = text.split(':');
-        let (Some("v1"), Some(micros), Some(id), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(CursorError);
+        let parts: Vec<&str> = text.split(':').collect();
+        let (micros, id, sensor) = match parts.as_slice() {
+            ["v1", micros, id] => (micros, id, None),
+            ["v2", micros, id, sensor] => {
+                let raw = hex::decode(sensor).map_err(|_| CursorError)?;
+                let name = String::from_utf8(raw).map_err(|_| CursorError)?;
+                (micros, id, Some(name))
+            }
+            _ => return Err(CursorError),
         };
         Ok(Cursor {
             micros: micros.parse().map_err(|_| CursorError)?,
             id: Uuid::parse_str(id).map_err(|_| CursorError)?,
+            sensor,
         })
     }
 }
@@ -248,22 +264,37 @@ pub struct Page {
 struct KeyRow {
     #[serde(with = "clickhouse::serde::uuid")]
     id: Uuid,
+    sensor: String,
     ts: u32,
     ts_us: u32,
 }
 
+impl KeyRow {
+    fn micros(&self) -> u64 {
+        u64::from(self.ts) * 1_000_000 + u64::from(self.ts_us)
+    }
+}
+
+/// The position of a row in the newest-first order, in SQL.
+const POS: &str = "toUInt64(ts) * 1000000 + ts_us";
+
 /// Reads one page of incidents matching `filter`, newest first, starting
 /// after `filter.cursor`. All values are bound parameters.
 ///
-/// Each incident appears once however often it was delivered. Two steps,
-/// so the wide `raw` column is read only for the page:
+/// An incident is identified by `(sensor, id)`: each appears once however
+/// often it was delivered, and two sensors' incidents never hide each
+/// other. Two steps, so the wide `raw` column is read only for the page:
 ///
-/// 1. the page's keys: `(id, ts, ts_us)` of matching rows, deduplicated
-///    with `GROUP BY id, ts, ts_us` (copies of an incident share all
-///    three), newest first, `limit + 1` of them. Without `FINAL`,
-///    ClickHouse moves the filters to `PREWHERE` and reads few columns;
-/// 2. the rows: `id IN (page ids)` within the page's time range,
-///    `LIMIT 1 BY id`, put back in the order of step 1.
+/// 1. the page's keys: `(id, sensor, ts, ts_us)` of matching rows,
+///    deduplicated with `GROUP BY` (copies of an incident share all four),
+///    newest first, `limit + 1` of them. Without `FINAL`, ClickHouse moves
+///    the filters to `PREWHERE` and reads few columns;
+/// 2. the rows: the same filter, restricted to the positions from the
+///    page's last key to its first (`LIMIT 1 BY sensor, id`), put back in
+///    the order of step 1. The SQL is the same size whatever `limit` is
+///    (no inlined id list, which failed above ~6,500 ids with `Max query
+///    size exceeded`); rows that arrived in that range between the two
+///    steps are dropped by the matching against step 1's keys.
 pub async fn fetch_page(
     client: &Client,
     db: &str,
@@ -271,25 +302,32 @@ pub async fn fetch_page(
     filter: &QueryFilter,
 ) -> Result<Page, StoreError> {
     // `db` is an identifier checked by config validation.
-    let mut sql = format!("SELECT id, ts, ts_us FROM `{db}`.incidents WHERE 1");
+    let mut sql = format!("SELECT id, sensor, ts, ts_us FROM `{db}`.incidents WHERE 1");
     where_clause(filter, &mut sql);
-    if filter.cursor.is_some() {
-        sql.push_str(
-            " AND ts <= toDateTime(?) AND (toUInt64(ts) * 1000000 + ts_us < ? \
-             OR (toUInt64(ts) * 1000000 + ts_us = ? AND id < toUUID(?)))",
-        );
+    if let Some(c) = &filter.cursor {
+        sql.push_str(&format!(
+            " AND ts <= toDateTime(?) AND ({POS} < ? OR ({POS} = ? AND "
+        ));
+        if c.sensor.is_some() {
+            sql.push_str("(id < toUUID(?) OR (id = toUUID(?) AND sensor < ?))))");
+        } else {
+            sql.push_str("id < toUUID(?)))");
+        }
     }
-    sql.push_str(" GROUP BY id, ts, ts_us ORDER BY ts DESC, ts_us DESC, id DESC LIMIT ?");
+    sql.push_str(
+        " GROUP BY id, sensor, ts, ts_us \
+         ORDER BY ts DESC, ts_us DESC, id DESC, sensor DESC LIMIT ?",
+    );
 
     let mut q = client.query(&sql).with_setting("wait_end_of_query", "1");
     q = bind_where(q, filter);
-    if let Some(c) = filter.cursor {
+    if let Some(c) = &filter.cursor {
         let secs = u32::try_from(c.micros / 1_000_000).unwrap_or(u32::MAX);
-        q = q
-            .bind(secs)
-            .bind(c.micros)
-            .bind(c.micros)
-            .bind(c.id.to_string());
+        let id = c.id.to_string();
+        q = q.bind(secs).bind(c.micros).bind(c.micros).bind(id.as_str());
+        if let Some(sensor) = &c.sensor {
+            q = q.bind(id.as_str()).bind(sensor.as_str());
+        }
     }
     q = q.bind(filter.limit.saturating_add(1));
     let mut keys: Vec<KeyRow> = with_timeout("query incidents", timeout, async {
@@ -300,45 +338,58 @@ pub async fn fetch_page(
     .await?;
     let more = keys.len() as u64 > filter.limit;
     keys.truncate(usize::try_from(filter.limit).unwrap_or(usize::MAX));
-    let (Some(min_ts), Some(max_ts)) = (
-        keys.iter().map(|k| k.ts).min(),
-        keys.iter().map(|k| k.ts).max(),
-    ) else {
+    let (Some(first), Some(last)) = (keys.first(), keys.last()) else {
         return Ok(Page {
             rows: Vec::new(),
             next_cursor: None,
         });
     };
-    let placeholders = vec!["?"; keys.len()].join(", ");
-    let sql = format!(
+    // Keys are newest first: `first` is the page's upper end, `last` its
+    // lower end, both inclusive (ties on the position are cut by id).
+    let mut sql = format!(
         "SELECT ?fields FROM `{db}`.incidents WHERE ts >= toDateTime(?) AND ts <= toDateTime(?) \
-         AND id IN ({placeholders}) LIMIT 1 BY id"
+         AND ({POS} > ? OR ({POS} = ? AND id >= toUUID(?))) \
+         AND ({POS} < ? OR ({POS} = ? AND id <= toUUID(?)))"
     );
+    where_clause(filter, &mut sql);
+    sql.push_str(" LIMIT 1 BY sensor, id");
+    let (lo, hi) = (last.micros(), first.micros());
+    let (lo_id, hi_id) = (last.id.to_string(), first.id.to_string());
     let mut q = client
         .query(&sql)
         .with_setting("wait_end_of_query", "1")
-        .bind(min_ts)
-        .bind(max_ts);
-    for k in &keys {
-        q = q.bind(k.id.to_string());
-    }
+        .bind(last.ts)
+        .bind(first.ts)
+        .bind(lo)
+        .bind(lo)
+        .bind(lo_id.as_str())
+        .bind(hi)
+        .bind(hi)
+        .bind(hi_id.as_str());
+    q = bind_where(q, filter);
     let rows: Vec<IncidentRow> = with_timeout("query incidents", timeout, async {
         q.fetch_all()
             .await
             .map_err(StoreError::ch("query incidents"))
     })
     .await?;
-    let mut by_id: std::collections::HashMap<Uuid, IncidentRow> =
-        rows.into_iter().map(|r| (r.id, r)).collect();
-    let rows: Vec<IncidentRow> = keys.iter().filter_map(|k| by_id.remove(&k.id)).collect();
+    let mut by_key: std::collections::HashMap<(Uuid, String), IncidentRow> = rows
+        .into_iter()
+        .map(|r| ((r.id, r.sensor.clone()), r))
+        .collect();
     let next_cursor = if more {
         keys.last().map(|k| Cursor {
-            micros: u64::from(k.ts) * 1_000_000 + u64::from(k.ts_us),
+            micros: k.micros(),
             id: k.id,
+            sensor: Some(k.sensor.clone()),
         })
     } else {
         None
     };
+    let rows: Vec<IncidentRow> = keys
+        .into_iter()
+        .filter_map(|k| by_key.remove(&(k.id, k.sensor)))
+        .collect();
     Ok(Page { rows, next_cursor })
 }
 

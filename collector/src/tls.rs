@@ -65,16 +65,18 @@ impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsL
     for PeerInfo
 {
     fn connect_info(stream: axum::serve::IncomingStream<'_, TlsListener>) -> Self {
-        let leaf = stream
-            .io()
-            .get_ref()
-            .1
-            .peer_certificates()
-            .and_then(|c| c.first());
+        PeerInfo::of_tls(stream.io(), *stream.remote_addr())
+    }
+}
+
+impl PeerInfo {
+    /// What a TLS connection tells about its client.
+    pub fn of_tls(io: &TlsStream<TcpStream>, addr: SocketAddr) -> PeerInfo {
+        let leaf = io.get_ref().1.peer_certificates().and_then(|c| c.first());
         let client_names = match leaf.map(|c| crate::cert::cert_names(c.as_ref())) {
             Some(Ok(names)) => names,
             Some(Err(e)) => {
-                tracing::info!(event = "client_certificate_unreadable", addr = %stream.remote_addr(), error = %e, "cannot read the names of a verified client certificate");
+                tracing::info!(event = "client_certificate_unreadable", %addr, error = %e, "cannot read the names of a verified client certificate");
                 Vec::new()
             }
             None => Vec::new(),

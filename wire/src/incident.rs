@@ -10,6 +10,36 @@ use crate::Timestamp;
 /// The wire format version this crate writes and accepts.
 pub const SCHEMA_VERSION: u16 = 1;
 
+/// Largest incident, as JSON text (the collector's `raw` column): 64 KiB.
+/// The collector rejects bigger items (400); [`Incident::validate`] cannot
+/// check it because it does not serialize.
+pub const MAX_INCIDENT_BYTES: usize = 64 * 1024;
+
+/// Byte limits of the string fields, checked by [`Incident::validate`]
+/// (`docs/incident.md`, "Limits"). Required fields must also be non-empty.
+pub mod limits {
+    /// `sensor` (the collector overwrites it with the token's name).
+    pub const SENSOR: usize = 128;
+    /// `signature`.
+    pub const SIGNATURE: usize = 128;
+    /// `proto`.
+    pub const PROTO: usize = 16;
+    /// `community_id` (a v1 id is 30 bytes).
+    pub const COMMUNITY_ID: usize = 64;
+    /// `vector`.
+    pub const VECTOR: usize = 64;
+    /// `app_proto`.
+    pub const APP_PROTO: usize = 32;
+    /// `excerpt` (a masked match; the sensor's are far shorter).
+    pub const EXCERPT: usize = 1024;
+    /// Entries of `top_sources` (the sensor sends at most 10).
+    pub const TOP_SOURCES: usize = 100;
+    /// Unknown (extra) fields in one incident.
+    pub const EXTRA_FIELDS: usize = 64;
+    /// Name of an unknown field.
+    pub const EXTRA_FIELD_NAME: usize = 64;
+}
+
 /// What family of detector produced an incident.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -223,7 +253,7 @@ pub enum ValidationError {
         /// The incident's event.
         event: Event,
     },
-    /// A string field is empty or too long.
+    /// A required string field is empty or too long.
     #[error("field `{field}` must be 1..={max} bytes")]
     BadLength {
         /// The field.
@@ -231,6 +261,19 @@ pub enum ValidationError {
         /// Its maximum length.
         max: usize,
     },
+    /// An optional string field (or list) is longer than its limit.
+    #[error("field `{field}` is longer than {max} {unit}")]
+    TooLong {
+        /// The field.
+        field: &'static str,
+        /// Its limit.
+        max: usize,
+        /// `bytes` or `entries`.
+        unit: &'static str,
+    },
+    /// Too many unknown fields, or one with an over-long name.
+    #[error("more than {max} unknown fields, or an unknown field name longer than {name_max} bytes", max = limits::EXTRA_FIELDS, name_max = limits::EXTRA_FIELD_NAME)]
+    TooManyExtraFields,
 }
 
 impl Incident {
@@ -241,13 +284,46 @@ impl Incident {
             return Err(ValidationError::UnsupportedSchema(self.schema));
         }
         for (field, value, max) in [
-            ("sensor", &self.sensor, 128),
-            ("signature", &self.signature, 128),
-            ("proto", &self.proto, 16),
+            ("sensor", &self.sensor, limits::SENSOR),
+            ("signature", &self.signature, limits::SIGNATURE),
+            ("proto", &self.proto, limits::PROTO),
         ] {
             if value.is_empty() || value.len() > max {
                 return Err(ValidationError::BadLength { field, max });
             }
+        }
+        for (field, value, max) in [
+            ("community_id", &self.community_id, limits::COMMUNITY_ID),
+            ("vector", &self.vector, limits::VECTOR),
+            ("app_proto", &self.app_proto, limits::APP_PROTO),
+            ("excerpt", &self.excerpt, limits::EXCERPT),
+        ] {
+            if value.as_ref().is_some_and(|v| v.len() > max) {
+                return Err(ValidationError::TooLong {
+                    field,
+                    max,
+                    unit: "bytes",
+                });
+            }
+        }
+        if self
+            .top_sources
+            .as_ref()
+            .is_some_and(|t| t.len() > limits::TOP_SOURCES)
+        {
+            return Err(ValidationError::TooLong {
+                field: "top_sources",
+                max: limits::TOP_SOURCES,
+                unit: "entries",
+            });
+        }
+        if self.extra.len() > limits::EXTRA_FIELDS
+            || self
+                .extra
+                .keys()
+                .any(|k| k.len() > limits::EXTRA_FIELD_NAME)
+        {
+            return Err(ValidationError::TooManyExtraFields);
         }
         let missing = |field| ValidationError::MissingField {
             kind: self.kind,
@@ -376,6 +452,40 @@ mod tests {
         v["schema"] = serde_json::json!(2);
         let inc: Incident = serde_json::from_value(v).unwrap();
         assert_eq!(inc.validate(), Err(ValidationError::UnsupportedSchema(2)));
+    }
+
+    #[test]
+    fn over_long_optional_fields_are_invalid() {
+        for (field, max) in [
+            ("community_id", limits::COMMUNITY_ID),
+            ("app_proto", limits::APP_PROTO),
+            ("excerpt", limits::EXCERPT),
+        ] {
+            let mut v = leak_json();
+            v[field] = serde_json::json!("x".repeat(max));
+            let inc: Incident = serde_json::from_value(v.clone()).unwrap();
+            inc.validate().unwrap();
+            v[field] = serde_json::json!("x".repeat(max + 1));
+            let inc: Incident = serde_json::from_value(v).unwrap();
+            assert!(
+                matches!(inc.validate(), Err(ValidationError::TooLong { field: f, .. }) if f == field),
+                "{field}"
+            );
+        }
+    }
+
+    #[test]
+    fn too_many_or_over_long_unknown_fields_are_invalid() {
+        let mut v = leak_json();
+        for i in 0..=limits::EXTRA_FIELDS {
+            v[format!("f{i}")] = serde_json::json!(1);
+        }
+        let inc: Incident = serde_json::from_value(v).unwrap();
+        assert_eq!(inc.validate(), Err(ValidationError::TooManyExtraFields));
+        let mut v = leak_json();
+        v["y".repeat(limits::EXTRA_FIELD_NAME + 1)] = serde_json::json!(1);
+        let inc: Incident = serde_json::from_value(v).unwrap();
+        assert_eq!(inc.validate(), Err(ValidationError::TooManyExtraFields));
     }
 
     #[test]

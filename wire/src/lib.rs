@@ -24,6 +24,7 @@ mod ts;
 pub use heartbeat::Heartbeat;
 pub use id::incident_id;
 pub use incident::{
-    Direction, Event, Incident, Kind, Severity, TopSource, ValidationError, SCHEMA_VERSION,
+    limits, Direction, Event, Incident, Kind, Severity, TopSource, ValidationError,
+    MAX_INCIDENT_BYTES, SCHEMA_VERSION,
 };
 pub use ts::{Timestamp, TimestampError};

@@ -60,18 +60,38 @@ impl Timestamp {
     }
 
     /// Parses RFC 3339 (any offset, any number of fractional digits).
+    ///
+    /// A leap second (`:60`) is refused rather than silently moved: Unix
+    /// time, and hence the store, has no such second, so the result could
+    /// not be the time that was sent.
     pub fn parse(s: &str) -> Result<Self, TimestampError> {
-        let dt = OffsetDateTime::parse(s, &Rfc3339).map_err(|e| TimestampError {
-            input: s.to_string(),
-            reason: e.to_string(),
-        })?;
+        let err = |reason: String| TimestampError {
+            input: shown(s),
+            reason,
+        };
+        // RFC 3339: `YYYY-MM-DDTHH:MM:SS...`, seconds at bytes 17..19.
+        if s.get(16..19) == Some(":60") {
+            return Err(err(
+                "leap seconds (:60) cannot be represented; send :59.999999 instead".to_string(),
+            ));
+        }
+        let dt = OffsetDateTime::parse(s, &Rfc3339).map_err(|e| err(e.to_string()))?;
         let micros = dt.unix_timestamp_nanos() / 1_000;
         i64::try_from(micros)
             .map(Timestamp)
-            .map_err(|_| TimestampError {
-                input: s.to_string(),
-                reason: "out of range".to_string(),
-            })
+            .map_err(|_| err("out of range".to_string()))
+    }
+}
+
+/// Most characters of a rejected input repeated in an error message.
+const SHOWN_CHARS: usize = 40;
+
+/// `s`, cut to [`SHOWN_CHARS`] characters (with `...` when cut), for error
+/// messages that must not echo megabytes back.
+fn shown(s: &str) -> String {
+    match s.char_indices().nth(SHOWN_CHARS) {
+        Some((i, _)) => format!("{}...", &s[..i]),
+        None => s.to_string(),
     }
 }
 
@@ -130,6 +150,22 @@ mod tests {
     fn rejects_garbage() {
         assert!(Timestamp::parse("yesterday").is_err());
         assert!(Timestamp::parse("2023-13-01T00:00:00Z").is_err());
+    }
+
+    #[test]
+    fn leap_seconds_are_refused_not_moved() {
+        let e = Timestamp::parse("2016-12-31T23:59:60Z").unwrap_err();
+        assert!(e.to_string().contains("leap second"), "{e}");
+        assert!(Timestamp::parse("2016-12-31T23:59:60.5+00:00").is_err());
+        assert!(Timestamp::parse("2016-12-31T23:59:59.999999Z").is_ok());
+    }
+
+    #[test]
+    fn errors_echo_at_most_a_short_prefix_of_the_input() {
+        let long = "9".repeat(1_000_000);
+        let e = Timestamp::parse(&long).unwrap_err().to_string();
+        assert!(e.len() < 200, "{} bytes", e.len());
+        assert!(e.contains(&"9".repeat(SHOWN_CHARS)));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! types, the batching writer with its write-ahead log.
 
 pub mod batch;
+pub mod rekey;
 pub mod row;
 pub mod schema;
 pub mod wal;
@@ -24,6 +25,10 @@ pub enum StoreError {
         #[source]
         source: clickhouse::error::Error,
     },
+    /// A check of the stored data failed (the message says which and what
+    /// to do).
+    #[error("{0}")]
+    Check(String),
     /// The operation took longer than `clickhouse.timeout_ms`.
     #[error("{what}: timed out after {timeout:?}")]
     Timeout {

@@ -76,9 +76,24 @@ pub struct IncidentRow {
     pub received_at: u32,
 }
 
-/// An incident whose time cannot be stored in `DateTime` (1970..=2106).
+/// Latest storable second: 2106-02-06T23:59:59Z. `DateTime` itself reaches
+/// 2106-02-07T06:28:15Z, but on ClickHouse 18.16 the date functions wrap
+/// after the last whole day (`toYYYYMMDD` of 2106-02-07T00:00:00Z is
+/// 19700101), so such an incident would land in the 1970 partition and
+/// retention would delete it.
+pub const MAX_STORABLE_SECS: u32 = 4_294_943_999;
+
+/// The capture time as stored (`DateTime` seconds), if the store can hold
+/// it: 1970-01-01T00:00:00Z ..= 2106-02-06T23:59:59.999999Z.
+pub fn storable_secs(ts: Timestamp) -> Option<u32> {
+    u32::try_from(ts.secs())
+        .ok()
+        .filter(|s| *s <= MAX_STORABLE_SECS)
+}
+
+/// An incident whose time cannot be stored (see [`storable_secs`]).
 #[derive(Debug, thiserror::Error)]
-#[error("ts {0} is outside the storable range 1970-01-01..2106-02-07")]
+#[error("ts {0} is outside the storable range 1970-01-01T00:00:00Z..=2106-02-06T23:59:59.999999Z")]
 pub struct TsOutOfRange(pub Timestamp);
 
 impl IncidentRow {
@@ -88,7 +103,7 @@ impl IncidentRow {
         raw: String,
         received_at: u32,
     ) -> Result<Self, TsOutOfRange> {
-        let ts = u32::try_from(inc.ts.secs()).map_err(|_| TsOutOfRange(inc.ts))?;
+        let ts = storable_secs(inc.ts).ok_or(TsOutOfRange(inc.ts))?;
         let ip = |a: Option<std::net::IpAddr>| a.map(|a| a.to_string()).unwrap_or_default();
         Ok(IncidentRow {
             id: inc.id,

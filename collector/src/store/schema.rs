@@ -26,6 +26,16 @@ pub struct Migration {
     pub description: &'static str,
     /// Statements, `{db}` replaced by the database name.
     pub statements: &'static [&'static str],
+    /// A step that is more than statements, run after them.
+    pub custom: Option<Custom>,
+}
+
+/// Migration steps written in Rust.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Custom {
+    /// Rebuild `incidents` with the sensor in its deduplication key
+    /// ([`super::rekey`]).
+    RekeyIncidentsBySensor,
 }
 
 /// The `incidents` table.
@@ -43,7 +53,7 @@ pub struct Migration {
 ///   same sorting key, which is built only from incident content
 ///   (`kind`, `ts`, `dst_ip`, `id`), so a re-delivered incident replaces its
 ///   earlier copy (the latest `received_at` wins). Merges are eventual: read
-///   with `FINAL`.
+///   with `FINAL`. Migration 5 ([`super::rekey`]) adds `sensor` to the key.
 pub const INCIDENTS_V1: &str = "CREATE TABLE IF NOT EXISTS `{db}`.incidents (
     id UUID,
     schema UInt16,
@@ -169,21 +179,31 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 1,
         description: "incidents table",
         statements: &[INCIDENTS_V1],
+        custom: None,
     },
     Migration {
         version: 2,
         description: "sensor_heartbeats table",
         statements: &[HEARTBEATS_V2],
+        custom: None,
     },
     Migration {
         version: 3,
         description: "per-day summary tables",
         statements: &[DAY_SUMMARY_V3, DAY_HOSTS_V3],
+        custom: None,
     },
     Migration {
         version: 4,
         description: "per-day and per-hour host summary table",
         statements: &[HOST_SUMMARY_V4, FORGET_DAY_SUMMARIES_V4],
+        custom: None,
+    },
+    Migration {
+        version: 5,
+        description: "incidents deduplicated per sensor (rebuilt with sensor in the key)",
+        statements: &[],
+        custom: Some(Custom::RekeyIncidentsBySensor),
     },
 ];
 
@@ -215,6 +235,17 @@ fn sql(template: &str, db: &str) -> String {
 /// Creates the database and applies every migration not yet recorded.
 /// Idempotent; returns the versions it applied now.
 pub async fn migrate(client: &Client, db: &str, timeout: Duration) -> Result<Vec<u32>, StoreError> {
+    migrate_up_to(client, db, timeout, u32::MAX).await
+}
+
+/// [`migrate`], but only the migrations up to version `last` (tests build
+/// an older schema with it to check an upgrade).
+pub async fn migrate_up_to(
+    client: &Client,
+    db: &str,
+    timeout: Duration,
+    last: u32,
+) -> Result<Vec<u32>, StoreError> {
     for stmt in [CREATE_DATABASE, CREATE_MIGRATIONS_TABLE] {
         let s = sql(stmt, db);
         with_timeout("create schema_migrations", timeout, async {
@@ -228,7 +259,10 @@ pub async fn migrate(client: &Client, db: &str, timeout: Duration) -> Result<Vec
     }
     let applied = applied_versions(client, db, timeout).await?;
     let mut now_applied = Vec::new();
-    for m in MIGRATIONS.iter().filter(|m| !applied.contains(&m.version)) {
+    for m in MIGRATIONS
+        .iter()
+        .filter(|m| m.version <= last && !applied.contains(&m.version))
+    {
         let what = format!("migration {} ({})", m.version, m.description);
         for stmt in m.statements {
             let s = sql(stmt, db);
@@ -240,6 +274,12 @@ pub async fn migrate(client: &Client, db: &str, timeout: Duration) -> Result<Vec
                     .map_err(StoreError::ch(what.clone()))
             })
             .await?;
+        }
+        match m.custom {
+            Some(Custom::RekeyIncidentsBySensor) => {
+                super::rekey::rekey_incidents(client, db, timeout).await?
+            }
+            None => {}
         }
         let row = MigrationRow {
             version: m.version,
@@ -305,6 +345,6 @@ mod tests {
         assert!(MIGRATIONS.windows(2).all(|w| w[0].version < w[1].version));
         assert!(MIGRATIONS
             .iter()
-            .all(|m| m.version > 0 && !m.statements.is_empty()));
+            .all(|m| m.version > 0 && (!m.statements.is_empty() || m.custom.is_some())));
     }
 }

@@ -80,6 +80,14 @@ pub enum WalError {
     },
 }
 
+/// Whether `e` says the disk (or the user's quota) is full.
+pub fn is_disk_full(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
+}
+
 fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> WalError + 'a {
     move |source| WalError::Io {
         what,
@@ -302,14 +310,15 @@ impl Wal {
                 .create_new(true)
                 .append(true)
                 .open(&path)
-                .map_err(io_err("create segment", &path))?;
+                .map_err(|e| self.io_failure("create segment", &path, e))?;
+            inner.next_seq += 1;
             if self.fsync {
                 // Make the new directory entry durable too.
-                File::open(&self.dir)
-                    .and_then(|d| d.sync_all())
-                    .map_err(io_err("sync directory", &self.dir))?;
+                if let Err(e) = File::open(&self.dir).and_then(|d| d.sync_all()) {
+                    let _ = fs::remove_file(&path);
+                    return Err(self.io_failure("sync directory", &self.dir, e));
+                }
             }
-            inner.next_seq += 1;
             inner.writer = Some(Writer { seq, file, len: 0 });
         }
         let seq = inner.writer.as_ref().map_or(0, |w| w.seq);
@@ -317,19 +326,37 @@ impl Wal {
         let Some(w) = inner.writer.as_mut() else {
             return Ok(());
         };
-        if let Err(e) = w.file.write_all(records) {
-            // The segment may now end in a torn record; seal it so nothing
-            // is appended after the tear (the reader skips it).
-            let len = w.file.metadata().map(|m| m.len()).unwrap_or(w.len);
-            inner.writer = None;
-            inner.sealed.push_back((seq, len));
+        let written = w.file.write_all(records).and_then(|()| {
+            if self.fsync {
+                w.file.sync_data()
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(e) = written {
+            // Cut the failed (possibly torn) record off so the segment
+            // stays appendable; a segment left empty is deleted, so a full
+            // disk does not leave one new empty file per refused request.
+            let kept = w.len;
+            let cut = w.file.set_len(kept).and_then(|()| w.file.sync_data());
+            match cut {
+                Ok(()) if kept == 0 => {
+                    inner.writer = None;
+                    let _ = fs::remove_file(&path);
+                }
+                Ok(()) => {}
+                Err(_) => {
+                    // Cannot cut: seal it, so nothing is appended after
+                    // the tear (the reader skips it).
+                    let len = w.file.metadata().map(|m| m.len()).unwrap_or(kept);
+                    inner.writer = None;
+                    inner.sealed.push_back((seq, len));
+                }
+            }
             self.update_gauges(&inner);
-            return Err(io_err("append to", &path)(e));
+            return Err(self.io_failure("append to", &path, e));
         }
         w.len += add;
-        if self.fsync {
-            w.file.sync_data().map_err(io_err("fsync", &path))?;
-        }
         if w.len >= self.segment_bytes {
             let len = w.len;
             inner.writer = None;
@@ -337,6 +364,19 @@ impl Wal {
         }
         self.update_gauges(&inner);
         Ok(())
+    }
+
+    /// An I/O error of an append; a full disk or quota is counted in
+    /// `wal_full_total` like a full log.
+    fn io_failure(&self, what: &'static str, path: &Path, source: std::io::Error) -> WalError {
+        if is_disk_full(&source) {
+            self.metrics.wal_full.fetch_add(1, Relaxed);
+        }
+        WalError::Io {
+            what,
+            path: path.to_path_buf(),
+            source,
+        }
     }
 
     /// The oldest segment to replay (sealing the segment being written if

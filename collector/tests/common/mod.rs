@@ -114,11 +114,21 @@ impl Harness {
 
     /// With extra config sections (e.g. `[wal]`).
     pub async fn start_full(extra_batch: &str, extra: &str) -> Harness {
+        Self::start_tweaked(extra_batch, extra, |_| {}).await
+    }
+
+    /// With extra config sections and a last change to the parsed config.
+    pub async fn start_tweaked(
+        extra_batch: &str,
+        extra: &str,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Harness {
         let ch = tokio::task::spawn_blocking(ClickHouseServer::start)
             .await
             .unwrap()
             .unwrap();
-        let config = config_with(&ch.http_url(), extra_batch, extra);
+        let mut config = config_with(&ch.http_url(), extra_batch, extra);
+        tweak(&mut config);
         shaobing_collector::migrate(&config).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
