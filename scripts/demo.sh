@@ -75,6 +75,12 @@ start() {
   fi
   TOKEN=$(cat "$VAR/token")
   HASH=$("$BIN/shaobing-collector" hash-token "$TOKEN")
+  # The analyst's token: logs in to the web console, queries the API.
+  if [ ! -f "$VAR/analyst-token" ]; then
+    head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$VAR/analyst-token"
+    chmod 600 "$VAR/analyst-token"
+  fi
+  ANALYST_HASH=$("$BIN/shaobing-collector" hash-token "$(cat "$VAR/analyst-token")")
   cat > "$VAR/collector.toml" <<TOML
 # Written by scripts/demo.sh
 listen = "127.0.0.1:$COLLECTOR_PORT"
@@ -86,6 +92,10 @@ database = "shaobing"
 [[sensors]]
 name = "demo-sensor"
 token_sha256 = "$HASH"
+
+[[analysts]]
+name = "demo-analyst"
+token_sha256 = "$ANALYST_HASH"
 TOML
   chmod 600 "$VAR/collector.toml"
   echo "==> creating the schema"
@@ -104,6 +114,11 @@ TOML
   cat <<MSG
 
 ClickHouse (127.0.0.1:$CH_PORT) and the collector (127.0.0.1:$COLLECTOR_PORT) are still running.
+  web console:   http://127.0.0.1:$COLLECTOR_PORT/console/#/overview?since=all
+                 log in with the analyst token: cat var/analyst-token
+                 (this link shows all time: the captures are dated 2026-01-01)
+  the same API:  curl -H "Authorization: Bearer \$(cat var/analyst-token)" \\
+                   'http://127.0.0.1:$COLLECTOR_PORT/api/v1/overview?since=all'
   more queries:  $BIN/shaobing-collector query --config var/collector.toml --since all --json
   summary:       $BIN/shaobing-collector summary --config var/collector.toml --since all
   stop them:     make stop

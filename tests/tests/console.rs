@@ -281,7 +281,8 @@ fn run(chromium: &std::path::Path, driver: &std::path::Path) -> Result<()> {
         "{kinds:?}"
     );
     b.screenshot(&shots.join("incidents.png"))?;
-    let pivot = b.wait_for("#incident-table a.pivot-ip")?;
+    // The oldest leak's source (the newest is the hostile one below).
+    let pivot = b.wait_for("#incident-table tbody tr:last-child a.pivot-ip")?;
     let ip = b.text(&pivot)?;
     b.click(&pivot)?;
     b.wait_until(
