@@ -22,6 +22,7 @@ use shaobing_pcapgen::scenarios::floods;
     after_help = "Examples:\n  shaobing-pcapgen                     # write every scenario into pcaps/\n  \
                   shaobing-pcapgen --out /tmp/c syn-flood\n  \
                   shaobing-pcapgen --check             # exit 1 if pcaps/ is stale\n  \
+                  shaobing-pcapgen --floods /tmp/floods # also write the flood captures\n  \
                   shaobing-pcapgen --list"
 )]
 struct Args {
@@ -37,6 +38,11 @@ struct Args {
     /// Print the scenarios with their descriptions and exit.
     #[arg(long)]
     list: bool,
+
+    /// Also write the volumetric flood captures (normally generated at
+    /// test time, tens of megabytes) into DIR.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["check", "list"])]
+    floods: Option<PathBuf>,
 
     /// Scenarios to generate (default: all). See --list.
     #[arg(value_name = "SCENARIO")]
@@ -101,6 +107,13 @@ fn run(args: Args) -> Result<ExitCode> {
         // expected files are kept (pcaps/volumetric/).
         let dir = args.out.join("volumetric");
         for name in floods::write_expected_dir(&dir)
+            .with_context(|| format!("writing {}", dir.display()))?
+        {
+            println!("{}", dir.join(name).display());
+        }
+    }
+    if let Some(dir) = &args.floods {
+        for name in floods::write_dir(dir, &floods::all())
             .with_context(|| format!("writing {}", dir.display()))?
         {
             println!("{}", dir.join(name).display());
