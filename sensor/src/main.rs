@@ -386,7 +386,7 @@ fn deliver(args: DeliverArgs) -> Result<()> {
 }
 
 fn run_live(args: RunArgs) -> Result<()> {
-    use shaobing_sensor::live::{self, Control, LiveRun, STOP_FAST, STOP_GRACEFUL};
+    use shaobing_sensor::live::{self, Control, LiveRun, SignalThread};
     use std::os::unix::fs::PermissionsExt;
     use std::sync::atomic::Ordering;
 
@@ -436,35 +436,8 @@ fn run_live(args: RunArgs) -> Result<()> {
     }
 
     let control = Arc::new(Control::new(sigs));
-    let mut signals = signal_hook::iterator::Signals::new([
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGHUP,
-    ])
-    .context("installing signal handlers")?;
-    let sig_handle = signals.handle();
-    let ctl = Arc::clone(&control);
-    let sig_path = args.signatures.clone();
-    let sig_thread = std::thread::spawn(move || {
-        for sig in signals.forever() {
-            match sig {
-                signal_hook::consts::SIGTERM => {
-                    tracing::info!("SIGTERM: stopping, delivering what is pending");
-                    ctl.stop.store(STOP_GRACEFUL, Ordering::Relaxed);
-                }
-                signal_hook::consts::SIGINT => {
-                    tracing::info!("SIGINT: fast stop, spooling what is pending");
-                    ctl.stop.store(STOP_FAST, Ordering::Relaxed);
-                }
-                _ => match ctl.reload(sig_path.as_ref()) {
-                    Ok(n) => tracing::info!(signatures = n, "SIGHUP: signatures reloaded"),
-                    Err(e) => {
-                        tracing::error!(error = %e, "SIGHUP: invalid signatures; keeping the running set")
-                    }
-                },
-            }
-        }
-    });
+    let signals = SignalThread::spawn(Arc::clone(&control), args.signatures.clone())
+        .context("installing signal handlers")?;
 
     let on_heartbeat: Option<live::HeartbeatHook> = remote.map(|remote| {
         let mut client = Client::new(&remote, Duration::ZERO);
@@ -486,13 +459,12 @@ fn run_live(args: RunArgs) -> Result<()> {
             signatures: args.signatures.clone(),
         },
     );
-    sig_handle.close();
-    let _ = sig_thread.join();
+    signals.close();
     let s = &control.stats;
     eprintln!(
         "shaobing-sensor: stopped: {} packets, {} bytes, {} kernel drops, {} incidents, {} volumetric records dropped",
-        s.packets.load(Ordering::Relaxed),
-        s.bytes.load(Ordering::Relaxed),
+        s.packets(),
+        s.bytes(),
         s.kernel_drops(),
         s.incidents.load(Ordering::Relaxed),
         s.volumetric_records_dropped.load(Ordering::Relaxed),

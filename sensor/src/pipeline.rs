@@ -1,4 +1,19 @@
-//! Wires decoding and the detectors together and counts what happened.
+//! The one packet path, used by `replay` and by every live worker alike:
+//!
+//! ```text
+//!  RawPacket ─► decode (link, IP, tunnels, transport) ─► headers ─► volumetric stage
+//!                                  │
+//!                                  └─► defragment ─► leak detector (flows, streams, scanning)
+//! ```
+//!
+//! Every packet is counted here, and every packet that cannot be decoded
+//! is counted by reason, whatever the capture source. The volumetric
+//! stage takes a packet's headers only ([`Header`]): in a replay it is the
+//! [`Volumetric`] detector itself, in live mode a batcher that hands the
+//! headers of every worker's packets to one volumetric thread
+//! ([`crate::live`]). The leak detector sees whole datagrams: fragments go
+//! through the defragmenter first. Data flows one way: no stage calls back
+//! into an earlier one.
 
 use std::sync::Arc;
 
@@ -7,7 +22,8 @@ use shaobing_wire::Timestamp;
 
 use crate::capture::RawPacket;
 use crate::config::Settings;
-use crate::decode::{decode, Skip};
+use crate::decode::{decode, proto, Fragment, Header, Skip};
+use crate::defrag::{DatagramKey, Defrag, DefragLimits};
 use crate::detect::leak::{Leak, LeakStats};
 use crate::detect::volumetric::{Volumetric, VolumetricStats};
 use crate::detect::IncidentSink;
@@ -31,16 +47,66 @@ pub struct Counters {
     pub last_ts: Timestamp,
 }
 
-/// Decoding plus the enabled detectors.
-pub struct Pipeline {
-    volumetric: Option<Volumetric>,
+impl Counters {
+    /// Every counter under a stable name, as live heartbeats report them
+    /// (`decode_counters`).
+    pub fn named(&self) -> Vec<(&'static str, u64)> {
+        vec![
+            ("packets", self.packets),
+            ("bytes", self.bytes),
+            ("not_ip", self.not_ip),
+            ("truncated", self.truncated),
+            ("malformed", self.malformed),
+            ("too_many_layers", self.too_many_layers),
+        ]
+    }
+
+    fn skipped(&mut self, skip: Skip) {
+        match skip {
+            Skip::NotIp => self.not_ip += 1,
+            Skip::Truncated => self.truncated += 1,
+            Skip::Malformed => self.malformed += 1,
+            Skip::TooManyLayers => self.too_many_layers += 1,
+        }
+    }
+}
+
+/// Where a packet's headers go for volumetric detection.
+pub trait HeaderStage {
+    /// Takes the headers of one packet of `wire_len` bytes captured at
+    /// `ts` (never earlier than the previous packet's).
+    fn header(&mut self, ts: Timestamp, h: &Header, wire_len: u32, sink: &mut impl IncidentSink);
+
+    /// End of input at capture time `ts`.
+    fn finish(&mut self, ts: Timestamp, sink: &mut impl IncidentSink);
+}
+
+impl HeaderStage for Volumetric {
+    #[inline]
+    fn header(&mut self, ts: Timestamp, h: &Header, wire_len: u32, sink: &mut impl IncidentSink) {
+        self.on_packet(ts, h, wire_len, sink);
+    }
+
+    fn finish(&mut self, ts: Timestamp, sink: &mut impl IncidentSink) {
+        Volumetric::finish(self, ts, sink);
+    }
+}
+
+/// Decoding, defragmentation and the enabled detectors.
+pub struct Pipeline<V = Volumetric> {
+    volumetric: Option<V>,
     leak: Option<Leak>,
+    /// Puts fragmented datagrams back together for the leak detector.
+    defrag: Defrag,
+    /// Reassembled datagrams whose transport header was not valid.
+    defrag_undecodable: u64,
     counters: Counters,
 }
 
-impl Pipeline {
-    /// Builds the detectors `settings` enables. With `detect` false nothing
-    /// runs but decoding (the floor for benchmarks).
+impl Pipeline<Volumetric> {
+    /// Builds the detectors `settings` enables, the volumetric one in
+    /// process (a replay). With `detect` false nothing runs but decoding
+    /// (the floor for benchmarks).
     pub fn new(settings: &Settings, sigs: Arc<SignatureSet>, detect: bool) -> Self {
         let volumetric = (detect && settings.volumetric.enabled).then(|| {
             Volumetric::new(
@@ -49,17 +115,32 @@ impl Pipeline {
                 settings.name.clone(),
             )
         });
-        let leak = (detect && settings.leak.enabled).then(|| {
-            Leak::new(
-                settings.leak.clone(),
-                sigs,
-                settings.protected.clone(),
-                settings.name.clone(),
-            )
-        });
+        let leak = (detect).then(|| new_leak(settings, sigs)).flatten();
+        Pipeline::with_stages(volumetric, leak)
+    }
+}
+
+/// The leak detector `settings` asks for, with `sigs`, or `None` when it
+/// is turned off.
+pub fn new_leak(settings: &Settings, sigs: Arc<SignatureSet>) -> Option<Leak> {
+    settings.leak.enabled.then(|| {
+        Leak::new(
+            settings.leak.clone(),
+            sigs,
+            settings.protected.clone(),
+            settings.name.clone(),
+        )
+    })
+}
+
+impl<V: HeaderStage> Pipeline<V> {
+    /// A pipeline over the given stages (either may be off).
+    pub fn with_stages(volumetric: Option<V>, leak: Option<Leak>) -> Self {
         Pipeline {
             volumetric,
             leak,
+            defrag: Defrag::new(DefragLimits::default()),
+            defrag_undecodable: 0,
             counters: Counters::default(),
         }
     }
@@ -76,20 +157,39 @@ impl Pipeline {
         let d = match decode(p.link, p.data) {
             Ok(d) => d,
             Err(skip) => {
-                match skip {
-                    Skip::NotIp => c.not_ip += 1,
-                    Skip::Truncated => c.truncated += 1,
-                    Skip::Malformed => c.malformed += 1,
-                    Skip::TooManyLayers => c.too_many_layers += 1,
-                }
+                c.skipped(skip);
                 return;
             }
         };
         if let Some(v) = &mut self.volumetric {
-            v.on_packet(ts, &d.header(), p.wire_len, sink);
+            v.header(ts, &d.header(), p.wire_len, sink);
         }
-        if let Some(l) = &mut self.leak {
+        let Some(l) = &mut self.leak else {
+            return;
+        };
+        if d.fragment == Fragment::None {
             l.on_packet(ts, &d, sink);
+            return;
+        }
+        // A fragment: the leak detector sees its datagram once whole.
+        l.advance(ts, sink);
+        if d.proto != proto::TCP && d.proto != proto::UDP {
+            return;
+        }
+        let key = DatagramKey {
+            src: d.src,
+            dst: d.dst,
+            proto: d.proto,
+            id: d.frag.id,
+        };
+        let whole = self
+            .defrag
+            .push(ts.micros(), key, d.frag.offset, d.frag.more, d.frag.body);
+        if let Some(whole) = whole {
+            match crate::decode::reassembled(d.src, d.dst, d.proto, d.ttl, &whole) {
+                Ok(full) => l.on_packet(ts, &full, sink),
+                Err(_) => self.defrag_undecodable += 1,
+            }
         }
     }
 
@@ -104,18 +204,148 @@ impl Pipeline {
         }
     }
 
+    /// Closes the running leak detector's flows (emitting their
+    /// incidents), puts `next` in its place, and returns the counters of
+    /// the one retired (a signature reload). Defragmentation state and
+    /// counters belong to the pipeline and carry on.
+    pub fn replace_leak(
+        &mut self,
+        next: Option<Leak>,
+        sink: &mut impl IncidentSink,
+    ) -> Option<LeakStats> {
+        let ts = self.counters.last_ts;
+        let old = std::mem::replace(&mut self.leak, next);
+        old.map(|mut l| {
+            l.finish(ts, sink);
+            l.stats()
+        })
+    }
+
     /// Packet counters.
     pub fn counters(&self) -> &Counters {
         &self.counters
     }
 
+    /// The volumetric stage, if it runs.
+    pub fn volumetric(&self) -> Option<&V> {
+        self.volumetric.as_ref()
+    }
+
+    /// The volumetric stage, if it runs.
+    pub fn volumetric_mut(&mut self) -> Option<&mut V> {
+        self.volumetric.as_mut()
+    }
+
+    /// Leak detector counters, with the pipeline's defragmentation
+    /// counters, if it runs.
+    pub fn leak_stats(&self) -> Option<LeakStats> {
+        self.leak.as_ref().map(|l| {
+            let mut s = l.stats();
+            s.defrag = self.defrag.stats().clone();
+            s.defrag_undecodable = self.defrag_undecodable;
+            s
+        })
+    }
+}
+
+impl Pipeline<Volumetric> {
     /// Volumetric detector counters, if it runs.
     pub fn volumetric_stats(&self) -> Option<VolumetricStats> {
         self.volumetric.as_ref().map(Volumetric::stats)
     }
+}
 
-    /// Leak detector counters, if it runs.
-    pub fn leak_stats(&self) -> Option<LeakStats> {
-        self.leak.as_ref().map(Leak::stats)
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::decode::LinkType;
+    use shaobing_wire::Incident;
+
+    fn ipv4_fragment(id: u16, offset: u16, more: bool, body: &[u8]) -> Vec<u8> {
+        let mut ip = vec![
+            0x45, 0, 0, 0, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 5, 198, 51, 100, 1,
+        ];
+        ip[2..4].copy_from_slice(&(20 + body.len() as u16).to_be_bytes());
+        ip[4..6].copy_from_slice(&id.to_be_bytes());
+        let flags = (offset / 8) | if more { 0x2000 } else { 0 };
+        ip[6..8].copy_from_slice(&flags.to_be_bytes());
+        ip.extend_from_slice(body);
+        ip
+    }
+
+    fn pipeline() -> Pipeline {
+        let settings = Config::defaults().validate("<test>").unwrap();
+        let sigs = Arc::new(SignatureSet::default_pack().unwrap());
+        Pipeline::new(&settings, sigs, true)
+    }
+
+    #[test]
+    fn a_marking_split_across_ip_fragments_is_found_in_any_order() {
+        let payload = "正文 绝密★ 正文".as_bytes();
+        let mut datagram = Vec::new();
+        datagram.extend_from_slice(&5353u16.to_be_bytes());
+        datagram.extend_from_slice(&514u16.to_be_bytes());
+        datagram.extend_from_slice(&(8 + payload.len() as u16).to_be_bytes());
+        datagram.extend_from_slice(&[0, 0]);
+        datagram.extend_from_slice(payload);
+        // 16 bytes: the UDP header and "正文 " plus two bytes of 绝.
+        let (a, b) = datagram.split_at(16);
+        let frags = [
+            ipv4_fragment(77, 0, true, a),
+            ipv4_fragment(77, 16, false, b),
+        ];
+        for order in [[0, 1], [1, 0]] {
+            let mut p = pipeline();
+            let mut out: Vec<Incident> = Vec::new();
+            let ts = Timestamp::from_parts(1_767_225_600, 0);
+            for i in order {
+                let raw = RawPacket {
+                    ts,
+                    wire_len: frags[i].len() as u32,
+                    data: &frags[i],
+                    link: LinkType::RawIp,
+                };
+                p.on_packet(&raw, &mut out);
+            }
+            p.finish(&mut out);
+            let leaks: Vec<&Incident> = out
+                .iter()
+                .filter(|i| i.signature == "classification-marking")
+                .collect();
+            assert_eq!(leaks.len(), 1, "order {order:?}: {out:?}");
+            assert_eq!(leaks[0].app_proto.as_deref(), Some("udp"));
+            let st = p.leak_stats().unwrap();
+            assert_eq!((st.defrag.fragments, st.defrag.reassembled), (2, 1));
+            assert_eq!(p.counters().packets, 2);
+        }
+    }
+
+    #[test]
+    fn undecodable_packets_are_counted_by_reason() {
+        let mut p = pipeline();
+        let mut out: Vec<Incident> = Vec::new();
+        let ts = Timestamp::from_parts(1_767_225_600, 0);
+        let arp = [0u8; 12]
+            .iter()
+            .chain(&[0x08, 0x06])
+            .chain(&[0u8; 28])
+            .copied()
+            .collect::<Vec<u8>>();
+        let short = [0x45u8, 0, 0];
+        for (data, link) in [
+            (&arp[..], LinkType::Ethernet),
+            (&short[..], LinkType::RawIp),
+        ] {
+            let raw = RawPacket {
+                ts,
+                wire_len: data.len() as u32,
+                data,
+                link,
+            };
+            p.on_packet(&raw, &mut out);
+        }
+        let c = p.counters();
+        assert_eq!((c.packets, c.not_ip, c.truncated), (2, 1, 1));
     }
 }

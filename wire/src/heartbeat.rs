@@ -42,4 +42,10 @@ pub struct Heartbeat {
     /// now). Names in `docs/sensor.md`.
     #[serde(default)]
     pub leak_counters: BTreeMap<String, u64>,
+    /// The packet path's counters, summed over capture workers: packets,
+    /// bytes, and packets not decoded by reason (`not_ip`, `truncated`,
+    /// `malformed`, `too_many_layers`, tunnel errors...). Totals since the
+    /// sensor started. Names in `docs/sensor.md`.
+    #[serde(default)]
+    pub decode_counters: BTreeMap<String, u64>,
 }

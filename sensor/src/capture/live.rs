@@ -10,6 +10,9 @@ use std::os::fd::AsRawFd;
 
 use pcap::{Active, Capture};
 
+use shaobing_wire::Timestamp;
+
+use super::RawPacket;
 use crate::decode::LinkType;
 
 /// Capture settings (`[capture]` in the config).
@@ -112,6 +115,21 @@ pub struct LiveHandle {
 }
 
 impl LiveHandle {
+    /// The next packet, as a [`RawPacket`] like a capture file's. A
+    /// non-blocking handle with nothing queued answers
+    /// `pcap::Error::TimeoutExpired` (then [`wait`](Self::wait)).
+    pub fn next_packet(&mut self) -> Result<RawPacket<'_>, pcap::Error> {
+        let link = self.link;
+        let p = self.cap.next_packet()?;
+        let usec = u32::try_from(p.header.ts.tv_usec.clamp(0, 999_999)).unwrap_or(0);
+        Ok(RawPacket {
+            ts: Timestamp::from_parts(p.header.ts.tv_sec, usec),
+            wire_len: p.header.len,
+            data: p.data,
+            link,
+        })
+    }
+
     /// Waits up to `timeout_ms` for the handle to become readable (after
     /// `next_packet` found nothing). Returns early on a signal.
     pub fn wait(&self, timeout_ms: u16) {

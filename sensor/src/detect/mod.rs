@@ -3,7 +3,6 @@
 //! what it finds into an [`IncidentSink`], which keeps detectors free of I/O.
 
 pub mod fasthash;
-pub mod health;
 pub mod hll;
 pub mod leak;
 pub mod sketch;

@@ -61,6 +61,7 @@ use super::window::{slot_of, RateWindow};
 use super::IncidentSink;
 use crate::config::VolumetricConfig;
 use crate::decode::{proto, Header};
+use crate::incident::{self, Base};
 use crate::netset::NetSet;
 
 const IDLE_EVICT_MICROS: i64 = 60_000_000;
@@ -890,21 +891,18 @@ fn build_incident(
         ("icmp", IpAddr::V6(_)) => "icmpv6",
         (p, _) => p,
     };
-    Some(Incident {
-        id: incident_id(ts, identity.as_bytes()),
-        schema: shaobing_wire::SCHEMA_VERSION,
-        sensor: r.sensor.to_string(),
+    let base = Base {
+        sensor: r.sensor,
         kind: Kind::Volumetric,
         event,
-        signature: format!("volumetric/{}", vector.name()),
         severity: Severity::High,
         ts,
+        identity: &identity,
+    };
+    Some(Incident {
         src_ip,
         dst_ip,
-        src_port: None,
-        dst_port: None,
         proto: proto.into(),
-        community_id: None,
         direction: Some(r.dir.wire()),
         attack_id: Some(a.id),
         vector: Some(vector.name().into()),
@@ -915,10 +913,8 @@ fn build_incident(
         packets: Some(a.packets),
         bytes: Some(a.bytes),
         top_sources: Some(top),
-        match_count: None,
-        app_proto: None,
-        excerpt: None,
         extra,
+        ..incident::new(base, format!("volumetric/{}", vector.name()))
     })
 }
 

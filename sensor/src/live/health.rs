@@ -10,7 +10,15 @@
 //! episode; it ends after [`QUIET_SECS`] seconds without drops, so a
 //! sustained overload is one incident, not one per second.
 
-use shaobing_wire::{incident_id, Event, Incident, Kind, Severity, Timestamp};
+use shaobing_wire::{Event, Incident, Kind, Severity, Timestamp};
+
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use shaobing_wire::Heartbeat;
+
+use super::stats::LiveStats;
+use crate::incident::{self, Base};
 
 /// Drops in one second that count as a sharp rise.
 pub const MIN_DROPS: u64 = 100;
@@ -82,36 +90,87 @@ impl LossMonitor {
             serde_json::json!((ratio * 10_000.0).round() / 10_000.0),
         );
         extra.insert("dropped_total".into(), dropped.into());
-        Some(Incident {
-            id: incident_id(now, identity.as_bytes()),
-            schema: shaobing_wire::SCHEMA_VERSION,
-            sensor: self.sensor.clone(),
+        let base = Base {
+            sensor: &self.sensor,
             kind: Kind::SensorHealth,
             event: Event::CaptureLoss,
-            signature: "sensor/capture_loss".into(),
             severity: Severity::High,
             ts: now,
-            src_ip: None,
-            dst_ip: None,
-            src_port: None,
-            dst_port: None,
-            proto: "any".into(),
-            community_id: None,
-            direction: None,
-            attack_id: None,
-            vector: None,
+            identity: &identity,
+        };
+        Some(Incident {
             pps: Some(lost),
-            bps: None,
-            peak_pps: None,
-            peak_bps: None,
             packets: Some(lost),
-            bytes: None,
-            top_sources: None,
-            match_count: None,
-            app_proto: None,
-            excerpt: None,
             extra,
+            ..incident::new(base, "sensor/capture_loss".into())
         })
+    }
+}
+
+/// Makes heartbeats from the shared counters: rates over the interval
+/// since the previous one.
+#[derive(Debug)]
+pub struct Heartbeats {
+    started: Instant,
+    last: Instant,
+    last_packets: u64,
+    last_bytes: u64,
+}
+
+impl Heartbeats {
+    /// Heartbeats of a sensor that started at `started`.
+    pub fn new(started: Instant) -> Self {
+        Heartbeats {
+            started,
+            last: started,
+            last_packets: 0,
+            last_bytes: 0,
+        }
+    }
+
+    /// The heartbeat for now (also logged as one `heartbeat` line).
+    pub fn next(&mut self, s: &LiveStats, spool_depth: u64) -> Heartbeat {
+        let secs = self.last.elapsed().as_secs_f64().max(1e-3);
+        self.last = Instant::now();
+        let packets = s.packets();
+        let bytes = s.bytes();
+        let hb = Heartbeat {
+            schema: shaobing_wire::SCHEMA_VERSION,
+            ts: Timestamp::now(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            uptime_s: self.started.elapsed().as_secs(),
+            packets,
+            bytes,
+            kernel_drops: s.kernel_drops(),
+            pps: (packets.saturating_sub(self.last_packets) as f64 / secs) as u64,
+            bps: (bytes.saturating_sub(self.last_bytes) as f64 * 8.0 / secs) as u64,
+            spool_depth,
+            signature_hits: s.signature_hits(),
+            leak_counters: s.leak_counters(),
+            decode_counters: s.decode_counters(),
+        };
+        self.last_packets = packets;
+        self.last_bytes = bytes;
+        let leak = |name: &str| hb.leak_counters.get(name).copied().unwrap_or(0);
+        let skipped = |name: &str| hb.decode_counters.get(name).copied().unwrap_or(0);
+        tracing::info!(
+            packets = hb.packets,
+            kernel_drops = hb.kernel_drops,
+            pps = hb.pps,
+            volumetric_records_dropped = s.volumetric_records_dropped.load(Ordering::Relaxed),
+            incidents = s.incidents.load(Ordering::Relaxed),
+            not_ip = skipped("not_ip"),
+            undecodable = skipped("truncated") + skipped("malformed") + skipped("too_many_layers"),
+            leak_flows = leak("flows"),
+            leak_bytes_scanned = leak("bytes_scanned"),
+            leak_flows_evicted = leak("flows_evicted"),
+            reassembly_cap_hits =
+                leak("reassembly_per_stream_cap_hits") + leak("reassembly_global_cap_hits"),
+            reassembly_gaps = leak("reassembly_gaps"),
+            decompress_capped = leak("decompress_capped"),
+            "heartbeat"
+        );
+        hb
     }
 }
 

@@ -37,497 +37,30 @@
 //! capture; so `match_count` is the flow's total. A signature fires only if
 //! the direction reached its `min_count`.
 
-use std::net::IpAddr;
+mod flows;
+mod incident;
+mod scan;
+mod stats;
+mod stream;
+
 use std::sync::Arc;
 
-use shaobing_signatures::{Hit, SignatureSet};
-use shaobing_wire::{community_id, incident_id, Direction, Event, Incident, Kind, Timestamp};
+use shaobing_signatures::SignatureSet;
+use shaobing_wire::{Direction, Timestamp};
 
 use super::fasthash::{random_seed, FastMap, FastState};
 use super::window::slot_of;
 use super::{direction, IncidentSink};
 use crate::config::LeakConfig;
 use crate::decode::{proto, tcp_flags, Decoded};
-use crate::defrag::{DatagramKey, Defrag, DefragLimits, DefragStats};
 use crate::netset::NetSet;
-use crate::normalize::{self, looks_like_http, AppProto, NormalizeStats, Normalizer, Sink};
-use crate::reassembly::{self, Budget, Chunk, ReassemblyStats, Segment, Stream};
-
-/// Counters the detector keeps about itself.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct LeakStats {
-    /// Normalized bytes scanned (carried-over bytes counted once).
-    pub bytes_scanned: u64,
-    /// Signature hits before direction/port/min_count filtering.
-    pub raw_hits: u64,
-    /// Flows tracked now.
-    pub flows: u64,
-    /// Flows closed early because the table was full.
-    pub flows_evicted: u64,
-    /// Flows closed by the idle timeout.
-    pub flows_timed_out: u64,
-    /// Scans done before a full batch because `scan_memory_bytes` was
-    /// reached.
-    pub early_scans: u64,
-    /// Payload bytes of flow directions no enabled signature looks at
-    /// (by direction and ports): counted, not reassembled or scanned.
-    pub bytes_out_of_scope: u64,
-    /// IP defragmentation counters.
-    pub defrag: DefragStats,
-    /// Reassembled datagrams whose transport header was not valid.
-    pub defrag_undecodable: u64,
-    /// TCP reassembly counters.
-    pub reassembly: ReassemblyStats,
-    /// Normalizer counters.
-    pub normalize: NormalizeStats,
-    /// Per signature id: hits that passed the direction and port filters.
-    pub hits_by_signature: Vec<(String, u64)>,
-    /// Per signature id: incidents emitted.
-    pub incidents_by_signature: Vec<(String, u64)>,
-}
-
-impl LeakStats {
-    /// Every counter under a stable name, as live heartbeats report them
-    /// (`leak_counters`). All are totals since the detector started except
-    /// [`GAUGES`](Self::GAUGES) (`flows`: open now).
-    pub fn counters(&self) -> [(&'static str, u64); 31] {
-        let (d, r, n) = (&self.defrag, &self.reassembly, &self.normalize);
-        [
-            ("bytes_scanned", self.bytes_scanned),
-            ("raw_hits", self.raw_hits),
-            ("flows", self.flows),
-            ("flows_evicted", self.flows_evicted),
-            ("flows_timed_out", self.flows_timed_out),
-            ("early_scans", self.early_scans),
-            ("bytes_out_of_scope", self.bytes_out_of_scope),
-            ("defrag_fragments", d.fragments),
-            ("defrag_reassembled", d.reassembled),
-            ("defrag_overlap_bytes", d.overlap_bytes),
-            ("defrag_oversized", d.oversized),
-            ("defrag_evicted", d.evicted),
-            ("defrag_timed_out", d.timed_out),
-            ("defrag_undecodable", self.defrag_undecodable),
-            ("reassembly_bytes_delivered", r.bytes_delivered),
-            ("reassembly_segments_out_of_order", r.segments_out_of_order),
-            (
-                "reassembly_segments_retransmitted",
-                r.segments_retransmitted,
-            ),
-            ("reassembly_bytes_overlap_trimmed", r.bytes_overlap_trimmed),
-            ("reassembly_per_stream_cap_hits", r.per_stream_cap_hits),
-            ("reassembly_global_cap_hits", r.global_cap_hits),
-            ("reassembly_beyond_window", r.beyond_window),
-            ("reassembly_gaps", r.gaps),
-            ("reassembly_gap_bytes", r.gap_bytes),
-            ("http_messages", n.http_messages),
-            ("http_errors", n.http_errors),
-            ("bodies_inflated", n.bodies_inflated),
-            ("decompress_capped", n.decompress_capped),
-            ("decompress_errors", n.decompress_errors),
-            ("smtp_messages", n.smtp_messages),
-            ("mime_parts_decoded", n.mime_parts_decoded),
-            ("mime_too_deep", n.mime_too_deep),
-        ]
-    }
-
-    /// The [`counters`](Self::counters) that are levels, not totals.
-    pub const GAUGES: [&'static str; 1] = ["flows"];
-
-    /// One line for the end of a replay: per-signature matches and
-    /// incidents, then reassembly, normalizer and flow-table counters.
-    /// Holds counts only, never payload bytes.
-    pub fn summary(&self) -> String {
-        let per: Vec<String> = self
-            .hits_by_signature
-            .iter()
-            .zip(&self.incidents_by_signature)
-            .map(|((id, hits), (_, incidents))| format!("{id}={hits}/{incidents}"))
-            .collect();
-        let r = &self.reassembly;
-        let n = &self.normalize;
-        format!(
-            "leak: {} bytes scanned ({} early scans, {} bytes out of every signature's scope); matches/incidents by signature: {}; reassembly: delivered={} out_of_order={} retransmitted={} overlap_trimmed={} gaps={} gap_bytes={} stream_cap_hits={} global_cap_hits={} beyond_window={}; normalize: http_messages={} http_errors={} bodies_inflated={} decompress_capped={} decompress_errors={} smtp_messages={} mime_parts_decoded={} mime_too_deep={}; flows: open={} evicted={} timed_out={}; defrag: fragments={} reassembled={} overlap_bytes={} oversized={} evicted={} timed_out={} undecodable={}",
-            self.bytes_scanned,
-            self.early_scans,
-            self.bytes_out_of_scope,
-            per.join(" "),
-            r.bytes_delivered,
-            r.segments_out_of_order,
-            r.segments_retransmitted,
-            r.bytes_overlap_trimmed,
-            r.gaps,
-            r.gap_bytes,
-            r.per_stream_cap_hits,
-            r.global_cap_hits,
-            r.beyond_window,
-            n.http_messages,
-            n.http_errors,
-            n.bodies_inflated,
-            n.decompress_capped,
-            n.decompress_errors,
-            n.smtp_messages,
-            n.mime_parts_decoded,
-            n.mime_too_deep,
-            self.flows,
-            self.flows_evicted,
-            self.flows_timed_out,
-            self.defrag.fragments,
-            self.defrag.reassembled,
-            self.defrag.overlap_bytes,
-            self.defrag.oversized,
-            self.defrag.evicted,
-            self.defrag.timed_out,
-            self.defrag_undecodable,
-        )
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-struct FlowKey {
-    src: IpAddr,
-    dst: IpAddr,
-    sport: u16,
-    dport: u16,
-    proto: u8,
-}
-
-impl FlowKey {
-    fn reversed(self) -> FlowKey {
-        FlowKey {
-            src: self.dst,
-            dst: self.src,
-            sport: self.dport,
-            dport: self.sport,
-            proto: self.proto,
-        }
-    }
-
-    /// The key both directions share, and which side `self` is (0: from
-    /// the canonical key's `src`).
-    fn canonical(self) -> (FlowKey, usize) {
-        if (self.src, self.sport) <= (self.dst, self.dport) {
-            (self, 0)
-        } else {
-            (self.reversed(), 1)
-        }
-    }
-
-    fn sort_key(&self) -> (IpAddr, u16, IpAddr, u16, u8) {
-        (self.src, self.sport, self.dst, self.dport, self.proto)
-    }
-}
-
-/// Initial sequence numbers of bare SYNs and SYN-ACKs, in a fixed-size
-/// direct-mapped table: a flow's state is allocated only when its first
-/// payload arrives, so a spoofed SYN flood costs a table write per packet
-/// instead of a flow each. The flow then starts at the cached ISN, so data
-/// that arrives out of order from its first byte is still reassembled. A
-/// slot overwritten before the data arrived (a flood, a collision) only
-/// means the stream starts at its first data, as for a flow seen mid-way.
-/// Memory: [`SYN_CACHE_SLOTS`] × about 48 bytes, allocated once.
-struct SynCache {
-    slots: Vec<Option<(FlowKey, usize, u32)>>,
-    hasher: super::fasthash::FastState,
-}
-
-/// Slots in the SYN cache (a power of two).
-pub const SYN_CACHE_SLOTS: usize = 1 << 16;
-
-impl SynCache {
-    fn new() -> Self {
-        SynCache {
-            slots: vec![None; SYN_CACHE_SLOTS],
-            hasher: super::fasthash::FastState::new(0x5359_4e43_4143_4845),
-        }
-    }
-
-    fn slot(&self, key: &FlowKey, side: usize) -> usize {
-        use std::hash::BuildHasher;
-        (self.hasher.hash_one((key, side)) as usize) & (SYN_CACHE_SLOTS - 1)
-    }
-
-    fn remember(&mut self, key: FlowKey, side: usize, isn: u32) {
-        let i = self.slot(&key, side);
-        if let Some(slot) = self.slots.get_mut(i) {
-            *slot = Some((key, side, isn));
-        }
-    }
-
-    fn take(&mut self, key: &FlowKey, side: usize) -> Option<u32> {
-        let i = self.slot(key, side);
-        let slot = self.slots.get_mut(i)?;
-        match slot {
-            Some((k, s, isn)) if k == key && *s == side => {
-                let isn = *isn;
-                *slot = None;
-                Some(isn)
-            }
-            _ => None,
-        }
-    }
-}
-
-impl std::fmt::Debug for SynCache {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SynCache")
-            .field("slots", &SYN_CACHE_SLOTS)
-            .finish()
-    }
-}
-
-#[derive(Debug)]
-struct SigHits {
-    signature: usize,
-    count: u64,
-    first_ts: Timestamp,
-    excerpt: String,
-}
-
-/// Normalized bytes of one direction waiting to be scanned, with the
-/// carry-over from the previous batch.
-#[derive(Debug, Default)]
-struct ScanBuf {
-    buf: Vec<u8>,
-    /// Hits ending at or before this index of `buf` were already judged.
-    settled: usize,
-    /// Capture time of the newest bytes in `buf`.
-    ts: Timestamp,
-}
-
-/// One direction of a flow.
-#[derive(Debug)]
-struct Side {
-    stream: Stream,
-    parser: Parser,
-    app: AppProto,
-    scan: ScanBuf,
-    hits: Vec<SigHits>,
-    /// Whether a FIN or RST ended this direction.
-    closed: bool,
-    /// Whether any signature looks at this direction; if not, its bytes
-    /// are neither reassembled nor scanned.
-    wanted: bool,
-}
-
-impl Side {
-    fn new(app: AppProto, wanted: bool) -> Self {
-        Side {
-            wanted,
-            stream: Stream::new(),
-            parser: Parser::default(),
-            app,
-            scan: ScanBuf::default(),
-            hits: Vec::new(),
-            closed: false,
-        }
-    }
-}
-
-/// Bytes a direction must have delivered before its parser is chosen, so
-/// a request line cut into tiny first segments (`P`, `OST /`) still
-/// selects HTTP.
-const SNIFF_BYTES: usize = 8;
-
-/// The normalizer of one direction, chosen on its first bytes.
-#[derive(Debug, Default)]
-struct Parser {
-    norm: Option<Normalizer>,
-    /// First bytes, held (at most one chunk) until there are enough.
-    sniff: Vec<u8>,
-}
-
-/// What choosing and running a parser needs besides the bytes.
-struct ParseCtx<'a> {
-    app: &'a mut AppProto,
-    sport: u16,
-    dport: u16,
-    limits: &'a normalize::Limits,
-    stats: &'a mut NormalizeStats,
-    exchange: &'a mut normalize::http::Exchange,
-}
-
-impl Parser {
-    fn choose(first: &[u8], cx: &mut ParseCtx<'_>) -> Normalizer {
-        let chosen = if looks_like_http(first) {
-            AppProto::Http
-        } else if smtp_port(cx.sport) || smtp_port(cx.dport) {
-            AppProto::Smtp
-        } else {
-            AppProto::Tcp
-        };
-        *cx.app = chosen;
-        // Only the client side of SMTP carries DATA.
-        if chosen == AppProto::Smtp && !smtp_port(cx.dport) {
-            Normalizer::Raw
-        } else {
-            Normalizer::new(chosen)
-        }
-    }
-
-    fn data(&mut self, data: &[u8], cx: &mut ParseCtx<'_>, sink: &mut impl Sink) {
-        if let Some(n) = &mut self.norm {
-            n.push(data, cx.limits, cx.stats, cx.exchange, sink);
-            return;
-        }
-        if self.sniff.is_empty() && data.len() >= SNIFF_BYTES {
-            let mut n = Parser::choose(data, cx);
-            n.push(data, cx.limits, cx.stats, cx.exchange, sink);
-            self.norm = Some(n);
-            return;
-        }
-        self.sniff.extend_from_slice(data);
-        if self.sniff.len() >= SNIFF_BYTES {
-            self.release_sniff(cx, sink);
-        }
-    }
-
-    /// Chooses with what was held (at least `SNIFF_BYTES`, or the end of
-    /// the stream or a gap came first) and parses it.
-    fn release_sniff(&mut self, cx: &mut ParseCtx<'_>, sink: &mut impl Sink) {
-        if self.norm.is_some() || self.sniff.is_empty() {
-            return;
-        }
-        let held = std::mem::take(&mut self.sniff);
-        let mut n = Parser::choose(&held, cx);
-        n.push(&held, cx.limits, cx.stats, cx.exchange, sink);
-        self.norm = Some(n);
-    }
-
-    fn gap(&mut self, cx: &mut ParseCtx<'_>, sink: &mut impl Sink) {
-        self.release_sniff(cx, sink);
-        match &mut self.norm {
-            Some(n) => n.gap(cx.stats, sink),
-            None => sink.boundary(),
-        }
-    }
-
-    fn finish(&mut self, cx: &mut ParseCtx<'_>, sink: &mut impl Sink) {
-        self.release_sniff(cx, sink);
-        match &mut self.norm {
-            Some(n) => n.finish(cx.limits, cx.stats, sink),
-            None => sink.boundary(),
-        }
-    }
-}
-
-#[derive(Debug)]
-struct Flow {
-    last_seen: i64,
-    sides: [Side; 2],
-    /// HTTP requests waiting for their response (both directions' parsers
-    /// share it).
-    exchange: normalize::http::Exchange,
-}
-
-/// What scanning needs besides a side: the compiled set and the scope of
-/// the direction being scanned.
-struct ScanCtx<'a> {
-    sigs: &'a SignatureSet,
-    /// Longest hit span (carry and hold-back size).
-    span: usize,
-    batch: usize,
-    dir: Direction,
-    sport: u16,
-    dport: u16,
-    hits_by_signature: &'a mut [u64],
-    bytes_scanned: &'a mut u64,
-    raw_hits: &'a mut u64,
-    /// Bytes waiting in every scan buffer, and the most allowed.
-    buffered: &'a mut usize,
-    max_buffered: usize,
-    early_scans: &'a mut u64,
-}
-
-impl ScanCtx<'_> {
-    /// Scans `scan.buf`; `last` settles everything (end of a unit).
-    fn scan(&mut self, scan: &mut ScanBuf, hits: &mut Vec<SigHits>, last: bool) {
-        let len = scan.buf.len();
-        let settle_to = if last {
-            len
-        } else {
-            len.saturating_sub(self.span)
-        };
-        if settle_to <= scan.settled && !last {
-            return;
-        }
-        *self.bytes_scanned += settle_to.saturating_sub(scan.settled) as u64;
-        let sigs = self.sigs;
-        let from = scan.settled;
-        let buf = &scan.buf;
-        let ts = scan.ts;
-        let dir = self.dir;
-        let (sport, dport) = (self.sport, self.dport);
-        let counters = &mut *self.hits_by_signature;
-        let mut raw = 0u64;
-        sigs.scan(buf, |hit: Hit| {
-            if hit.end <= from || hit.end > settle_to {
-                return;
-            }
-            raw += 1;
-            let Some(sig) = sigs.signatures().get(hit.signature) else {
-                return;
-            };
-            if !sig.direction.admits(dir) || !sig.applies_to_ports(sport, dport) {
-                return;
-            }
-            if let Some(n) = counters.get_mut(hit.signature) {
-                *n += 1;
-            }
-            match hits.iter_mut().find(|h| h.signature == hit.signature) {
-                Some(h) => h.count += 1,
-                None => hits.push(SigHits {
-                    signature: hit.signature,
-                    count: 1,
-                    first_ts: ts,
-                    excerpt: sigs.excerpt(buf, &hit),
-                }),
-            }
-        });
-        *self.raw_hits += raw;
-        if last {
-            *self.buffered = self.buffered.saturating_sub(scan.buf.len());
-            scan.buf.clear();
-            scan.settled = 0;
-            return;
-        }
-        // Keep what a hit ending after `settle_to` can start in.
-        let drop = settle_to.saturating_sub(self.span);
-        scan.buf.drain(..drop);
-        *self.buffered = self.buffered.saturating_sub(drop);
-        scan.settled = settle_to - drop;
-    }
-}
-
-/// Feeds normalized bytes of one side to its scan buffer.
-struct SideSink<'a, 'c> {
-    ctx: &'a mut ScanCtx<'c>,
-    scan: &'a mut ScanBuf,
-    hits: &'a mut Vec<SigHits>,
-}
-
-impl Sink for SideSink<'_, '_> {
-    fn data(&mut self, bytes: &[u8]) {
-        // In pieces of at most one batch, so the buffer stays bounded.
-        for piece in bytes.chunks(self.ctx.batch.max(1)) {
-            self.scan.buf.extend_from_slice(piece);
-            *self.ctx.buffered += piece.len();
-            let full = self.scan.buf.len() >= self.scan.settled + self.ctx.span + self.ctx.batch;
-            let crowded = *self.ctx.buffered > self.ctx.max_buffered;
-            if full || crowded {
-                if !full {
-                    *self.ctx.early_scans += 1;
-                }
-                self.ctx.scan(self.scan, self.hits, false);
-            }
-        }
-    }
-
-    fn boundary(&mut self) {
-        if !self.scan.buf.is_empty() {
-            self.ctx.scan(self.scan, self.hits, true);
-        }
-    }
-}
+use crate::normalize::{self, AppProto, NormalizeStats, Sink};
+use crate::reassembly::{self, Budget, Chunk, Segment};
+pub use flows::SYN_CACHE_SLOTS;
+use flows::{Flow, FlowKey, Side, SynCache};
+use scan::{ScanCtx, SideSink, SigHits};
+pub use stats::LeakStats;
+use stream::ParseCtx;
 
 /// The leak detector.
 pub struct Leak {
@@ -539,7 +72,6 @@ pub struct Leak {
     flows: FastMap<FlowKey, Flow>,
     /// ISNs of bare SYNs whose flows have no state yet.
     syn_cache: SynCache,
-    defrag: Defrag,
     hits_by_signature: Vec<u64>,
     incidents_by_signature: Vec<u64>,
     budget: Budget,
@@ -550,10 +82,6 @@ pub struct Leak {
     scan_buffered: usize,
     slot: i64,
     stats: LeakStats,
-}
-
-fn smtp_port(p: u16) -> bool {
-    matches!(p, 25 | 587)
 }
 
 impl Leak {
@@ -587,7 +115,6 @@ impl Leak {
             flows: FastMap::with_hasher(FastState::new(random_seed())),
             hits_by_signature: vec![0; n],
             syn_cache: SynCache::new(),
-            defrag: Defrag::new(DefragLimits::default()),
             incidents_by_signature: vec![0; n],
             reassembly_limits,
             normalize_limits,
@@ -604,7 +131,6 @@ impl Leak {
         s.flows = self.flows.len() as u64;
         s.reassembly = self.budget.stats.clone();
         s.normalize = self.normalize_stats.clone();
-        s.defrag = self.defrag.stats().clone();
         let per = |v: &[u64]| {
             self.sigs
                 .signatures()
@@ -618,35 +144,30 @@ impl Leak {
         s
     }
 
-    /// Feeds one decoded packet captured at `ts`.
-    pub fn on_packet(&mut self, ts: Timestamp, d: &Decoded<'_>, sink: &mut impl IncidentSink) {
-        // Once a second of capture time: close idle flows.
+    /// Moves capture time to `ts`: once a second of capture time, flows
+    /// idle for `flow_timeout_secs` are closed. [`on_packet`](Self::on_packet)
+    /// does this itself; the pipeline also calls it for packets that do
+    /// not reach the detector (fragments still being reassembled).
+    #[inline]
+    pub fn advance(&mut self, ts: Timestamp, sink: &mut impl IncidentSink) {
         let slot = slot_of(ts.micros()) / 10;
         if slot > self.slot {
             self.slot = slot;
             self.expire(ts, sink);
         }
+    }
+
+    /// Feeds one decoded packet captured at `ts`: a whole datagram (the
+    /// pipeline defragments before the detector).
+    pub fn on_packet(&mut self, ts: Timestamp, d: &Decoded<'_>, sink: &mut impl IncidentSink) {
+        self.advance(ts, sink);
         let tcp = d.proto == proto::TCP;
         if !tcp && d.proto != proto::UDP {
             return;
         }
         if d.fragment != crate::decode::Fragment::None {
-            // A fragment: scanned once its datagram is whole again.
-            let key = DatagramKey {
-                src: d.src,
-                dst: d.dst,
-                proto: d.proto,
-                id: d.frag.id,
-            };
-            let whole = self
-                .defrag
-                .push(ts.micros(), key, d.frag.offset, d.frag.more, d.frag.body);
-            if let Some(whole) = whole {
-                match crate::decode::reassembled(d.src, d.dst, d.proto, d.ttl, &whole) {
-                    Ok(full) => self.on_packet(ts, &full, sink),
-                    Err(_) => self.stats.defrag_undecodable += 1,
-                }
-            }
+            // Fragments reach the detector only once the pipeline's
+            // defragmenter has made their datagram whole again.
             return;
         }
         let syn = tcp && d.tcp_flags & tcp_flags::SYN != 0;
@@ -911,55 +432,16 @@ impl Leak {
         if let Some(n) = self.incidents_by_signature.get_mut(h.signature) {
             *n += 1;
         }
-        let identity = format!(
-            "{}|leak|{}|{}|{}|{}|{}|{}|{}",
-            self.sensor,
-            sig.id,
-            key.src,
-            key.sport,
-            key.dst,
-            key.dport,
-            key.proto,
-            h.first_ts.micros()
-        );
-        sink.emit(Incident {
-            id: incident_id(h.first_ts, identity.as_bytes()),
-            schema: shaobing_wire::SCHEMA_VERSION,
-            sensor: self.sensor.clone(),
-            kind: Kind::Leak,
-            event: Event::Leak,
-            signature: sig.id.clone(),
-            severity: sig.severity,
-            ts: h.first_ts,
-            src_ip: Some(key.src),
-            dst_ip: Some(key.dst),
-            src_port: Some(key.sport),
-            dst_port: Some(key.dport),
-            proto: proto::name(key.proto),
-            community_id: community_id::community_id(
-                0, key.src, key.dst, key.proto, key.sport, key.dport,
-            ),
-            direction: Some(dir),
-            attack_id: None,
-            vector: None,
-            pps: None,
-            bps: None,
-            peak_pps: None,
-            peak_bps: None,
-            packets: None,
-            bytes: None,
-            top_sources: None,
-            match_count: Some(h.count),
-            app_proto: Some(app.as_str().to_string()),
-            excerpt: Some(h.excerpt),
-            extra: serde_json::Map::new(),
-        });
+        sink.emit(incident::build(&self.sensor, sig, key, dir, app, h));
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::scan::ScanBuf;
+    use super::stream::SNIFF_BYTES;
     use super::*;
+    use shaobing_wire::Incident;
 
     /// Scans `data` fed in pieces of `piece` bytes with batches of `batch`
     /// bytes; returns (signature id, count) pairs.
@@ -1294,51 +776,6 @@ mod tests {
     }
 
     /// An IPv4 fragment from 10.0.0.5 to 198.51.100.1 (UDP).
-    fn ipv4_fragment(id: u16, offset: u16, more: bool, body: &[u8]) -> Vec<u8> {
-        let mut ip = vec![
-            0x45, 0, 0, 0, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 5, 198, 51, 100, 1,
-        ];
-        ip[2..4].copy_from_slice(&(20 + body.len() as u16).to_be_bytes());
-        ip[4..6].copy_from_slice(&id.to_be_bytes());
-        let flags = (offset / 8) | if more { 0x2000 } else { 0 };
-        ip[6..8].copy_from_slice(&flags.to_be_bytes());
-        ip.extend_from_slice(body);
-        ip
-    }
-
-    #[test]
-    fn a_marking_split_across_ip_fragments_is_found_in_any_order() {
-        let payload = "正文 绝密★ 正文".as_bytes();
-        let mut datagram = Vec::new();
-        datagram.extend_from_slice(&5353u16.to_be_bytes());
-        datagram.extend_from_slice(&514u16.to_be_bytes());
-        datagram.extend_from_slice(&(8 + payload.len() as u16).to_be_bytes());
-        datagram.extend_from_slice(&[0, 0]);
-        datagram.extend_from_slice(payload);
-        // 16 bytes: the UDP header and "正文 " plus two bytes of 绝.
-        let (a, b) = datagram.split_at(16);
-        let frags = [
-            ipv4_fragment(77, 0, true, a),
-            ipv4_fragment(77, 16, false, b),
-        ];
-        for order in [[0, 1], [1, 0]] {
-            let mut leak = detector();
-            let mut out: Vec<Incident> = Vec::new();
-            let ts = Timestamp::from_parts(1_767_225_600, 0);
-            for i in order {
-                let d = crate::decode::decode_ip(&frags[i]).unwrap();
-                assert_ne!(d.fragment, crate::decode::Fragment::None);
-                leak.on_packet(ts, &d, &mut out);
-            }
-            leak.finish(ts, &mut out);
-            assert_eq!(out.len(), 1, "order {order:?}: {out:?}");
-            assert_eq!(out[0].signature, "classification-marking");
-            assert_eq!(out[0].app_proto.as_deref(), Some("udp"));
-            let st = leak.stats();
-            assert_eq!((st.defrag.fragments, st.defrag.reassembled), (2, 1));
-        }
-    }
-
     #[test]
     fn a_reset_ends_the_flow_and_flushes_out_of_order_bytes() {
         let mut leak = detector();
