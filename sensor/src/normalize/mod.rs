@@ -16,7 +16,9 @@
 //! * [`smtp`]: SMTP commands as they are, and the message after `DATA`
 //!   through [`mime`]: headers as they are, MIME multipart parts with
 //!   `base64` and `quoted-printable` transfer encodings decoded.
-//! * Anything else is passed on raw.
+//! * Anything else is passed on raw, unless [`encrypted`] recognises an
+//!   encrypted session (TLS from its first record or mid-connection, SSH,
+//!   TLS after `STARTTLS`): its bytes are counted by kind, not scanned.
 //!
 //! Normalizers push into a [`Sink`]: `data` for normalized bytes, and
 //! `boundary` where one logical unit (a header block, a body, a MIME part)
@@ -30,6 +32,7 @@
 
 pub mod body;
 pub mod decode;
+pub mod encrypted;
 pub mod escape;
 pub mod http;
 pub mod mime;
@@ -114,12 +117,14 @@ pub struct NormalizeStats {
     pub bodies_json_unescaped: u64,
     /// Bodies whose HTML/XML character references were decoded.
     pub bodies_html_unescaped: u64,
+    /// Encrypted sessions recognised and not scanned.
+    pub encrypted: encrypted::SkipStats,
 }
 
 impl NormalizeStats {
     /// Every counter under a stable name (as summaries and heartbeats
     /// report them).
-    pub fn counters(&self) -> [(&'static str, u64); 15] {
+    pub fn counters(&self) -> [(&'static str, u64); 21] {
         [
             ("http_messages", self.http_messages),
             ("http_errors", self.http_errors),
@@ -136,6 +141,12 @@ impl NormalizeStats {
             ("http_ambiguous_framing", self.http_ambiguous_framing),
             ("bodies_json_unescaped", self.bodies_json_unescaped),
             ("bodies_html_unescaped", self.bodies_html_unescaped),
+            ("encrypted_streams", self.encrypted.streams),
+            ("skipped_tls_bytes", self.encrypted.tls_bytes),
+            ("skipped_dtls_bytes", self.encrypted.dtls_bytes),
+            ("skipped_ssh_bytes", self.encrypted.ssh_bytes),
+            ("skipped_quic_bytes", self.encrypted.quic_bytes),
+            ("skipped_wireguard_bytes", self.encrypted.wireguard_bytes),
         ]
     }
 
@@ -157,6 +168,7 @@ impl NormalizeStats {
             http_ambiguous_framing,
             bodies_json_unescaped,
             bodies_html_unescaped,
+            encrypted,
         } = other;
         self.http_messages += http_messages;
         self.http_errors += http_errors;
@@ -173,6 +185,13 @@ impl NormalizeStats {
         self.http_ambiguous_framing += http_ambiguous_framing;
         self.bodies_json_unescaped += bodies_json_unescaped;
         self.bodies_html_unescaped += bodies_html_unescaped;
+        let e = &mut self.encrypted;
+        e.streams += encrypted.streams;
+        e.tls_bytes += encrypted.tls_bytes;
+        e.dtls_bytes += encrypted.dtls_bytes;
+        e.ssh_bytes += encrypted.ssh_bytes;
+        e.quic_bytes += encrypted.quic_bytes;
+        e.wireguard_bytes += encrypted.wireguard_bytes;
     }
 }
 
@@ -225,6 +244,8 @@ pub enum Normalizer {
     Http(Box<http::Http>),
     /// SMTP client stream.
     Smtp(smtp::Smtp),
+    /// Raw bytes, unless an encrypted session (then skipped, counted).
+    Opaque(encrypted::Opaque),
     /// Raw bytes.
     Raw,
 }
@@ -235,7 +256,8 @@ impl Normalizer {
         match proto {
             AppProto::Http => Normalizer::Http(Box::default()),
             AppProto::Smtp => Normalizer::Smtp(smtp::Smtp::new()),
-            AppProto::Tcp | AppProto::Udp => Normalizer::Raw,
+            AppProto::Tcp => Normalizer::Opaque(encrypted::Opaque::new()),
+            AppProto::Udp => Normalizer::Raw,
         }
     }
 
@@ -252,6 +274,7 @@ impl Normalizer {
         match self {
             Normalizer::Http(h) => h.push(data, limits, stats, exchange, sink),
             Normalizer::Smtp(s) => s.push(data, limits, stats, sink),
+            Normalizer::Opaque(o) => o.push(data, &mut stats.encrypted, sink),
             Normalizer::Raw => sink.data(data),
         }
     }
@@ -261,6 +284,7 @@ impl Normalizer {
         match self {
             Normalizer::Http(h) => h.gap(stats, sink),
             Normalizer::Smtp(s) => s.gap(sink),
+            Normalizer::Opaque(o) => o.gap(&mut stats.encrypted, sink),
             Normalizer::Raw => sink.boundary(),
         }
     }
@@ -270,6 +294,7 @@ impl Normalizer {
         match self {
             Normalizer::Http(h) => h.finish(limits, stats, sink),
             Normalizer::Smtp(s) => s.finish(limits, stats, sink),
+            Normalizer::Opaque(o) => o.finish(&mut stats.encrypted, sink),
             Normalizer::Raw => sink.boundary(),
         }
     }

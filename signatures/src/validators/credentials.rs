@@ -62,7 +62,58 @@ fn is_value_byte(b: u8) -> bool {
     !(b.is_ascii_whitespace() || b.is_ascii_control() || b"&\"',;}])<>".contains(&b))
 }
 
+/// Bytes of context before a password key that must read as text.
+const TEXT_CONTEXT: usize = 8;
+
+/// Whether `b` may end a password value: whitespace or the punctuation
+/// that closes a form field, JSON string or attribute (not a control or
+/// stray binary byte).
+fn ends_value(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n') || b"&\"',;}])<>".contains(&b)
+}
+
+/// Whether `bytes` read as text: UTF-8 without control characters other
+/// than tab and line breaks. A window cut inside a character at its start
+/// (up to three continuation bytes) or its end is still text.
+fn is_text(bytes: &[u8]) -> bool {
+    let lead = bytes
+        .iter()
+        .take(3)
+        .take_while(|&&b| (0x80..0xc0).contains(&b))
+        .count();
+    let bytes = bytes.get(lead..).unwrap_or_default();
+    let valid = match std::str::from_utf8(bytes) {
+        Ok(t) => t,
+        // Cut at the end inside a character: the part before it.
+        Err(e) if e.error_len().is_none() => {
+            std::str::from_utf8(bytes.get(..e.valid_up_to()).unwrap_or_default()).unwrap_or("")
+        }
+        Err(_) => return false,
+    };
+    valid
+        .chars()
+        .all(|c| !c.is_control() || matches!(c, '\t' | '\r' | '\n'))
+}
+
+/// The key at `hay[start..]` starts a word (after no ASCII letter or digit,
+/// except at a camelCase step like `userPassword`) and the bytes before it
+/// are text: no password field is read out of binary or ciphertext.
+fn key_in_text(hay: &[u8], start: usize) -> bool {
+    let boundary = match start.checked_sub(1).and_then(|p| hay.get(p)) {
+        None => true,
+        Some(&b) if b.is_ascii_alphanumeric() => {
+            b.is_ascii_lowercase() && hay.get(start).is_some_and(u8::is_ascii_uppercase)
+        }
+        Some(_) => true,
+    };
+    let from = start.saturating_sub(TEXT_CONTEXT);
+    boundary && hay.get(from..start).is_some_and(is_text)
+}
+
 fn password(hay: &[u8], start: usize, end: usize) -> Option<(usize, usize)> {
+    if !key_in_text(hay, start) {
+        return None;
+    }
     let mut i = end;
     // Closing quote of a JSON / quoted key.
     if matches!(hay.get(i), Some(b'"' | b'\'')) {
@@ -92,6 +143,12 @@ fn password(hay: &[u8], start: usize, end: usize) -> Option<(usize, usize)> {
     let value = rest.get(..len)?;
     // Empty, or already masked by the application.
     if value.is_empty() || value.iter().all(|&b| b == b'*') {
+        return None;
+    }
+    // A printable value that ends where a field ends (or at the length
+    // cap, or where the data ends).
+    let closed = len == MAX_VALUE_LEN || rest.get(len).is_none_or(|&b| ends_value(b));
+    if !closed || !is_text(value) {
         return None;
     }
     Some((start, i + len))
@@ -189,6 +246,49 @@ mod tests {
             find(Anchor::PasswordField, "forgot your password? click"),
             None
         );
+    }
+
+    #[test]
+    fn password_keys_need_a_word_boundary_and_text_around() {
+        assert_eq!(
+            find(Anchor::PasswordField, "userPassword=hunter2&x"),
+            Some("Password=hunter2".into())
+        );
+        assert_eq!(
+            find(Anchor::PasswordField, "db_passwd: hunter2\n"),
+            Some("passwd: hunter2".into())
+        );
+        assert_eq!(
+            find(Anchor::PasswordField, "用户 password=密码123 "),
+            Some("password=密码123".into())
+        );
+        // Inside a word, after binary, or with a binary value: ciphertext
+        // that happens to spell `pwD=`.
+        for hay in [
+            &b"xpwd=hunter2 "[..],
+            b"newpassword=hunter2 ",
+            b"\x8f\x03\xc1\x00\x9a\x11\xfe\x07pwD=k3y ",
+            b"a b c d pwd=ab\x01cd",
+            b"a b c d pwd=ab\xffcd ",
+            b"a b c d pwd=abc\x9e",
+        ] {
+            let at = hay
+                .windows(3)
+                .position(|w| w.eq_ignore_ascii_case(b"pwd"))
+                .map(|p| (p, p + 3))
+                .or_else(|| {
+                    hay.windows(8)
+                        .position(|w| w.eq_ignore_ascii_case(b"password"))
+                        .map(|p| (p, p + 8))
+                });
+            let (s, e) = at.unwrap();
+            assert_eq!(
+                confirm(Anchor::PasswordField, hay, s, e),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(hay)
+            );
+        }
     }
 
     #[test]
