@@ -246,6 +246,8 @@ pub enum Normalizer {
     Smtp(smtp::Smtp),
     /// Raw bytes, unless an encrypted session (then skipped, counted).
     Opaque(encrypted::Opaque),
+    /// UDP datagrams, each its own unit, unless an encrypted session's.
+    Datagrams(encrypted::Datagrams),
     /// Raw bytes.
     Raw,
 }
@@ -257,7 +259,7 @@ impl Normalizer {
             AppProto::Http => Normalizer::Http(Box::default()),
             AppProto::Smtp => Normalizer::Smtp(smtp::Smtp::new()),
             AppProto::Tcp => Normalizer::Opaque(encrypted::Opaque::new()),
-            AppProto::Udp => Normalizer::Raw,
+            AppProto::Udp => Normalizer::Datagrams(encrypted::Datagrams::default()),
         }
     }
 
@@ -275,6 +277,7 @@ impl Normalizer {
             Normalizer::Http(h) => h.push(data, limits, stats, exchange, sink),
             Normalizer::Smtp(s) => s.push(data, limits, stats, sink),
             Normalizer::Opaque(o) => o.push(data, &mut stats.encrypted, sink),
+            Normalizer::Datagrams(d) => d.push(data, &mut stats.encrypted, sink),
             Normalizer::Raw => sink.data(data),
         }
     }
@@ -285,6 +288,7 @@ impl Normalizer {
             Normalizer::Http(h) => h.gap(stats, sink),
             Normalizer::Smtp(s) => s.gap(sink),
             Normalizer::Opaque(o) => o.gap(&mut stats.encrypted, sink),
+            Normalizer::Datagrams(_) => sink.boundary(),
             Normalizer::Raw => sink.boundary(),
         }
     }
@@ -295,6 +299,7 @@ impl Normalizer {
             Normalizer::Http(h) => h.finish(limits, stats, sink),
             Normalizer::Smtp(s) => s.finish(limits, stats, sink),
             Normalizer::Opaque(o) => o.finish(&mut stats.encrypted, sink),
+            Normalizer::Datagrams(_) => sink.boundary(),
             Normalizer::Raw => sink.boundary(),
         }
     }

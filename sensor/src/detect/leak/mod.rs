@@ -54,7 +54,7 @@ use super::{direction, IncidentSink};
 use crate::config::LeakConfig;
 use crate::decode::{proto, tcp_flags, Decoded};
 use crate::netset::NetSet;
-use crate::normalize::{self, AppProto, NormalizeStats, Sink};
+use crate::normalize::{self, AppProto, NormalizeStats, Normalizer, Sink};
 use crate::reassembly::{self, Budget, Chunk, Segment};
 pub use flows::SYN_CACHE_SLOTS;
 use flows::{Flow, FlowKey, Side, SynCache};
@@ -255,15 +255,24 @@ impl Leak {
                 early_scans: &mut self.stats.early_scans,
             };
             if !tcp {
-                // One datagram, one unit.
+                // One datagram, one unit, unless the flow is an encrypted
+                // session's (DTLS, QUIC, WireGuard).
                 side.scan.ts = ts;
                 let mut s = SideSink {
                     ctx: &mut ctx,
                     scan: &mut side.scan,
                     hits: &mut side.hits,
                 };
-                s.data(d.payload);
-                s.boundary();
+                side.parser
+                    .norm
+                    .get_or_insert_with(|| Normalizer::new(AppProto::Udp))
+                    .push(
+                        d.payload,
+                        &self.normalize_limits,
+                        &mut self.normalize_stats,
+                        exchange,
+                        &mut s,
+                    );
                 return;
             }
             let Side {

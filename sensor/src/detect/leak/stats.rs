@@ -41,9 +41,9 @@ impl LeakStats {
     /// Every counter under a stable name, as live heartbeats report them
     /// (`leak_counters`). All are totals since the detector started except
     /// [`GAUGES`](Self::GAUGES) (`flows`: open now).
-    pub fn counters(&self) -> [(&'static str, u64); 31] {
-        let (d, r, n) = (&self.defrag, &self.reassembly, &self.normalize);
-        [
+    pub fn counters(&self) -> Vec<(&'static str, u64)> {
+        let (d, r) = (&self.defrag, &self.reassembly);
+        let mut all = vec![
             ("bytes_scanned", self.bytes_scanned),
             ("raw_hits", self.raw_hits),
             ("flows", self.flows),
@@ -70,15 +70,9 @@ impl LeakStats {
             ("reassembly_beyond_window", r.beyond_window),
             ("reassembly_gaps", r.gaps),
             ("reassembly_gap_bytes", r.gap_bytes),
-            ("http_messages", n.http_messages),
-            ("http_errors", n.http_errors),
-            ("bodies_inflated", n.bodies_inflated),
-            ("decompress_capped", n.decompress_capped),
-            ("decompress_errors", n.decompress_errors),
-            ("smtp_messages", n.smtp_messages),
-            ("mime_parts_decoded", n.mime_parts_decoded),
-            ("mime_too_deep", n.mime_too_deep),
-        ]
+        ];
+        all.extend(self.normalize.counters());
+        all
     }
 
     /// The [`counters`](Self::counters) that are levels, not totals.
@@ -95,9 +89,14 @@ impl LeakStats {
             .map(|((id, hits), (_, incidents))| format!("{id}={hits}/{incidents}"))
             .collect();
         let r = &self.reassembly;
-        let n = &self.normalize;
+        let normalize: Vec<String> = self
+            .normalize
+            .counters()
+            .iter()
+            .map(|(name, n)| format!("{name}={n}"))
+            .collect();
         format!(
-            "leak: {} bytes scanned ({} early scans, {} bytes out of every signature's scope); matches/incidents by signature: {}; reassembly: delivered={} out_of_order={} retransmitted={} overlap_trimmed={} gaps={} gap_bytes={} stream_cap_hits={} global_cap_hits={} beyond_window={}; normalize: http_messages={} http_errors={} bodies_inflated={} decompress_capped={} decompress_errors={} smtp_messages={} mime_parts_decoded={} mime_too_deep={}; flows: open={} evicted={} timed_out={}; defrag: fragments={} reassembled={} overlap_bytes={} oversized={} evicted={} timed_out={} undecodable={}",
+            "leak: {} bytes scanned ({} early scans, {} bytes out of every signature's scope); matches/incidents by signature: {}; reassembly: delivered={} out_of_order={} retransmitted={} overlap_trimmed={} gaps={} gap_bytes={} stream_cap_hits={} global_cap_hits={} beyond_window={}; normalize: {}; flows: open={} evicted={} timed_out={}; defrag: fragments={} reassembled={} overlap_bytes={} oversized={} evicted={} timed_out={} undecodable={}",
             self.bytes_scanned,
             self.early_scans,
             self.bytes_out_of_scope,
@@ -111,14 +110,7 @@ impl LeakStats {
             r.per_stream_cap_hits,
             r.global_cap_hits,
             r.beyond_window,
-            n.http_messages,
-            n.http_errors,
-            n.bodies_inflated,
-            n.decompress_capped,
-            n.decompress_errors,
-            n.smtp_messages,
-            n.mime_parts_decoded,
-            n.mime_too_deep,
+            normalize.join(" "),
             self.flows,
             self.flows_evicted,
             self.flows_timed_out,
