@@ -3,7 +3,7 @@
 
 CARGO     ?= cargo
 APT_PKGS  := libpcap-dev clickhouse-server curl tcpdump tcpreplay iproute2 pkg-config \
-             chromium chromium-driver fonts-wqy-microhei
+             chromium chromium-driver fonts-wqy-microhei gobgpd
 SHELL     := /bin/bash
 
 .PHONY: all deps build test lint fmt demo stop bench pcaps clean

@@ -76,6 +76,9 @@ pub struct Config {
     /// `[[alerts.rules]]`); off without rules.
     #[serde(default)]
     pub alerts: crate::alerts::config::AlertsConfig,
+    /// Mitigation over BGP (`[mitigation]`); off by default.
+    #[serde(default)]
+    pub mitigation: crate::mitigation::config::MitigationConfig,
 }
 
 /// `[tls]`: serve HTTPS (rustls) on `listen`.
@@ -638,6 +641,8 @@ impl Config {
         range("retention.interval_s", ret.interval_s, 60, 86_400)?;
         self.console.validate()?;
         self.alerts.validate().map_err(invalid)?;
+        let analyst_names: Vec<&str> = self.analysts.iter().map(|a| a.name.as_str()).collect();
+        self.mitigation.validate(&analyst_names).map_err(invalid)?;
         Ok(())
     }
 }

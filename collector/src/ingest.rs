@@ -65,6 +65,8 @@ pub struct AppState {
     pub stale_after: Duration,
     /// Consumers of acknowledged incidents (alerts, mitigation), if any.
     pub events: Option<Arc<crate::alerts::hub::Hub>>,
+    /// The mitigation engine, unless `mitigation.mode = "off"`.
+    pub mitigation: Option<crate::mitigation::Handle>,
 }
 
 /// The router with every endpoint.
@@ -78,6 +80,14 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/summary", get(crate::api::get_summary))
         .route("/api/v1/attacks/{attack_id}", get(crate::api::get_attack))
         .route("/metrics", get(crate::api::get_metrics))
+        .route(
+            "/api/v1/mitigations",
+            get(crate::mitigation::http::get_mitigations),
+        )
+        .route(
+            "/api/v1/mitigations/{id}/withdraw",
+            post(crate::mitigation::http::post_withdraw),
+        )
         .route("/healthz", get(healthz))
         .merge(crate::console::routes())
         .layer(axum::middleware::from_fn_with_state(

@@ -17,6 +17,8 @@
 //! * [`metrics`]: the Prometheus counters.
 //! * [`tls`]: optional HTTPS (rustls).
 //! * [`console`]: the web console, its sessions and the API of its views.
+//! * [`mitigation`]: RTBH / FlowSpec announcements through GoBGP, with
+//!   their audit table and API.
 //! * [`alerts`]: alert routing to webhooks, syslog and commands, fed after
 //!   acknowledgement through [`alerts::hub`].
 //!
@@ -34,6 +36,7 @@ pub mod config;
 pub mod console;
 pub mod ingest;
 pub mod metrics;
+pub mod mitigation;
 pub mod query;
 pub mod retention;
 pub mod server;
@@ -129,11 +132,28 @@ pub async fn serve(
         hub.add("alerts", tx);
         metrics.add_section(alert_metrics);
     }
+    let mitigation = mitigation::start(
+        &config.mitigation,
+        mitigation::AuditSink {
+            client: client.clone(),
+            database: config.clickhouse.database.clone(),
+            timeout,
+        },
+    );
+    let mitigation = match mitigation {
+        Some((tx, handle, m)) => {
+            hub.add("mitigation", tx);
+            metrics.add_section(m);
+            Some(handle)
+        }
+        None => None,
+    };
     let hub = Arc::new(hub);
     metrics.add_section(hub.clone());
     let server_metrics = metrics.clone();
     let app = ingest::router(ingest::AppState {
         events: (!hub.is_empty()).then_some(hub),
+        mitigation,
         tokens: Arc::new(tokens),
         limits: config.limits.clone(),
         writer,

@@ -84,6 +84,24 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print the mitigation audit log (announce, withdraw, refused), oldest
+    /// first.
+    ///
+    /// Reads the `mitigation_audit` table directly with the config's
+    /// credentials. The active announcements live in the running collector:
+    /// list and withdraw them with `GET /api/v1/mitigations` and
+    /// `POST /api/v1/mitigations/ID/withdraw` (an admin analyst's token).
+    Mitigations {
+        /// Config file (TOML).
+        #[arg(long, short, value_name = "FILE")]
+        config: PathBuf,
+        /// The newest this many rows (1..=10000).
+        #[arg(long, default_value_t = 100)]
+        limit: u64,
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the SHA-256 hex of a sensor token (for `token_sha256`).
     ///
     /// Reads the token from stdin (first line) when TOKEN is absent or `-`,
@@ -283,6 +301,38 @@ async fn run_async(cli: Cli) -> anyhow::Result<()> {
                 t
             } else {
                 render_summary(&summary)
+            };
+            let mut out = std::io::stdout().lock();
+            out.write_all(text.as_bytes()).context("writing output")?;
+            out.flush().context("writing output")?;
+            Ok(())
+        }
+        Command::Mitigations {
+            config,
+            limit,
+            json,
+        } => {
+            let config = load(&config)?;
+            if !(1..=10_000).contains(&limit) {
+                anyhow::bail!("--limit must be in 1..=10000");
+            }
+            let rows = shaobing_collector::mitigation::audit::recent(
+                &shaobing_collector::store::client(&config.clickhouse),
+                &config.clickhouse.database,
+                std::time::Duration::from_millis(config.clickhouse.timeout_ms),
+                limit,
+            )
+            .await
+            .context("reading the mitigation audit")?;
+            let text = if json {
+                let mut t = String::new();
+                for r in rows.iter().rev() {
+                    t.push_str(&serde_json::to_string(r).context("encoding a row")?);
+                    t.push('\n');
+                }
+                t
+            } else {
+                shaobing_collector::mitigation::audit::render_table(&rows)
             };
             let mut out = std::io::stdout().lock();
             out.write_all(text.as_bytes()).context("writing output")?;

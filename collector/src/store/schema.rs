@@ -205,6 +205,12 @@ pub const MIGRATIONS: &[Migration] = &[
         statements: &[],
         custom: Some(Custom::RekeyIncidentsBySensor),
     },
+    Migration {
+        version: 6,
+        description: "mitigation_audit table",
+        statements: &[crate::mitigation::audit::AUDIT_V6],
+        custom: None,
+    },
 ];
 
 const CREATE_DATABASE: &str = "CREATE DATABASE IF NOT EXISTS `{db}`";

@@ -1,0 +1,534 @@
+//! Mitigation over BGP (off by default): on a volumetric `attack_started`
+//! the engine announces an RTBH route and/or a FlowSpec rule for the target
+//! through GoBGP ([`speaker`]), and withdraws it `hold_time_s` after the
+//! last attack needing it ended. Decisions follow [`plan`]'s safety limits
+//! and `max_active`; every announce, withdraw and refusal is logged and
+//! written to the `mitigation_audit` table ([`audit`]). Admin analysts list
+//! and withdraw through [`http`].
+//!
+//! The engine is one task fed by the [`crate::alerts::hub`] after
+//! acknowledgement (never on the ingest path), by a one-second timer and by
+//! the API. Announcements are in memory: after a restart the collector does
+//! not know what it announced before (see `docs/collector.md`).
+
+pub mod audit;
+pub mod config;
+pub mod http;
+pub mod plan;
+pub mod speaker;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clickhouse::Client;
+use serde::Serialize;
+use shaobing_wire::{Event, Incident, Kind, Timestamp};
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+use crate::metrics::MetricsSection;
+use audit::AuditRow;
+use config::{MitigationConfig, Mode};
+use plan::{Route, Skip};
+
+/// Counters (a `/metrics` section).
+#[derive(Debug, Default)]
+pub struct MitigationMetrics {
+    /// Announcements active now.
+    pub active: AtomicU64,
+    /// Announcements made (or simulated in dry-run).
+    pub announced: AtomicU64,
+    /// Withdrawals made (or simulated).
+    pub withdrawn: AtomicU64,
+    /// Announcements refused by a safety limit.
+    pub refused: AtomicU64,
+    /// Speaker calls that failed.
+    pub speaker_errors: AtomicU64,
+    /// Audit rows that could not be written.
+    pub audit_errors: AtomicU64,
+}
+
+impl MetricsSection for MitigationMetrics {
+    fn render(&self, o: &mut String) {
+        let _ = writeln!(
+            o,
+            "# HELP shaobing_collector_mitigation_active Mitigation announcements active now.\n# TYPE shaobing_collector_mitigation_active gauge\nshaobing_collector_mitigation_active {}",
+            self.active.load(Relaxed)
+        );
+        for (name, help, v) in [
+            ("announced", "Mitigation announcements made (simulated in dry-run).", &self.announced),
+            ("withdrawn", "Mitigation announcements withdrawn (simulated in dry-run).", &self.withdrawn),
+            ("refused", "Mitigations refused by a safety limit (protected space, prefix length, max_active).", &self.refused),
+            ("speaker_errors", "gobgp calls that failed.", &self.speaker_errors),
+            ("audit_errors", "Mitigation audit rows that could not be stored.", &self.audit_errors),
+        ] {
+            let _ = writeln!(
+                o,
+                "# HELP shaobing_collector_mitigation_{name}_total {help}\n# TYPE shaobing_collector_mitigation_{name}_total counter\nshaobing_collector_mitigation_{name}_total {}",
+                v.load(Relaxed)
+            );
+        }
+    }
+}
+
+/// One active announcement, as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ActiveView {
+    /// Announcement id.
+    pub id: Uuid,
+    /// `rtbh` or `flowspec`.
+    pub method: plan::Method,
+    /// Destination prefix.
+    pub prefix: String,
+    /// The route as given to the speaker.
+    pub route: String,
+    /// Attacks still running that need it.
+    pub attacks: Vec<Uuid>,
+    /// When it was announced.
+    pub since: Timestamp,
+    /// Seconds until its withdrawal, once every attack ended.
+    pub withdraw_in_s: Option<u64>,
+}
+
+/// What the API may ask the engine.
+enum Request {
+    List(oneshot::Sender<Vec<ActiveView>>),
+    Withdraw {
+        id: Uuid,
+        actor: String,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+}
+
+/// The API's handle on the engine.
+#[derive(Clone, Debug)]
+pub struct Handle {
+    tx: mpsc::Sender<Request>,
+    /// The configured mode.
+    pub mode: Mode,
+    /// Analysts who may withdraw.
+    pub admins: Arc<Vec<String>>,
+    /// `max_active`.
+    pub max_active: usize,
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Request")
+    }
+}
+
+impl Handle {
+    /// The active announcements.
+    pub async fn list(&self) -> Option<Vec<ActiveView>> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Request::List(reply)).await.ok()?;
+        rx.await.ok()
+    }
+
+    /// Withdraws announcement `id` now; `Err` says why not.
+    pub async fn withdraw(&self, id: Uuid, actor: &str) -> Result<(), String> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Request::Withdraw {
+                id,
+                actor: actor.to_string(),
+                reply,
+            })
+            .await
+            .map_err(|_| "mitigation engine stopped".to_string())?;
+        rx.await
+            .map_err(|_| "mitigation engine stopped".to_string())?
+    }
+}
+
+struct Active {
+    id: Uuid,
+    route: Route,
+    attacks: BTreeSet<Uuid>,
+    since: Timestamp,
+    withdraw_at: Option<Instant>,
+    /// The incident that started it (for the audit of its withdrawal).
+    origin: Origin,
+}
+
+#[derive(Clone)]
+struct Origin {
+    attack_id: String,
+    incident_id: String,
+    sensor: String,
+    vector: String,
+}
+
+impl Origin {
+    fn of(inc: &Incident) -> Origin {
+        Origin {
+            attack_id: inc.attack_id.map(|a| a.to_string()).unwrap_or_default(),
+            incident_id: inc.id.to_string(),
+            sensor: inc.sensor.clone(),
+            vector: inc.vector.clone().unwrap_or_default(),
+        }
+    }
+}
+
+/// Where the engine writes its audit rows.
+#[derive(Clone)]
+pub struct AuditSink {
+    /// ClickHouse.
+    pub client: Client,
+    /// The database.
+    pub database: String,
+    /// Bound on one insert.
+    pub timeout: Duration,
+}
+
+struct Engine {
+    config: MitigationConfig,
+    protected: Vec<(IpAddr, u8)>,
+    speaker: speaker::Gobgp,
+    active: BTreeMap<String, Active>,
+    audit: AuditSink,
+    metrics: Arc<MitigationMetrics>,
+}
+
+impl Engine {
+    fn hold(&self) -> Duration {
+        Duration::from_secs(self.config.hold_time_s)
+    }
+
+    async fn record(&self, mut row: AuditRow) {
+        let now = Timestamp::now();
+        row.ts = u32::try_from(now.secs()).unwrap_or(0);
+        row.ts_us = now.subsec_micros();
+        row.mode = self.config.mode.as_str().to_string();
+        tracing::info!(
+            event = "mitigation",
+            action = %row.action,
+            method = %row.method,
+            prefix = %row.prefix,
+            route = %row.route,
+            attack_id = %row.attack_id,
+            actor = %row.actor,
+            reason = %row.reason,
+            error = %row.error,
+            "mitigation {}",
+            row.action
+        );
+        if let Err(e) = audit::insert(
+            &self.audit.client,
+            &self.audit.database,
+            self.audit.timeout,
+            &row,
+        )
+        .await
+        {
+            self.metrics.audit_errors.fetch_add(1, Relaxed);
+            tracing::error!(event = "mitigation_audit_failed", error = %e, "could not store a mitigation audit row");
+        }
+    }
+
+    fn row(
+        action: &str,
+        route: Option<&Route>,
+        id: Option<Uuid>,
+        origin: &Origin,
+        actor: &str,
+        reason: &str,
+    ) -> AuditRow {
+        AuditRow {
+            ts: 0,
+            ts_us: 0,
+            id: id.map(|i| i.to_string()).unwrap_or_default(),
+            action: action.to_string(),
+            mode: String::new(),
+            method: route
+                .map(|r| r.method().as_str().to_string())
+                .unwrap_or_default(),
+            prefix: route.map(|r| r.prefix().to_string()).unwrap_or_default(),
+            route: route.map(|r| r.describe()).unwrap_or_default(),
+            attack_id: origin.attack_id.clone(),
+            incident_id: origin.incident_id.clone(),
+            sensor: origin.sensor.clone(),
+            vector: origin.vector.clone(),
+            actor: actor.to_string(),
+            reason: reason.to_string(),
+            error: String::new(),
+        }
+    }
+
+    fn set_gauge(&self) {
+        self.metrics.active.store(self.active.len() as u64, Relaxed);
+    }
+
+    async fn on_incident(&mut self, json: &str) {
+        let Ok(inc) = serde_json::from_str::<Incident>(json) else {
+            tracing::error!("mitigation engine got an unparsable incident");
+            return;
+        };
+        if inc.kind != Kind::Volumetric {
+            return;
+        }
+        match inc.event {
+            Event::AttackStarted => self.on_start(&inc).await,
+            Event::AttackEnded => self.on_end(&inc),
+            _ => {}
+        }
+    }
+
+    async fn on_start(&mut self, inc: &Incident) {
+        let Some(attack) = inc.attack_id else { return };
+        let origin = Origin::of(inc);
+        let routes = match plan::plan(&self.config, &self.protected, inc) {
+            Ok(r) => r,
+            Err(Skip::NotAnAttackStart) => return,
+            Err(Skip::NotSelected(why)) => {
+                tracing::debug!(attack = %attack, reason = %why, "attack not selected for mitigation");
+                return;
+            }
+            Err(Skip::Refused { prefix, reason }) => {
+                self.metrics.refused.fetch_add(1, Relaxed);
+                let mut row = Self::row("refused", None, None, &origin, "collector", &reason);
+                row.prefix = prefix.map(|p| p.to_string()).unwrap_or_default();
+                self.record(row).await;
+                return;
+            }
+        };
+        for route in routes {
+            let key = route.key();
+            if let Some(a) = self.active.get_mut(&key) {
+                // Already announced (another attack on the same target, a
+                // retry, or a new start within the hold time).
+                a.attacks.insert(attack);
+                a.withdraw_at = None;
+                continue;
+            }
+            if self.active.len() >= self.config.max_active {
+                self.metrics.refused.fetch_add(1, Relaxed);
+                let reason = format!(
+                    "mitigation.max_active ({}) announcements already active",
+                    self.config.max_active
+                );
+                self.record(Self::row(
+                    "refused",
+                    Some(&route),
+                    None,
+                    &origin,
+                    "collector",
+                    &reason,
+                ))
+                .await;
+                continue;
+            }
+            // Defence in depth: plan() checked it; check again right before
+            // anything reaches BGP.
+            if !plan::inside(&self.protected, route.prefix()) {
+                self.metrics.refused.fetch_add(1, Relaxed);
+                self.record(Self::row(
+                    "refused",
+                    Some(&route),
+                    None,
+                    &origin,
+                    "collector",
+                    "outside protected space",
+                ))
+                .await;
+                continue;
+            }
+            let id = Uuid::now_v7();
+            let reason = format!("attack_started ({})", origin.vector);
+            let (action, error) = match self.config.mode {
+                Mode::Announce => ("announce", self.speaker.announce(&route).await.err()),
+                _ => ("dry_run_announce", None),
+            };
+            let mut row = Self::row(
+                action,
+                Some(&route),
+                Some(id),
+                &origin,
+                "collector",
+                &reason,
+            );
+            if let Some(e) = error {
+                self.metrics.speaker_errors.fetch_add(1, Relaxed);
+                row.error = e.to_string();
+                self.record(row).await;
+                continue;
+            }
+            self.metrics.announced.fetch_add(1, Relaxed);
+            self.active.insert(
+                key,
+                Active {
+                    id,
+                    route,
+                    attacks: BTreeSet::from([attack]),
+                    since: Timestamp::now(),
+                    withdraw_at: None,
+                    origin: origin.clone(),
+                },
+            );
+            self.set_gauge();
+            self.record(row).await;
+        }
+    }
+
+    fn on_end(&mut self, inc: &Incident) {
+        let Some(attack) = inc.attack_id else { return };
+        let deadline = Instant::now() + self.hold();
+        for a in self.active.values_mut() {
+            if a.attacks.remove(&attack) && a.attacks.is_empty() {
+                a.withdraw_at = Some(deadline);
+            }
+        }
+    }
+
+    /// Withdraws the announcement under `key`; false (kept) when the
+    /// speaker failed.
+    async fn withdraw(&mut self, key: &str, actor: &str, reason: &str) -> Result<(), String> {
+        let Some((route, id, origin)) = self
+            .active
+            .get(key)
+            .map(|a| (a.route.clone(), a.id, a.origin.clone()))
+        else {
+            return Err("no such announcement".into());
+        };
+        let (action, error) = match self.config.mode {
+            Mode::Announce => ("withdraw", self.speaker.withdraw(&route).await.err()),
+            _ => ("dry_run_withdraw", None),
+        };
+        let mut row = Self::row(action, Some(&route), Some(id), &origin, actor, reason);
+        if let Some(e) = error {
+            self.metrics.speaker_errors.fetch_add(1, Relaxed);
+            row.error = e.to_string();
+            let msg = row.error.clone();
+            // Try again in ten seconds.
+            if let Some(a) = self.active.get_mut(key) {
+                a.withdraw_at = Some(Instant::now() + Duration::from_secs(10));
+            }
+            self.record(row).await;
+            return Err(msg);
+        }
+        self.active.remove(key);
+        self.metrics.withdrawn.fetch_add(1, Relaxed);
+        self.set_gauge();
+        self.record(row).await;
+        Ok(())
+    }
+
+    async fn tick(&mut self) {
+        let now = Instant::now();
+        let due: Vec<String> = self
+            .active
+            .iter()
+            .filter(|(_, a)| a.withdraw_at.is_some_and(|t| t <= now))
+            .map(|(k, _)| k.clone())
+            .collect();
+        let reason = format!(
+            "hold time ({} s) after attack_ended",
+            self.config.hold_time_s
+        );
+        for key in due {
+            let _ = self.withdraw(&key, "collector", &reason).await;
+        }
+    }
+
+    fn list(&self) -> Vec<ActiveView> {
+        let now = Instant::now();
+        self.active
+            .values()
+            .map(|a| ActiveView {
+                id: a.id,
+                method: a.route.method(),
+                prefix: a.route.prefix().to_string(),
+                route: a.route.describe(),
+                attacks: a.attacks.iter().copied().collect(),
+                since: a.since,
+                withdraw_in_s: a
+                    .withdraw_at
+                    .map(|t| t.saturating_duration_since(now).as_secs()),
+            })
+            .collect()
+    }
+
+    async fn on_request(&mut self, r: Request) {
+        match r {
+            Request::List(reply) => {
+                let _ = reply.send(self.list());
+            }
+            Request::Withdraw { id, actor, reply } => {
+                let key = self
+                    .active
+                    .iter()
+                    .find(|(_, a)| a.id == id)
+                    .map(|(k, _)| k.clone());
+                let r = match key {
+                    Some(k) => self.withdraw(&k, &actor, "withdrawn by hand").await,
+                    None => Err("no active announcement with this id".into()),
+                };
+                let _ = reply.send(r);
+            }
+        }
+    }
+}
+
+/// What [`start`] returns: the engine's incident queue (for the hub), the
+/// API handle and the counters.
+pub type Started = (mpsc::Sender<Arc<str>>, Handle, Arc<MitigationMetrics>);
+
+/// Starts the engine unless `mode = "off"`. Must run inside a tokio
+/// runtime. The engine stops when both its queue and handle are dropped.
+pub fn start(config: &MitigationConfig, audit: AuditSink) -> Option<Started> {
+    if config.mode == Mode::Off {
+        return None;
+    }
+    let metrics = Arc::new(MitigationMetrics::default());
+    let (tx, mut rx) = mpsc::channel::<Arc<str>>(config.queue);
+    let (req_tx, mut req_rx) = mpsc::channel::<Request>(64);
+    let mut engine = Engine {
+        protected: config.protected_prefixes(),
+        speaker: speaker::Gobgp::new(&config.gobgp),
+        config: config.clone(),
+        active: BTreeMap::new(),
+        audit,
+        metrics: metrics.clone(),
+    };
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let (mut incidents_open, mut requests_open) = (true, true);
+        while incidents_open || requests_open {
+            tokio::select! {
+                m = rx.recv(), if incidents_open => match m {
+                    Some(json) => engine.on_incident(&json).await,
+                    None => incidents_open = false,
+                },
+                r = req_rx.recv(), if requests_open => match r {
+                    Some(r) => engine.on_request(r).await,
+                    None => requests_open = false,
+                },
+                _ = tick.tick() => engine.tick().await,
+            }
+        }
+        tracing::info!(
+            active = engine.active.len(),
+            "mitigation engine stopped; announcements stay in gobgpd"
+        );
+    });
+    tracing::info!(
+        mode = config.mode.as_str(),
+        protected = ?config.protected,
+        max_active = config.max_active,
+        hold_time_s = config.hold_time_s,
+        "mitigation started"
+    );
+    let handle = Handle {
+        tx: req_tx,
+        mode: config.mode,
+        admins: Arc::new(config.admins.clone()),
+        max_active: config.max_active,
+    };
+    Some((tx, handle, metrics))
+}
