@@ -9,6 +9,7 @@ use ipnet::IpNet;
 use serde::Deserialize;
 
 pub use crate::capture::live::CaptureConfig;
+use crate::decode::tunnel::DecapConfig;
 use crate::netset::NetSet;
 
 /// Problems with a configuration file.
@@ -68,6 +69,9 @@ pub struct Config {
     /// Live-mode operation: spool, heartbeats, privileges.
     #[serde(default)]
     pub run: RunConfig,
+    /// Which tunnels are opened (`[decap]`).
+    #[serde(default)]
+    pub decap: DecapConfig,
 }
 
 /// Live-mode operation (`[run]`).
@@ -377,6 +381,8 @@ pub struct Settings {
     pub capture: CaptureConfig,
     /// Live-mode operation.
     pub run: RunConfig,
+    /// Which tunnels are opened.
+    pub decap: DecapConfig,
 }
 
 impl Config {
@@ -407,6 +413,7 @@ impl Config {
             collector: None,
             capture: CaptureConfig::default(),
             run: RunConfig::default(),
+            decap: DecapConfig::default(),
         }
     }
 
@@ -434,6 +441,9 @@ impl Config {
             Some(nets) => NetSet::new(nets),
             None => NetSet::private_defaults(),
         };
+        self.decap
+            .check()
+            .map_err(|(key, reason)| invalid(key, reason))?;
         let v = &self.volumetric;
         validate_groups(&v.groups).map_err(|(key, reason)| invalid(key, &reason))?;
         if v.samples > 64 {
@@ -529,6 +539,7 @@ impl Config {
             collector: self.collector,
             capture: self.capture,
             run: self.run,
+            decap: self.decap,
         })
     }
 }

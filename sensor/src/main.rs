@@ -663,7 +663,7 @@ fn replay(args: ReplayArgs) -> Result<()> {
     let c = pipeline.counters();
     let secs = wall.as_secs_f64().max(1e-9);
     eprintln!(
-        "shaobing-sensor: replayed {} file(s): {} packets, {} bytes in {:.3} s ({:.0} packets/s, {:.3} Gbit/s); {} incidents; skipped: not_ip={} truncated={} malformed={} too_many_layers={}",
+        "shaobing-sensor: replayed {} file(s): {} packets, {} bytes in {:.3} s ({:.0} packets/s, {:.3} Gbit/s); {} incidents; skipped: not_ip={} truncated={} malformed={} too_many_layers={}; decap: {}",
         args.pcaps.len(),
         c.packets,
         c.bytes,
@@ -675,6 +675,7 @@ fn replay(args: ReplayArgs) -> Result<()> {
         c.truncated,
         c.malformed,
         c.too_many_layers,
+        c.tunnel_summary(),
     );
     if let Some(v) = pipeline.volumetric_stats() {
         tracing::info!(

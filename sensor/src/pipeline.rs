@@ -22,6 +22,7 @@ use shaobing_wire::Timestamp;
 
 use crate::capture::RawPacket;
 use crate::config::Settings;
+use crate::decode::tunnel::{self, DecapConfig};
 use crate::decode::{decode, proto, Fragment, Header, Skip};
 use crate::defrag::{DatagramKey, Defrag, DefragLimits};
 use crate::detect::leak::{Leak, LeakStats};
@@ -43,6 +44,12 @@ pub struct Counters {
     pub malformed: u64,
     /// Packets nested deeper than the decoder follows.
     pub too_many_layers: u64,
+    /// Packets taken out of a tunnel, per kind ([`tunnel::Kind::ALL`]
+    /// order; a packet inside two kinds counts for both).
+    pub decapsulated: [u64; 8],
+    /// Packets whose tunnel header did not validate, per kind: they were
+    /// handled as the outer packet.
+    pub tunnel_malformed: [u64; 8],
     /// Capture time of the last packet.
     pub last_ts: Timestamp,
 }
@@ -50,8 +57,8 @@ pub struct Counters {
 impl Counters {
     /// Every counter under a stable name, as live heartbeats report them
     /// (`decode_counters`).
-    pub fn named(&self) -> Vec<(&'static str, u64)> {
-        vec![
+    pub fn named(&self) -> Vec<(String, u64)> {
+        let mut v: Vec<(String, u64)> = [
             ("packets", self.packets),
             ("bytes", self.bytes),
             ("not_ip", self.not_ip),
@@ -59,6 +66,51 @@ impl Counters {
             ("malformed", self.malformed),
             ("too_many_layers", self.too_many_layers),
         ]
+        .into_iter()
+        .map(|(k, n)| (k.to_string(), n))
+        .collect();
+        for (k, (n, bad)) in tunnel::Kind::ALL
+            .iter()
+            .zip(self.decapsulated.iter().zip(&self.tunnel_malformed))
+        {
+            v.push((format!("decap_{}", k.name()), *n));
+            v.push((format!("tunnel_malformed_{}", k.name()), *bad));
+        }
+        v
+    }
+
+    /// The tunnel counters for the end-of-replay summary: every kind
+    /// opened, and the malformed headers by kind when there were any.
+    pub fn tunnel_summary(&self) -> String {
+        let mut parts: Vec<String> = tunnel::Kind::ALL
+            .iter()
+            .zip(&self.decapsulated)
+            .map(|(k, n)| format!("{}={n}", k.name()))
+            .collect();
+        let bad: u64 = self.tunnel_malformed.iter().sum();
+        parts.push(format!("tunnel_malformed={bad}"));
+        for (k, n) in tunnel::Kind::ALL.iter().zip(&self.tunnel_malformed) {
+            if *n > 0 {
+                parts.push(format!("tunnel_malformed_{}={n}", k.name()));
+            }
+        }
+        parts.join(" ")
+    }
+
+    fn tunnels(&mut self, d: &crate::decode::Decoded<'_>) {
+        if !d.tunnels.is_empty() {
+            for (k, n) in tunnel::Kind::ALL.iter().zip(self.decapsulated.iter_mut()) {
+                *n += u64::from(d.tunnels.has(*k));
+            }
+        }
+        if !d.malformed_tunnels.is_empty() {
+            for (k, n) in tunnel::Kind::ALL
+                .iter()
+                .zip(self.tunnel_malformed.iter_mut())
+            {
+                *n += u64::from(d.malformed_tunnels.has(*k));
+            }
+        }
     }
 
     fn skipped(&mut self, skip: Skip) {
@@ -94,6 +146,8 @@ impl HeaderStage for Volumetric {
 
 /// Decoding, defragmentation and the enabled detectors.
 pub struct Pipeline<V = Volumetric> {
+    /// Which tunnels are opened.
+    decap: DecapConfig,
     volumetric: Option<V>,
     leak: Option<Leak>,
     /// Puts fragmented datagrams back together for the leak detector.
@@ -116,7 +170,7 @@ impl Pipeline<Volumetric> {
             )
         });
         let leak = (detect).then(|| new_leak(settings, sigs)).flatten();
-        Pipeline::with_stages(volumetric, leak)
+        Pipeline::with_stages(settings.decap.clone(), volumetric, leak)
     }
 }
 
@@ -134,9 +188,11 @@ pub fn new_leak(settings: &Settings, sigs: Arc<SignatureSet>) -> Option<Leak> {
 }
 
 impl<V: HeaderStage> Pipeline<V> {
-    /// A pipeline over the given stages (either may be off).
-    pub fn with_stages(volumetric: Option<V>, leak: Option<Leak>) -> Self {
+    /// A pipeline opening the tunnels `decap` allows, over the given
+    /// stages (either may be off).
+    pub fn with_stages(decap: DecapConfig, volumetric: Option<V>, leak: Option<Leak>) -> Self {
         Pipeline {
+            decap,
             volumetric,
             leak,
             defrag: Defrag::new(DefragLimits::default()),
@@ -154,15 +210,18 @@ impl<V: HeaderStage> Pipeline<V> {
         // Capture time never moves backwards for the detectors.
         let ts = p.ts.max(c.last_ts);
         c.last_ts = ts;
-        let d = match decode(p.link, p.data) {
+        let d = match decode(p.link, p.data, &self.decap) {
             Ok(d) => d,
             Err(skip) => {
                 c.skipped(skip);
                 return;
             }
         };
+        c.tunnels(&d);
         if let Some(v) = &mut self.volumetric {
-            v.header(ts, &d.header(), p.wire_len, sink);
+            // Outer bytes are not traffic to the inner endpoints.
+            let wire_len = p.wire_len.saturating_sub(d.outer_len);
+            v.header(ts, &d.header(), wire_len, sink);
         }
         let Some(l) = &mut self.leak else {
             return;
@@ -186,7 +245,7 @@ impl<V: HeaderStage> Pipeline<V> {
             .defrag
             .push(ts.micros(), key, d.frag.offset, d.frag.more, d.frag.body);
         if let Some(whole) = whole {
-            match crate::decode::reassembled(d.src, d.dst, d.proto, d.ttl, &whole) {
+            match crate::decode::reassembled(d.src, d.dst, d.proto, d.ttl, &whole, &self.decap) {
                 Ok(full) => l.on_packet(ts, &full, sink),
                 Err(_) => self.defrag_undecodable += 1,
             }

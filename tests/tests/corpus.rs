@@ -452,3 +452,69 @@ fn real_ecn_cwr_syn_burst_is_a_syn_flood_at_a_lower_threshold() {
     );
     assert!(s["distinct_sources"].as_u64().unwrap() > 3_000, "{s}");
 }
+
+/// The replay summary's count of packets taken out of `kind` tunnels.
+fn decapsulated(stderr: &str, kind: &str) -> u64 {
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("replayed"))
+        .unwrap_or_else(|| panic!("no summary line: {stderr}"));
+    let decap = line.split("decap: ").nth(1).unwrap_or("");
+    decap
+        .split_whitespace()
+        .find_map(|kv| kv.strip_prefix(&format!("{kind}=")))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no {kind}= in {line}"))
+}
+
+/// The real tunnel captures of `encapsulation/`: each one's tunnel is
+/// opened for every packet that carries one, no header is called
+/// malformed, and where the inner traffic is cleartext a signature sees
+/// the inner payload (so the inner flow, not the tunnel, reaches the leak
+/// detector).
+#[test]
+fn real_tunnel_captures_yield_their_inner_flows() {
+    let Some(root) = corpus() else { return };
+    // (file, kind, packets opened, a string of the inner payload)
+    let cases: [(&str, &str, u64, Option<&str>); 9] = [
+        ("erspan-type2-icmp-cdp.pcap", "erspan", 4, None),
+        ("gre-ip-mixed.pcap", "gre", 40, None),
+        ("gre-within-gre.pcap", "gre", 628, None),
+        (
+            "gtp-u-with-fragments.pcap",
+            "gtpu",
+            32,
+            Some("Connection: close"),
+        ),
+        ("ipv6-in-ipv4-6in4.pcap", "ip_in_ip", 127, None),
+        ("mixed-vlan-mpls-tcp.pcap", "mpls", 11, None),
+        (
+            "mpls-qinq-and-pwe-ethernet.pcap",
+            "mpls",
+            2,
+            Some("srv1.srv-stat.com"),
+        ),
+        ("pppoe-over-qinq-tls.pcap", "pppoe", 86, None),
+        ("vxlan-http.pcap", "vxlan", 12, Some("r=\\\"18.4\\\"")),
+    ];
+    for (file, kind, opened, inner) in cases {
+        let pcap = root.join("encapsulation").join(file);
+        let run = replay(&pcap);
+        assert!(run.ok, "{file}: {}", run.stderr);
+        assert_eq!(
+            decapsulated(&run.stderr, kind),
+            opened,
+            "{file}: {}",
+            run.stderr
+        );
+        assert!(
+            run.stderr.contains("tunnel_malformed=0"),
+            "{file}: {}",
+            run.stderr
+        );
+        if let Some(pattern) = inner {
+            let out = signatures_test(&any_direction_signature("inner", pattern), &pcap, None);
+            assert!(out.lines().any(|l| l.contains("inner")), "{file}: {out}");
+        }
+    }
+}

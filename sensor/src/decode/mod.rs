@@ -5,14 +5,27 @@
 //! and every length taken from a header is checked against what was
 //! captured. A packet that cannot be decoded gives a [`Skip`] reason, which
 //! the pipeline counts; it is never an error that stops a capture.
+//!
+//! Tunnels ([`tunnel`]) are opened recursively, up to `[decap] max_depth`:
+//! GRE (with ERSPAN I/II/III), VXLAN, Geneve, MPLS (with IP or Ethernet
+//! pseudowires), PPPoE, GTP-U and IP in IP. The detectors see the
+//! innermost packet; [`Decoded::tunnels`] says which kinds were opened and
+//! [`Decoded::outer_len`] how many bytes of encapsulation were taken off,
+//! so outer endpoints (a mirror source, a tunnel router) are never
+//! counted as a victim or an attacker. A tunnel header that does not
+//! validate leaves the packet as the outer packet it is, counted in
+//! [`Decoded::malformed_tunnels`].
+
+pub mod tunnel;
 
 use std::net::IpAddr;
 
-use pnet_packet::ethernet::EtherTypes;
 use pnet_packet::ipv4::Ipv4Packet;
 use pnet_packet::ipv6::Ipv6Packet;
 use pnet_packet::tcp::TcpPacket;
 use pnet_packet::udp::UdpPacket;
+
+use tunnel::{DecapConfig, Inner, Kind, Kinds};
 
 /// IP protocol numbers the detectors care about.
 pub mod proto {
@@ -24,6 +37,12 @@ pub mod proto {
     pub const UDP: u8 = 17;
     /// ICMPv6.
     pub const ICMPV6: u8 = 58;
+    /// IPv4 in IP (IPIP, 4in6).
+    pub const IPIP: u8 = 4;
+    /// IPv6 in IP (6in4, IPv6-in-IPv6).
+    pub const IPV6_IN_IP: u8 = 41;
+    /// GRE.
+    pub const GRE: u8 = 47;
 
     /// The wire name of a protocol number.
     pub fn name(p: u8) -> String {
@@ -65,6 +84,13 @@ pub enum LinkType {
     RawIp,
     /// BSD loopback (DLT_NULL = 0, DLT_LOOP = 108): a 4-byte family.
     Null,
+    /// PPP (DLT_PPP = 9, DLT_PPP_SERIAL = 50): optional address and
+    /// control bytes (0xFF 0x03), then the PPP protocol field.
+    Ppp,
+    /// PPPoE without an Ethernet header (DLT_PPP_ETHER = 51).
+    PppEther,
+    /// Cisco HDLC (DLT_C_HDLC = 104): address, control, an ethertype.
+    CiscoHdlc,
 }
 
 impl LinkType {
@@ -76,6 +102,9 @@ impl LinkType {
             276 => Some(LinkType::LinuxSll2),
             12 | 14 | 101 | 228 | 229 => Some(LinkType::RawIp),
             0 | 108 => Some(LinkType::Null),
+            9 | 50 => Some(LinkType::Ppp),
+            51 => Some(LinkType::PppEther),
+            104 => Some(LinkType::CiscoHdlc),
             _ => None,
         }
     }
@@ -90,7 +119,8 @@ pub enum Skip {
     Truncated,
     /// A header field is impossible (IP header length < 20, bad version...).
     Malformed,
-    /// More nested VLAN tags or IPv6 extension headers than we follow.
+    /// More nested VLAN tags, IPv6 extension headers or tunnels than we
+    /// follow.
     TooManyLayers,
 }
 
@@ -158,6 +188,16 @@ pub struct Decoded<'a> {
     pub fragment: Fragment,
     /// For a fragment: its place in the datagram.
     pub frag: Frag<'a>,
+    /// Tunnel kinds opened to reach this packet (empty for a packet that
+    /// was not encapsulated).
+    pub tunnels: Kinds,
+    /// Tunnel kinds whose header did not validate: the packet is the
+    /// outer one.
+    pub malformed_tunnels: Kinds,
+    /// Bytes of encapsulation taken off in front of the packet (outer IP
+    /// and tunnel headers, and the link headers between them): the length
+    /// on the wire less this is the inner packet's.
+    pub outer_len: u32,
 }
 
 /// The headers of one packet, without its payload: everything the
@@ -210,22 +250,54 @@ impl Decoded<'_> {
 const MAX_VLAN_TAGS: usize = 8;
 const MAX_IPV6_EXT: usize = 8;
 
-/// Decodes one captured frame.
-pub fn decode(link: LinkType, frame: &[u8]) -> Result<Decoded<'_>, Skip> {
-    let ip = match link {
-        LinkType::Ethernet => ethernet_payload(frame)?,
+/// What decoding carries down the layers: the tunnel settings, how deep
+/// it is, and what was opened on the way.
+struct Ctx<'c> {
+    cfg: &'c DecapConfig,
+    depth: u8,
+    tunnels: Kinds,
+    malformed: Kinds,
+    outer_len: usize,
+}
+
+/// Decodes one captured frame, opening tunnels as `cfg` allows.
+pub fn decode<'a>(link: LinkType, frame: &'a [u8], cfg: &DecapConfig) -> Result<Decoded<'a>, Skip> {
+    let mut cx = Ctx {
+        cfg,
+        depth: 0,
+        tunnels: Kinds::default(),
+        malformed: Kinds::default(),
+        outer_len: 0,
+    };
+    let mut d = match link {
+        LinkType::Ethernet => ethernet(frame, &mut cx),
         LinkType::LinuxSll => {
             let proto = be16(frame, 14).ok_or(Skip::Truncated)?;
-            ether_payload(proto, frame.get(16..).ok_or(Skip::Truncated)?)?
+            ether_payload(proto, frame.get(16..).ok_or(Skip::Truncated)?, &mut cx)
         }
         LinkType::LinuxSll2 => {
             let proto = be16(frame, 0).ok_or(Skip::Truncated)?;
-            ether_payload(proto, frame.get(20..).ok_or(Skip::Truncated)?)?
+            ether_payload(proto, frame.get(20..).ok_or(Skip::Truncated)?, &mut cx)
         }
-        LinkType::RawIp => frame,
-        LinkType::Null => frame.get(4..).ok_or(Skip::Truncated)?,
-    };
-    decode_ip(ip)
+        LinkType::RawIp => decode_ip(frame, &mut cx),
+        LinkType::Null => decode_ip(frame.get(4..).ok_or(Skip::Truncated)?, &mut cx),
+        LinkType::Ppp => {
+            let rest = match frame {
+                [0xff, 0x03, rest @ ..] => rest,
+                _ => frame,
+            };
+            decode_ip(tunnel::ppp_ip(rest).ok_or(Skip::NotIp)?, &mut cx)
+        }
+        LinkType::PppEther => pppoe(frame, &mut cx),
+        LinkType::CiscoHdlc => {
+            let proto = be16(frame, 2).ok_or(Skip::Truncated)?;
+            ether_payload(proto, frame.get(4..).ok_or(Skip::Truncated)?, &mut cx)
+        }
+    }?;
+    d.tunnels = cx.tunnels;
+    d.malformed_tunnels = cx.malformed;
+    d.outer_len = u32::try_from(cx.outer_len).unwrap_or(u32::MAX);
+    Ok(d)
 }
 
 fn be16(b: &[u8], at: usize) -> Option<u16> {
@@ -233,7 +305,7 @@ fn be16(b: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_be_bytes([*s.first()?, *s.get(1)?]))
 }
 
-fn ethernet_payload(frame: &[u8]) -> Result<&[u8], Skip> {
+fn ethernet<'a>(frame: &'a [u8], cx: &mut Ctx<'_>) -> Result<Decoded<'a>, Skip> {
     let mut ethertype = be16(frame, 12).ok_or(Skip::Truncated)?;
     let mut rest = frame.get(14..).ok_or(Skip::Truncated)?;
     for _ in 0..MAX_VLAN_TAGS {
@@ -242,31 +314,90 @@ fn ethernet_payload(frame: &[u8]) -> Result<&[u8], Skip> {
                 ethertype = be16(rest, 2).ok_or(Skip::Truncated)?;
                 rest = rest.get(4..).ok_or(Skip::Truncated)?;
             }
-            _ => return ether_payload(ethertype, rest),
+            _ => return ether_payload(ethertype, rest, cx),
         }
     }
     Err(Skip::TooManyLayers)
 }
 
-fn ether_payload(ethertype: u16, rest: &[u8]) -> Result<&[u8], Skip> {
-    if ethertype == EtherTypes::Ipv4.0 || ethertype == EtherTypes::Ipv6.0 {
-        Ok(rest)
-    } else {
-        Err(Skip::NotIp)
+fn ether_payload<'a>(
+    ethertype: u16,
+    rest: &'a [u8],
+    cx: &mut Ctx<'_>,
+) -> Result<Decoded<'a>, Skip> {
+    match ethertype {
+        0x0800 | 0x86dd => decode_ip(rest, cx),
+        0x8847 | 0x8848 if cx.cfg.mpls => {
+            let o = tunnel::mpls(rest).ok_or(Skip::Truncated)?;
+            enter(o.kind, cx)?;
+            cx.outer_len += o.frame.as_ptr() as usize - rest.as_ptr() as usize;
+            inner(o.inner, o.frame, cx)
+        }
+        0x8864 if cx.cfg.pppoe => pppoe(rest, cx),
+        _ => Err(Skip::NotIp),
     }
 }
 
-/// Decodes an IPv4 or IPv6 packet (by its version nibble).
-pub fn decode_ip(ip: &[u8]) -> Result<Decoded<'_>, Skip> {
+fn pppoe<'a>(rest: &'a [u8], cx: &mut Ctx<'_>) -> Result<Decoded<'a>, Skip> {
+    let o = tunnel::pppoe(rest).ok_or(Skip::Truncated)?;
+    enter(o.kind, cx)?;
+    let ip = tunnel::ppp_ip(o.frame).ok_or(Skip::NotIp)?;
+    cx.outer_len += ip.as_ptr() as usize - rest.as_ptr() as usize;
+    decode_ip(ip, cx)
+}
+
+/// Counts one more level of tunnels; past the cap the packet is skipped.
+fn enter(kind: Kind, cx: &mut Ctx<'_>) -> Result<(), Skip> {
+    cx.depth += 1;
+    if cx.depth > cx.cfg.max_depth {
+        return Err(Skip::TooManyLayers);
+    }
+    cx.tunnels.add(kind);
+    Ok(())
+}
+
+/// Decodes the frame inside a tunnel.
+fn inner<'a>(framing: Inner, frame: &'a [u8], cx: &mut Ctx<'_>) -> Result<Decoded<'a>, Skip> {
+    match framing {
+        Inner::Ethernet => ethernet(frame, cx),
+        Inner::Ip => decode_ip(frame, cx),
+        Inner::Mpls => {
+            let o = tunnel::mpls(frame).ok_or(Skip::Truncated)?;
+            enter(o.kind, cx)?;
+            cx.outer_len += o.frame.as_ptr() as usize - frame.as_ptr() as usize;
+            inner(o.inner, o.frame, cx)
+        }
+        Inner::Ppp => decode_ip(tunnel::ppp_ip(frame).ok_or(Skip::NotIp)?, cx),
+    }
+}
+
+/// Decodes an IPv4 or IPv6 packet (by its version nibble), without
+/// opening tunnels (tests and callers that have no settings).
+pub fn decode_plain_ip(ip: &[u8]) -> Result<Decoded<'_>, Skip> {
+    let cfg = DecapConfig {
+        gre: false,
+        erspan: false,
+        vxlan: false,
+        geneve: false,
+        mpls: false,
+        pppoe: false,
+        gtpu: false,
+        ip_in_ip: false,
+        ..DecapConfig::default()
+    };
+    decode(LinkType::RawIp, ip, &cfg)
+}
+
+fn decode_ip<'a>(ip: &'a [u8], cx: &mut Ctx<'_>) -> Result<Decoded<'a>, Skip> {
     match ip.first().map(|b| b >> 4) {
-        Some(4) => decode_ipv4(ip),
-        Some(6) => decode_ipv6(ip),
+        Some(4) => decode_ipv4(ip, cx),
+        Some(6) => decode_ipv6(ip, cx),
         Some(_) => Err(Skip::Malformed),
         None => Err(Skip::Truncated),
     }
 }
 
-fn decode_ipv4(ip: &[u8]) -> Result<Decoded<'_>, Skip> {
+fn decode_ipv4<'a>(ip: &'a [u8], cx: &mut Ctx<'_>) -> Result<Decoded<'a>, Skip> {
     let h = Ipv4Packet::new(ip).ok_or(Skip::Truncated)?;
     let hlen = usize::from(h.get_header_length()) * 4;
     let total = usize::from(h.get_total_length());
@@ -290,12 +421,16 @@ fn decode_ipv4(ip: &[u8]) -> Result<Decoded<'_>, Skip> {
     let src = IpAddr::V4(h.get_source());
     let dst = IpAddr::V4(h.get_destination());
     let mut d = transport(
-        src,
-        dst,
-        h.get_next_level_protocol().0,
-        h.get_ttl(),
+        Ip {
+            src,
+            dst,
+            proto: h.get_next_level_protocol().0,
+            ttl: h.get_ttl(),
+            start: ip,
+        },
         body,
         fragment,
+        cx,
     )?;
     if fragment != Fragment::None {
         d.frag = Frag {
@@ -308,7 +443,7 @@ fn decode_ipv4(ip: &[u8]) -> Result<Decoded<'_>, Skip> {
     Ok(d)
 }
 
-fn decode_ipv6(ip: &[u8]) -> Result<Decoded<'_>, Skip> {
+fn decode_ipv6<'a>(ip: &'a [u8], cx: &mut Ctx<'_>) -> Result<Decoded<'a>, Skip> {
     let h = Ipv6Packet::new(ip).ok_or(Skip::Truncated)?;
     let plen = usize::from(h.get_payload_length());
     let end = (40 + plen).min(ip.len());
@@ -358,7 +493,14 @@ fn decode_ipv6(ip: &[u8]) -> Result<Decoded<'_>, Skip> {
             _ => {
                 let src = IpAddr::V6(h.get_source());
                 let dst = IpAddr::V6(h.get_destination());
-                let mut d = transport(src, dst, next, h.get_hop_limit(), body, fragment)?;
+                let ip = Ip {
+                    src,
+                    dst,
+                    proto: next,
+                    ttl: h.get_hop_limit(),
+                    start: ip,
+                };
+                let mut d = transport(ip, body, fragment, cx)?;
                 if fragment != Fragment::None {
                     d.frag = Frag { body, ..frag };
                 }
@@ -369,25 +511,69 @@ fn decode_ipv6(ip: &[u8]) -> Result<Decoded<'_>, Skip> {
     Err(Skip::TooManyLayers)
 }
 
-/// The transport layer of a whole (reassembled) datagram's payload.
+/// An IP header's fields that the transport layer needs.
+struct Ip<'a> {
+    src: IpAddr,
+    dst: IpAddr,
+    proto: u8,
+    ttl: u8,
+    /// The IP header's first byte in the frame (for `outer_len`).
+    start: &'a [u8],
+}
+
+/// The transport layer of a whole (reassembled) datagram's payload,
+/// opening a tunnel it carries as `cfg` allows (a fragmented tunnel
+/// packet is opened once whole).
 pub fn reassembled<'a>(
     src: IpAddr,
     dst: IpAddr,
     proto: u8,
     ttl: u8,
     body: &'a [u8],
+    cfg: &DecapConfig,
 ) -> Result<Decoded<'a>, Skip> {
-    transport(src, dst, proto, ttl, body, Fragment::None)
+    let mut cx = Ctx {
+        cfg,
+        depth: 0,
+        tunnels: Kinds::default(),
+        malformed: Kinds::default(),
+        outer_len: 0,
+    };
+    let ip = Ip {
+        src,
+        dst,
+        proto,
+        ttl,
+        start: body,
+    };
+    let mut d = transport(ip, body, Fragment::None, &mut cx)?;
+    d.tunnels = cx.tunnels;
+    d.malformed_tunnels = cx.malformed;
+    d.outer_len = u32::try_from(cx.outer_len).unwrap_or(u32::MAX);
+    Ok(d)
+}
+
+/// Opens the tunnel `o` found in the payload of the IP packet `ip`: the
+/// inner packet, with the outer headers counted in `outer_len`.
+fn open<'a>(ip: &Ip<'a>, o: tunnel::Opened<'a>, cx: &mut Ctx<'_>) -> Result<Decoded<'a>, Skip> {
+    enter(o.kind, cx)?;
+    cx.outer_len += (o.frame.as_ptr() as usize).saturating_sub(ip.start.as_ptr() as usize);
+    inner(o.inner, o.frame, cx)
 }
 
 fn transport<'a>(
-    src: IpAddr,
-    dst: IpAddr,
-    proto: u8,
-    ttl: u8,
+    ip: Ip<'a>,
     body: &'a [u8],
     fragment: Fragment,
+    cx: &mut Ctx<'_>,
 ) -> Result<Decoded<'a>, Skip> {
+    let Ip {
+        src,
+        dst,
+        proto,
+        ttl,
+        ..
+    } = ip;
     let mut d = Decoded {
         src,
         dst,
@@ -400,6 +586,9 @@ fn transport<'a>(
         payload: body,
         fragment,
         frag: Frag::default(),
+        tunnels: Kinds::default(),
+        malformed_tunnels: Kinds::default(),
+        outer_len: 0,
     };
     if fragment == Fragment::Later {
         return Ok(d);
@@ -428,11 +617,42 @@ fn transport<'a>(
             // The UDP length bounds the payload; capture may be shorter.
             let end = len.min(body.len());
             d.payload = body.get(8..end).unwrap_or_default();
+            // A first fragment is opened once its datagram is whole.
+            if fragment == Fragment::None {
+                if let Some(kind) = cx.cfg.udp_tunnel(d.dst_port) {
+                    let opened = match kind {
+                        Kind::Vxlan => tunnel::vxlan(d.payload).ok_or(()),
+                        Kind::Geneve => tunnel::geneve(d.payload).ok_or(()),
+                        _ => match tunnel::gtpu(d.payload) {
+                            tunnel::Gtpu::Data(o) => Ok(o),
+                            // Signalling (echo...): an ordinary packet.
+                            tunnel::Gtpu::Signalling => return Ok(d),
+                            tunnel::Gtpu::Malformed => Err(()),
+                        },
+                    };
+                    match opened {
+                        Ok(o) => return open(&ip, o, cx),
+                        Err(()) => cx.malformed.add(kind),
+                    }
+                }
+            }
         }
         proto::ICMP | proto::ICMPV6 => {
             d.src_port = u16::from(*body.first().ok_or(Skip::Truncated)?);
             d.dst_port = u16::from(*body.get(1).ok_or(Skip::Truncated)?);
             d.payload = body.get(4..).unwrap_or_default();
+        }
+        proto::GRE if cx.cfg.gre && fragment == Fragment::None => match tunnel::gre(body, cx.cfg) {
+            Some(o) => return open(&ip, o, cx),
+            None => cx.malformed.add(Kind::Gre),
+        },
+        proto::IPIP | proto::IPV6_IN_IP if cx.cfg.ip_in_ip && fragment == Fragment::None => {
+            let o = tunnel::Opened {
+                kind: Kind::IpInIp,
+                inner: Inner::Ip,
+                frame: body,
+            };
+            return open(&ip, o, cx);
         }
         _ => {}
     }
@@ -442,6 +662,10 @@ fn transport<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn cfg() -> DecapConfig {
+        DecapConfig::default()
+    }
 
     fn ipv4_tcp(flags: u8, payload: &[u8]) -> Vec<u8> {
         let total = 40 + payload.len();
@@ -484,7 +708,7 @@ mod tests {
     #[test]
     fn decodes_ethernet_ipv4_tcp() {
         let f = ethernet(&[8, 0], &ipv4_tcp(0x02, b"hi"));
-        let d = decode(LinkType::Ethernet, &f).unwrap();
+        let d = decode(LinkType::Ethernet, &f, &cfg()).unwrap();
         assert_eq!(d.src, "10.0.0.1".parse::<IpAddr>().unwrap());
         assert_eq!(d.dst_port, 80);
         assert_eq!(d.src_port, 40000);
@@ -498,7 +722,7 @@ mod tests {
         // outer 802.1ad tag (TCI 1) carrying an 802.1Q tag (TCI 2), then IPv4
         tagged.extend_from_slice(&ipv4_tcp(0x10, b""));
         let f = ethernet(&[0x88, 0xa8], &tagged);
-        let d = decode(LinkType::Ethernet, &f).unwrap();
+        let d = decode(LinkType::Ethernet, &f, &cfg()).unwrap();
         assert_eq!(d.tcp_flags, tcp_flags::ACK);
     }
 
@@ -507,7 +731,7 @@ mod tests {
         let mut ip = ipv4_tcp(0x02, b"");
         ip.extend_from_slice(&[0; 6]);
         let f = ethernet(&[8, 0], &ip);
-        let d = decode(LinkType::Ethernet, &f).unwrap();
+        let d = decode(LinkType::Ethernet, &f, &cfg()).unwrap();
         assert!(d.payload.is_empty());
     }
 
@@ -517,19 +741,25 @@ mod tests {
         let mut sll = vec![0u8; 14];
         sll.extend_from_slice(&[8, 0]);
         sll.extend_from_slice(&ip);
-        assert_eq!(decode(LinkType::LinuxSll, &sll).unwrap().payload, b"x");
+        assert_eq!(
+            decode(LinkType::LinuxSll, &sll, &cfg()).unwrap().payload,
+            b"x"
+        );
         let mut sll2 = vec![8u8, 0];
         sll2.extend_from_slice(&[0; 18]);
         sll2.extend_from_slice(&ip);
-        assert_eq!(decode(LinkType::LinuxSll2, &sll2).unwrap().payload, b"x");
-        assert_eq!(decode(LinkType::RawIp, &ip).unwrap().payload, b"x");
+        assert_eq!(
+            decode(LinkType::LinuxSll2, &sll2, &cfg()).unwrap().payload,
+            b"x"
+        );
+        assert_eq!(decode(LinkType::RawIp, &ip, &cfg()).unwrap().payload, b"x");
     }
 
     #[test]
     fn every_truncation_of_a_packet_is_skipped_not_panicked() {
         let f = ethernet(&[8, 0], &ipv4_tcp(0x18, b"payload"));
         for n in 0..f.len() {
-            let _ = decode(LinkType::Ethernet, &f[..n]);
+            let _ = decode(LinkType::Ethernet, &f[..n], &cfg());
         }
     }
 
@@ -537,17 +767,26 @@ mod tests {
     fn bogus_ip_header_length_is_malformed() {
         let mut ip = ipv4_tcp(0x02, b"");
         ip[0] = 0x43; // IHL 3 words
-        assert_eq!(decode(LinkType::RawIp, &ip).unwrap_err(), Skip::Malformed);
+        assert_eq!(
+            decode(LinkType::RawIp, &ip, &cfg()).unwrap_err(),
+            Skip::Malformed
+        );
         let mut ip = ipv4_tcp(0x02, b"");
         ip[2] = 0;
         ip[3] = 0; // total length 0
-        assert_eq!(decode(LinkType::RawIp, &ip).unwrap_err(), Skip::Malformed);
+        assert_eq!(
+            decode(LinkType::RawIp, &ip, &cfg()).unwrap_err(),
+            Skip::Malformed
+        );
     }
 
     #[test]
     fn arp_is_not_ip() {
         let f = ethernet(&[0x08, 0x06], &[0; 28]);
-        assert_eq!(decode(LinkType::Ethernet, &f).unwrap_err(), Skip::NotIp);
+        assert_eq!(
+            decode(LinkType::Ethernet, &f, &cfg()).unwrap_err(),
+            Skip::NotIp
+        );
     }
 
     /// Random frames built to get past the first checks (plausible
@@ -568,6 +807,9 @@ mod tests {
             LinkType::LinuxSll2,
             LinkType::RawIp,
             LinkType::Null,
+            LinkType::Ppp,
+            LinkType::PppEther,
+            LinkType::CiscoHdlc,
         ];
         for i in 0..200_000u32 {
             let len = (next() % 160) as usize;
@@ -589,7 +831,8 @@ mod tests {
                 LinkType::LinuxSll => 16,
                 LinkType::LinuxSll2 => 20,
                 LinkType::RawIp => 0,
-                LinkType::Null => 4,
+                LinkType::Null | LinkType::Ppp | LinkType::CiscoHdlc => 4,
+                LinkType::PppEther => 8,
             };
             if let Some(b) = f.get_mut(ip_at) {
                 *b = if next() % 2 == 0 { 0x45 } else { 0x60 };
@@ -600,7 +843,7 @@ mod tests {
             if let Some(p) = f.get_mut(ip_at + 6) {
                 *p = [6u8, 17, 58, 0, 44, 51][(next() % 6) as usize];
             }
-            if let Ok(d) = decode(link, &f) {
+            if let Ok(d) = decode(link, &f, &cfg()) {
                 if d.payload.is_empty() {
                     continue; // may be a static empty slice
                 }
@@ -619,10 +862,296 @@ mod tests {
         ip.extend_from_slice(&[44, 0, 0, 0, 0, 0, 0, 0]); // HBH -> fragment
         ip.extend_from_slice(&[58, 0, 0, 1, 0, 0, 0, 7]); // fragment, offset 0, M=1 -> ICMPv6
         ip.extend_from_slice(&[128, 0, 0, 0, 0, 0, 0, 0]);
-        let d = decode(LinkType::RawIp, &ip).unwrap();
+        let d = decode(LinkType::RawIp, &ip, &cfg()).unwrap();
         assert_eq!(d.proto, proto::ICMPV6);
         assert_eq!(d.fragment, Fragment::First);
         assert_eq!((d.frag.id, d.frag.offset, d.frag.more), (7, 0, true));
         assert_eq!(d.src_port, 128);
+    }
+
+    /// An IPv4 header around `body` (protocol `proto`, from `src` to `dst`).
+    fn ipv4(proto: u8, src: [u8; 4], dst: [u8; 4], body: &[u8]) -> Vec<u8> {
+        let total = 20 + body.len();
+        let mut p = vec![
+            0x45,
+            0,
+            (total >> 8) as u8,
+            total as u8,
+            0,
+            0,
+            0x40,
+            0,
+            64,
+            proto,
+            0,
+            0,
+        ];
+        p.extend_from_slice(&src);
+        p.extend_from_slice(&dst);
+        p.extend_from_slice(body);
+        p
+    }
+
+    fn udp(dport: u16, body: &[u8]) -> Vec<u8> {
+        let len = 8 + body.len();
+        let mut u = vec![
+            0x30,
+            0x39,
+            (dport >> 8) as u8,
+            dport as u8,
+            (len >> 8) as u8,
+            len as u8,
+            0,
+            0,
+        ];
+        u.extend_from_slice(body);
+        u
+    }
+
+    /// The inner packet every tunnel test carries: 10.0.0.1 -> 8.8.8.8,
+    /// TCP SYN with payload "hi".
+    fn inner_ip() -> Vec<u8> {
+        ipv4_tcp(0x02, b"hi")
+    }
+
+    fn mirror(payload: &[u8]) -> Vec<u8> {
+        // Outer: 192.0.2.1 (mirror source) -> 192.0.2.2 (sensor's VTEP).
+        ethernet(&[8, 0], &ipv4(17, [192, 0, 2, 1], [192, 0, 2, 2], payload))
+    }
+
+    fn assert_inner(d: &Decoded<'_>, kind: Kind) {
+        assert_eq!(d.src, "10.0.0.1".parse::<IpAddr>().unwrap());
+        assert_eq!(d.dst, "8.8.8.8".parse::<IpAddr>().unwrap());
+        assert_eq!((d.dst_port, d.payload), (80, &b"hi"[..]));
+        assert!(d.tunnels.has(kind), "{kind:?} opened");
+        assert!(d.outer_len > 0);
+    }
+
+    #[test]
+    fn vxlan_geneve_and_gtpu_are_opened_on_their_ports() {
+        let mut vx = vec![0x08, 0, 0, 0, 0, 0, 42, 0];
+        vx.extend_from_slice(&ethernet(&[8, 0], &inner_ip()));
+        let f = mirror(&udp(4789, &vx));
+        let d = decode(LinkType::Ethernet, &f, &cfg()).unwrap();
+        assert_inner(&d, Kind::Vxlan);
+        // 20 (outer IP) + 8 (UDP) + 8 (VXLAN) taken off.
+        assert_eq!(d.outer_len, 36);
+        // A configured extra port works too; a port not configured does not.
+        let f8472 = mirror(&udp(8472, &vx));
+        assert!(decode(LinkType::Ethernet, &f8472, &cfg())
+            .unwrap()
+            .tunnels
+            .is_empty());
+        let extra = DecapConfig {
+            vxlan_ports: vec![8472],
+            ..cfg()
+        };
+        assert_inner(
+            &decode(LinkType::Ethernet, &f8472, &extra).unwrap(),
+            Kind::Vxlan,
+        );
+
+        let mut gn = vec![0x01, 0, 0x65, 0x58, 0, 0, 1, 0, 0, 0, 0, 0];
+        gn.extend_from_slice(&ethernet(&[8, 0], &inner_ip()));
+        let f = mirror(&udp(6081, &gn));
+        assert_inner(
+            &decode(LinkType::Ethernet, &f, &cfg()).unwrap(),
+            Kind::Geneve,
+        );
+
+        let ip = inner_ip();
+        let mut gtp = vec![0x30, 0xff, 0, ip.len() as u8, 0, 0, 0, 7];
+        gtp.extend_from_slice(&ip);
+        let f = mirror(&udp(2152, &gtp));
+        assert_inner(&decode(LinkType::Ethernet, &f, &cfg()).unwrap(), Kind::Gtpu);
+    }
+
+    #[test]
+    fn gre_erspan_and_ip_in_ip_are_opened() {
+        let mut gre = vec![0x20, 0, 0x08, 0, 0, 0, 0, 9]; // key 9
+        gre.extend_from_slice(&inner_ip());
+        let f = ethernet(&[8, 0], &ipv4(47, [192, 0, 2, 1], [192, 0, 2, 2], &gre));
+        assert_inner(&decode(LinkType::Ethernet, &f, &cfg()).unwrap(), Kind::Gre);
+
+        let mut erspan = vec![0x10, 0, 0x88, 0xbe, 0, 0, 0, 1, 0x10, 0, 0, 1, 0, 0, 0, 0];
+        erspan.extend_from_slice(&ethernet(&[8, 0], &inner_ip()));
+        let f = ethernet(&[8, 0], &ipv4(47, [192, 0, 2, 1], [192, 0, 2, 2], &erspan));
+        assert_inner(
+            &decode(LinkType::Ethernet, &f, &cfg()).unwrap(),
+            Kind::Erspan,
+        );
+
+        let f = ipv4(4, [192, 0, 2, 1], [192, 0, 2, 2], &inner_ip());
+        assert_inner(&decode(LinkType::RawIp, &f, &cfg()).unwrap(), Kind::IpInIp);
+        // 4in6: an IPv6 outer header with next header 4.
+        let inner = inner_ip();
+        let mut v6 = vec![0x60, 0, 0, 0, 0, inner.len() as u8, 4, 64];
+        v6.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+        v6.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+        v6.extend_from_slice(&inner);
+        assert_inner(&decode(LinkType::RawIp, &v6, &cfg()).unwrap(), Kind::IpInIp);
+        // Turned off: the outer packet, nothing opened.
+        let off = DecapConfig {
+            ip_in_ip: false,
+            ..cfg()
+        };
+        assert!(decode(LinkType::RawIp, &f, &off)
+            .unwrap()
+            .tunnels
+            .is_empty());
+    }
+
+    #[test]
+    fn mpls_pppoe_ppp_and_cisco_hdlc_reach_ip() {
+        let mut mpls = vec![0, 0x10, 0x01, 64];
+        mpls.extend_from_slice(&inner_ip());
+        let f = ethernet(&[0x88, 0x47], &mpls);
+        assert_inner(&decode(LinkType::Ethernet, &f, &cfg()).unwrap(), Kind::Mpls);
+        // An Ethernet pseudowire with a control word.
+        let mut pw = vec![0, 0x10, 0x01, 64, 0, 0, 0, 0];
+        pw.extend_from_slice(&ethernet(&[8, 0], &inner_ip()));
+        let f = ethernet(&[0x88, 0x47], &pw);
+        assert_inner(&decode(LinkType::Ethernet, &f, &cfg()).unwrap(), Kind::Mpls);
+
+        let ip = inner_ip();
+        let mut pppoe = vec![0x11, 0, 0, 7, 0, (ip.len() + 2) as u8, 0, 0x21];
+        pppoe.extend_from_slice(&ip);
+        let f = ethernet(&[0x88, 0x64], &pppoe);
+        assert_inner(
+            &decode(LinkType::Ethernet, &f, &cfg()).unwrap(),
+            Kind::Pppoe,
+        );
+        assert!(decode(LinkType::PppEther, &pppoe, &cfg()).is_ok());
+
+        let mut ppp = vec![0xff, 0x03, 0x00, 0x21];
+        ppp.extend_from_slice(&ip);
+        assert_eq!(decode(LinkType::Ppp, &ppp, &cfg()).unwrap().payload, b"hi");
+        let mut hdlc = vec![0x0f, 0x00, 0x08, 0x00];
+        hdlc.extend_from_slice(&ip);
+        assert_eq!(
+            decode(LinkType::CiscoHdlc, &hdlc, &cfg()).unwrap().payload,
+            b"hi"
+        );
+        assert_eq!(LinkType::from_dlt(9), Some(LinkType::Ppp));
+        assert_eq!(LinkType::from_dlt(104), Some(LinkType::CiscoHdlc));
+    }
+
+    #[test]
+    fn nested_tunnels_are_opened_to_the_innermost_packet() {
+        // Ethernet / IPv4 / GRE / IPv4 / UDP / VXLAN / Ethernet / IPv4 / TCP.
+        let mut vx = vec![0x08, 0, 0, 0, 0, 0, 42, 0];
+        vx.extend_from_slice(&ethernet(&[8, 0], &inner_ip()));
+        let vxlan_pkt = ipv4(17, [172, 16, 0, 1], [172, 16, 0, 2], &udp(4789, &vx));
+        let mut gre = vec![0, 0, 0x08, 0];
+        gre.extend_from_slice(&vxlan_pkt);
+        let f = ethernet(&[8, 0], &ipv4(47, [192, 0, 2, 1], [192, 0, 2, 2], &gre));
+        let d = decode(LinkType::Ethernet, &f, &cfg()).unwrap();
+        assert_inner(&d, Kind::Vxlan);
+        assert!(d.tunnels.has(Kind::Gre));
+    }
+
+    #[test]
+    fn a_tunnel_loop_stops_at_the_depth_cap() {
+        let mut p = inner_ip();
+        for _ in 0..20 {
+            p = ipv4(4, [192, 0, 2, 1], [192, 0, 2, 2], &p);
+        }
+        assert_eq!(
+            decode(LinkType::RawIp, &p, &cfg()).unwrap_err(),
+            Skip::TooManyLayers
+        );
+        let deep = DecapConfig {
+            max_depth: 16,
+            ..cfg()
+        };
+        assert_eq!(
+            decode(LinkType::RawIp, &p, &deep).unwrap_err(),
+            Skip::TooManyLayers
+        );
+        let mut p = inner_ip();
+        for _ in 0..8 {
+            p = ipv4(4, [192, 0, 2, 1], [192, 0, 2, 2], &p);
+        }
+        assert_inner(&decode(LinkType::RawIp, &p, &cfg()).unwrap(), Kind::IpInIp);
+    }
+
+    #[test]
+    fn a_malformed_tunnel_header_leaves_the_outer_packet_and_is_flagged() {
+        // VXLAN without the I flag: the outer UDP packet to port 4789.
+        let mut vx = vec![0x00, 0, 0, 0, 0, 0, 42, 0];
+        vx.extend_from_slice(&ethernet(&[8, 0], &inner_ip()));
+        let f = mirror(&udp(4789, &vx));
+        let d = decode(LinkType::Ethernet, &f, &cfg()).unwrap();
+        assert_eq!((d.proto, d.dst_port), (proto::UDP, 4789));
+        assert!(d.tunnels.is_empty());
+        assert!(d.malformed_tunnels.has(Kind::Vxlan));
+        assert_eq!(d.outer_len, 0);
+        // GRE with the routing bit: the outer GRE packet.
+        let mut gre = vec![0x40, 0, 0x08, 0, 0, 0, 0, 0];
+        gre.extend_from_slice(&inner_ip());
+        let f = ipv4(47, [192, 0, 2, 1], [192, 0, 2, 2], &gre);
+        let d = decode(LinkType::RawIp, &f, &cfg()).unwrap();
+        assert!(d.malformed_tunnels.has(Kind::Gre));
+        // A valid tunnel header around a truncated inner packet is skipped
+        // as truncated, never panicking.
+        let mut vx = vec![0x08, 0, 0, 0, 0, 0, 42, 0];
+        vx.extend_from_slice(&ethernet(&[8, 0], &inner_ip()[..10]));
+        let f = mirror(&udp(4789, &vx));
+        assert_eq!(
+            decode(LinkType::Ethernet, &f, &cfg()).unwrap_err(),
+            Skip::Truncated
+        );
+    }
+
+    /// Random bytes behind every tunnel header never panic and never yield
+    /// a payload outside the frame.
+    #[test]
+    fn random_tunnel_payloads_never_panic_or_escape_the_frame() {
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let prefixes: [&[u8]; 8] = [
+            &[0x08, 0, 0, 0, 0, 0, 1, 0],
+            &[0x00, 0, 0x65, 0x58, 0, 0, 1, 0],
+            &[0x34, 0xff, 0, 40, 0, 0, 0, 1, 0, 0, 0, 0x85],
+            &[0x10, 0, 0x88, 0xbe, 0, 0, 0, 1, 0x10, 0, 0, 1, 0, 0, 0, 0],
+            &[
+                0x10, 0, 0x22, 0xeb, 0, 0, 0, 1, 0x20, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1,
+            ],
+            &[0x30, 0, 0x88, 0x47, 0, 0, 0, 1, 0, 0, 0, 1],
+            &[0x45],
+            &[0x60],
+        ];
+        for i in 0..100_000u32 {
+            let pre = prefixes[(i as usize) % prefixes.len()];
+            let len = (next() % 120) as usize;
+            let mut body = pre.to_vec();
+            body.extend((0..len).map(|_| next() as u8));
+            let f = match i % 8 {
+                0 => mirror(&udp(4789, &body)),
+                1 => mirror(&udp(6081, &body)),
+                2 => mirror(&udp(2152, &body)),
+                3..=5 => ethernet(&[8, 0], &ipv4(47, [1, 1, 1, 1], [2, 2, 2, 2], &body)),
+                6 => ipv4(4, [1, 1, 1, 1], [2, 2, 2, 2], &body),
+                _ => ethernet(&[0x88, 0x47], &body),
+            };
+            let cut = (next() as usize) % (f.len() + 1);
+            let f = &f[..cut.max(f.len() / 2)];
+            if let Ok(d) = decode(LinkType::Ethernet, f, &cfg())
+                .or_else(|_| decode(LinkType::RawIp, f, &cfg()))
+            {
+                if d.payload.is_empty() {
+                    continue;
+                }
+                let start = d.payload.as_ptr() as usize;
+                let base = f.as_ptr() as usize;
+                assert!(start >= base && start + d.payload.len() <= base + f.len());
+                assert!((d.outer_len as usize) < f.len());
+            }
+        }
     }
 }

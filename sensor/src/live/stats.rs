@@ -55,7 +55,7 @@ impl LiveStats {
         if let Ok(all) = self.decode.lock() {
             for c in all.iter() {
                 for (name, n) in c.named() {
-                    *total.entry(name.to_string()).or_insert(0) += n;
+                    *total.entry(name).or_insert(0) += n;
                 }
             }
         }

@@ -143,7 +143,8 @@ pub(super) fn worker(
         return;
     };
     let batcher = tx.map(|tx| Batcher::new(tx, stats));
-    let mut pipeline = Pipeline::with_stages(batcher, new_leak(settings, sigs));
+    let mut pipeline =
+        Pipeline::with_stages(settings.decap.clone(), batcher, new_leak(settings, sigs));
     let mut totals = LeakTotals::default();
     let mut sink = Sink { out, stats };
     let mut last_check = Instant::now();

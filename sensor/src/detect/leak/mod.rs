@@ -518,6 +518,9 @@ mod tests {
             payload,
             fragment: crate::decode::Fragment::None,
             frag: crate::decode::Frag::default(),
+            tunnels: Default::default(),
+            malformed_tunnels: Default::default(),
+            outer_len: 0,
         }
     }
 
@@ -673,6 +676,9 @@ mod tests {
             payload,
             fragment: crate::decode::Fragment::None,
             frag: crate::decode::Frag::default(),
+            tunnels: Default::default(),
+            malformed_tunnels: Default::default(),
+            outer_len: 0,
         }
     }
 
