@@ -3,6 +3,7 @@
 
 CARGO     ?= cargo
 APT_PKGS  := libpcap-dev clickhouse-server curl tcpdump tcpreplay iproute2 pkg-config \
+             python3 python3-venv \
              chromium chromium-driver fonts-wqy-microhei gobgpd
 SHELL     := /bin/bash
 
@@ -13,15 +14,20 @@ all: build
 ## deps: install the system packages the project needs (Debian, apt-get)
 deps:
 	@scripts/deps.sh $(APT_PKGS)
+	@scripts/chdb.sh
 
 ## build: release build of every binary
 build: deps
 	$(CARGO) build --release --workspace --bins
 
-## test: the whole test suite, end-to-end tests against a real ClickHouse included
+## test: the whole test suite, end-to-end tests against a real ClickHouse included;
+## the collector's ClickHouse tests run twice: on 18.16 and on 26.9 (scripts/chdb.sh)
 test: deps
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace --no-fail-fast
+	@echo "== the collector's ClickHouse tests again, against ClickHouse 26.9 (chdb-core)"
+	SHAOBING_CLICKHOUSE=26.9 $(CARGO) test -p shaobing-testkit -p shaobing-collector --tests \
+		--no-fail-fast -- --test-threads=2
 
 ## lint: formatting and clippy, as CI runs them
 lint:

@@ -34,6 +34,12 @@ async fn migrate_twice_applies_each_migration_once() {
         )
         .unwrap();
     assert_eq!(engine.trim(), "ReplacingMergeTree");
+    // The suite runs on the ClickHouse that SHAOBING_CLICKHOUSE named.
+    let version = ch.query("SELECT version()").unwrap();
+    assert!(
+        version.starts_with(&format!("{}.", ch.flavor().version())),
+        "{version}"
+    );
 }
 
 fn sample_row(n: u8) -> IncidentRow {

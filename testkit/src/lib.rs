@@ -11,6 +11,18 @@
 //! Tests that need a server should call [`clickhouse_available`] first and
 //! skip with a printed reason when it is `false`.
 //!
+//! Two servers can be started ([`Flavor`], chosen by the environment
+//! variable `SHAOBING_CLICKHOUSE`):
+//!
+//! * `18.16` (the default): Debian's `clickhouse-server`, as above;
+//! * `26.9`: current ClickHouse from the `chdb-core` 26.9.0 PyPI wheel
+//!   (`scripts/chdb.sh` installs it in `var/chdb-venv`; another Python
+//!   with the wheel can be named by `SHAOBING_CHDB_PYTHON`). Its embedded
+//!   engine runs the server's HTTP handler while one keep-alive query
+//!   blocks (see `../shared/CLICKHOUSE.md`): the same HTTP interface, with a
+//!   `users.xml` whose profile sets `network_compression_method = LZ4`
+//!   (the Rust client's compression). It has no replicated engines.
+//!
 //! [`http`] holds a tiny blocking HTTP/1.1 client (enough for `/ping`,
 //! ClickHouse's HTTP interface and a collector under test) so this crate has
 //! no HTTP dependency.
@@ -31,6 +43,85 @@ pub const DEV_CONFIG_XML: &str = include_str!("../../deploy/clickhouse/dev-confi
 
 /// Environment variable that overrides the server binary's path.
 pub const BINARY_ENV: &str = "CLICKHOUSE_SERVER";
+
+/// Environment variable that picks the server: `18.16` (default) or
+/// `26.9`.
+pub const FLAVOR_ENV: &str = "SHAOBING_CLICKHOUSE";
+
+/// Environment variable naming the Python interpreter that has the
+/// `chdb-core` wheel (default: `var/chdb-venv/bin/python` in the
+/// repository).
+pub const CHDB_PYTHON_ENV: &str = "SHAOBING_CHDB_PYTHON";
+
+/// Which ClickHouse a [`ClickHouseServer`] runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    /// Debian's `clickhouse-server` 18.16.
+    Debian18,
+    /// ClickHouse 26.9 from the `chdb-core` wheel.
+    Chdb26,
+}
+
+impl Flavor {
+    /// The flavor `SHAOBING_CLICKHOUSE` asks for (`18.16` when unset).
+    pub fn from_env() -> Flavor {
+        match std::env::var(FLAVOR_ENV).as_deref() {
+            Ok("26.9") | Ok("chdb") => Flavor::Chdb26,
+            _ => Flavor::Debian18,
+        }
+    }
+
+    /// The version it runs, for messages.
+    pub fn version(self) -> &'static str {
+        match self {
+            Flavor::Debian18 => "18.16",
+            Flavor::Chdb26 => "26.9",
+        }
+    }
+}
+
+/// The Python interpreter with the `chdb-core` wheel, if it exists.
+pub fn chdb_python() -> Option<PathBuf> {
+    let p = match std::env::var_os(CHDB_PYTHON_ENV) {
+        Some(p) => PathBuf::from(p),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../var/chdb-venv/bin/python"),
+    };
+    is_executable(&p).then_some(p)
+}
+
+/// The 26.9 server: the HTTP listener of chdb's embedded engine, alive
+/// while the keep-alive query blocks. Returning means it failed.
+const CHDB_SERVER_PY: &str = r#"
+import sys
+from chdb import _chdb
+try:
+    _chdb.query(
+        "SYSTEM START LISTEN HTTP; SELECT sleepEachRow(1) FROM numbers(1000000000) "
+        "FORMAT Null SETTINGS max_block_size=1, max_execution_time=0",
+        "TabSeparated",
+        path=sys.argv[1],
+    )
+except Exception as e:
+    sys.stderr.write("chdb server failed: %s\n" % e)
+sys.exit(70)
+"#;
+
+fn chdb_config(port: u16) -> String {
+    format!(
+        "<clickhouse><listen_host>127.0.0.1</listen_host><http_port>{port}</http_port>\
+         <users_config>users.xml</users_config><timezone>UTC</timezone></clickhouse>\n"
+    )
+}
+
+const CHDB_USERS_XML: &str = "<clickhouse>
+  <profiles><default>
+    <network_compression_method>LZ4</network_compression_method>
+    <implicit_select>0</implicit_select>
+  </default></profiles>
+  <users><default><password/><networks><ip>127.0.0.1</ip></networks><profile>default</profile><quota>default</quota></default></users>
+  <quotas><default/></quotas>
+</clickhouse>
+";
 
 /// How long [`ClickHouseServer::start`] waits for `/ping` to answer.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(20);
@@ -112,9 +203,23 @@ fn is_executable(p: &Path) -> bool {
         .unwrap_or(false)
 }
 
-/// Whether a `clickhouse-server` binary can be found (see [`find_binary`]).
+/// Whether the server of [`Flavor::from_env`] can be started: a
+/// `clickhouse-server` binary ([`find_binary`]) or the chdb Python
+/// ([`chdb_python`]). Panics when 26.9 was asked for and is missing, so a
+/// test run meant for it cannot pass by skipping.
 pub fn clickhouse_available() -> bool {
-    find_binary().is_some()
+    match Flavor::from_env() {
+        Flavor::Debian18 => find_binary().is_some(),
+        // Asked for explicitly: a missing wheel must fail, not skip.
+        Flavor::Chdb26 => {
+            assert!(
+                chdb_python().is_some(),
+                "{FLAVOR_ENV}=26.9 but the chdb-core Python is missing: run scripts/chdb.sh \
+                 (or set {CHDB_PYTHON_ENV})"
+            );
+            true
+        }
+    }
 }
 
 /// Asks the kernel for a free TCP port on 127.0.0.1 (bind to port 0, read it,
@@ -150,6 +255,7 @@ pub struct ClickHouseServer {
     dir: Dir,
     port: u16,
     binary: PathBuf,
+    flavor: Flavor,
 }
 
 impl std::fmt::Debug for ClickHouseServer {
@@ -157,6 +263,7 @@ impl std::fmt::Debug for ClickHouseServer {
         f.debug_struct("ClickHouseServer")
             .field("dir", &self.dir.path())
             .field("port", &self.port)
+            .field("flavor", &self.flavor)
             .field("pid", &self.pid())
             .finish()
     }
@@ -181,14 +288,26 @@ impl ClickHouseServer {
     }
 
     fn launch(dir: Dir, port: Option<u16>) -> Result<Self> {
-        let binary = find_binary().ok_or(Error::NotFound)?;
-        let config = dir.path().join("config.xml");
-        fs::write(&config, DEV_CONFIG_XML).map_err(io(format!("write {}", config.display())))?;
+        let flavor = Flavor::from_env();
+        let binary = match flavor {
+            Flavor::Debian18 => find_binary(),
+            Flavor::Chdb26 => chdb_python(),
+        }
+        .ok_or(Error::NotFound)?;
+        if flavor == Flavor::Debian18 {
+            let config = dir.path().join("config.xml");
+            fs::write(&config, DEV_CONFIG_XML)
+                .map_err(io(format!("write {}", config.display())))?;
+        } else {
+            let users = dir.path().join("users.xml");
+            fs::write(&users, CHDB_USERS_XML).map_err(io(format!("write {}", users.display())))?;
+        }
         let mut server = ClickHouseServer {
             child: None,
             dir,
             port: port.unwrap_or(0),
             binary,
+            flavor,
         };
         server.spawn_until_ready(port)?;
         Ok(server)
@@ -227,14 +346,29 @@ impl ClickHouseServer {
             .map_err(io(format!("open {}", log_path.display())))?;
         let log_start = log.metadata().map(|m| m.len()).unwrap_or(0);
         let log2 = log.try_clone().map_err(io("dup log file"))?;
-        let child = Command::new(&self.binary)
+        let mut cmd = Command::new(&self.binary);
+        match self.flavor {
+            Flavor::Debian18 => {
+                cmd.arg(format!(
+                    "--config-file={}",
+                    dir.join("config.xml").display()
+                ))
+                .arg("--")
+                .arg(format!("--http_port={}", self.port));
+            }
+            Flavor::Chdb26 => {
+                // The engine reads `config.xml` from its working directory.
+                let config = dir.join("config.xml");
+                fs::write(&config, chdb_config(self.port))
+                    .map_err(io(format!("write {}", config.display())))?;
+                cmd.arg("-c")
+                    .arg(CHDB_SERVER_PY)
+                    .arg(dir.join("data"))
+                    .env("TZ", "UTC");
+            }
+        }
+        let child = cmd
             .current_dir(&dir)
-            .arg(format!(
-                "--config-file={}",
-                dir.join("config.xml").display()
-            ))
-            .arg("--")
-            .arg(format!("--http_port={}", self.port))
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log2)
@@ -283,6 +417,11 @@ impl ClickHouseServer {
     /// `127.0.0.1:PORT`.
     pub fn addr(&self) -> String {
         format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Which server this is.
+    pub fn flavor(&self) -> Flavor {
+        self.flavor
     }
 
     /// The HTTP port.

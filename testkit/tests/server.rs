@@ -24,7 +24,11 @@ fn starts_answers_queries_and_stops_without_leaving_a_zombie() {
     assert!(server.ping());
     assert_eq!(server.query("SELECT 1 + 1").unwrap().trim(), "2");
     let version = server.query("SELECT version()").unwrap();
-    assert!(!version.trim().is_empty());
+    let want = format!("{}.", server.flavor().version());
+    assert!(
+        version.trim().starts_with(&want),
+        "{version} is not the {want} SHAOBING_CLICKHOUSE asked for"
+    );
     let pid = server.pid().unwrap();
     let dir = server.dir().to_path_buf();
     let url = server.http_url();
