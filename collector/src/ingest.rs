@@ -390,11 +390,14 @@ async fn ingest(
         return Ok(0);
     }
     // Alertable incidents (not updates), offered only once durable.
-    let notable: Vec<Arc<str>> = match &state.events {
+    let notable: Vec<crate::alerts::hub::Offered> = match &state.events {
         Some(_) => rows
             .iter()
             .filter(|r| r.event != "attack_update")
-            .map(|r| Arc::from(r.raw.as_str()))
+            .map(|r| crate::alerts::hub::Offered {
+                json: Arc::from(r.raw.as_str()),
+                volumetric: r.kind == "volumetric",
+            })
             .collect(),
         None => Vec::new(),
     };

@@ -129,7 +129,7 @@ pub async fn serve(
     if let Some((tx, alert_metrics)) =
         alerts::start(&config.alerts).context("starting alert routing")?
     {
-        hub.add("alerts", tx);
+        hub.add("alerts", alerts::hub::Wants::All, tx);
         metrics.add_section(alert_metrics);
     }
     let mitigation = mitigation::start(
@@ -142,7 +142,7 @@ pub async fn serve(
     );
     let mitigation = match mitigation {
         Some((tx, handle, m)) => {
-            hub.add("mitigation", tx);
+            hub.add("mitigation", alerts::hub::Wants::Volumetric, tx);
             metrics.add_section(m);
             Some(handle)
         }

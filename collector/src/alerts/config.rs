@@ -503,3 +503,51 @@ fn retry_ranges(at: &str, attempts: u32, initial: u64, max: u64) -> Result<(), S
     range(&format!("{at}.initial_backoff_ms"), initial, 1, 60_000)?;
     range(&format!("{at}.max_backoff_ms"), max, initial, 600_000)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<AlertsConfig, String> {
+        let c: AlertsConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    const DEST: &str =
+        "[[destinations]]\nname = \"siem\"\ntype = \"syslog\"\naddress = \"127.0.0.1:514\"\n";
+
+    #[test]
+    fn the_example_shapes_parse() {
+        let c = parse(&format!(
+            "{DEST}[[destinations]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"https://h.example/x\"\nsecret = \"k\"\n[[destinations]]\nname = \"cmd\"\ntype = \"command\"\nprogram = \"/bin/true\"\n[[rules]]\nname = \"all\"\ndestinations = [\"siem\", \"hook\", \"cmd\"]\nmin_severity = \"high\"\nprefix = [\"10.0.0.0/8\"]\n"
+        ))
+        .unwrap();
+        assert_eq!(c.destinations.len(), 3);
+        assert_eq!(c.destinations[0].queue(), 1000);
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let cases = [
+            ("[[rules]]\nname = \"r\"\ndestinations = [\"nowhere\"]\n", "no destination named"),
+            ("[[rules]]\nname = \"r\"\ndestinations = [\"siem\"]\nevent = [\"attack_update\"]\n", "never alerted"),
+            ("[[rules]]\nname = \"r\"\ndestinations = [\"siem\"]\nseverity = [\"dire\"]\n", "unknown severity"),
+            ("[[rules]]\nname = \"r\"\ndestinations = [\"siem\"]\nprefix = [\"10.0.0.1/8\"]\n", "host bits"),
+            ("[[rules]]\nname = \"r r\"\ndestinations = [\"siem\"]\n", "name must be"),
+            ("[[rules]]\nname = \"r\"\ndestinations = [\"siem\"]\ncolour = \"red\"\n", "unknown field"),
+            ("[[destinations]]\nname = \"siem\"\ntype = \"command\"\nprogram = \"x\"\n", "duplicate name"),
+            ("[[destinations]]\nname = \"w\"\ntype = \"webhook\"\nurl = \"ftp://x\"\nsecret = \"k\"\n", "http://"),
+            ("[[destinations]]\nname = \"w\"\ntype = \"webhook\"\nurl = \"http://x\"\n", "exactly one of secret"),
+            ("[[destinations]]\nname = \"s\"\ntype = \"syslog\"\naddress = \"h:1\"\nfacility = \"mail\"\n", "unknown facility"),
+            ("[[destinations]]\nname = \"s\"\ntype = \"syslog\"\naddress = \"h:1\"\nca_file = \"ca.pem\"\n", "need transport"),
+            ("[[destinations]]\nname = \"s\"\ntype = \"syslog\"\naddress = \"nohost\"\n", "host:port"),
+            ("[[destinations]]\nname = \"p\"\ntype = \"pager\"\n", "unknown variant"),
+            ("[[destinations]]\nname = \"c\"\ntype = \"command\"\nprogram = \"x\"\ntimeout = 5\n", "unknown field"),
+        ];
+        for (extra, want) in cases {
+            let e = parse(&format!("{DEST}{extra}")).unwrap_err();
+            assert!(e.contains(want), "{extra}: {e}");
+        }
+    }
+}

@@ -16,10 +16,31 @@ use tokio::sync::mpsc;
 
 use crate::metrics::MetricsSection;
 
+/// One acknowledged incident on offer: its stored JSON and what consumers
+/// filter on.
+#[derive(Debug, Clone)]
+pub struct Offered {
+    /// The incident as stored (wire JSON).
+    pub json: Arc<str>,
+    /// Whether it is a volumetric incident.
+    pub volumetric: bool,
+}
+
+/// Which incidents a consumer takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wants {
+    /// Every alertable incident.
+    All,
+    /// Volumetric incidents only (mitigation): a storm of leaks cannot
+    /// crowd an attack out of its queue.
+    Volumetric,
+}
+
 /// One consumer's queue.
 #[derive(Debug)]
 struct Consumer {
     name: &'static str,
+    wants: Wants,
     tx: mpsc::Sender<Arc<str>>,
     dropped: AtomicU64,
 }
@@ -32,9 +53,10 @@ pub struct Hub {
 
 impl Hub {
     /// Adds a consumer fed through `tx` (its capacity is the bound).
-    pub fn add(&mut self, name: &'static str, tx: mpsc::Sender<Arc<str>>) {
+    pub fn add(&mut self, name: &'static str, wants: Wants, tx: mpsc::Sender<Arc<str>>) {
         self.consumers.push(Consumer {
             name,
+            wants,
             tx,
             dropped: AtomicU64::new(0),
         });
@@ -47,10 +69,13 @@ impl Hub {
 
     /// Offers acknowledged incidents (their stored JSON) to every consumer
     /// without waiting.
-    pub fn offer(&self, incidents: &[Arc<str>]) {
+    pub fn offer(&self, incidents: &[Offered]) {
         for c in &self.consumers {
             for inc in incidents {
-                match c.tx.try_send(inc.clone()) {
+                if c.wants == Wants::Volumetric && !inc.volumetric {
+                    continue;
+                }
+                match c.tx.try_send(inc.json.clone()) {
                     Ok(()) => {}
                     Err(mpsc::error::TrySendError::Full(_)) => {
                         let n = c.dropped.fetch_add(1, Relaxed);
@@ -106,8 +131,13 @@ mod tests {
     fn a_full_queue_drops_and_counts_without_waiting() {
         let (tx, mut rx) = mpsc::channel(2);
         let mut hub = Hub::default();
-        hub.add("alerts", tx);
-        let items: Vec<Arc<str>> = (0..5).map(|i| Arc::from(format!("{i}"))).collect();
+        hub.add("alerts", Wants::All, tx);
+        let items: Vec<Offered> = (0..5)
+            .map(|i| Offered {
+                json: Arc::from(format!("{i}")),
+                volumetric: false,
+            })
+            .collect();
         hub.offer(&items);
         assert_eq!(hub.dropped("alerts"), 3);
         assert_eq!(rx.try_recv().unwrap().as_ref(), "0");
@@ -116,5 +146,23 @@ mod tests {
         let mut text = String::new();
         hub.render(&mut text);
         assert!(text.contains("shaobing_collector_events_dropped_total{consumer=\"alerts\"} 3"));
+    }
+
+    #[test]
+    fn a_volumetric_consumer_never_sees_leaks() {
+        let (tx, mut rx) = mpsc::channel(1);
+        let mut hub = Hub::default();
+        hub.add("mitigation", Wants::Volumetric, tx);
+        let offer = |json: &str, volumetric| Offered {
+            json: Arc::from(json),
+            volumetric,
+        };
+        hub.offer(&[
+            offer("leak", false),
+            offer("leak", false),
+            offer("attack", true),
+        ]);
+        assert_eq!(rx.try_recv().unwrap().as_ref(), "attack");
+        assert_eq!(hub.dropped("mitigation"), 0);
     }
 }

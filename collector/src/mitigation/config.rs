@@ -65,6 +65,11 @@ pub struct MitigationConfig {
     /// (0..=604800, default 300); a new start within it keeps it.
     #[serde(default = "default_hold")]
     pub hold_time_s: u64,
+    /// Longest an announcement stays, in seconds, even if its attack never
+    /// ends (a sensor that died, an end that was lost): then it is
+    /// withdrawn (0..=2592000, default 86400; 0 = no limit).
+    #[serde(default = "default_max_duration")]
+    pub max_duration_s: u64,
     /// Analysts (`[[analysts]]` names) who may withdraw by hand.
     #[serde(default)]
     pub admins: Vec<String>,
@@ -167,6 +172,9 @@ fn default_max_active() -> usize {
 fn default_hold() -> u64 {
     300
 }
+fn default_max_duration() -> u64 {
+    86_400
+}
 fn default_queue() -> usize {
     10_000
 }
@@ -197,6 +205,7 @@ impl Default for MitigationConfig {
             min_prefix_len_v6: default_min_v6(),
             max_active: default_max_active(),
             hold_time_s: default_hold(),
+            max_duration_s: default_max_duration(),
             admins: Vec::new(),
             queue: default_queue(),
             gobgp: GobgpConfig::default(),
@@ -246,6 +255,12 @@ impl MitigationConfig {
         range("mitigation.max_active", self.max_active as u64, 1, 100_000)?;
         range("mitigation.hold_time_s", self.hold_time_s, 0, 604_800)?;
         range("mitigation.queue", self.queue as u64, 1, 1_000_000)?;
+        range(
+            "mitigation.max_duration_s",
+            self.max_duration_s,
+            0,
+            2_592_000,
+        )?;
         range(
             "mitigation.gobgp.timeout_ms",
             self.gobgp.timeout_ms,
@@ -317,5 +332,61 @@ impl MitigationConfig {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<MitigationConfig, String> {
+        let c: MitigationConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+        c.validate(&["soc-lead"])?;
+        Ok(c)
+    }
+
+    const BASE: &str = "mode = \"announce\"\nprotected = [\"198.51.100.0/24\"]\n";
+
+    #[test]
+    fn off_by_default_and_needs_nothing() {
+        let c = parse("").unwrap();
+        assert_eq!(c.mode, Mode::Off);
+        assert_eq!(c.max_active, 10);
+        assert_eq!(c.hold_time_s, 300);
+    }
+
+    #[test]
+    fn announcing_needs_protected_space_and_a_method() {
+        let e = parse("mode = \"announce\"\n[rtbh]\nnext_hop = \"192.0.2.1\"").unwrap_err();
+        assert!(e.contains("mitigation.protected"), "{e}");
+        let e = parse(BASE).unwrap_err();
+        assert!(e.contains("neither"), "{e}");
+        parse(&format!("{BASE}[flowspec]\n")).unwrap();
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let cases = [
+            ("max_active = 0", "max_active"),
+            ("admins = [\"mallory\"]", "no [[analysts]]"),
+            ("unknown = 1", "unknown"),
+        ];
+        for (extra, want) in cases {
+            let text = format!("{BASE}{extra}\n[flowspec]\n");
+            let e = parse(&text).unwrap_err();
+            assert!(e.contains(want), "{extra}: {e}");
+        }
+        let e = parse(&format!(
+            "{BASE}[rtbh]\nnext_hop = \"192.0.2.1\"\ncommunities = [\"65535:70000\"]"
+        ))
+        .unwrap_err();
+        assert!(e.contains("communities"), "{e}");
+        let e = parse(&format!("{BASE}[rtbh]\nnext_hop = \"2001:db8::1\"")).unwrap_err();
+        assert!(e.contains("IPv4"), "{e}");
+        let e = parse("mode = \"announce\"\nprotected = [\"198.51.100.1/24\"]\n[flowspec]\n")
+            .unwrap_err();
+        assert!(e.contains("host bits"), "{e}");
+        let e = parse(&format!("{BASE}[flowspec]\nrate_limit_bytes = 5")).unwrap_err();
+        assert!(e.contains("rate-limit"), "{e}");
     }
 }

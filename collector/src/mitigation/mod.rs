@@ -151,6 +151,8 @@ struct Active {
     route: Route,
     attacks: BTreeSet<Uuid>,
     since: Timestamp,
+    /// When it was announced (for `max_duration_s`).
+    started: Instant,
     withdraw_at: Option<Instant>,
     /// The incident that started it (for the audit of its withdrawal).
     origin: Origin,
@@ -366,6 +368,7 @@ impl Engine {
                     route,
                     attacks: BTreeSet::from([attack]),
                     since: Timestamp::now(),
+                    started: Instant::now(),
                     withdraw_at: None,
                     origin: origin.clone(),
                 },
@@ -432,6 +435,24 @@ impl Engine {
         );
         for key in due {
             let _ = self.withdraw(&key, "collector", &reason).await;
+        }
+        if self.config.max_duration_s > 0 {
+            let limit = Duration::from_secs(self.config.max_duration_s);
+            let old: Vec<String> = self
+                .active
+                .iter()
+                .filter(|(_, a)| {
+                    a.withdraw_at.is_none() && now.saturating_duration_since(a.started) >= limit
+                })
+                .map(|(k, _)| k.clone())
+                .collect();
+            let reason = format!(
+                "max_duration_s ({} s) reached without attack_ended",
+                self.config.max_duration_s
+            );
+            for key in old {
+                let _ = self.withdraw(&key, "collector", &reason).await;
+            }
         }
     }
 
