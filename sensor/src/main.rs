@@ -469,15 +469,19 @@ fn run_live(args: RunArgs) -> Result<()> {
         s.incidents.load(Ordering::Relaxed),
         s.volumetric_records_dropped.load(Ordering::Relaxed),
     );
+    let join = |m: &std::collections::BTreeMap<String, u64>| {
+        m.iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    eprintln!(
+        "shaobing-sensor: decode: counters: {}",
+        join(&s.decode_counters())
+    );
     let hits = s.signature_hits();
     let counters = s.leak_counters();
     if !counters.is_empty() {
-        let join = |m: &std::collections::BTreeMap<String, u64>| {
-            m.iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join(" ")
-        };
         eprintln!(
             "shaobing-sensor: leak: incidents by signature: {}; counters: {}",
             join(&hits),

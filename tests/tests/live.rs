@@ -475,3 +475,169 @@ fn sigterm_stops_workers_on_a_silent_link() {
     assert!(ok, "{err}");
     assert!(err.contains("shaobing-sensor: stopped:"), "{err}");
 }
+
+/// Two namespaces joined by a veth pair: `a` (a host with a Linux `vxlan`
+/// device sending through the underlay `va`) and `b` (the sensor capturing
+/// the underlay `vb`). Both deleted on drop.
+struct VxlanPair {
+    a: String,
+    b: String,
+}
+
+impl VxlanPair {
+    fn create() -> VxlanPair {
+        let pid = std::process::id();
+        let pair = VxlanPair {
+            a: format!("sb-vxa-{pid}"),
+            b: format!("sb-vxb-{pid}"),
+        };
+        let ip = |args: &[&str]| {
+            let out = Command::new("ip").args(args).output().unwrap();
+            assert!(
+                out.status.success(),
+                "ip {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        for ns in [&pair.a, &pair.b] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).output();
+            ip(&["netns", "add", ns]);
+            ip(&["-n", ns, "link", "set", "lo", "up"]);
+        }
+        ip(&[
+            "link", "add", "va", "netns", &pair.a, "type", "veth", "peer", "name", "vb", "netns",
+            &pair.b,
+        ]);
+        // The underlay: the mirror source and the sensor's tunnel endpoint,
+        // both inside the protected space a naive decoder would blame.
+        ip(&["-n", &pair.a, "addr", "add", "10.255.0.1/24", "dev", "va"]);
+        ip(&["-n", &pair.b, "addr", "add", "10.255.0.2/24", "dev", "vb"]);
+        ip(&["-n", &pair.a, "link", "set", "va", "up"]);
+        ip(&["-n", &pair.b, "link", "set", "vb", "up"]);
+        // The overlay: a VXLAN device (VNI 42, port 4789) towards the
+        // sensor's side, with a host 10.1.1.1 that sends to the outside.
+        ip(&[
+            "-n",
+            &pair.a,
+            "link",
+            "add",
+            "vx0",
+            "type",
+            "vxlan",
+            "id",
+            "42",
+            "remote",
+            "10.255.0.2",
+            "local",
+            "10.255.0.1",
+            "dstport",
+            "4789",
+            "dev",
+            "va",
+        ]);
+        ip(&["-n", &pair.a, "addr", "add", "10.1.1.1/24", "dev", "vx0"]);
+        ip(&["-n", &pair.a, "link", "set", "vx0", "up"]);
+        ip(&[
+            "-n",
+            &pair.a,
+            "route",
+            "add",
+            "198.51.100.0/24",
+            "dev",
+            "vx0",
+        ]);
+        ip(&[
+            "-n",
+            &pair.a,
+            "neigh",
+            "add",
+            "198.51.100.7",
+            "lladdr",
+            "02:00:00:00:00:07",
+            "dev",
+            "vx0",
+        ]);
+        pair
+    }
+
+    fn enter_b(&self) {
+        let f = std::fs::File::open(format!("/run/netns/{}", self.b)).unwrap();
+        nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+    }
+
+    /// Sends one UDP datagram from the overlay host 10.1.1.1 to
+    /// 198.51.100.7:9999 (it leaves through VXLAN on the underlay).
+    fn send_from_a(&self, payload: &str) {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.a, "bash", "-c"])
+            .arg(format!(
+                "printf '%s' '{payload}' > /dev/udp/198.51.100.7/9999"
+            ))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "send: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for VxlanPair {
+    fn drop(&mut self) {
+        for ns in [&self.a, &self.b] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).output();
+        }
+    }
+}
+
+/// Issue 11: a sensor on the underlay of a Linux VXLAN link reports a leak
+/// sent inside it with the inner endpoints, never the tunnel's, and its
+/// stop summary counts the packets it took out of VXLAN.
+#[test]
+fn a_leak_inside_a_linux_vxlan_underlay_is_reported_with_the_inner_endpoints() {
+    if let Some(why) = skip_reason() {
+        eprintln!("SKIPPED live VXLAN test: {why}");
+        return;
+    }
+    let pair = VxlanPair::create();
+    pair.enter_b();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("sensor.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "name = \"live-sensor\"\n[capture]\ninterface = \"vb\"\nworkers = 1\nbuffer_mib = 8\n[run]\nheartbeat_secs = 1\ngrace_secs = 5\nspool_dir = \"{}\"\n",
+            dir.path().join("spool").display()
+        ),
+    )
+    .unwrap();
+    let sensor = LiveSensor::start(&config);
+    for _ in 0..3 {
+        pair.send_from_a("export of 绝密★ planning notes, page 4");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    let (ok, out, err) = sensor.stop();
+    assert!(ok, "{err}");
+    let leaks: Vec<Value> = lines(&out)
+        .into_iter()
+        .filter(|i| i["kind"] == "leak")
+        .collect();
+    assert!(!leaks.is_empty(), "no leak reported: {out}\n{err}");
+    for l in &leaks {
+        assert_eq!(l["signature"], "classification-marking", "{l}");
+        assert_eq!(l["src_ip"], "10.1.1.1", "{l}");
+        assert_eq!(l["dst_ip"], "198.51.100.7", "{l}");
+        assert_eq!(l["dst_port"], 9999, "{l}");
+        assert_eq!(l["direction"], "outbound", "{l}");
+    }
+    assert!(
+        !out.contains("10.255.0."),
+        "the tunnel endpoints appear in an incident: {out}"
+    );
+    assert!(
+        err.contains("decap_vxlan="),
+        "the stop summary counts VXLAN: {err}"
+    );
+}
