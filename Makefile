@@ -7,7 +7,7 @@ APT_PKGS  := libpcap-dev clickhouse-server curl tcpdump tcpreplay iproute2 pkg-c
              chromium chromium-driver fonts-wqy-microhei gobgpd
 SHELL     := /bin/bash
 
-.PHONY: all deps build test lint fmt demo stop bench pcaps clean
+.PHONY: all deps build test lint fmt demo stop bench pcaps corpus clean
 
 all: build
 
@@ -28,6 +28,13 @@ test: deps
 	@echo "== the collector's ClickHouse tests again, against ClickHouse 26.9 (chdb-core)"
 	SHAOBING_CLICKHOUSE=26.9 $(CARGO) test -p shaobing-testkit -p shaobing-collector --tests \
 		--no-fail-fast -- --test-threads=2
+
+## corpus: replay every capture of ../shared/pcaps and ../shared/pcaps-suricata-verify
+## (when present): no panic, no hang (scripts/corpus.sh); CI runs it after `make test`
+CORPUS    ?= ../shared/pcaps ../shared/pcaps-suricata-verify
+corpus:
+	$(CARGO) build --workspace --bins
+	@scripts/corpus.sh $(CORPUS)
 
 ## lint: formatting and clippy, as CI runs them
 lint:
