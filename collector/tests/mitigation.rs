@@ -442,3 +442,97 @@ async fn dry_run_decides_and_audits_but_announces_nothing() {
     .await;
     assert_eq!(resp.status, 403, "{}", resp.body_text());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_collector_takes_over_and_withdraws_what_it_announced_before() {
+    if skip() || gobgp_missing() {
+        return;
+    }
+    let pair = start_pair().await;
+    let mut h = Harness::start_full(
+        "",
+        &mitigation_config("announce", pair.speaker.api, "\"soc\""),
+    )
+    .await;
+    let first = attack(1, "attack_started", 1, "198.51.100.20", "dns_amplification");
+    let second = attack(2, "attack_started", 2, "198.51.100.21", "syn_flood");
+    assert_eq!(h.post(Some(TOKEN), &body(&[first, second])).await.0, 200);
+    wait_until("both RTBH routes", Duration::from_secs(20), || {
+        let rib = pair.router_rib("ipv4");
+        rib.contains("198.51.100.20/32") && rib.contains("198.51.100.21/32")
+    })
+    .await;
+    // The first attack ends; the collector stops within the hold time.
+    let end = attack(3, "attack_ended", 1, "198.51.100.20", "dns_amplification");
+    assert_eq!(h.post(Some(TOKEN), &body(&[end])).await.0, 200);
+    h.stop_collector().await.unwrap();
+    assert!(pair.router_rib("ipv4").contains("198.51.100.20/32"));
+
+    // A new collector process over the same store.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(shaobing_collector::serve(
+        h.config.clone(),
+        listener,
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    // The ended attack's routes go after the hold time; the running
+    // attack's route stays until its end arrives.
+    wait_until(
+        "the ended attack's withdrawal",
+        Duration::from_secs(20),
+        || {
+            !pair.router_rib("ipv4").contains("198.51.100.20/32")
+                && !pair
+                    .router_rib("ipv4-flowspec")
+                    .contains("198.51.100.20/32")
+        },
+    )
+    .await;
+    assert!(pair.router_rib("ipv4").contains("198.51.100.21/32"));
+    let list = request_to(
+        addr,
+        "GET",
+        "/api/v1/mitigations",
+        Some(ANALYST_TOKEN),
+        "text/plain",
+        b"",
+        &[],
+    )
+    .await;
+    let v: Value = serde_json::from_slice(&list.body).unwrap();
+    let active = v["active"].as_array().unwrap();
+    assert_eq!(active.len(), 1, "{v}");
+    assert_eq!(active[0]["prefix"], "198.51.100.21/32");
+    let adopted = v["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["action"] == "adopt")
+        .count();
+    assert_eq!(adopted, 3, "{v}");
+
+    let end = attack(4, "attack_ended", 2, "198.51.100.21", "syn_flood");
+    let resp = request_to(
+        addr,
+        "POST",
+        "/api/v1/incidents",
+        Some(TOKEN),
+        "application/json",
+        &body(&[end]),
+        &[],
+    )
+    .await;
+    assert_eq!(resp.status, 200);
+    wait_until(
+        "the running attack's withdrawal",
+        Duration::from_secs(20),
+        || !pair.router_rib("ipv4").contains("198.51.100.21/32"),
+    )
+    .await;
+    let _ = stop.send(());
+    task.await.unwrap().unwrap();
+}

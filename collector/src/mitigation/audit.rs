@@ -17,8 +17,9 @@ pub struct AuditRow {
     pub ts_us: u32,
     /// The announcement's id (UUID text; `''` for refusals).
     pub id: String,
-    /// `announce`, `withdraw`, `refused`, `dry_run_announce`,
-    /// `dry_run_withdraw`.
+    /// `announce`, `withdraw`, `refused`, `adopt` (taken over after a
+    /// restart), and in dry-run `dry_run_announce`, `dry_run_withdraw`,
+    /// `dry_run_adopt`.
     pub action: String,
     /// `announce` or `dry-run`.
     pub mode: String,
@@ -100,6 +101,66 @@ pub async fn recent(
         client
             .query(&sql)
             .fetch_all::<AuditRow>()
+            .await
+            .map_err(StoreError::ch(what))
+    })
+    .await
+}
+
+/// An announcement whose latest audit row is an announcement (no
+/// withdrawal yet), as [`still_announced`] returns it.
+#[derive(Debug, Clone, Row, Deserialize)]
+pub struct Outstanding {
+    /// Announcement id.
+    pub id: String,
+    /// When it was announced (seconds).
+    pub ts: u32,
+    /// The route text.
+    pub route: String,
+    /// The attack.
+    pub attack_id: String,
+    /// The incident that started it.
+    pub incident_id: String,
+    /// Its sensor.
+    pub sensor: String,
+    /// Its vector.
+    pub vector: String,
+    /// Whether the attack's `attack_ended` is stored.
+    pub ended: u8,
+}
+
+/// Announcements of a mode (`announce_action` is `announce` or
+/// `dry_run_announce`; taken over after an earlier restart: `adopt` or
+/// `dry_run_adopt`) never withdrawn, with whether their attack's end is
+/// already stored: what a restarted collector takes over.
+pub async fn still_announced(
+    client: &Client,
+    db: &str,
+    timeout: Duration,
+    announce_action: &str,
+) -> Result<Vec<Outstanding>, StoreError> {
+    let what = "read outstanding mitigations";
+    let sql = format!(
+        "SELECT id, first_ts AS ts, a_route AS route, a_attack AS attack_id, \
+         a_incident AS incident_id, a_sensor AS sensor, a_vector AS vector, \
+         a_attack IN (SELECT attack_id FROM `{db}`.incidents WHERE event = 'attack_ended' AND attack_id != '') AS ended \
+         FROM (SELECT id, \
+                 argMax(action, toUInt64(ts) * 1000000 + ts_us) AS last, min(ts) AS first_ts, \
+                 any(route) AS a_route, any(attack_id) AS a_attack, any(incident_id) AS a_incident, \
+                 any(sensor) AS a_sensor, any(vector) AS a_vector \
+               FROM `{db}`.mitigation_audit WHERE id != '' GROUP BY id) \
+         WHERE last IN (?, ?) ORDER BY ts"
+    );
+
+    with_timeout(what, timeout, async {
+        client
+            .query(&sql)
+            .bind(announce_action)
+            .bind(format!(
+                "{}adopt",
+                announce_action.strip_suffix("announce").unwrap_or("")
+            ))
+            .fetch_all::<Outstanding>()
             .await
             .map_err(StoreError::ch(what))
     })

@@ -8,8 +8,8 @@
 //!
 //! The engine is one task fed by the [`crate::alerts::hub`] after
 //! acknowledgement (never on the ingest path), by a one-second timer and by
-//! the API. Announcements are in memory: after a restart the collector does
-//! not know what it announced before (see `docs/collector.md`).
+//! the API. At start it takes over what an earlier run announced and never
+//! withdrew, from the audit table (see `docs/collector.md`, "Restarts").
 
 pub mod audit;
 pub mod config;
@@ -456,6 +456,86 @@ impl Engine {
         }
     }
 
+    /// Takes over what a previous run announced and never withdrew (from
+    /// the audit table): an announcement whose attack's end is stored is
+    /// withdrawn after the hold time, one outside today's protected space
+    /// at once, the others when their attack ends (or `max_duration_s`).
+    async fn adopt(&mut self) {
+        let action = match self.config.mode {
+            Mode::Announce => "announce",
+            _ => "dry_run_announce",
+        };
+        let rows = match audit::still_announced(
+            &self.audit.client,
+            &self.audit.database,
+            self.audit.timeout,
+            action,
+        )
+        .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(event = "mitigation_adopt_failed", error = %e, "could not read the mitigation audit: announcements made before this start are not tracked (see `shaobing-collector mitigations`)");
+                return;
+            }
+        };
+        let now = Instant::now();
+        let now_secs = Timestamp::now().secs();
+        for o in rows {
+            let (Some(route), Ok(id)) = (Route::parse_described(&o.route), o.id.parse::<Uuid>())
+            else {
+                tracing::warn!(id = %o.id, route = %o.route, "cannot take over an audited announcement: unreadable route");
+                continue;
+            };
+            let key = route.key();
+            if self.active.contains_key(&key) {
+                continue;
+            }
+            let age = Duration::from_secs(u64::try_from(now_secs - i64::from(o.ts)).unwrap_or(0));
+            let attack = o.attack_id.parse::<Uuid>().ok();
+            let inside = plan::inside(&self.protected, route.prefix());
+            let ended = o.ended != 0 || attack.is_none();
+            let (withdraw_at, reason) = if !inside {
+                (Some(now), "collector restarted: taken over; outside protected space now, withdrawn at once")
+            } else if ended {
+                (Some(now + self.hold()), "collector restarted: taken over; its attack ended, withdrawn after the hold time")
+            } else {
+                (
+                    None,
+                    "collector restarted: taken over; its attack is still running",
+                )
+            };
+            let origin = Origin {
+                attack_id: o.attack_id.clone(),
+                incident_id: o.incident_id.clone(),
+                sensor: o.sensor.clone(),
+                vector: o.vector.clone(),
+            };
+            let adopt = match self.config.mode {
+                Mode::Announce => "adopt",
+                _ => "dry_run_adopt",
+            };
+            let row = Self::row(adopt, Some(&route), Some(id), &origin, "collector", reason);
+            self.active.insert(
+                key,
+                Active {
+                    id,
+                    route,
+                    attacks: match (ended, attack) {
+                        (false, Some(a)) => BTreeSet::from([a]),
+                        _ => BTreeSet::new(),
+                    },
+                    since: Timestamp::from_parts(i64::from(o.ts), 0),
+                    started: now.checked_sub(age).unwrap_or(now),
+                    withdraw_at,
+                    origin,
+                },
+            );
+            self.record(row).await;
+        }
+        self.set_gauge();
+    }
+
     fn list(&self) -> Vec<ActiveView> {
         let now = Instant::now();
         self.active
@@ -517,6 +597,7 @@ pub fn start(config: &MitigationConfig, audit: AuditSink) -> Option<Started> {
         metrics: metrics.clone(),
     };
     tokio::spawn(async move {
+        engine.adopt().await;
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let (mut incidents_open, mut requests_open) = (true, true);

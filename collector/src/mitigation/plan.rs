@@ -176,6 +176,65 @@ impl Route {
     }
 }
 
+impl Route {
+    /// Parses [`Route::describe`]'s text back (the audit's `route`
+    /// column), to take over announcements made before a restart.
+    pub fn parse_described(text: &str) -> Option<Route> {
+        let t: Vec<&str> = text.split_whitespace().collect();
+        let (&family, rest) = t.split_first()?;
+        let prefix = |s: &str| {
+            crate::alerts::config::parse_prefix(s)
+                .ok()
+                .map(|(addr, len)| Prefix { addr, len })
+        };
+        match (family, rest) {
+            ("ipv4" | "ipv6", [p, "nexthop", nh, "community", c]) => Some(Route::Rtbh {
+                prefix: prefix(p)?,
+                next_hop: nh.parse().ok()?,
+                communities: c.split(',').map(str::to_string).collect(),
+            }),
+            ("ipv4-flowspec" | "ipv6-flowspec", ["match", "destination", p, more @ ..]) => {
+                let mut protocol = None;
+                let mut source_port = None;
+                let mut packet_length = None;
+                let mut i = 0;
+                let (action, rate_limit_bytes) = loop {
+                    match (more.get(i).copied(), more.get(i + 1).copied()) {
+                        (Some("protocol"), Some(v)) => protocol = Some(v.to_string()),
+                        (Some("source-port"), Some(v)) => {
+                            source_port = Some(v.strip_prefix("==")?.parse().ok()?)
+                        }
+                        (Some("packet-length"), Some(v)) => {
+                            let (lo, hi) = v.split_once('&')?;
+                            packet_length = Some((
+                                lo.strip_prefix(">=")?.parse().ok()?,
+                                hi.strip_prefix("<=")?.parse().ok()?,
+                            ));
+                        }
+                        (Some("then"), Some("discard")) if i + 2 == more.len() => {
+                            break (FlowAction::Discard, 0)
+                        }
+                        (Some("then"), Some("rate-limit")) if i + 3 == more.len() => {
+                            break (FlowAction::RateLimit, more.get(i + 2)?.parse().ok()?)
+                        }
+                        _ => return None,
+                    }
+                    i += 2;
+                };
+                Some(Route::Flowspec {
+                    prefix: prefix(p)?,
+                    protocol,
+                    source_port,
+                    packet_length,
+                    action,
+                    rate_limit_bytes,
+                })
+            }
+            _ => None,
+        }
+    }
+}
+
 /// The UDP source port of a reflection/amplification vector.
 pub fn reflection_port(vector: &str) -> Option<u16> {
     Some(match vector {
@@ -414,6 +473,30 @@ mod tests {
         let mut health = attack("198.51.100.20");
         health.kind = Kind::SensorHealth;
         assert_eq!(run(&c, &health), Err(Skip::NotAnAttackStart));
+    }
+
+    #[test]
+    fn described_routes_parse_back() {
+        let mut c = config("");
+        let routes = run(&c, &attack("198.51.100.20")).unwrap();
+        c.flowspec = Some(crate::mitigation::config::FlowspecConfig {
+            action: FlowAction::RateLimit,
+            rate_limit_bytes: 125_000,
+            source_port: false,
+            packet_length: false,
+        });
+        let more = run(&c, &attack("198.51.100.21")).unwrap();
+        for r in routes.iter().chain(&more) {
+            assert_eq!(Route::parse_described(&r.describe()).as_ref(), Some(r));
+        }
+        assert_eq!(
+            Route::parse_described("ipv4 198.51.100.20/32 nexthop"),
+            None
+        );
+        assert_eq!(
+            Route::parse_described("ipv4-flowspec match destination 198.51.100.20/32 then"),
+            None
+        );
     }
 
     #[test]
