@@ -516,6 +516,16 @@ destinations = ["stuck-hook", "gone-siem", "hung-command"]
         took < Duration::from_secs(30),
         "30 acknowledged requests took {took:?} with dead destinations"
     );
+    // Every incident has been routed (the drops below are final).
+    wait_for("the router to route every incident", || {
+        let m =
+            tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(metrics(&h)));
+        metric(
+            &m,
+            "shaobing_collector_alerts_matched_total{rule=\"everything\"} ",
+        ) == u64::from(ATTACKS)
+    })
+    .await;
     let m = metrics(&h).await;
     assert_eq!(
         metric(
@@ -555,5 +565,127 @@ destinations = ["stuck-hook", "gone-siem", "hung-command"]
         h.rows().await.len(),
         ATTACKS as usize,
         "every incident stored"
+    );
+}
+
+/// A TLS syslog receiver (RFC 5425) with the test PKI's server certificate.
+async fn start_tls_syslog(
+    pki: &shaobing_testkit::pki::TestPki,
+) -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
+    let server = pki.server();
+    let cfg = shaobing_collector::tls::server_config(&server.cert, &server.key, None).unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(cfg);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let g = got.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let g = g.clone();
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let mut r = BufReader::new(tls);
+                loop {
+                    let mut len = Vec::new();
+                    if r.read_until(b' ', &mut len).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let n: usize = std::str::from_utf8(&len[..len.len() - 1])
+                        .unwrap()
+                        .parse()
+                        .expect("octet count");
+                    let mut msg = vec![0u8; n];
+                    r.read_exact(&mut msg).await.unwrap();
+                    g.lock().unwrap().push(String::from_utf8(msg).unwrap());
+                }
+            });
+        }
+    });
+    (addr, got)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn syslog_over_tls_reaches_a_verified_receiver_and_refuses_an_unknown_one() {
+    if skip() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let good_dir = dir.path().join("good");
+    let other_dir = dir.path().join("other");
+    std::fs::create_dir_all(&good_dir).unwrap();
+    std::fs::create_dir_all(&other_dir).unwrap();
+    let (Ok(pki), Ok(other)) = (
+        shaobing_testkit::pki::TestPki::create(&good_dir),
+        shaobing_testkit::pki::TestPki::create(&other_dir),
+    ) else {
+        eprintln!("skipping: openssl could not make test certificates");
+        return;
+    };
+    let (addr, got) = start_tls_syslog(&pki).await;
+    let extra = format!(
+        r#"
+[[alerts.destinations]]
+name = "siem-tls"
+type = "syslog"
+transport = "tls"
+address = "{addr}"
+format = "cef"
+ca_file = "{}"
+
+[[alerts.destinations]]
+name = "impostor-check"
+type = "syslog"
+transport = "tls"
+address = "{addr}"
+ca_file = "{}"
+max_attempts = 2
+initial_backoff_ms = 10
+
+[[alerts.rules]]
+name = "leaks"
+kind = ["leak"]
+destinations = ["siem-tls", "impostor-check"]
+"#,
+        pki.ca().display(),
+        other.ca().display()
+    );
+    let h = Harness::start_full("", &extra).await;
+    assert_eq!(
+        h.post(Some(TOKEN), &body(&[leak(21), leak(22)])).await.0,
+        200
+    );
+    wait_for("TLS syslog", || got.lock().unwrap().len() >= 2).await;
+    wait_for("the impostor check to give up", || {
+        let m =
+            tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(metrics(&h)));
+        metric(
+            &m,
+            "shaobing_collector_alerts_failed_total{destination=\"impostor-check\"} ",
+        ) == 2
+    })
+    .await;
+    let msgs: Vec<Syslog> = got.lock().unwrap().iter().map(|m| parse_5424(m)).collect();
+    assert_eq!(msgs.len(), 2, "only the verified destination delivered");
+    for m in &msgs {
+        assert_eq!(m.msgid, "leak");
+        assert!(m.msg.starts_with("CEF:0|Shaobing|"), "{}", m.msg);
+    }
+    let m = metrics(&h).await;
+    assert_eq!(
+        metric(
+            &m,
+            "shaobing_collector_alerts_sent_total{destination=\"siem-tls\"} "
+        ),
+        2
+    );
+    assert_eq!(
+        metric(
+            &m,
+            "shaobing_collector_alerts_sent_total{destination=\"impostor-check\"} "
+        ),
+        0
     );
 }

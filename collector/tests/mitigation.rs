@@ -348,7 +348,10 @@ async fn attacks_are_announced_to_the_border_router_and_withdrawn_after_the_hold
     )
     .await;
     assert_eq!(resp.status, 200, "{}", resp.body_text());
-    assert!(!pair.router_rib("ipv4").contains("198.51.100.21/32"));
+    wait_until("the manual withdrawal", Duration::from_secs(20), || {
+        !pair.router_rib("ipv4").contains("198.51.100.21/32")
+    })
+    .await;
     let again = request_to(
         h.addr,
         "POST",
