@@ -15,6 +15,8 @@
 //! * [`app`]: HTTP/1.1 and DNS payloads; [`payload`]: encodings (GBK,
 //!   UTF-16), gzip, chunked, URL-encoded forms, MIME mail, valid and
 //!   invalid personal numbers for the [`leaks`] scenarios.
+//! * [`tunnel`]: wraps frames in VXLAN, Geneve, GRE, ERSPAN II/III, MPLS,
+//!   PPPoE, GTP-U and IP in IP (nested too), keeping lengths on the wire.
 //! * [`background::Background`]: low-rate internal browsing and DNS noise.
 //! * [`capture::Capture`]: timed frames from many generators, sorted when
 //!   written by [`pcap::PcapWriter`].
@@ -45,6 +47,7 @@ pub mod rng;
 pub mod scenario;
 pub mod scenarios;
 pub mod session;
+pub mod tunnel;
 
 pub use capture::{Capture, TimedFrame};
 pub use expected::{check_expected, Expected, ExpectedIncident};

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use shaobing_pcapgen::scenario::{self, Scenario};
-use shaobing_pcapgen::scenarios::floods;
+use shaobing_pcapgen::scenarios::{floods, tunnels};
 
 /// Generate Shaobing's test captures (classic pcap) and their expected
 /// incidents (NAME.expected.json), deterministically.
@@ -39,8 +39,9 @@ struct Args {
     #[arg(long)]
     list: bool,
 
-    /// Also write the volumetric flood captures (normally generated at
-    /// test time, tens of megabytes) into DIR.
+    /// Also write the volumetric flood captures and their tunnelled
+    /// variants (normally generated at test time, tens of megabytes) into
+    /// DIR.
     #[arg(long, value_name = "DIR", conflicts_with_all = ["check", "list"])]
     floods: Option<PathBuf>,
 
@@ -81,6 +82,11 @@ fn run(args: Args) -> Result<ExitCode> {
                 floods::check_expected_dir(&dir)
                     .with_context(|| format!("checking {}", dir.display()))?,
             );
+            let dir = args.out.join(tunnels::EXPECTED_SUBDIR);
+            stale.extend(
+                tunnels::check_expected_dir(&dir)
+                    .with_context(|| format!("checking {}", dir.display()))?,
+            );
         }
         if stale.is_empty() {
             println!(
@@ -111,10 +117,18 @@ fn run(args: Args) -> Result<ExitCode> {
         {
             println!("{}", dir.join(name).display());
         }
+        let dir = args.out.join(tunnels::EXPECTED_SUBDIR);
+        for name in tunnels::write_expected_dir(&dir)
+            .with_context(|| format!("writing {}", dir.display()))?
+        {
+            println!("{}", dir.join(name).display());
+        }
     }
     if let Some(dir) = &args.floods {
-        for name in floods::write_dir(dir, &floods::all())
-            .with_context(|| format!("writing {}", dir.display()))?
+        let mut all = floods::all();
+        all.extend(tunnels::all());
+        for name in
+            floods::write_dir(dir, &all).with_context(|| format!("writing {}", dir.display()))?
         {
             println!("{}", dir.join(name).display());
         }

@@ -105,6 +105,11 @@ pub fn all() -> Vec<Scenario> {
             summary: "a marking split across segments, reordered, retransmitted, and overlapped by different bytes (first copy wins)",
             build: crate::leaks::streams,
         },
+        Scenario {
+            name: "tunnel-leaks",
+            summary: "a 绝密★-marked HTTP POST inside each tunnel kind (VXLAN, Geneve, GRE, ERSPAN II and III, MPLS with IP and an Ethernet pseudowire, PPPoE, GTP-U, IPv4 and IPv6 in IPv4, VXLAN in GRE) between protected tunnel endpoints; VXLAN without the I flag and 20 nested tunnels as negatives",
+            build: crate::scenarios::tunnels::leaks,
+        },
     ]
 }
 
@@ -167,6 +172,33 @@ deterministically into a temporary folder with
 `shaobing_pcapgen::scenarios::floods::write_dir`, replay them, and check
 them against these files. `--out pcaps` rewrites the expected files and
 `--check` compares them.
+
+## Tunnel scenarios (`tunnel-leaks.pcap`, `tunnels/`)
+
+From `pcapgen/src/scenarios/tunnels.rs`, with the encapsulations of
+`pcapgen/src/tunnel.rs`: VXLAN, Geneve (with an option), GRE with key and
+sequence number, ERSPAN types II and III, MPLS (two labels with IPv4 below,
+and an Ethernet pseudowire with a control word), PPPoE sessions, GTP-U
+G-PDUs with sequence numbers, IPv4 in IPv4 and 6in4, and VXLAN inside GRE.
+Every tunnel endpoint is itself protected (10.255.0.1 <-> 10.255.0.2), so a
+sensor that failed to open a tunnel would report the tunnel's endpoints:
+the checker fails on such an incident as UNEXPECTED, and on the inner one
+as MISSING.
+
+* `tunnel-leaks.pcap` (checked in): one marked HTTP POST per tunnel kind,
+  expected as a leak with the inner endpoints; a VXLAN packet without the
+  I flag (malformed: an internal UDP datagram between the two endpoints)
+  and a POST inside 20 nested IP-in-IP tunnels (past the sensor's default
+  `[decap] max_depth` of 8) must give nothing.
+* `tunnel-<kind>-syn_flood` (only the expected files, under `tunnels/`):
+  every frame of `flood-syn_flood`, background included, wrapped in one
+  tunnel kind or VXLAN inside GRE. Inner frames keep the 96-byte snaplen;
+  records keep the outer headers in front of them, and every outer length
+  field and each record's length on the wire count the whole frame. The
+  sensor's tests (`sensor/tests/tunnels.rs`) generate the captures with
+  `shaobing_pcapgen::scenarios::floods::write_dir(dir,
+  &shaobing_pcapgen::scenarios::tunnels::all())`, replay them and check
+  them against these files and the summary line's `decap:` counters.
 
 ## `NAME.expected.json`
 

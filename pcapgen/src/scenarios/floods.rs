@@ -77,6 +77,18 @@ impl FloodCapture {
         });
     }
 
+    /// Adds a frame already cut to a snaplen (`data`), `orig_len` bytes
+    /// long on the wire (used for frames wrapped in tunnels, whose records
+    /// keep the outer headers in front of the cut inner frame).
+    pub fn push_snapped(&mut self, frame: SnappedFrame) {
+        self.frames.push(frame);
+    }
+
+    /// The frames, in the order added (sorted by time once written).
+    pub fn frames(&self) -> &[SnappedFrame] {
+        &self.frames
+    }
+
     /// Number of frames.
     pub fn len(&self) -> usize {
         self.frames.len()
@@ -162,9 +174,14 @@ pub fn write_dir(dir: &Path, scenarios: &[FloodScenario]) -> io::Result<Vec<Stri
 /// Writes only the expected files of every scenario into `dir` (what is
 /// checked in under `pcaps/volumetric/`).
 pub fn write_expected_dir(dir: &Path) -> io::Result<Vec<String>> {
+    write_expected_files(dir, &all())
+}
+
+/// Writes only the expected files of `scenarios` into `dir`.
+pub fn write_expected_files(dir: &Path, scenarios: &[FloodScenario]) -> io::Result<Vec<String>> {
     fs::create_dir_all(dir)?;
     let mut names = Vec::new();
-    for s in all() {
+    for s in scenarios {
         let g = (s.build)();
         fs::write(dir.join(s.expected_name()), g.expected.to_json_pretty())?;
         names.push(s.expected_name());
@@ -174,8 +191,14 @@ pub fn write_expected_dir(dir: &Path) -> io::Result<Vec<String>> {
 
 /// Compares the expected files in `dir` with what the recipes give now.
 pub fn check_expected_dir(dir: &Path) -> io::Result<Vec<Stale>> {
+    check_expected_files(dir, &all())
+}
+
+/// Compares the expected files of `scenarios` in `dir` with what the
+/// recipes give now.
+pub fn check_expected_files(dir: &Path, scenarios: &[FloodScenario]) -> io::Result<Vec<Stale>> {
     let mut stale = Vec::new();
-    for s in all() {
+    for s in scenarios {
         let want = (s.build)().expected.to_json_pretty().into_bytes();
         match fs::read(dir.join(s.expected_name())) {
             Ok(have) if have == want => {}

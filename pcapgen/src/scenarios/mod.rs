@@ -7,6 +7,7 @@ use crate::rng::Rng;
 pub mod floods;
 pub mod http_leak;
 pub mod syn_flood;
+pub mod tunnels;
 
 /// Whether `ip` is globally routable unicast: not in any private, shared,
 /// loopback, link-local, documentation, benchmarking, multicast or

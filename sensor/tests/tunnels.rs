@@ -1,0 +1,229 @@
+//! Tunnel decapsulation end to end: generated captures whose traffic runs
+//! inside every encapsulation the sensor opens, replayed through the
+//! `shaobing-sensor replay` command line with the default configuration.
+//!
+//! The tunnel endpoints are protected addresses (10.255.x.x), so a sensor
+//! that did not open a tunnel would report them (or nothing) instead of
+//! the hosts inside; the checks below fail on either.
+//!
+//! * `pcaps/tunnel-leaks.pcap` (checked in): one leak per tunnel kind with
+//!   the inner endpoints, nothing from the traps.
+//! * `tunnel-<kind>-syn_flood` (generated at test time into a temporary
+//!   folder; expected files checked in under `pcaps/tunnels/`): the inner
+//!   SYN flood and nothing else.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use shaobing_pcapgen::scenarios::tunnels;
+use shaobing_pcapgen::tunnel::TunnelKind;
+
+fn pcaps() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../pcaps")
+}
+
+fn replay(args: &[&Path]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_shaobing-sensor"))
+        .arg("replay")
+        .args(args)
+        .output()
+        .expect("run shaobing-sensor");
+    assert!(
+        out.status.success(),
+        "replay failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn incidents(o: &Output) -> Vec<Value> {
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
+        .collect()
+}
+
+/// The counter `name` of the replay summary line (`name=N`).
+fn counter(o: &Output, name: &str) -> u64 {
+    let err = String::from_utf8_lossy(&o.stderr);
+    let line = err
+        .lines()
+        .find(|l| l.contains("replayed") && l.contains("decap:"))
+        .unwrap_or_else(|| panic!("no summary line with decap counters in {err}"));
+    let key = format!(" {name}=");
+    let at = line
+        .find(&key)
+        .unwrap_or_else(|| panic!("no counter {name} in {line}"));
+    line[at + key.len()..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("counter {name} is not a number in {line}"))
+}
+
+/// Whether `ip` (an incident field) is a tunnel endpoint.
+fn is_outer(ip: &Value) -> bool {
+    ip.as_str().is_some_and(|s| s.starts_with("10.255."))
+}
+
+/// A copy of `inc` naming the tunnel endpoints, as a sensor that did not
+/// open the tunnel would report it.
+fn on_the_outer_endpoints(inc: &Value) -> Value {
+    let mut bad = inc.clone();
+    bad["src_ip"] = "10.255.0.1".into();
+    bad["dst_ip"] = "10.255.0.2".into();
+    if bad.get("attack_id").is_some() {
+        bad["attack_id"] = "00000000-0000-4000-8000-000000000001".into();
+    }
+    bad
+}
+
+#[test]
+fn a_leak_inside_every_tunnel_kind_is_reported_with_the_inner_endpoints() {
+    let pcap = pcaps().join("tunnel-leaks.pcap");
+    let o = replay(&[&pcap]);
+    let got = incidents(&o);
+    let expected = std::fs::read_to_string(pcaps().join("tunnel-leaks.expected.json")).unwrap();
+    if let Err(report) = shaobing_pcapgen::check_expected(&expected, &got) {
+        panic!("tunnel-leaks: {report}\nactual: {got:#?}");
+    }
+    assert_eq!(got.len(), 12, "one leak per tunnel kind, 6in4 and nesting");
+    for i in &got {
+        let inc: shaobing_wire::Incident = serde_json::from_value(i.clone()).unwrap();
+        inc.validate().unwrap();
+        assert!(!is_outer(&i["src_ip"]) && !is_outer(&i["dst_ip"]), "{i:#}");
+    }
+    // Every kind was opened, the trap without the I flag was refused as
+    // malformed VXLAN, and the 20-deep one went past max_depth.
+    for kind in [
+        "gre", "erspan", "vxlan", "geneve", "mpls", "pppoe", "gtpu", "ip_in_ip",
+    ] {
+        assert!(counter(&o, kind) > 0, "decap counter {kind} is 0");
+    }
+    assert!(counter(&o, "tunnel_malformed_vxlan") > 0);
+    assert!(counter(&o, "too_many_layers") > 0);
+    // The checker refuses a leak reported on the tunnel's endpoints.
+    let mut with_outer = got.clone();
+    with_outer.push(on_the_outer_endpoints(&got[0]));
+    let err = shaobing_pcapgen::check_expected(&expected, &with_outer).unwrap_err();
+    assert!(
+        err.contains("UNEXPECTED") && err.contains("10.255.0.2"),
+        "{err}"
+    );
+}
+
+/// Generates volumetric tunnel scenario `name`, replays it and checks its
+/// expected incidents and that every tunnel kind in it was opened.
+fn replay_flood(name: &str, layers: &[TunnelKind]) -> Vec<Value> {
+    let s = tunnels::find(name).unwrap_or_else(|| panic!("no scenario {name}"));
+    let dir = tempfile::tempdir().unwrap();
+    shaobing_pcapgen::scenarios::floods::write_dir(dir.path(), &[s]).unwrap();
+    let o = replay(&[&dir.path().join(s.pcap_name())]);
+    let got = incidents(&o);
+    let expected = std::fs::read_to_string(dir.path().join(s.expected_name())).unwrap();
+    if let Err(report) = shaobing_pcapgen::check_expected(&expected, &got) {
+        panic!("{name}: {report}\nactual: {got:#?}");
+    }
+    let checked_in = pcaps()
+        .join(tunnels::EXPECTED_SUBDIR)
+        .join(s.expected_name());
+    assert_eq!(
+        std::fs::read_to_string(&checked_in).unwrap_or_default(),
+        expected,
+        "{} is stale: regenerate with `cargo run -p shaobing-pcapgen -- --out pcaps`",
+        checked_in.display()
+    );
+    for kind in layers {
+        let c = kind.counter().expect("a valid tunnel kind");
+        assert!(
+            counter(&o, c) > 50_000,
+            "{name}: decap counter {c} is {}",
+            counter(&o, c)
+        );
+    }
+    assert_eq!(counter(&o, "tunnel_malformed"), 0, "{name}");
+    for i in &got {
+        let inc: shaobing_wire::Incident = serde_json::from_value(i.clone()).unwrap();
+        inc.validate().unwrap();
+        assert_eq!(i["dst_ip"], "10.0.0.10", "{name}: {i:#}");
+    }
+    let started = got
+        .iter()
+        .find(|i| i["event"] == "attack_started")
+        .unwrap_or_else(|| panic!("{name}: no attack_started"));
+    // The checker refuses an attack reported on the tunnel's endpoints.
+    let mut with_outer = got.clone();
+    with_outer.push(on_the_outer_endpoints(started));
+    let err = shaobing_pcapgen::check_expected(&expected, &with_outer).unwrap_err();
+    assert!(
+        err.contains("UNEXPECTED") && err.contains("10.255.0.2"),
+        "{err}"
+    );
+    got
+}
+
+#[test]
+fn every_volumetric_tunnel_scenario_is_listed_here() {
+    let names: Vec<&str> = tunnels::LAYERS.iter().map(|(n, _)| *n).collect();
+    let all: Vec<&str> = tunnels::all().iter().map(|s| s.name).collect();
+    assert_eq!(names, all);
+    assert_eq!(all.len(), 9);
+}
+
+macro_rules! flood_tests {
+    ($($test:ident => $name:literal,)*) => {
+        $(
+            #[test]
+            fn $test() {
+                let layers = tunnels::LAYERS
+                    .iter()
+                    .find(|(n, _)| *n == $name)
+                    .map(|(_, l)| *l)
+                    .unwrap_or_else(|| panic!("no layers for {}", $name));
+                let got = replay_flood($name, layers);
+                let ended = got.iter().find(|i| i["event"] == "attack_ended").unwrap();
+                assert!(ended["packets"].as_u64().unwrap() >= 40_000, "{ended:#}");
+            }
+        )*
+    };
+}
+
+flood_tests! {
+    syn_flood_inside_vxlan_is_reported_on_the_inner_host => "tunnel-vxlan-syn_flood",
+    syn_flood_inside_geneve_is_reported_on_the_inner_host => "tunnel-geneve-syn_flood",
+    syn_flood_inside_gre_is_reported_on_the_inner_host => "tunnel-gre-syn_flood",
+    syn_flood_inside_erspan_is_reported_on_the_inner_host => "tunnel-erspan2-syn_flood",
+    syn_flood_inside_mpls_is_reported_on_the_inner_host => "tunnel-mpls-syn_flood",
+    syn_flood_inside_pppoe_is_reported_on_the_inner_host => "tunnel-pppoe-syn_flood",
+    syn_flood_inside_gtpu_is_reported_on_the_inner_host => "tunnel-gtpu-syn_flood",
+    syn_flood_inside_ip_in_ip_is_reported_on_the_inner_host => "tunnel-ipip-syn_flood",
+    syn_flood_inside_vxlan_inside_gre_is_reported_on_the_inner_host => "tunnel-vxlan-in-gre-syn_flood",
+}
+
+#[test]
+fn a_sensor_that_does_not_open_the_tunnel_fails_the_check() {
+    let s = tunnels::find("tunnel-vxlan-syn_flood").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    shaobing_pcapgen::scenarios::floods::write_dir(dir.path(), &[s]).unwrap();
+    let config = dir.path().join("no-vxlan.toml");
+    std::fs::write(&config, "[decap]\nvxlan = false\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_shaobing-sensor"))
+        .arg("replay")
+        .arg("--config")
+        .arg(&config)
+        .arg(dir.path().join(s.pcap_name()))
+        .output()
+        .expect("run shaobing-sensor");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(counter(&out, "vxlan"), 0);
+    let got = incidents(&out);
+    let expected = std::fs::read_to_string(dir.path().join(s.expected_name())).unwrap();
+    let err = shaobing_pcapgen::check_expected(&expected, &got)
+        .expect_err("the inner attack cannot be found without opening VXLAN");
+    assert!(err.contains("MISSING"), "{err}");
+}
