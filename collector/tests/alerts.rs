@@ -689,3 +689,58 @@ destinations = ["siem-tls", "impostor-check"]
         0
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notify_hook_failures_and_timeouts_are_counted() {
+    if skip() {
+        return;
+    }
+    let extra = r#"
+[[alerts.destinations]]
+name = "exits-1"
+type = "command"
+program = "false"
+
+[[alerts.destinations]]
+name = "hangs"
+type = "command"
+program = "sleep"
+args = ["30"]
+timeout_ms = 200
+
+[[alerts.destinations]]
+name = "missing"
+type = "command"
+program = "/nonexistent/shaobing-notify"
+
+[[alerts.rules]]
+name = "notify-attacks"
+kind = ["volumetric"]
+destinations = ["exits-1", "hangs", "missing"]
+"#;
+    let h = Harness::start_full("", extra).await;
+    let start = attack_event(1, "attack_started");
+    let end = attack_event(2, "attack_ended");
+    assert_eq!(h.post(Some(TOKEN), &body(&[start, end])).await.0, 200);
+    wait_for("both alerts to fail everywhere", || {
+        let m =
+            tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(metrics(&h)));
+        ["exits-1", "hangs", "missing"].iter().all(|d| {
+            metric(
+                &m,
+                &format!("shaobing_collector_alerts_failed_total{{destination=\"{d}\"}} "),
+            ) == 2
+        })
+    })
+    .await;
+    let m = metrics(&h).await;
+    for d in ["exits-1", "hangs", "missing"] {
+        assert_eq!(
+            metric(
+                &m,
+                &format!("shaobing_collector_alerts_sent_total{{destination=\"{d}\"}} ")
+            ),
+            0
+        );
+    }
+}

@@ -634,3 +634,104 @@ pub fn start(config: &MitigationConfig, audit: AuditSink) -> Option<Started> {
     };
     Some((tx, handle, metrics))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A dry-run engine whose audit store is unreachable (its rows are
+    /// counted as audit errors): the decisions are what is tested here;
+    /// `tests/mitigation.rs` covers BGP and the audit table.
+    fn engine(extra: &str) -> Engine {
+        let config: MitigationConfig = toml::from_str(&format!(
+            "mode = \"dry-run\"\nprotected = [\"198.51.100.0/24\"]\n{extra}\n[rtbh]\nnext_hop = \"192.0.2.1\"\n"
+        ))
+        .unwrap();
+        config.validate(&[]).unwrap();
+        Engine {
+            protected: config.protected_prefixes(),
+            speaker: speaker::Gobgp::new(&config.gobgp),
+            config,
+            active: BTreeMap::new(),
+            audit: AuditSink {
+                client: Client::default().with_url("http://127.0.0.1:1"),
+                database: "shaobing".into(),
+                timeout: Duration::from_millis(200),
+            },
+            metrics: Arc::new(MitigationMetrics::default()),
+        }
+    }
+
+    fn event(event: &str, attack: u32, dst: &str) -> String {
+        serde_json::json!({
+            "id": format!("018bd0c4-2000-7000-8000-{:012}", fastrand::u32(..)), "schema": 1,
+            "sensor": "s", "kind": "volumetric", "event": event, "signature": "syn-flood",
+            "severity": "high", "ts": "2026-11-29T04:19:24Z", "src_ip": null, "dst_ip": dst,
+            "src_port": null, "dst_port": null, "proto": "tcp", "community_id": null,
+            "attack_id": format!("018bd0c4-2000-7000-8000-{attack:012}"), "vector": "syn_flood",
+            "pps": 1, "bps": 1, "peak_pps": 1, "peak_bps": 1, "packets": 1, "bytes": 1,
+            "top_sources": []
+        })
+        .to_string()
+    }
+
+    #[tokio::test]
+    async fn a_shared_route_stays_until_the_last_of_its_attacks_ends() {
+        let mut e = engine("");
+        e.on_incident(&event("attack_started", 1, "198.51.100.20"))
+            .await;
+        e.on_incident(&event("attack_started", 2, "198.51.100.20"))
+            .await;
+        assert_eq!(e.active.len(), 1, "one route for both attacks");
+        e.on_incident(&event("attack_ended", 1, "198.51.100.20"))
+            .await;
+        let a = e.active.values().next().unwrap();
+        assert!(a.withdraw_at.is_none(), "attack 2 still needs it");
+        e.on_incident(&event("attack_ended", 2, "198.51.100.20"))
+            .await;
+        assert!(e.active.values().next().unwrap().withdraw_at.is_some());
+        // A new start within the hold time keeps it.
+        e.on_incident(&event("attack_started", 3, "198.51.100.20"))
+            .await;
+        assert!(e.active.values().next().unwrap().withdraw_at.is_none());
+        assert_eq!(e.metrics.announced.load(Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn max_active_refuses_and_expired_holds_are_withdrawn() {
+        let mut e = engine("max_active = 2\nhold_time_s = 0");
+        for (n, dst) in [
+            (1, "198.51.100.1"),
+            (2, "198.51.100.2"),
+            (3, "198.51.100.3"),
+        ] {
+            e.on_incident(&event("attack_started", n, dst)).await;
+        }
+        assert_eq!(e.active.len(), 2);
+        assert_eq!(e.metrics.refused.load(Relaxed), 1);
+        e.on_incident(&event("attack_ended", 1, "198.51.100.1"))
+            .await;
+        e.tick().await;
+        assert_eq!(e.active.len(), 1);
+        assert_eq!(e.metrics.withdrawn.load(Relaxed), 1);
+        assert_eq!(e.metrics.active.load(Relaxed), 1);
+        assert!(
+            e.metrics.audit_errors.load(Relaxed) >= 4,
+            "every decision tried the audit"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_attack_that_never_ends_is_withdrawn_after_max_duration() {
+        let mut e = engine("max_duration_s = 60");
+        e.on_incident(&event("attack_started", 1, "198.51.100.20"))
+            .await;
+        e.tick().await;
+        assert_eq!(e.active.len(), 1);
+        for a in e.active.values_mut() {
+            a.started = Instant::now() - Duration::from_secs(61);
+        }
+        e.tick().await;
+        assert!(e.active.is_empty());
+    }
+}
