@@ -132,6 +132,36 @@ async fn start_webhook() -> (SocketAddr, Arc<Mutex<WebhookLog>>) {
     (addr, log)
 }
 
+/// The same receiver over HTTPS with the test PKI's server certificate.
+async fn start_https_webhook(
+    pki: &shaobing_testkit::pki::TestPki,
+) -> (SocketAddr, Arc<Mutex<WebhookLog>>) {
+    let log = Arc::new(Mutex::new(WebhookLog::default()));
+    let l2 = log.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: HeaderMap, body: Bytes| {
+            let log = l2.clone();
+            async move {
+                let sig = headers
+                    .get("x-shaobing-signature")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_string();
+                log.lock().unwrap().requests.push((sig, body.to_vec()));
+                StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let server = pki.server();
+    let cfg = shaobing_collector::tls::server_config(&server.cert, &server.key, None).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let tls = shaobing_collector::tls::TlsListener::new(listener, cfg);
+    tokio::spawn(async move { axum::serve(tls, app).await });
+    (addr, log)
+}
+
 async fn start_udp_syslog() -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
     let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let addr = sock.local_addr().unwrap();
@@ -608,7 +638,7 @@ async fn start_tls_syslog(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn syslog_over_tls_reaches_a_verified_receiver_and_refuses_an_unknown_one() {
+async fn syslog_over_tls_and_an_https_webhook_reach_verified_receivers_only() {
     if skip() {
         return;
     }
@@ -625,6 +655,8 @@ async fn syslog_over_tls_reaches_a_verified_receiver_and_refuses_an_unknown_one(
         return;
     };
     let (addr, got) = start_tls_syslog(&pki).await;
+    let key_file = dir.path().join("webhook.key");
+    std::fs::write(&key_file, "file-key\n").unwrap();
     let extra = format!(
         r#"
 [[alerts.destinations]]
@@ -652,11 +684,25 @@ destinations = ["siem-tls", "impostor-check"]
         pki.ca().display(),
         other.ca().display()
     );
+    let (hook, hook_log) = start_https_webhook(&pki).await;
+    let extra = format!(
+        "{extra}\n[[alerts.destinations]]\nname = \"https-hook\"\ntype = \"webhook\"\nurl = \"https://{hook}/hook\"\nsecret_file = \"{}\"\nca_file = \"{}\"\n\n[[alerts.rules]]\nname = \"leaks-to-hook\"\nkind = [\"leak\"]\ndestinations = [\"https-hook\"]\n",
+        key_file.display(),
+        pki.ca().display()
+    );
     let h = Harness::start_full("", &extra).await;
     assert_eq!(
         h.post(Some(TOKEN), &body(&[leak(21), leak(22)])).await.0,
         200
     );
+    wait_for("HTTPS webhook", || {
+        hook_log.lock().unwrap().requests.len() >= 2
+    })
+    .await;
+    for (sig, body) in hook_log.lock().unwrap().requests.iter() {
+        let expected = format!("sha256={}", hex::encode(hmac_sha256(b"file-key", body)));
+        assert_eq!(sig, &expected, "signed with the key from secret_file");
+    }
     wait_for("TLS syslog", || got.lock().unwrap().len() >= 2).await;
     wait_for("the impostor check to give up", || {
         let m =
