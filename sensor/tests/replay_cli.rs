@@ -322,3 +322,25 @@ fn pcapng_files_are_read() {
     assert_eq!(got.len(), 1, "{got:?}");
     assert_eq!(got[0]["ts"], "2026-01-01T00:00:00.000000Z");
 }
+
+/// Every capture checked in under `pcaps/` (`NAME.pcap` with its
+/// `NAME.expected.json`), so a new generated scenario is replayed and
+/// checked without a test of its own.
+#[test]
+fn every_checked_in_capture_gives_its_expected_incidents() {
+    let mut names: Vec<String> = std::fs::read_dir(pcaps())
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().into_string().ok()?;
+            name.strip_suffix(".pcap").map(str::to_string)
+        })
+        .collect();
+    names.sort();
+    assert!(
+        names.len() >= 5,
+        "expected the generated captures in pcaps/: {names:?}"
+    );
+    for name in &names {
+        replay_and_check(name);
+    }
+}

@@ -152,6 +152,11 @@ fn replay_flood(name: &str, layers: &[TunnelKind]) -> Vec<Value> {
         .iter()
         .find(|i| i["event"] == "attack_started")
         .unwrap_or_else(|| panic!("{name}: no attack_started"));
+    if !layers.iter().any(|k| k.carries_ethernet()) {
+        // The flood's 54-byte SYNs count as 54 bytes, as without the
+        // tunnel: only the outer headers are taken off.
+        assert_eq!(inner_sizes(&got), (54, 50_000 * 54), "{name}");
+    }
     // The checker refuses an attack reported on the tunnel's endpoints.
     let mut with_outer = got.clone();
     with_outer.push(on_the_outer_endpoints(started));
@@ -161,6 +166,49 @@ fn replay_flood(name: &str, layers: &[TunnelKind]) -> Vec<Value> {
         "{err}"
     );
     got
+}
+
+/// The attack's smallest packet size and its bytes in all (from
+/// `attack_ended`).
+fn inner_sizes(got: &[Value]) -> (u64, u64) {
+    let ended = got
+        .iter()
+        .find(|i| i["event"] == "attack_ended")
+        .expect("an attack_ended");
+    (
+        ended["packet_size"]["min"]
+            .as_u64()
+            .expect("packet_size.min"),
+        ended["bytes"].as_u64().expect("bytes"),
+    )
+}
+
+/// Tunnels that carry the Ethernet frame (VXLAN, Geneve, ERSPAN, an MPLS
+/// pseudowire) count the inner packet 14 bytes larger than the same
+/// packet seen without a tunnel or inside GRE, MPLS, PPPoE, GTP-U or IP
+/// in IP: 68 bytes per 54-byte SYN (`bytes` 3,400,000 instead of
+/// 2,700,000, `peak_bps` 13.6 instead of 10.8 Mbit/s). The decoder's
+/// `outer_len` takes off the outer IP and tunnel headers but the outer
+/// Ethernet header stays counted and the inner one is counted too
+/// (`sensor/src/decode/mod.rs`, `open` / `inner`; its own unit test pins
+/// `outer_len == 36` for VXLAN). Reported to the lead, who owns the
+/// decoder.
+#[test]
+#[ignore = "decoder: packets inside Ethernet-carrying tunnels count one extra Ethernet header (68 bytes per 54-byte SYN); see the doc comment"]
+fn a_flood_inside_an_ethernet_carrying_tunnel_counts_the_inner_frame_size() {
+    for name in [
+        "tunnel-vxlan-syn_flood",
+        "tunnel-geneve-syn_flood",
+        "tunnel-erspan2-syn_flood",
+    ] {
+        let layers = tunnels::LAYERS
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, l)| *l)
+            .expect("layers");
+        let got = replay_flood(name, layers);
+        assert_eq!(inner_sizes(&got), (54, 50_000 * 54), "{name}");
+    }
 }
 
 #[test]
