@@ -275,3 +275,53 @@ fn a_sensor_that_does_not_open_the_tunnel_fails_the_check() {
         .expect_err("the inner attack cannot be found without opening VXLAN");
     assert!(err.contains("MISSING"), "{err}");
 }
+
+/// An MPLS Ethernet pseudowire without a control word, carrying a frame
+/// to a MAC whose first nibble is 0 (00:1b:21:..., an Intel OUI; most
+/// older OUIs start with 0x00): the decoder takes the first four bytes of
+/// the MAC for a control word (RFC 4385's first nibble 0), reads the
+/// ethertype 4 bytes too far and skips the packet as `not_ip`. The same
+/// pseudowire to 52:54:00:... decodes. Reported to the lead, who owns the
+/// decoder: a first nibble of 0 is ambiguous, so the choice could check
+/// which reading gives an IPv4/IPv6/VLAN ethertype.
+#[test]
+#[ignore = "decoder: an Ethernet pseudowire without a control word to a 00:xx MAC is read as having one; see the doc comment"]
+fn an_ethernet_pseudowire_without_a_control_word_to_a_00_mac_is_opened() {
+    use shaobing_pcapgen::packet::{MacAddr, Packet};
+    use std::net::Ipv4Addr;
+    let inner = |dst: [u8; 6]| {
+        Packet::udp(
+            Ipv4Addr::new(10, 0, 0, 1),
+            Ipv4Addr::new(203, 0, 113, 1),
+            5000,
+            53,
+            b"hello",
+        )
+        .macs(MacAddr([0x02, 0, 0, 0, 0, 1]), MacAddr(dst))
+        .build()
+    };
+    let pw = |frame: Vec<u8>| {
+        let mut f = vec![0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x88, 0x47];
+        f.extend_from_slice(&((1000u32 << 12) | (1 << 8) | 64).to_be_bytes());
+        f.extend_from_slice(&frame);
+        f
+    };
+    let mut w = shaobing_pcapgen::PcapWriter::new(Vec::new()).unwrap();
+    w.write_frame(1_767_225_600_000_000, &pw(inner([0x52, 0x54, 0, 1, 2, 3])))
+        .unwrap();
+    w.write_frame(
+        1_767_225_601_000_000,
+        &pw(inner([0x00, 0x1b, 0x21, 1, 2, 3])),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = dir.path().join("pw.pcap");
+    std::fs::write(&pcap, w.finish().unwrap()).unwrap();
+    let o = replay(&[&pcap]);
+    assert_eq!(
+        counter(&o, "not_ip"),
+        0,
+        "the 00:1b:21 frame was not opened"
+    );
+    assert_eq!(counter(&o, "mpls"), 2);
+}
