@@ -23,13 +23,15 @@ struct Cli {
 enum Command {
     /// Run the HTTP server: ingest (POST /api/v1/incidents, /api/v1/heartbeat),
     /// the analysts' API (GET /api/v1/incidents, /incidents/ID, /summary,
-    /// /overview, /attacks/ID, /sensors, /metrics), the web console
-    /// (/console/, login with an analyst token) and GET /healthz.
+    /// /overview, /attacks/ID, /sensors, /mitigations, /metrics), the web
+    /// console (/console/, login with an analyst token) and GET /healthz.
     ///
     /// Each request is answered 200 only after its incidents are stored in
     /// ClickHouse or fsynced to the write-ahead log; 503 means "retry later". Stops gracefully on SIGTERM or
     /// SIGINT (in-flight requests finish, pending rows are flushed). Run
-    /// `migrate` first.
+    /// `migrate` first. With [[alerts.rules]] it routes acknowledged
+    /// incidents to webhooks, syslog and commands; with [mitigation] it
+    /// announces RTBH/FlowSpec routes through gobgpd (docs/collector.md).
     Serve {
         /// Config file (TOML).
         #[arg(long, short, value_name = "FILE")]

@@ -444,6 +444,42 @@ async fn dry_run_decides_and_audits_but_announces_nothing() {
     )
     .await;
     assert_eq!(resp.status, 403, "{}", resp.body_text());
+
+    // The CLI reads the same audit from ClickHouse.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("collector.toml");
+    std::fs::write(
+        &cfg,
+        format!("[clickhouse]\nurl = \"{}\"\n", h.ch.http_url()),
+    )
+    .unwrap();
+    let bin = env!("CARGO_BIN_EXE_shaobing-collector");
+    let table = Command::new(bin)
+        .args(["mitigations", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(
+        table.status.success(),
+        "{}",
+        String::from_utf8_lossy(&table.stderr)
+    );
+    let text = String::from_utf8(table.stdout).unwrap();
+    assert_eq!(text.lines().count(), 3, "header and two rows:\n{text}");
+    assert_eq!(text.matches("dry_run_announce").count(), 2, "{text}");
+    assert!(text.contains("198.51.100.20/32"), "{text}");
+    let json = Command::new(bin)
+        .args(["mitigations", "--json", "--limit", "1", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let lines: Vec<Value> = String::from_utf8(json.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["mode"], "dry-run");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
