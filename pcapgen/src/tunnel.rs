@@ -26,6 +26,8 @@
 //! | [`TunnelKind::IpInIp`] | IPv4, protocol 4 (IPv4 inside) or 41 (6in4) | the IP packet |
 //! | [`TunnelKind::VxlanWithoutIFlag`] | like VXLAN, I flag clear: **malformed** | the Ethernet frame |
 //!
+//! The outer IP header is IPv4, or IPv6 for an [`Encapsulator`] between
+//! IPv6 endpoints ([`TunnelPath::over_ipv6`]: VXLAN over IPv6, 4in6).
 //! Outer IPv4 headers have a correct checksum; a UDP checksum is computed
 //! when the whole inner frame is present and sent as zero (no checksum,
 //! allowed for UDP over IPv4 and recommended for VXLAN by RFC 7348) when
@@ -44,7 +46,7 @@
 //! ```
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::packet::{fold, ones_complement_add, pseudo_header_sum, MacAddr, PROTO_UDP};
 
@@ -55,6 +57,12 @@ pub const OUTER_SRC: Ipv4Addr = Ipv4Addr::new(10, 255, 0, 1);
 /// The default outer destination (the mirror's collector, the tunnel's
 /// far end), also protected.
 pub const OUTER_DST: Ipv4Addr = Ipv4Addr::new(10, 255, 0, 2);
+
+/// The outer source of tunnels over IPv6 (unique-local, protected by
+/// default).
+pub const OUTER_SRC6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x255, 0, 0, 0, 0, 0, 1);
+/// The outer destination of tunnels over IPv6.
+pub const OUTER_DST6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x255, 0, 0, 0, 0, 0, 2);
 
 /// VXLAN's UDP port (RFC 7348).
 pub const VXLAN_PORT: u16 = 4789;
@@ -174,7 +182,8 @@ impl TunnelKind {
     }
 
     /// Bytes the tunnel adds in front of what it carries, including the
-    /// outer Ethernet header.
+    /// outer Ethernet header, over IPv4 (20 more over IPv6 for the kinds
+    /// with an outer IP header).
     pub fn overhead(self) -> usize {
         match self {
             TunnelKind::Vxlan | TunnelKind::VxlanWithoutIFlag => 14 + 20 + 8 + 8,
@@ -237,8 +246,8 @@ pub struct Wrapped {
 #[derive(Clone, Debug)]
 pub struct Encapsulator {
     kind: TunnelKind,
-    src: Ipv4Addr,
-    dst: Ipv4Addr,
+    src: IpAddr,
+    dst: IpAddr,
     packets: u32,
 }
 
@@ -248,9 +257,21 @@ impl Encapsulator {
         Encapsulator::between(kind, OUTER_SRC, OUTER_DST)
     }
 
-    /// A tunnel of `kind` between two outer endpoints (for MPLS and PPPoE,
-    /// which have no outer IP header, the endpoints give the MACs).
-    pub fn between(kind: TunnelKind, src: Ipv4Addr, dst: Ipv4Addr) -> Self {
+    /// A tunnel of `kind` between two outer endpoints, IPv4 or IPv6 (for
+    /// MPLS and PPPoE, which have no outer IP header, the endpoints give
+    /// the MACs). Over IPv6 the outer header is 40 bytes and the next
+    /// header is the same protocol number (IP in IPv6: 4 for IPv4, 41 for
+    /// IPv6 inside).
+    ///
+    /// # Panics
+    /// If `src` and `dst` are of different address families.
+    pub fn between(kind: TunnelKind, src: impl Into<IpAddr>, dst: impl Into<IpAddr>) -> Self {
+        let (src, dst) = (src.into(), dst.into());
+        assert_eq!(
+            src.is_ipv4(),
+            dst.is_ipv4(),
+            "Encapsulator: {src} and {dst} are of different address families"
+        );
         Encapsulator {
             kind,
             src,
@@ -416,29 +437,32 @@ impl Encapsulator {
 
         // `head` holds any non-IP tunnel header (MPLS, PPPoE) so far.
         let mut out = Vec::with_capacity(self.kind.overhead() + payload.len());
-        out.extend_from_slice(&MacAddr::for_ip(self.dst.into()).0);
-        out.extend_from_slice(&MacAddr::for_ip(self.src.into()).0);
+        let outer_ethertype = if outer_ip.is_some() && self.src.is_ipv6() {
+            ETHERTYPE_IPV6
+        } else {
+            outer_ethertype
+        };
+        out.extend_from_slice(&MacAddr::for_ip(self.dst).0);
+        out.extend_from_slice(&MacAddr::for_ip(self.src).0);
         out.extend_from_slice(&outer_ethertype.to_be_bytes());
         match outer_ip {
             None => out.extend_from_slice(&head),
             Some(Outer::Ip(proto, h)) => {
-                let total = 20 + h.len() + payload_wire;
-                out.extend_from_slice(&self.ipv4_header(proto, total, seq)?);
+                out.extend_from_slice(&self.ip_header(proto, h.len() + payload_wire, seq)?);
                 out.extend_from_slice(&h);
             }
             Some(Outer::Udp(sport, dport, h)) => {
                 let udp_len = 8 + h.len() + payload_wire;
-                let total = 20 + udp_len;
-                out.extend_from_slice(&self.ipv4_header(PROTO_UDP, total, seq)?);
+                let udp_len16 = u16::try_from(udp_len).map_err(|_| WrapError::TooLong(udp_len))?;
+                out.extend_from_slice(&self.ip_header(PROTO_UDP, udp_len, seq)?);
                 let mut udp = Vec::with_capacity(udp_len);
                 udp.extend_from_slice(&sport.to_be_bytes());
                 udp.extend_from_slice(&dport.to_be_bytes());
-                udp.extend_from_slice(&(udp_len as u16).to_be_bytes());
+                udp.extend_from_slice(&udp_len16.to_be_bytes());
                 udp.extend_from_slice(&[0, 0]);
                 udp.extend_from_slice(&h);
                 if complete {
-                    let mut sum =
-                        pseudo_header_sum(self.src.into(), self.dst.into(), PROTO_UDP, udp_len);
+                    let mut sum = pseudo_header_sum(self.src, self.dst, PROTO_UDP, udp_len);
                     sum = ones_complement_add(sum, &udp);
                     // Every UDP tunnel header here is of even length, so the
                     // payload starts on a 16-bit boundary of the sum.
@@ -460,20 +484,44 @@ impl Encapsulator {
         })
     }
 
-    fn ipv4_header(&self, proto: u8, total: usize, seq: u32) -> Result<[u8; 20], WrapError> {
-        let total16 = u16::try_from(total).map_err(|_| WrapError::TooLong(total))?;
-        let mut h = [0u8; 20];
-        h[0] = 0x45;
-        h[2..4].copy_from_slice(&total16.to_be_bytes());
-        h[4..6].copy_from_slice(&((seq & 0xFFFF) as u16).to_be_bytes());
-        h[6] = 0x40; // DF: tunnel routers do not fragment here
-        h[8] = 64;
-        h[9] = proto;
-        h[12..16].copy_from_slice(&self.src.octets());
-        h[16..20].copy_from_slice(&self.dst.octets());
-        let c = fold(ones_complement_add(0, &h));
-        h[10..12].copy_from_slice(&c.to_be_bytes());
-        Ok(h)
+    /// The outer IPv4 header (id from the packet count, DF, TTL 64,
+    /// checksum) or IPv6 header (hop limit 64) in front of `payload_len`
+    /// bytes of protocol `proto`.
+    fn ip_header(&self, proto: u8, payload_len: usize, seq: u32) -> Result<Vec<u8>, WrapError> {
+        match (self.src, self.dst) {
+            (IpAddr::V6(s), IpAddr::V6(d)) => {
+                let len16 =
+                    u16::try_from(payload_len).map_err(|_| WrapError::TooLong(payload_len + 40))?;
+                let mut h = vec![0u8; 40];
+                h[0] = 0x60;
+                h[4..6].copy_from_slice(&len16.to_be_bytes());
+                h[6] = proto;
+                h[7] = 64;
+                h[8..24].copy_from_slice(&s.octets());
+                h[24..40].copy_from_slice(&d.octets());
+                Ok(h)
+            }
+            _ => {
+                let oct = |a: IpAddr| match a {
+                    IpAddr::V4(v4) => v4.octets(),
+                    IpAddr::V6(_) => [0; 4], // `between` refuses mixed families
+                };
+                let total = 20 + payload_len;
+                let total16 = u16::try_from(total).map_err(|_| WrapError::TooLong(total))?;
+                let mut h = vec![0u8; 20];
+                h[0] = 0x45;
+                h[2..4].copy_from_slice(&total16.to_be_bytes());
+                h[4..6].copy_from_slice(&((seq & 0xFFFF) as u16).to_be_bytes());
+                h[6] = 0x40; // DF: tunnel routers do not fragment here
+                h[8] = 64;
+                h[9] = proto;
+                h[12..16].copy_from_slice(&oct(self.src));
+                h[16..20].copy_from_slice(&oct(self.dst));
+                let c = fold(ones_complement_add(0, &h));
+                h[10..12].copy_from_slice(&c.to_be_bytes());
+                Ok(h)
+            }
+        }
     }
 }
 
@@ -575,6 +623,20 @@ impl TunnelPath {
             });
         }
         TunnelPath { out, back }
+    }
+
+    /// One tunnel of `kind` over IPv6, between [`OUTER_SRC6`] and
+    /// [`OUTER_DST6`].
+    pub fn over_ipv6(kind: TunnelKind) -> Self {
+        let back = if kind.is_mirror() {
+            Encapsulator::between(kind, OUTER_SRC6, OUTER_DST6)
+        } else {
+            Encapsulator::between(kind, OUTER_DST6, OUTER_SRC6)
+        };
+        TunnelPath {
+            out: vec![Encapsulator::between(kind, OUTER_SRC6, OUTER_DST6)],
+            back: vec![back],
+        }
     }
 
     /// Wraps one frame (see [`Encapsulator::wrap`]) in every layer.
@@ -888,6 +950,44 @@ mod tests {
             w.data.len(),
             inner.len() + TunnelKind::Vxlan.overhead() + TunnelKind::Gre.overhead() - 14
         );
+    }
+
+    #[test]
+    fn tunnels_over_ipv6_have_a_40_byte_header_and_a_udp_checksum() {
+        let inner = inner_v4();
+        let w = Encapsulator::between(TunnelKind::Vxlan, OUTER_SRC6, OUTER_DST6)
+            .wrap_frame(&inner)
+            .unwrap();
+        assert_eq!(be16(&w, 12), 0x86DD);
+        let ip = &w[14..];
+        assert_eq!(ip[0] >> 4, 6);
+        assert_eq!(usize::from(be16(ip, 4)), ip.len() - 40, "payload length");
+        assert_eq!(ip[6], 17);
+        let udp = &ip[40..];
+        assert_eq!(be16(udp, 2), 4789);
+        assert_eq!(usize::from(be16(udp, 4)), udp.len());
+        let sum = ones_complement_add(
+            pseudo_header_sum(OUTER_SRC6.into(), OUTER_DST6.into(), 17, udp.len()),
+            udp,
+        );
+        assert_eq!(fold(sum), 0, "UDP checksum over IPv6");
+        assert_eq!(&udp[16..], &inner[..]);
+        // 4in6: next header 4, the IPv4 packet right after.
+        let w = Encapsulator::between(TunnelKind::IpInIp, OUTER_SRC6, OUTER_DST6)
+            .wrap_frame(&inner)
+            .unwrap();
+        assert_eq!((be16(&w, 12), w[14 + 6]), (0x86DD, 4));
+        assert_eq!(&w[54..], &inner[18..]);
+        assert_eq!(
+            w.len(),
+            TunnelKind::IpInIp.overhead() + 20 + inner.len() - 18
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "different address families")]
+    fn mixed_outer_families_are_refused() {
+        let _ = Encapsulator::between(TunnelKind::Gre, OUTER_SRC, OUTER_DST6);
     }
 
     #[test]

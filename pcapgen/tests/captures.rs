@@ -410,6 +410,26 @@ fn tunnel_leaks_frames_all_run_between_protected_tunnel_endpoints() {
         match u16::from_be_bytes([f[12], f[13]]) {
             // MPLS and PPPoE: no outer IP header.
             0x8847 | 0x8864 => {}
+            0x86dd => {
+                let ip = &f[14..];
+                assert_eq!(
+                    usize::from(u16::from_be_bytes([ip[4], ip[5]])) + 40,
+                    ip.len()
+                );
+                assert_eq!(
+                    &ip[8..12],
+                    &[0xfd, 0, 0x02, 0x55],
+                    "record {}: outer source",
+                    i + 1
+                );
+                assert_eq!(
+                    &ip[24..28],
+                    &[0xfd, 0, 0x02, 0x55],
+                    "record {}: outer destination",
+                    i + 1
+                );
+                assert!(matches!(ip[6], 4 | 17), "next header {}", ip[6]);
+            }
             0x0800 => {
                 let ip = &f[14..];
                 assert_eq!(
@@ -436,7 +456,7 @@ fn tunnel_leaks_frames_all_run_between_protected_tunnel_endpoints() {
     }
     // One POST segment per leak and per trap.
     assert_eq!(marked, expected.incidents.len() + 2);
-    assert_eq!(expected.incidents.len(), 12);
+    assert_eq!(expected.incidents.len(), 14);
     for inc in &expected.incidents {
         let src = inc.src_ip.unwrap().to_string();
         assert!(!src.starts_with("10.255."), "{src}");

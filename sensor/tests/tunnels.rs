@@ -64,7 +64,8 @@ fn counter(o: &Output, name: &str) -> u64 {
 
 /// Whether `ip` (an incident field) is a tunnel endpoint.
 fn is_outer(ip: &Value) -> bool {
-    ip.as_str().is_some_and(|s| s.starts_with("10.255."))
+    ip.as_str()
+        .is_some_and(|s| s.starts_with("10.255.") || s.starts_with("fd00:255:"))
 }
 
 /// A copy of `inc` naming the tunnel endpoints, as a sensor that did not
@@ -88,7 +89,11 @@ fn a_leak_inside_every_tunnel_kind_is_reported_with_the_inner_endpoints() {
     if let Err(report) = shaobing_pcapgen::check_expected(&expected, &got) {
         panic!("tunnel-leaks: {report}\nactual: {got:#?}");
     }
-    assert_eq!(got.len(), 12, "one leak per tunnel kind, 6in4 and nesting");
+    assert_eq!(
+        got.len(),
+        14,
+        "one leak per tunnel kind, 6in4, nesting, VXLAN and 4in6 over IPv6"
+    );
     for i in &got {
         let inc: shaobing_wire::Incident = serde_json::from_value(i.clone()).unwrap();
         inc.validate().unwrap();

@@ -39,6 +39,8 @@ const TUNNEL_MSS: usize = 1300;
 struct Case {
     what: &'static str,
     layers: &'static [TunnelKind],
+    /// Whether the (single) tunnel runs over IPv6.
+    over_ipv6: bool,
     client: SocketAddr,
     server: SocketAddr,
 }
@@ -71,75 +73,101 @@ fn cases() -> Vec<Case> {
     vec![
         Case {
             what: "VXLAN (UDP 4789, VNI 5001)",
+            over_ipv6: false,
             layers: &[Vxlan],
             client: v4(0, 1, 42001),
             server: outside(101),
         },
         Case {
             what: "Geneve (UDP 6081, one option)",
+            over_ipv6: false,
             layers: &[Geneve],
             client: v4(0, 2, 42002),
             server: outside(102),
         },
         Case {
             what: "GRE with key and sequence number",
+            over_ipv6: false,
             layers: &[Gre],
             client: v4(0, 3, 42003),
             server: outside(103),
         },
         Case {
             what: "ERSPAN type II",
+            over_ipv6: false,
             layers: &[ErspanII],
             client: v4(0, 4, 42004),
             server: outside(104),
         },
         Case {
             what: "ERSPAN type III",
+            over_ipv6: false,
             layers: &[ErspanIII],
             client: v4(0, 5, 42005),
             server: outside(105),
         },
         Case {
             what: "MPLS (two labels, IPv4 below)",
+            over_ipv6: false,
             layers: &[MplsIp],
             client: v4(0, 6, 42006),
             server: outside(106),
         },
         Case {
             what: "an MPLS Ethernet pseudowire with a control word",
+            over_ipv6: false,
             layers: &[MplsEthernet],
             client: v4(0, 7, 42007),
             server: outside(107),
         },
         Case {
             what: "a PPPoE session (PPP IPv4)",
+            over_ipv6: false,
             layers: &[Pppoe],
             client: v4(0, 8, 42008),
             server: outside(108),
         },
         Case {
             what: "GTP-U G-PDUs with sequence numbers",
+            over_ipv6: false,
             layers: &[Gtpu],
             client: v4(0, 9, 42009),
             server: outside(109),
         },
         Case {
             what: "IPv4 in IPv4 (IP protocol 4)",
+            over_ipv6: false,
             layers: &[IpInIp],
             client: v4(0, 10, 42010),
             server: outside(110),
         },
         Case {
             what: "IPv6 in IPv4 (6in4, IP protocol 41)",
+            over_ipv6: false,
             layers: &[IpInIp],
             client: c6,
             server: s6,
         },
         Case {
             what: "VXLAN inside GRE",
+            over_ipv6: false,
             layers: &[Vxlan, Gre],
             client: v4(0, 12, 42012),
             server: outside(112),
+        },
+        Case {
+            what: "VXLAN over IPv6 (fd00:255::1 -> fd00:255::2)",
+            over_ipv6: true,
+            layers: &[Vxlan],
+            client: v4(0, 13, 42013),
+            server: outside(113),
+        },
+        Case {
+            what: "IPv4 in IPv6 (4in6, next header 4)",
+            over_ipv6: true,
+            layers: &[IpInIp],
+            client: v4(0, 14, 42014),
+            server: outside(114),
         },
     ]
 }
@@ -210,7 +238,11 @@ pub fn leaks() -> Generated {
     for (i, c) in cases.iter().enumerate() {
         let n = i as u32 + 1;
         let (frames, first, end) = post(c.client, c.server, i64::from(n), n);
-        capture.extend(wrap_all(frames, &mut TunnelPath::nested(c.layers)));
+        let mut path = match (c.over_ipv6, c.layers) {
+            (true, [kind]) => TunnelPath::over_ipv6(*kind),
+            _ => TunnelPath::nested(c.layers),
+        };
+        capture.extend(wrap_all(frames, &mut path));
         lines.push(format!(
             "t={n} s {} -> {} in {}",
             c.client, c.server, c.what
@@ -255,9 +287,9 @@ pub fn leaks() -> Generated {
         description: format!(
             "One HTTP/1.1 session a second, each a POST of a UTF-8 notice carrying the marking 绝密★一年 from a \
              protected host to an outside server, seen inside a tunnel whose endpoints are themselves protected \
-             (10.255.0.1 <-> 10.255.0.2; the tunnel inside a nested one runs 10.255.1.1 <-> 10.255.1.2): {}. \
+             (10.255.0.1 <-> 10.255.0.2, or fd00:255::1 <-> fd00:255::2 over IPv6; the tunnel inside a nested one runs 10.255.1.1 <-> 10.255.1.2): {}. \
              Each gives one outbound classification-marking leak naming the INNER endpoints; an incident naming \
-             a 10.255.x.x address means a tunnel was not opened. Traps that must give nothing: at t={} s the same \
+             a tunnel endpoint means a tunnel was not opened. Traps that must give nothing: at t={} s the same \
              POST ({client} -> {server}) inside VXLAN packets whose header lacks the I flag (not VXLAN: a UDP \
              datagram between two protected hosts, internal, counted as tunnel_malformed), and at t={} s \
              ({deep_client} -> {deep_server}) inside {DEEP_LAYERS} nested IPv4-in-IPv4 tunnels, past the default \
