@@ -6,8 +6,10 @@
 #      detectors, the leak detector alone, the default pack turned to
 #      direction = "any" (every byte scanned), and the floor (--no-detect),
 #      three runs each;
-#   2. the defragmenter under a never-completed fragment flood;
-#   3. automaton build time and memory for the default pack and a
+#   2. false positives on >= 10 GB of outbound TLS, SSH, QUIC and random
+#      traffic (bench_encrypted, streamed through a FIFO, nothing on disk);
+#   3. the defragmenter under a never-completed fragment flood;
+#   4. automaton build time and memory for the default pack and a
 #      10,000-pattern pack.
 # The criterion matching bench runs from scripts/bench.sh.
 set -euo pipefail
@@ -51,6 +53,15 @@ echo "-- replay, floor: shaobing-sensor replay --no-detect $PCAP"
 for i in 1 2 3; do
   timed target/release/shaobing-sensor replay --no-detect "$PCAP" >/dev/null
 done
+
+echo "-- false positives on encrypted and random outbound traffic (${BENCH_FP_MB:-10240} MB streamed through a FIFO)"
+cargo build --release -p shaobing-pcapgen --example bench_encrypted
+FIFO="$(mktemp -u)"
+mkfifo "$FIFO"
+target/release/examples/bench_encrypted "$FIFO" "${BENCH_FP_MB:-10240}" &
+timed target/release/shaobing-sensor replay "$FIFO" | wc -l | sed 's/^/incidents (all false positives): /'
+wait
+rm -f "$FIFO"
 
 echo "-- defragmentation under a fragment flood (1,000,000 never-completed datagrams)"
 cargo run --release -p shaobing-sensor --example defrag_flood 1000000

@@ -25,6 +25,7 @@
 
 pub mod capture;
 pub mod config;
+pub mod content;
 pub mod decode;
 pub mod defrag;
 pub mod detect;

@@ -119,13 +119,15 @@ pub struct NormalizeStats {
     pub bodies_html_unescaped: u64,
     /// Encrypted sessions recognised and not scanned.
     pub encrypted: encrypted::SkipStats,
+    /// Content extraction (documents and archives).
+    pub content: crate::content::ContentStats,
 }
 
 impl NormalizeStats {
     /// Every counter under a stable name (as summaries and heartbeats
     /// report them).
-    pub fn counters(&self) -> [(&'static str, u64); 21] {
-        [
+    pub fn counters(&self) -> Vec<(&'static str, u64)> {
+        let mut all = vec![
             ("http_messages", self.http_messages),
             ("http_errors", self.http_errors),
             ("bodies_inflated", self.bodies_inflated),
@@ -147,7 +149,9 @@ impl NormalizeStats {
             ("skipped_ssh_bytes", self.encrypted.ssh_bytes),
             ("skipped_quic_bytes", self.encrypted.quic_bytes),
             ("skipped_wireguard_bytes", self.encrypted.wireguard_bytes),
-        ]
+        ];
+        all.extend(self.content.counters());
+        all
     }
 
     /// Adds every counter of `other` to this one.
@@ -169,7 +173,9 @@ impl NormalizeStats {
             bodies_json_unescaped,
             bodies_html_unescaped,
             encrypted,
+            content,
         } = other;
+        self.content.add(content);
         self.http_messages += http_messages;
         self.http_errors += http_errors;
         self.bodies_inflated += bodies_inflated;

@@ -1,6 +1,8 @@
 //! Stream handling: the parser of each direction, chosen on its first
-//! bytes (HTTP, SMTP or raw), fed with reassembled chunks and gaps.
+//! bytes (HTTP, SMTP or raw), fed with reassembled chunks and gaps; its
+//! output goes through the direction's content-extraction stage.
 
+use crate::content::{Content, ContentLimits, ContentSink, ContentStats};
 use crate::normalize::{self, looks_like_http, AppProto, NormalizeStats, Normalizer, Sink};
 
 /// Bytes a direction must have delivered before its parser is chosen, so
@@ -14,7 +16,12 @@ pub(super) struct Parser {
     pub(super) norm: Option<Normalizer>,
     /// First bytes, held (at most one chunk) until there are enough.
     pub(super) sniff: Vec<u8>,
+    /// Content extraction on the normalizer's output.
+    pub(super) content: Content,
 }
+
+/// Content-extraction bounds (the defaults; see [`ContentLimits`]).
+static CONTENT_LIMITS: ContentLimits = ContentLimits::DEFAULT;
 
 /// What choosing and running a parser needs besides the bytes.
 pub(super) struct ParseCtx<'a> {
@@ -45,48 +52,85 @@ impl Parser {
     }
 
     pub(super) fn data(&mut self, data: &[u8], cx: &mut ParseCtx<'_>, sink: &mut impl Sink) {
-        if let Some(n) = &mut self.norm {
+        let mut cs = ContentStats::default();
+        {
+            let mut sink = ContentSink {
+                content: &mut self.content,
+                limits: &CONTENT_LIMITS,
+                stats: &mut cs,
+                sink,
+            };
+            Parser::data_to(&mut self.norm, &mut self.sniff, data, cx, &mut sink);
+        }
+        cx.stats.content.add(&cs);
+    }
+
+    fn data_to(
+        norm: &mut Option<Normalizer>,
+        sniff: &mut Vec<u8>,
+        data: &[u8],
+        cx: &mut ParseCtx<'_>,
+        sink: &mut impl Sink,
+    ) {
+        if let Some(n) = norm {
             n.push(data, cx.limits, cx.stats, cx.exchange, sink);
             return;
         }
-        if self.sniff.is_empty() && data.len() >= SNIFF_BYTES {
+        if sniff.is_empty() && data.len() >= SNIFF_BYTES {
             let mut n = Parser::choose(data, cx);
             n.push(data, cx.limits, cx.stats, cx.exchange, sink);
-            self.norm = Some(n);
+            *norm = Some(n);
             return;
         }
-        self.sniff.extend_from_slice(data);
-        if self.sniff.len() >= SNIFF_BYTES {
-            self.release_sniff(cx, sink);
+        sniff.extend_from_slice(data);
+        if sniff.len() >= SNIFF_BYTES {
+            Parser::release_sniff(norm, sniff, cx, sink);
         }
     }
 
     /// Chooses with what was held (at least `SNIFF_BYTES`, or the end of
     /// the stream or a gap came first) and parses it.
-    pub(super) fn release_sniff(&mut self, cx: &mut ParseCtx<'_>, sink: &mut impl Sink) {
-        if self.norm.is_some() || self.sniff.is_empty() {
+    fn release_sniff(
+        norm: &mut Option<Normalizer>,
+        sniff: &mut Vec<u8>,
+        cx: &mut ParseCtx<'_>,
+        sink: &mut impl Sink,
+    ) {
+        if norm.is_some() || sniff.is_empty() {
             return;
         }
-        let held = std::mem::take(&mut self.sniff);
+        let held = std::mem::take(sniff);
         let mut n = Parser::choose(&held, cx);
         n.push(&held, cx.limits, cx.stats, cx.exchange, sink);
-        self.norm = Some(n);
+        *norm = Some(n);
     }
 
     pub(super) fn gap(&mut self, cx: &mut ParseCtx<'_>, sink: &mut impl Sink) {
-        self.release_sniff(cx, sink);
-        match &mut self.norm {
-            Some(n) => n.gap(cx.stats, sink),
-            None => sink.boundary(),
-        }
+        self.end(cx, sink, false);
     }
 
     pub(super) fn finish(&mut self, cx: &mut ParseCtx<'_>, sink: &mut impl Sink) {
-        self.release_sniff(cx, sink);
-        match &mut self.norm {
-            Some(n) => n.finish(cx.limits, cx.stats, sink),
-            None => sink.boundary(),
+        self.end(cx, sink, true);
+    }
+
+    /// A gap (`finish` false) or the end of the stream.
+    fn end(&mut self, cx: &mut ParseCtx<'_>, sink: &mut impl Sink, finish: bool) {
+        let mut cs = ContentStats::default();
+        {
+            let mut sink = ContentSink {
+                content: &mut self.content,
+                limits: &CONTENT_LIMITS,
+                stats: &mut cs,
+                sink,
+            };
+            Parser::release_sniff(&mut self.norm, &mut self.sniff, cx, &mut sink);
+            match &mut self.norm {
+                Some(n) if finish => n.finish(cx.limits, cx.stats, &mut sink),
+                Some(n) => n.gap(cx.stats, &mut sink),
+                None => sink.boundary(),
+            }
         }
+        cx.stats.content.add(&cs);
     }
 }
 
