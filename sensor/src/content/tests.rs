@@ -226,9 +226,6 @@ fn ole2_files_are_passed_on_raw_and_counted() {
     let mut doc = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1".to_vec();
     doc.extend("机密★".encode_utf16().flat_map(u16::to_le_bytes));
     let (t, s) = extract(&[&doc]);
-    assert_eq!(
-        t.concat().len(),
-        String::from_utf8_lossy(&doc).len()
-    );
+    assert_eq!(t.concat().len(), String::from_utf8_lossy(&doc).len());
     assert_eq!(s.ole2_files, 1);
 }
