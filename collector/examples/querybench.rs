@@ -1,9 +1,10 @@
 //! Analysts' query benchmark for `make bench` (see docs/BENCHMARKS.md,
 //! "Collector"): fills `incidents` with ROWS synthetic incidents over the
 //! last 30 days (INSERT ... SELECT FROM numbers() inside ClickHouse),
-//! compacts the closed days as the collector's maintenance does, then
-//! times the common queries through the collector's HTTP API with an
-//! analyst token and prints median and p95.
+//! compacts the closed days as the collector's maintenance does, adds 30
+//! days of heartbeats from 8 sensors (one every 10 s), then times the
+//! common queries and the web console's queries through the collector's
+//! HTTP API with an analyst token and prints median and p95.
 //!
 //! ```text
 //! cargo run --release -p shaobing-collector --example querybench -- \
@@ -52,6 +53,22 @@ fn fill_sql(rows: u64) -> String {
 FROM numbers({rows})"
     )
 }
+
+/// 8 sensors, one heartbeat every 10 s for 30 days.
+const HEARTBEATS_SQL: &str = "INSERT INTO shaobing.sensor_heartbeats SELECT
+    concat('sensor-', toString(number % 8)) AS sensor,
+    toDateTime(toUInt32(now()) - intDiv(number, 8) * 10) AS ts,
+    toUInt32(0) AS ts_us,
+    ts AS received_at,
+    'bench' AS version,
+    toUInt64(2592000 - intDiv(number, 8) * 10) AS uptime_s,
+    toUInt64(number * 1000) AS packets, toUInt64(number * 800000) AS bytes,
+    toUInt64(number % 1000) AS kernel_drops,
+    toUInt64(25000) AS pps, toUInt64(200000000) AS bps, toUInt64(number % 50) AS spool_depth,
+    ['classification-marking', 'cn-national-id', 'bank-card'] AS signature_names,
+    [toUInt64(number % 100), toUInt64(number % 10), toUInt64(number % 7)] AS signature_hits,
+    '{}' AS raw
+FROM numbers(207360)";
 
 fn get(addr: &str, token: &str, path: &str) -> (Duration, usize) {
     let auth = format!("Bearer {token}");
@@ -139,12 +156,31 @@ fn main() {
             started.elapsed().as_secs_f64()
         );
     }
+    if sql("SELECT count() FROM shaobing.sensor_heartbeats").trim() == "0" {
+        sql(HEARTBEATS_SQL);
+    }
+    // An incident of the last hour and an attack of the last day, for the
+    // detail pages. The synthetic ids are random (v4), not the sensor's
+    // time-ordered v7: their lookups cannot be bounded by time, the worst
+    // case.
+    let incident_id = sql(
+        "SELECT toString(id) FROM shaobing.incidents WHERE ts >= now() - 3600 AND kind = 'leak' LIMIT 1",
+    )
+    .trim()
+    .to_string();
+    let attack_id = sql(
+        "SELECT attack_id FROM shaobing.incidents WHERE ts >= now() - 86400 AND kind = 'volumetric' LIMIT 1",
+    )
+    .trim()
+    .to_string();
     eprintln!(
         "{} rows, {} active parts",
         sql("SELECT count() FROM shaobing.incidents").trim(),
         sql("SELECT count() FROM system.parts WHERE database = 'shaobing' AND table = 'incidents' AND active").trim()
     );
 
+    let incident_path = format!("/api/v1/incidents/{incident_id}");
+    let attack_path = format!("/api/v1/attacks/{attack_id}");
     let queries = [
         (
             "last 24 h for one host (ip=10.3.7.1)",
@@ -160,6 +196,19 @@ fn main() {
         ),
         ("summary of the last 7 days", "/api/v1/summary?since=7d"),
         ("summary of the last 24 h", "/api/v1/summary?since=24h"),
+        ("console: overview of the last 24 h", "/api/v1/overview?since=24h"),
+        ("console: overview of the last 7 days", "/api/v1/overview?since=7d"),
+        (
+            "console: incident list, last 24 h, first page of 50",
+            "/api/v1/incidents?since=24h&limit=50",
+        ),
+        (
+            "console: Community ID pivot, last 24 h",
+            "/api/v1/incidents?since=24h&community_id=1%3AUyVFQeW%2FpsmHy%2B7cH56975gg3%2Fo%3D&limit=50",
+        ),
+        ("console: leak detail (random v4 id)", incident_path.as_str()),
+        ("console: attack detail (random v4 id)", attack_path.as_str()),
+        ("console: sensors", "/api/v1/sensors"),
     ];
     println!("| query | runs | median ms | p95 ms | response bytes |");
     println!("|---|---|---|---|---|");

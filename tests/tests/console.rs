@@ -229,6 +229,24 @@ fn run(chromium: &std::path::Path, driver: &std::path::Path) -> Result<()> {
     b.screenshot(&shots.join("overview.png"))?;
     no_console_errors(&b, "overview")?;
 
+    // The open page follows new incidents by itself.
+    let mut late = xss[0].clone();
+    late["id"] = "019b76da-0000-7000-8000-00000000beef".into();
+    late["signature"] = "classification-marking".into();
+    late["excerpt"] = "机*".into();
+    api(
+        &c,
+        "POST",
+        "/api/v1/incidents",
+        SENSOR.token,
+        json!([late]).to_string().as_bytes(),
+    )?;
+    let want = stored["total"].as_u64().unwrap_or(0) + 1;
+    b.wait_until(
+        "the overview to show the new incident",
+        &format!("return document.getElementById('kpi-total').textContent === '{want}';"),
+    )?;
+
     // The attack: its chart is drawn from the stored events.
     b.click(&b.wait_for("#attacks-ended a.attack-link")?)?;
     b.wait_for("#attack #attack-chart")?;

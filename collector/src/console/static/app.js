@@ -233,9 +233,13 @@
       try {
         const node = await view(r);
         if (gen !== generation) return;
-        main.replaceChildren(node);
-        main.setAttribute('data-view', r.name);
-        main.setAttribute('data-loaded', String(Date.now()));
+        // Replace the page only when something changed: no flicker, and
+        // nothing the analyst is pointing at disappears under the cursor.
+        if (first || main.textContent !== node.textContent) {
+          main.replaceChildren(node);
+          main.setAttribute('data-view', r.name);
+        }
+        document.getElementById('updated').textContent = t('updated') + ' ' + new Date().toISOString().slice(11, 19) + 'Z';
         setStatus('');
       } catch (e) {
         if (gen !== generation) return;
@@ -246,7 +250,21 @@
     };
     main.replaceChildren(el('p', { class: 'empty' }, t('loading')));
     await refresh(true);
-    if (gen === generation && view.live) timer = setInterval(() => refresh(false), REFRESH_MS);
+    if (gen !== generation) return;
+    if (view.live) timer = setInterval(() => refresh(false), REFRESH_MS);
+    else if (view.partial) {
+      // Only the part that changes, so that nothing typed is lost.
+      timer = setInterval(async () => {
+        try {
+          await view.partial(r, () => gen === generation);
+          setStatus('');
+        } catch (e) {
+          if (gen !== generation) return;
+          if (e.status === 401) { csrf = null; showLogin(t('session_expired')); return; }
+          setStatus(t('error') + ': ' + e.message);
+        }
+      }, REFRESH_MS);
+    }
   }
 
   // ---- login ----
@@ -428,7 +446,6 @@
           el('div', { class: 'kpi' }, el('b', { id: 'kpi-total' }, fmtNum(o.total)), el('span', {}, t('total'))),
           KINDS.map((k) => el('div', { class: 'kpi' }, el('b', { id: 'kpi-' + k }, fmtNum(kinds[k] || 0)), el('span', {}, t(k)))),
           el('div', { class: 'kpi' }, el('b', { id: 'kpi-live', class: live.length ? 'live' : '' }, String(live.length)), el('span', {}, t('attacks_live'))),
-          el('div', { class: 'kpi' }, el('b', {}, fmtTime(new Date().toISOString())), el('span', {}, t('updated'))),
         ), true),
         card(t('timeline') + ' · ' + t('by_kind'), stackedChart('chart-kind', o.timeline, 'kind', KINDS)),
         card(t('timeline') + ' · ' + t('by_severity'), stackedChart('chart-severity', o.timeline, 'severity', SEVERITIES)),
@@ -461,12 +478,26 @@
   }
   const INCIDENT_HEADS = [['detail'], ['time'], ['kind'], ['event'], ['severity'], ['signature'], ['source'], ['destination'], ['sensor'], ['community_id']];
 
-  async function viewIncidents(r) {
-    const p = r.params;
+  function incidentParams(r) {
     const params = {};
-    for (const f of FILTERS) if (p.get(f)) params[f] = p.get(f);
-    const cursor = p.get('cursor');
+    for (const f of FILTERS) if (r.params.get(f)) params[f] = r.params.get(f);
+    return params;
+  }
+
+  // The result card of the incident list: one page and the pager.
+  async function incidentResults(r) {
+    const params = incidentParams(r);
+    const cursor = r.params.get('cursor');
     const page = await api('/api/v1/incidents' + query(Object.assign({}, params, { limit: PAGE, cursor })));
+    const pager = el('div', { class: 'pager' },
+      cursor ? link('/incidents' + query(params), t('first'), 'plain') : '',
+      page.next_cursor ? link('/incidents' + query(Object.assign({}, params, { cursor: page.next_cursor })), t('next'), 'next-page') : el('span', { class: 'muted' }, t('no_more')));
+    return el('div', { class: 'card', id: 'incident-results' }, table('incident-table', INCIDENT_HEADS, incidentRows(page.incidents)), pager);
+  }
+
+  async function viewIncidents(r) {
+    const params = incidentParams(r);
+    const results = await incidentResults(r);
     const input = (name, value) => el('label', {}, t(name), el('input', { name, id: 'f-' + name, value: value || '' }));
     const select = (name, options, value) => el('label', {}, t(name), el('select', { name, id: 'f-' + name },
       el('option', { value: '' }, t('any')),
@@ -488,13 +519,17 @@
       }
       window.location.hash = '#/incidents' + query(q);
     });
-    const pager = el('div', { class: 'pager' },
-      cursor ? link('/incidents' + query(params), t('first'), 'plain') : '',
-      page.next_cursor ? link('/incidents' + query(Object.assign({}, params, { cursor: page.next_cursor })), t('next'), 'next-page') : el('span', { class: 'muted' }, t('no_more')));
-    return el('div', { id: 'incidents' }, el('h1', {}, t('incidents')), form,
-      el('div', { class: 'card' }, table('incident-table', INCIDENT_HEADS, incidentRows(page.incidents)), pager));
+    return el('div', { id: 'incidents' }, el('h1', {}, t('incidents')), form, results);
   }
   viewIncidents.live = false;
+  // The first page follows new incidents; later pages stay put.
+  viewIncidents.partial = async (r, current) => {
+    if (r.params.get('cursor')) return;
+    const results = await incidentResults(r);
+    const old = document.getElementById('incident-results');
+    if (current() && old && old.textContent !== results.textContent) old.replaceWith(results);
+    document.getElementById('updated').textContent = t('updated') + ' ' + new Date().toISOString().slice(11, 19) + 'Z';
+  };
 
   function facts(pairs) {
     return el('dl', { class: 'facts' }, pairs.filter((p) => p[1] !== undefined && p[1] !== null && p[1] !== '')
