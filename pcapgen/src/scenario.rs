@@ -107,7 +107,7 @@ pub fn all() -> Vec<Scenario> {
         },
         Scenario {
             name: "tunnel-leaks",
-            summary: "a 绝密★-marked HTTP POST inside each tunnel kind (VXLAN, Geneve, GRE, ERSPAN II and III, MPLS with IP and an Ethernet pseudowire, PPPoE, GTP-U, IPv4 and IPv6 in IPv4, VXLAN in GRE, VXLAN over IPv6, IPv4 in IPv6) between protected tunnel endpoints; VXLAN without the I flag and 20 nested tunnels as negatives",
+            summary: "a 绝密★-marked HTTP POST inside each tunnel kind (VXLAN, Geneve, GRE, ERSPAN II and III, MPLS with IP and an Ethernet pseudowire, PPPoE, GTP-U, IPv4 and IPv6 in IPv4, VXLAN in GRE, VXLAN over IPv6, IPv4 in IPv6, VXLAN fragmented at a 576-byte MTU) between protected tunnel endpoints; VXLAN without the I flag and 20 nested tunnels as negatives",
             build: crate::scenarios::tunnels::leaks,
         },
     ]
@@ -180,7 +180,8 @@ From `pcapgen/src/scenarios/tunnels.rs`, with the encapsulations of
 sequence number, ERSPAN types II and III, MPLS (two labels with IPv4 below,
 and an Ethernet pseudowire with a control word), PPPoE sessions, GTP-U
 G-PDUs with sequence numbers, IPv4 in IPv4 and 6in4, VXLAN inside GRE, and
-VXLAN and IPv4 over IPv6. Every tunnel endpoint is itself protected
+VXLAN and IPv4 over IPv6, and VXLAN whose outer packets are fragmented.
+Every tunnel endpoint is itself protected
 (10.255.0.1 <-> 10.255.0.2, fd00:255::1 <-> fd00:255::2), so a
 sensor that failed to open a tunnel would report the tunnel's endpoints:
 the checker fails on such an incident as UNEXPECTED, and on the inner one

@@ -688,6 +688,50 @@ fn from_protected(frame: &[u8]) -> bool {
     }
 }
 
+/// Cuts an Ethernet frame carrying IPv4 (no 802.1Q tag) into fragments
+/// whose IP packets are at most `mtu` bytes, as a router on a smaller link
+/// would (DF cleared, offsets in 8-byte units, MF on all but the last,
+/// header checksums recomputed). A packet that fits, or a frame that is
+/// not IPv4, is returned whole.
+pub fn fragment_ipv4(frame: &[u8], mtu: usize) -> Vec<Vec<u8>> {
+    let whole = || vec![frame.to_vec()];
+    let (Some(eth), Some(ip)) = (frame.get(..14), frame.get(14..)) else {
+        return whole();
+    };
+    if eth.get(12..14) != Some(&[0x08, 0x00][..]) {
+        return whole();
+    }
+    let Some(&vihl) = ip.first() else {
+        return whole();
+    };
+    let ihl = usize::from(vihl & 0x0f) * 4;
+    let (Some(header), Some(data)) = (ip.get(..ihl), ip.get(ihl..)) else {
+        return whole();
+    };
+    let chunk = mtu.saturating_sub(ihl) & !7;
+    if ip.len() <= mtu || chunk == 0 {
+        return whole();
+    }
+    let mut out = Vec::new();
+    for (i, piece) in data.chunks(chunk).enumerate() {
+        let offset = i * chunk / 8;
+        let last = (i + 1) * chunk >= data.len();
+        let mut h = header.to_vec();
+        let total = (ihl + piece.len()) as u16;
+        h[2..4].copy_from_slice(&total.to_be_bytes());
+        let flags_offset = (offset as u16 & 0x1fff) | if last { 0 } else { 0x2000 };
+        h[6..8].copy_from_slice(&flags_offset.to_be_bytes());
+        h[10..12].copy_from_slice(&[0, 0]);
+        let c = fold(ones_complement_add(0, &h));
+        h[10..12].copy_from_slice(&c.to_be_bytes());
+        let mut f = eth.to_vec();
+        f.extend_from_slice(&h);
+        f.extend_from_slice(piece);
+        out.push(f);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -988,6 +1032,37 @@ mod tests {
     #[should_panic(expected = "different address families")]
     fn mixed_outer_families_are_refused() {
         let _ = Encapsulator::between(TunnelKind::Gre, OUTER_SRC, OUTER_DST6);
+    }
+
+    #[test]
+    fn fragments_carry_the_packet_in_8_byte_units_with_valid_headers() {
+        let inner = Packet::udp(
+            Ipv4Addr::new(10, 0, 0, 1),
+            Ipv4Addr::new(203, 0, 113, 1),
+            1,
+            2,
+            &[7; 1000],
+        )
+        .build();
+        let outer = Encapsulator::new(TunnelKind::Gre)
+            .wrap_frame(&inner)
+            .unwrap();
+        let frags = fragment_ipv4(&outer, 576);
+        assert_eq!(frags.len(), 2);
+        let mut data = Vec::new();
+        for (i, f) in frags.iter().enumerate() {
+            let ip = &f[14..];
+            assert!(ip.len() <= 576);
+            assert_eq!(fold(ones_complement_add(0, &ip[..20])), 0);
+            assert_eq!(usize::from(be16(ip, 2)), ip.len());
+            let fo = be16(ip, 6);
+            assert_eq!(fo & 0x4000, 0, "DF cleared");
+            assert_eq!(fo & 0x2000 != 0, i == 0, "MF on all but the last");
+            assert_eq!(usize::from(fo & 0x1fff) * 8, data.len());
+            data.extend_from_slice(&ip[20..]);
+        }
+        assert_eq!(data, outer[34..]);
+        assert_eq!(fragment_ipv4(&inner, 1500), vec![inner.clone()]);
     }
 
     #[test]

@@ -456,7 +456,7 @@ fn tunnel_leaks_frames_all_run_between_protected_tunnel_endpoints() {
     }
     // One POST segment per leak and per trap.
     assert_eq!(marked, expected.incidents.len() + 2);
-    assert_eq!(expected.incidents.len(), 14);
+    assert_eq!(expected.incidents.len(), 15);
     for inc in &expected.incidents {
         let src = inc.src_ip.unwrap().to_string();
         assert!(!src.starts_with("10.255."), "{src}");

@@ -44,17 +44,21 @@ fn incidents(o: &Output) -> Vec<Value> {
         .collect()
 }
 
-/// The counter `name` of the replay summary line (`name=N`).
+/// The counter `name` (`name=N`) of the replay summary line (the
+/// decoder's skips and `decap:` counters) or, failing that, of the leak
+/// detector's line after it (`defrag: ... reassembled=N`).
 fn counter(o: &Output, name: &str) -> u64 {
     let err = String::from_utf8_lossy(&o.stderr);
-    let line = err
-        .lines()
-        .find(|l| l.contains("replayed") && l.contains("decap:"))
-        .unwrap_or_else(|| panic!("no summary line with decap counters in {err}"));
+    assert!(
+        err.lines()
+            .any(|l| l.contains("replayed") && l.contains("decap:")),
+        "no summary line with decap counters in {err}"
+    );
     let key = format!(" {name}=");
-    let at = line
-        .find(&key)
-        .unwrap_or_else(|| panic!("no counter {name} in {line}"));
+    let (line, at) = err
+        .lines()
+        .find_map(|l| l.find(&key).map(|at| (l, at)))
+        .unwrap_or_else(|| panic!("no counter {name} in {err}"));
     line[at + key.len()..]
         .split(|c: char| !c.is_ascii_digit())
         .next()
@@ -91,8 +95,8 @@ fn a_leak_inside_every_tunnel_kind_is_reported_with_the_inner_endpoints() {
     }
     assert_eq!(
         got.len(),
-        14,
-        "one leak per tunnel kind, 6in4, nesting, VXLAN and 4in6 over IPv6"
+        15,
+        "one leak per tunnel kind, 6in4, nesting, VXLAN and 4in6 over IPv6, fragmented VXLAN"
     );
     for i in &got {
         let inc: shaobing_wire::Incident = serde_json::from_value(i.clone()).unwrap();
@@ -108,6 +112,8 @@ fn a_leak_inside_every_tunnel_kind_is_reported_with_the_inner_endpoints() {
     }
     assert!(counter(&o, "tunnel_malformed_vxlan") > 0);
     assert!(counter(&o, "too_many_layers") > 0);
+    // The fragmented VXLAN packet was put back together, then opened.
+    assert!(counter(&o, "reassembled") > 0);
     // The checker refuses a leak reported on the tunnel's endpoints.
     let mut with_outer = got.clone();
     with_outer.push(on_the_outer_endpoints(&got[0]));
@@ -329,4 +335,55 @@ fn an_ethernet_pseudowire_without_a_control_word_to_a_00_mac_is_opened() {
         "the 00:1b:21 frame was not opened"
     );
     assert_eq!(counter(&o, "mpls"), 2);
+}
+
+/// A POST inside GRE whose outer IPv4 packets were fragmented (a tunnel
+/// over a smaller link, no MSS clamping): the pipeline gives only TCP and
+/// UDP fragments to the defragmenter (`sensor/src/pipeline.rs`,
+/// `on_packet`: `if d.proto != proto::TCP && d.proto != proto::UDP
+/// { return; }`), so fragments of GRE (47) and IP-in-IP (4, 41) datagrams
+/// are dropped, the tunnel is never opened and the leak is missed
+/// (`defrag: fragments=0`). The same POST inside fragmented VXLAN (UDP)
+/// is found (`tunnel-leaks.pcap`). Reported to the lead, who owns the
+/// pipeline.
+#[test]
+#[ignore = "pipeline: fragments of GRE and IP-in-IP packets never reach the defragmenter; see the doc comment"]
+fn a_leak_inside_fragmented_gre_is_found() {
+    use shaobing_pcapgen::app::http_request;
+    use shaobing_pcapgen::session::{Side, TcpSession};
+    use shaobing_pcapgen::tunnel::{fragment_ipv4, TunnelPath};
+    let client = "10.3.9.1:42901".parse().unwrap();
+    let server = "203.0.113.201:80".parse().unwrap();
+    let mut s = TcpSession::new(client, server, shaobing_pcapgen::scenario::at(1_000_000));
+    s.handshake();
+    s.send(
+        Side::Client,
+        &http_request(
+            "POST",
+            "/upload",
+            "203.0.113.201",
+            &[("Content-Type", "text/plain; charset=utf-8")],
+            shaobing_pcapgen::scenarios::http_leak::SECRET_DOCUMENT.as_bytes(),
+        ),
+    );
+    s.close(Side::Client);
+    let mut path = TunnelPath::new(TunnelKind::Gre);
+    let mut w = shaobing_pcapgen::PcapWriter::new(Vec::new()).unwrap();
+    for f in s.into_frames() {
+        let outer = path.wrap(&f.data, f.data.len(), f.ts_micros).unwrap();
+        for frag in fragment_ipv4(&outer.data, 576) {
+            w.write_frame(f.ts_micros, &frag).unwrap();
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = dir.path().join("gre-fragments.pcap");
+    std::fs::write(&pcap, w.finish().unwrap()).unwrap();
+    let o = replay(&[&pcap]);
+    assert!(
+        counter(&o, "fragments") > 0,
+        "fragments never reached the defragmenter"
+    );
+    let got = incidents(&o);
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert_eq!(got[0]["src_ip"], "10.3.9.1");
 }

@@ -25,7 +25,7 @@ use crate::scenario::{at, ts, Generated, Stale};
 use crate::scenarios::floods::{self, FloodCapture, FloodGenerated, FloodScenario, SnappedFrame};
 use crate::scenarios::http_leak::SECRET_DOCUMENT;
 use crate::session::{Side, TcpSession};
-use crate::tunnel::{TunnelKind, TunnelPath};
+use crate::tunnel::{fragment_ipv4, TunnelKind, TunnelPath};
 
 /// Tunnels inside `tunnel-leaks`' deep trap: more than the sensor's
 /// default `[decap] max_depth` of 8.
@@ -41,6 +41,8 @@ struct Case {
     layers: &'static [TunnelKind],
     /// Whether the (single) tunnel runs over IPv6.
     over_ipv6: bool,
+    /// The MTU past which the outer IPv4 packets are fragmented.
+    mtu: Option<usize>,
     client: SocketAddr,
     server: SocketAddr,
 }
@@ -74,6 +76,7 @@ fn cases() -> Vec<Case> {
         Case {
             what: "VXLAN (UDP 4789, VNI 5001)",
             over_ipv6: false,
+            mtu: None,
             layers: &[Vxlan],
             client: v4(0, 1, 42001),
             server: outside(101),
@@ -81,6 +84,7 @@ fn cases() -> Vec<Case> {
         Case {
             what: "Geneve (UDP 6081, one option)",
             over_ipv6: false,
+            mtu: None,
             layers: &[Geneve],
             client: v4(0, 2, 42002),
             server: outside(102),
@@ -88,6 +92,7 @@ fn cases() -> Vec<Case> {
         Case {
             what: "GRE with key and sequence number",
             over_ipv6: false,
+            mtu: None,
             layers: &[Gre],
             client: v4(0, 3, 42003),
             server: outside(103),
@@ -95,6 +100,7 @@ fn cases() -> Vec<Case> {
         Case {
             what: "ERSPAN type II",
             over_ipv6: false,
+            mtu: None,
             layers: &[ErspanII],
             client: v4(0, 4, 42004),
             server: outside(104),
@@ -102,6 +108,7 @@ fn cases() -> Vec<Case> {
         Case {
             what: "ERSPAN type III",
             over_ipv6: false,
+            mtu: None,
             layers: &[ErspanIII],
             client: v4(0, 5, 42005),
             server: outside(105),
@@ -109,6 +116,7 @@ fn cases() -> Vec<Case> {
         Case {
             what: "MPLS (two labels, IPv4 below)",
             over_ipv6: false,
+            mtu: None,
             layers: &[MplsIp],
             client: v4(0, 6, 42006),
             server: outside(106),
@@ -116,6 +124,7 @@ fn cases() -> Vec<Case> {
         Case {
             what: "an MPLS Ethernet pseudowire with a control word",
             over_ipv6: false,
+            mtu: None,
             layers: &[MplsEthernet],
             client: v4(0, 7, 42007),
             server: outside(107),
@@ -123,6 +132,7 @@ fn cases() -> Vec<Case> {
         Case {
             what: "a PPPoE session (PPP IPv4)",
             over_ipv6: false,
+            mtu: None,
             layers: &[Pppoe],
             client: v4(0, 8, 42008),
             server: outside(108),
@@ -130,6 +140,7 @@ fn cases() -> Vec<Case> {
         Case {
             what: "GTP-U G-PDUs with sequence numbers",
             over_ipv6: false,
+            mtu: None,
             layers: &[Gtpu],
             client: v4(0, 9, 42009),
             server: outside(109),
@@ -137,6 +148,7 @@ fn cases() -> Vec<Case> {
         Case {
             what: "IPv4 in IPv4 (IP protocol 4)",
             over_ipv6: false,
+            mtu: None,
             layers: &[IpInIp],
             client: v4(0, 10, 42010),
             server: outside(110),
@@ -144,6 +156,7 @@ fn cases() -> Vec<Case> {
         Case {
             what: "IPv6 in IPv4 (6in4, IP protocol 41)",
             over_ipv6: false,
+            mtu: None,
             layers: &[IpInIp],
             client: c6,
             server: s6,
@@ -151,6 +164,7 @@ fn cases() -> Vec<Case> {
         Case {
             what: "VXLAN inside GRE",
             over_ipv6: false,
+            mtu: None,
             layers: &[Vxlan, Gre],
             client: v4(0, 12, 42012),
             server: outside(112),
@@ -158,6 +172,7 @@ fn cases() -> Vec<Case> {
         Case {
             what: "VXLAN over IPv6 (fd00:255::1 -> fd00:255::2)",
             over_ipv6: true,
+            mtu: None,
             layers: &[Vxlan],
             client: v4(0, 13, 42013),
             server: outside(113),
@@ -165,9 +180,18 @@ fn cases() -> Vec<Case> {
         Case {
             what: "IPv4 in IPv6 (4in6, next header 4)",
             over_ipv6: true,
+            mtu: None,
             layers: &[IpInIp],
             client: v4(0, 14, 42014),
             server: outside(114),
+        },
+        Case {
+            what: "VXLAN whose outer packets are fragmented at a 576-byte MTU",
+            over_ipv6: false,
+            mtu: Some(576),
+            layers: &[Vxlan],
+            client: v4(0, 15, 42015),
+            server: outside(115),
         },
     ]
 }
@@ -242,7 +266,21 @@ pub fn leaks() -> Generated {
             (true, [kind]) => TunnelPath::over_ipv6(*kind),
             _ => TunnelPath::nested(c.layers),
         };
-        capture.extend(wrap_all(frames, &mut path));
+        let mut wrapped = wrap_all(frames, &mut path);
+        if let Some(mtu) = c.mtu {
+            wrapped = wrapped
+                .into_iter()
+                .flat_map(|f| {
+                    fragment_ipv4(&f.data, mtu)
+                        .into_iter()
+                        .map(move |data| TimedFrame {
+                            ts_micros: f.ts_micros,
+                            data,
+                        })
+                })
+                .collect();
+        }
+        capture.extend(wrapped);
         lines.push(format!(
             "t={n} s {} -> {} in {}",
             c.client, c.server, c.what
