@@ -3,7 +3,7 @@
 
 CARGO     ?= cargo
 APT_PKGS  := libpcap-dev clickhouse-server curl tcpdump tcpreplay iproute2 pkg-config \
-             python3 python3-venv \
+             python3 python3-venv zookeeper \
              chromium chromium-driver fonts-wqy-microhei gobgpd
 SHELL     := /bin/bash
 

@@ -280,6 +280,12 @@ pub struct ClickHouseConfig {
     /// ClickHouse runs on the same host: saves CPU on both ends).
     #[serde(default)]
     pub compression: Compression,
+    /// Cluster mode: the name of a cluster in the servers'
+    /// `<remote_servers>` (an identifier). `migrate` then creates the
+    /// schema `ON CLUSTER` as replicated tables under `Distributed` ones
+    /// (`store::cluster`). Default: none (one server).
+    #[serde(default)]
+    pub cluster: Option<String>,
 }
 
 /// `clickhouse.compression`.
@@ -507,6 +513,13 @@ impl Config {
                 "clickhouse.database must match [A-Za-z_][A-Za-z0-9_]* (at most 64 bytes), got {:?}",
                 ch.database
             )));
+        }
+        if let Some(c) = &ch.cluster {
+            if !is_identifier(c) {
+                return Err(invalid(format!(
+                    "clickhouse.cluster must match [A-Za-z_][A-Za-z0-9_]* (at most 64 bytes), got {c:?}"
+                )));
+            }
         }
         if ch.user.is_empty() {
             return Err(invalid("clickhouse.user must not be empty"));

@@ -120,6 +120,7 @@ pub async fn serve(
     let retention = tokio::spawn(retention::run(
         client.clone(),
         config.clickhouse.database.clone(),
+        config.clickhouse.cluster.clone(),
         timeout,
         config.retention.clone(),
         metrics.clone(),
@@ -223,10 +224,12 @@ pub async fn serve(
 /// versions applied now (empty when the schema was up to date).
 pub async fn migrate(config: &Config) -> Result<Vec<u32>, store::StoreError> {
     let client = store::client(&config.clickhouse);
-    store::schema::migrate(
+    store::schema::migrate_up_to(
         &client,
         &config.clickhouse.database,
+        config.clickhouse.cluster.as_deref(),
         Duration::from_millis(config.clickhouse.timeout_ms),
+        u32::MAX,
     )
     .await
 }

@@ -1017,8 +1017,58 @@ pub async fn day_states(
             states.unclean.push(day);
         }
     }
+    if states.clean_parts.is_empty() && states.unclean.is_empty() {
+        // No parts here: an empty table, or cluster mode, where
+        // `incidents` is a Distributed table and its parts live in
+        // `incidents_local` on every shard. There every day is read with
+        // `FINAL` (no compaction), found through the Distributed table.
+        states.unclean = distributed_days(client, db, timeout).await?;
+    }
     states.clean.push(0);
     Ok(states)
+}
+
+#[derive(Debug, Row, Deserialize)]
+struct DayRow {
+    day: u32,
+}
+
+/// The capture days holding incidents when `incidents` is a `Distributed`
+/// table (cluster mode); empty otherwise.
+async fn distributed_days(
+    client: &Client,
+    db: &str,
+    timeout: Duration,
+) -> Result<Vec<u32>, StoreError> {
+    let what = "list days";
+    let distributed: Vec<DayRow> = with_timeout(what, timeout, async {
+        client
+            .query(
+                "SELECT toUInt32(count()) AS day FROM system.tables \
+                 WHERE database = ? AND name = 'incidents' AND engine = 'Distributed'",
+            )
+            .bind(db)
+            .with_setting("wait_end_of_query", "1")
+            .fetch_all()
+            .await
+            .map_err(StoreError::ch(what))
+    })
+    .await?;
+    if distributed.first().is_none_or(|r| r.day == 0) {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<DayRow> = with_timeout(what, timeout, async {
+        client
+            .query(&format!(
+                "SELECT DISTINCT toYYYYMMDD(ts) AS day FROM `{db}`.incidents"
+            ))
+            .with_setting("wait_end_of_query", "1")
+            .fetch_all()
+            .await
+            .map_err(StoreError::ch(what))
+    })
+    .await?;
+    Ok(rows.into_iter().map(|r| r.day).collect())
 }
 
 /// Compacted days (see [`DayStates::clean`]).

@@ -83,13 +83,34 @@ pub async fn run_once(
     now_secs: i64,
     metrics: &Metrics,
 ) -> Result<Vec<Dropped>, StoreError> {
+    run_once_on(client, db, None, timeout, config, now_secs, metrics).await
+}
+
+/// [`run_once`] on one server (`cluster` `None`) or on a cluster: there
+/// the old days are found through the `Distributed` tables (every shard's
+/// data; `system.parts` only shows one node's) and dropped with
+/// `ALTER TABLE T_local ON CLUSTER ... DROP PARTITION`, on every shard and
+/// replica.
+pub async fn run_once_on(
+    client: &Client,
+    db: &str,
+    cluster: Option<&str>,
+    timeout: Duration,
+    config: &RetentionConfig,
+    now_secs: i64,
+    metrics: &Metrics,
+) -> Result<Vec<Dropped>, StoreError> {
     let mut dropped = Vec::new();
-    for (table, days) in [
-        ("incidents", config.incidents_days),
-        ("incidents_day_summary", config.incidents_days),
-        ("incidents_day_hosts", config.incidents_days),
-        ("incidents_host_summary", config.incidents_days),
-        ("sensor_heartbeats", config.heartbeats_days),
+    for (table, days, day_expr) in [
+        ("incidents", config.incidents_days, "toYYYYMMDD(ts)"),
+        ("incidents_day_summary", config.incidents_days, "day"),
+        ("incidents_day_hosts", config.incidents_days, "day"),
+        ("incidents_host_summary", config.incidents_days, "day"),
+        (
+            "sensor_heartbeats",
+            config.heartbeats_days,
+            "toYYYYMMDD(received_at)",
+        ),
     ] {
         if days == 0 {
             continue;
@@ -97,14 +118,22 @@ pub async fn run_once(
         let cutoff = cutoff_day(now_secs, days);
         let what = "retention: list partitions";
         let parts: Vec<PartitionRow> = with_timeout(what, timeout, async {
-            client
-                .query(
-                    "SELECT DISTINCT partition FROM system.parts \
-                     WHERE database = ? AND table = ? AND active ORDER BY partition",
-                )
-                .with_setting("wait_end_of_query", "1")
-                .bind(db)
-                .bind(table)
+            let q = match cluster {
+                None => client
+                    .query(
+                        "SELECT DISTINCT partition FROM system.parts \
+                         WHERE database = ? AND table = ? AND active ORDER BY partition",
+                    )
+                    .bind(db)
+                    .bind(table),
+                Some(_) => client
+                    .query(&format!(
+                        "SELECT DISTINCT toString({day_expr}) AS partition FROM `{db}`.`{table}` \
+                         WHERE {day_expr} < ? ORDER BY partition"
+                    ))
+                    .bind(cutoff),
+            };
+            q.with_setting("wait_end_of_query", "1")
                 .fetch_all()
                 .await
                 .map_err(StoreError::ch(what))
@@ -122,7 +151,12 @@ pub async fn run_once(
                 continue;
             }
             let what = "retention: drop partition";
-            let sql = format!("ALTER TABLE `{db}`.`{table}` DROP PARTITION {day}");
+            let sql = match cluster {
+                None => format!("ALTER TABLE `{db}`.`{table}` DROP PARTITION {day}"),
+                Some(c) => format!(
+                    "ALTER TABLE `{db}`.`{table}_local` ON CLUSTER `{c}` DROP PARTITION {day}"
+                ),
+            };
             with_timeout(what, timeout, async {
                 client
                     .query(&sql)
@@ -308,6 +342,7 @@ pub async fn build_day_summaries(client: &Client, db: &str) -> Result<Vec<u32>, 
 pub async fn run(
     client: Client,
     db: String,
+    cluster: Option<String>,
     timeout: Duration,
     config: RetentionConfig,
     metrics: Arc<Metrics>,
@@ -315,7 +350,8 @@ pub async fn run(
 ) {
     loop {
         let now = i64::from(crate::store::schema::now_secs());
-        if let Err(e) = run_once(&client, &db, timeout, &config, now, &metrics).await {
+        let on = cluster.as_deref();
+        if let Err(e) = run_once_on(&client, &db, on, timeout, &config, now, &metrics).await {
             tracing::warn!(event = "retention_failed", error = %e, "retention pass failed; retrying at the next pass");
         }
         if let Err(e) = compact_once(&client, &db, now).await {

@@ -204,7 +204,7 @@ async fn migration_5_keeps_every_incident_and_separates_sensors() {
     let config = config_with(&ch.http_url(), "", "");
     let client = shaobing_collector::store::client(&config.clickhouse);
     let t = Duration::from_secs(10);
-    let applied = shaobing_collector::store::schema::migrate_up_to(&client, "shaobing", t, 4)
+    let applied = shaobing_collector::store::schema::migrate_up_to(&client, "shaobing", None, t, 4)
         .await
         .unwrap();
     assert_eq!(applied, vec![1, 2, 3, 4]);

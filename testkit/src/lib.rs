@@ -28,6 +28,7 @@
 //! no HTTP dependency.
 #![warn(missing_docs)]
 
+pub mod cluster;
 pub mod http;
 pub mod pki;
 
@@ -285,6 +286,24 @@ impl ClickHouseServer {
     pub fn start_in(dir: &Path, port: Option<u16>) -> Result<Self> {
         fs::create_dir_all(dir).map_err(io(format!("create {}", dir.display())))?;
         Self::launch(Dir::Kept(dir.to_path_buf()), port)
+    }
+
+    /// Starts Debian's 18.16 server in `dir` (kept) with the complete
+    /// `config_xml` (ports other than HTTP, macros, clusters...) on HTTP
+    /// port `http_port`.
+    pub fn start_with_config(dir: &Path, config_xml: &str, http_port: u16) -> Result<Self> {
+        fs::create_dir_all(dir).map_err(io(format!("create {}", dir.display())))?;
+        let config = dir.join("config.xml");
+        fs::write(&config, config_xml).map_err(io(format!("write {}", config.display())))?;
+        let mut server = ClickHouseServer {
+            child: None,
+            dir: Dir::Kept(dir.to_path_buf()),
+            port: http_port,
+            binary: find_binary().ok_or(Error::NotFound)?,
+            flavor: Flavor::Debian18,
+        };
+        server.spawn_until_ready(Some(http_port))?;
+        Ok(server)
     }
 
     fn launch(dir: Dir, port: Option<u16>) -> Result<Self> {

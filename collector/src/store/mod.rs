@@ -2,6 +2,7 @@
 //! types, the batching writer with its write-ahead log.
 
 pub mod batch;
+pub mod cluster;
 pub mod rekey;
 pub mod row;
 pub mod schema;
@@ -70,6 +71,11 @@ pub fn client(config: &ClickHouseConfig) -> Client {
         .with_url(config.url.as_str())
         .with_user(config.user.as_str())
         .with_validation(false);
+    if config.cluster.is_some() {
+        // Through a Distributed table, acknowledge only what every shard
+        // stored (see `cluster`).
+        c = c.with_setting("insert_distributed_sync", "1");
+    }
     if config.compression == crate::config::Compression::None {
         c = c.with_compression(clickhouse::Compression::None);
     }

@@ -241,51 +241,77 @@ fn sql(template: &str, db: &str) -> String {
 /// Creates the database and applies every migration not yet recorded.
 /// Idempotent; returns the versions it applied now.
 pub async fn migrate(client: &Client, db: &str, timeout: Duration) -> Result<Vec<u32>, StoreError> {
-    migrate_up_to(client, db, timeout, u32::MAX).await
+    migrate_up_to(client, db, None, timeout, u32::MAX).await
 }
 
-/// [`migrate`], but only the migrations up to version `last` (tests build
-/// an older schema with it to check an upgrade).
+/// [`migrate`] on one node (`cluster` `None`) or on a cluster
+/// ([`super::cluster`]), but only the migrations up to version `last`
+/// (tests build an older schema with it to check an upgrade).
 pub async fn migrate_up_to(
     client: &Client,
     db: &str,
+    cluster: Option<&str>,
     timeout: Duration,
     last: u32,
 ) -> Result<Vec<u32>, StoreError> {
-    for stmt in [CREATE_DATABASE, CREATE_MIGRATIONS_TABLE] {
-        let s = sql(stmt, db);
-        with_timeout("create schema_migrations", timeout, async {
+    let exec = |s: String, what: String| async move {
+        with_timeout(&what, timeout, async {
             client
                 .query(&s)
                 .execute()
                 .await
-                .map_err(StoreError::ch("create schema_migrations"))
+                .map_err(StoreError::ch(what.clone()))
         })
-        .await?;
+        .await
+    };
+    match cluster {
+        None => {
+            for stmt in [CREATE_DATABASE, CREATE_MIGRATIONS_TABLE] {
+                exec(sql(stmt, db), "create schema_migrations".to_string()).await?;
+            }
+        }
+        Some(c) => {
+            super::cluster::preflight(client, c, timeout).await?;
+            let create_db = format!("CREATE DATABASE IF NOT EXISTS `{db}` ON CLUSTER `{c}`");
+            exec(create_db, "create database on cluster".to_string()).await?;
+            let create = sql(super::cluster::CREATE_MIGRATIONS_TABLE, db).replace("{cluster}", c);
+            exec(create, "create schema_migrations on cluster".to_string()).await?;
+        }
     }
     let applied = applied_versions(client, db, timeout).await?;
-    let mut now_applied = Vec::new();
-    for m in MIGRATIONS
+    let pending: Vec<&Migration> = MIGRATIONS
         .iter()
         .filter(|m| m.version <= last && !applied.contains(&m.version))
-    {
-        let what = format!("migration {} ({})", m.version, m.description);
+        .collect();
+    // Every statement is translated before any runs: a migration that
+    // cannot run on a cluster creates nothing.
+    let mut plans: Vec<Vec<String>> = Vec::new();
+    for m in &pending {
+        let mut plan = Vec::new();
         for stmt in m.statements {
-            let s = sql(stmt, db);
-            with_timeout(&what, timeout, async {
-                client
-                    .query(&s)
-                    .execute()
-                    .await
-                    .map_err(StoreError::ch(what.clone()))
-            })
-            .await?;
+            match cluster {
+                None => plan.push(sql(stmt, db)),
+                Some(c) => {
+                    let out = super::cluster::translate(stmt, c)
+                        .map_err(|e| StoreError::Check(format!("migration {}: {e}", m.version)))?;
+                    plan.extend(out.iter().map(|s| sql(s, db)));
+                }
+            }
         }
-        match m.custom {
-            Some(Custom::RekeyIncidentsBySensor) => {
+        plans.push(plan);
+    }
+    let mut now_applied = Vec::new();
+    for (m, plan) in pending.into_iter().zip(plans) {
+        let what = format!("migration {} ({})", m.version, m.description);
+        for s in plan {
+            exec(s, what.clone()).await?;
+        }
+        match (m.custom, cluster) {
+            (Some(Custom::RekeyIncidentsBySensor), None) => {
                 super::rekey::rekey_incidents(client, db, timeout).await?
             }
-            None => {}
+            // Cluster tables have the sensor in the key from the start.
+            (Some(Custom::RekeyIncidentsBySensor), Some(_)) | (None, _) => {}
         }
         let row = MigrationRow {
             version: m.version,
