@@ -263,3 +263,58 @@ async fn a_client_certificate_only_works_with_its_own_sensors_token() {
         "{m}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_is_served_over_https_with_a_secure_session_cookie() {
+    if skip() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    if pki(dir.path()).is_none() {
+        return;
+    }
+    let tls = format!(
+        "[tls]\ncert = \"{}\"\nkey = \"{}\"\n",
+        dir.path().join("server.pem").display(),
+        dir.path().join("server.key").display()
+    );
+    let h = Harness::start_full("", &tls).await;
+    let ca = dir.path().join("ca.pem");
+    let page = https(
+        h.addr,
+        &ca,
+        "GET /console/ HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".to_string(),
+    )
+    .await
+    .unwrap();
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    assert!(
+        page.contains("content-security-policy: default-src 'none'"),
+        "{page}"
+    );
+    assert!(page.contains("/console/app.js"), "{page}");
+
+    let login = format!("{{\"token\": \"{ANALYST_TOKEN}\"}}");
+    let resp = https(
+        h.addr,
+        &ca,
+        format!(
+            "POST /api/v1/session HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{login}",
+            login.len()
+        ),
+    )
+    .await
+    .unwrap();
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    let cookie = resp
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+        .unwrap_or_default();
+    assert!(
+        cookie.contains("HttpOnly")
+            && cookie.contains("SameSite=Strict")
+            && cookie.ends_with("; Secure"),
+        "{cookie}"
+    );
+}
