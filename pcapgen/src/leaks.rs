@@ -23,12 +23,12 @@ use crate::payload::{
 use crate::scenario::{at, ts, Generated};
 use crate::session::{Sent, Side, TcpSession};
 
-fn v4(a: u8, b: u8, c: u8, d: u8, port: u16) -> SocketAddr {
+pub(crate) fn v4(a: u8, b: u8, c: u8, d: u8, port: u16) -> SocketAddr {
     SocketAddr::new(IpAddr::V4(Ipv4Addr::new(a, b, c, d)), port)
 }
 
 /// A session ready for data: handshake done, deterministic ISNs from `n`.
-fn session(client: SocketAddr, server: SocketAddr, start_s: i64, n: u32) -> TcpSession {
+pub(crate) fn session(client: SocketAddr, server: SocketAddr, start_s: i64, n: u32) -> TcpSession {
     let mut s = TcpSession::new(client, server, at(start_s * 1_000_000))
         .isns(
             0x1000_0000u32.wrapping_mul(n),
@@ -40,7 +40,7 @@ fn session(client: SocketAddr, server: SocketAddr, start_s: i64, n: u32) -> TcpS
 }
 
 /// An expected outbound leak of `signature` from `client` to `server`.
-fn leak(
+pub(crate) fn leak(
     signature: &str,
     client: SocketAddr,
     server: SocketAddr,

@@ -38,6 +38,7 @@
 pub mod app;
 pub mod background;
 pub mod capture;
+pub mod documents;
 pub mod expected;
 pub mod leaks;
 pub mod packet;

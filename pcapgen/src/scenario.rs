@@ -106,6 +106,11 @@ pub fn all() -> Vec<Scenario> {
             build: crate::leaks::streams,
         },
         Scenario {
+            name: "leak-documents",
+            summary: "leaks in documents (xlsx in a multipart upload, docx mailed and zipped over raw TCP), in JSON and HTML escapes, behind HTTP evasions, a grouped id; TLS, random binary and an inbound docx as traps",
+            build: crate::documents::documents,
+        },
+        Scenario {
             name: "tunnel-leaks",
             summary: "a 绝密★-marked HTTP POST inside each tunnel kind (VXLAN, Geneve, GRE, ERSPAN II and III, MPLS with IP and an Ethernet pseudowire, PPPoE, GTP-U, IPv4 and IPv6 in IPv4, VXLAN in GRE, VXLAN over IPv6, IPv4 in IPv6, VXLAN fragmented at a 576-byte MTU) between protected tunnel endpoints; VXLAN without the I flag and 20 nested tunnels as negatives",
             build: crate::scenarios::tunnels::leaks,

@@ -19,6 +19,7 @@
 
 use super::decode::{Compression, Inflater, UrlDecoder};
 use super::escape::{Markup, Unescaper};
+use super::multipart::Multipart;
 use super::{Limits, NormalizeStats, Sink};
 
 /// Most content-coding layers undone per body (libhtp's default is 2).
@@ -75,7 +76,7 @@ impl Coding {
 }
 
 /// How a body's text is decoded after its codings.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Text {
     /// `application/x-www-form-urlencoded`.
     Form,
@@ -86,6 +87,8 @@ pub enum Text {
     Sniff,
     /// Passed on as it is (types that are never text, e.g. images).
     Plain,
+    /// `multipart/*` with this boundary: split into its parts.
+    Multipart(Vec<u8>),
 }
 
 /// One content-coding layer: an inflater with a raw fallback.
@@ -131,6 +134,8 @@ enum TextStage {
     Unescape(Unescaper),
     /// Holding the first bytes to choose.
     Sniffing(Vec<u8>),
+    /// Split into parts.
+    Multipart(Box<Multipart>),
 }
 
 /// The decoders of one body.
@@ -180,6 +185,10 @@ impl BodyDecoder {
             }
             Text::Sniff => TextStage::Sniffing(Vec::new()),
             Text::Plain => TextStage::Plain,
+            Text::Multipart(b) => {
+                stats.multipart_bodies += 1;
+                TextStage::Multipart(Box::new(Multipart::new(&b)))
+            }
         };
         BodyDecoder { layers, text }
     }
@@ -230,6 +239,7 @@ impl<S: Sink> TextSink<'_, S> {
             TextStage::Plain => {}
             TextStage::Url(u) => u.finish(self.sink),
             TextStage::Unescape(u) => u.finish(self.sink),
+            TextStage::Multipart(m) => m.finish(self.sink),
             TextStage::Sniffing(_) => {
                 self.choose();
                 self.finish();
@@ -260,6 +270,7 @@ impl<S: Sink> Sink for TextSink<'_, S> {
             TextStage::Plain => self.sink.data(bytes),
             TextStage::Url(u) => u.push(bytes, self.sink),
             TextStage::Unescape(u) => u.push(bytes, self.sink),
+            TextStage::Multipart(m) => m.push(bytes, self.sink),
             TextStage::Sniffing(held) => {
                 if held.is_empty() && bytes.len() >= SNIFF_BYTES {
                     *self.text = match Markup::sniff(bytes) {
@@ -423,7 +434,7 @@ mod tests {
     fn decode(codings: &[Coding], text: Text, body: &[u8]) -> (String, NormalizeStats) {
         let run = |piece: usize| {
             let mut stats = NormalizeStats::default();
-            let mut d = BodyDecoder::new(codings, text, &Limits::default(), &mut stats);
+            let mut d = BodyDecoder::new(codings, text.clone(), &Limits::default(), &mut stats);
             let mut c = Collect::default();
             for p in body.chunks(piece) {
                 d.push(p, &mut stats, &mut c);

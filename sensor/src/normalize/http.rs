@@ -460,7 +460,7 @@ impl Http {
         codings.extend_from_slice(&h.transfer_codings);
         self.body = Some(BodyDecoder::new(
             &codings,
-            h.text.unwrap_or(Text::Sniff),
+            h.text.clone().unwrap_or(Text::Sniff),
             limits,
             stats,
         ));
@@ -660,6 +660,8 @@ impl Head {
             self.text = Some(
                 if contains_ci(value, b"application/x-www-form-urlencoded") {
                     Text::Form
+                } else if let Some(b) = super::multipart::boundary(value) {
+                    Text::Multipart(b)
                 } else if let Some(m) = Markup::from_content_type(value) {
                     Text::Markup(m)
                 } else {

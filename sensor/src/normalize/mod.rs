@@ -36,6 +36,7 @@ pub mod encrypted;
 pub mod escape;
 pub mod http;
 pub mod mime;
+pub mod multipart;
 pub mod smtp;
 
 /// Where normalized bytes go.
@@ -117,6 +118,8 @@ pub struct NormalizeStats {
     pub bodies_json_unescaped: u64,
     /// Bodies whose HTML/XML character references were decoded.
     pub bodies_html_unescaped: u64,
+    /// `multipart/*` HTTP bodies split into their parts.
+    pub multipart_bodies: u64,
     /// Encrypted sessions recognised and not scanned.
     pub encrypted: encrypted::SkipStats,
     /// Content extraction (documents and archives).
@@ -143,6 +146,7 @@ impl NormalizeStats {
             ("http_ambiguous_framing", self.http_ambiguous_framing),
             ("bodies_json_unescaped", self.bodies_json_unescaped),
             ("bodies_html_unescaped", self.bodies_html_unescaped),
+            ("multipart_bodies", self.multipart_bodies),
             ("encrypted_streams", self.encrypted.streams),
             ("skipped_tls_bytes", self.encrypted.tls_bytes),
             ("skipped_dtls_bytes", self.encrypted.dtls_bytes),
@@ -172,6 +176,7 @@ impl NormalizeStats {
             http_ambiguous_framing,
             bodies_json_unescaped,
             bodies_html_unescaped,
+            multipart_bodies,
             encrypted,
             content,
         } = other;
@@ -191,6 +196,7 @@ impl NormalizeStats {
         self.http_ambiguous_framing += http_ambiguous_framing;
         self.bodies_json_unescaped += bodies_json_unescaped;
         self.bodies_html_unescaped += bodies_html_unescaped;
+        self.multipart_bodies += multipart_bodies;
         let e = &mut self.encrypted;
         e.streams += encrypted.streams;
         e.tls_bytes += encrypted.tls_bytes;
