@@ -310,6 +310,11 @@ impl Default for LeakConfig {
 pub struct CollectorConfig {
     /// Base URL of the collector, e.g. `http://127.0.0.1:9440`.
     pub url: String,
+    /// Further collectors (same token and TLS files), tried in turn when
+    /// the current one fails; they must share one ClickHouse store (or
+    /// cluster). Default: none.
+    #[serde(default)]
+    pub fallback_urls: Vec<String>,
     /// Bearer token of this sensor.
     pub token: String,
     /// Incidents per HTTP request. Default 500.
@@ -338,6 +343,7 @@ impl CollectorConfig {
     pub fn new(url: &str, token: &str) -> Self {
         CollectorConfig {
             url: url.to_string(),
+            fallback_urls: Vec::new(),
             token: token.to_string(),
             batch_size: default_batch(),
             retry_secs: default_retry_secs(),
@@ -500,6 +506,24 @@ impl Config {
                 return Err(invalid(
                     "collector.url",
                     "must start with http:// or https://",
+                ));
+            }
+            if c.fallback_urls.len() > 16
+                || c.fallback_urls
+                    .iter()
+                    .any(|u| !(u.starts_with("http://") || u.starts_with("https://")))
+            {
+                return Err(invalid(
+                    "collector.fallback_urls",
+                    "at most 16 URLs, each starting with http:// or https://",
+                ));
+            }
+            if c.fallback_urls.iter().any(|u| !u.starts_with("https://"))
+                && !c.tls_files().is_empty()
+            {
+                return Err(invalid(
+                    "collector.fallback_urls",
+                    "TLS files need https:// urls",
                 ));
             }
             if c.batch_size == 0 || c.batch_size > 10_000 {

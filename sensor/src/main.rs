@@ -93,8 +93,11 @@ struct ReplayArgs {
 #[derive(Args)]
 struct CollectorArgs {
     /// Collector base URL, e.g. http://127.0.0.1:9440 or
-    /// https://collector:9440. Overrides [collector] url in the config.
-    #[arg(long, value_name = "URL", requires = "token")]
+    /// https://collector:9440. Several comma-separated URLs name
+    /// collectors sharing one store: delivery fails over between them in
+    /// turn (the first is preferred). Overrides [collector] url and
+    /// fallback_urls in the config.
+    #[arg(long, value_name = "URL[,URL...]", requires = "token")]
     collector: Option<String>,
     /// This sensor's bearer token for the collector; overrides [collector]
     /// token.
@@ -145,11 +148,30 @@ fn endpoint(c: &CollectorConfig) -> Result<Endpoint> {
     Endpoint::new(&c.url, &c.token, &c.tls_files()).with_context(|| format!("collector {}", c.url))
 }
 
+/// The endpoints of the config's `fallback_urls`.
+fn fallbacks(c: &CollectorConfig) -> Result<Vec<Endpoint>> {
+    c.fallback_urls
+        .iter()
+        .map(|u| {
+            Endpoint::new(u, &c.token, &c.tls_files()).with_context(|| format!("collector {u}"))
+        })
+        .collect()
+}
+
+/// `URL[,URL...]`: the first URL and the others.
+fn split_urls(list: &str) -> Result<(String, Vec<String>)> {
+    let mut urls = list.split(',').map(str::trim).filter(|u| !u.is_empty());
+    let first = urls.next().context("--collector needs a URL")?.to_string();
+    Ok((first, urls.map(str::to_string).collect()))
+}
+
 impl CollectorArgs {
     /// Puts a command-line collector into `s`, keeping the config's batch
     /// and retry settings.
     fn apply(&self, s: &mut Settings) -> Result<()> {
-        if let Some(url) = &self.collector {
+        if let Some(list) = &self.collector {
+            let (url, fallback_urls) = split_urls(list)?;
+            let url = &url;
             let token = self
                 .token
                 .clone()
@@ -158,10 +180,14 @@ impl CollectorArgs {
             s.collector = Some(match s.collector.take() {
                 Some(base) => CollectorConfig {
                     url: url.clone(),
+                    fallback_urls,
                     token,
                     ..base
                 },
-                None => CollectorConfig::new(url, &token),
+                None => CollectorConfig {
+                    fallback_urls,
+                    ..CollectorConfig::new(url, &token)
+                },
             });
         }
         match s.collector.as_mut() {
@@ -208,8 +234,9 @@ struct DeliverArgs {
     #[arg(long, value_name = "DIR")]
     spool: PathBuf,
     /// Collector base URL, e.g. http://127.0.0.1:9440 or
-    /// https://collector:9440.
-    #[arg(long, value_name = "URL")]
+    /// https://collector:9440; several comma-separated URLs fail over in
+    /// turn.
+    #[arg(long, value_name = "URL[,URL...]")]
     collector: String,
     /// This sensor's bearer token for the collector.
     #[arg(
@@ -337,12 +364,14 @@ fn test_signatures(
 /// A forwarder through the spool in `spool`, capped at `max_mib` MiB.
 fn forwarder(
     endpoint: Endpoint,
+    fallbacks: Vec<Endpoint>,
     batch_size: usize,
     spool: &Path,
     max_mib: u64,
 ) -> Result<Forwarder> {
     Forwarder::start(ForwarderConfig {
         endpoint,
+        fallbacks,
         batch_size,
         max_delay: Duration::from_millis(200),
         queue: 65_536,
@@ -371,10 +400,20 @@ fn report_forwarder(r: &ForwarderReport, spool: &Path) {
 }
 
 fn deliver(args: DeliverArgs) -> Result<()> {
-    let mut c = CollectorConfig::new(&args.collector, &args.token);
+    let (url, fallback_urls) = split_urls(&args.collector)?;
+    let mut c = CollectorConfig {
+        fallback_urls,
+        ..CollectorConfig::new(&url, &args.token)
+    };
     args.tls.over(&mut c);
     // `deliver` appends nothing, so the cap does not matter here.
-    let fwd = forwarder(endpoint(&c)?, c.batch_size, &args.spool, u64::MAX >> 20)?;
+    let fwd = forwarder(
+        endpoint(&c)?,
+        fallbacks(&c)?,
+        c.batch_size,
+        &args.spool,
+        u64::MAX >> 20,
+    )?;
     let r = fwd
         .shutdown(Duration::from_secs(args.grace_secs))
         .context("delivering the spool")?;
@@ -423,6 +462,7 @@ fn run_live(args: RunArgs) -> Result<()> {
             }
             live::Output::Forward(forwarder(
                 remote.clone(),
+                fallbacks(c)?,
                 c.batch_size,
                 spool,
                 settings.run.spool_max_mib,
@@ -627,6 +667,7 @@ fn replay(args: ReplayArgs) -> Result<()> {
     let mut output = match (&settings.collector, &args.spool) {
         (Some(c), Some(dir)) => Output::Spooled(forwarder(
             endpoint(c)?,
+            fallbacks(c)?,
             c.batch_size,
             dir,
             settings.run.spool_max_mib,

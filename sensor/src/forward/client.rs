@@ -72,6 +72,11 @@ impl Client {
         }
     }
 
+    /// The incidents URL this client posts to.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
     /// `d` scaled by a random factor in [0.5, 1.0): decorrelates sensors
     /// retrying after the same outage.
     pub fn jitter(&mut self, d: Duration) -> Duration {

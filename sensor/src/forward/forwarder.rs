@@ -27,6 +27,14 @@
 //!   Any other 4xx is permanent: the batch is appended to `rejected.jsonl`
 //!   in the spool folder with the collector's reason, acknowledged, and
 //!   counted; it is never retried.
+//! * **Several collectors** (`fallbacks`): a delivery that fails for a
+//!   transient reason is tried at once on the next collector, in turn; the
+//!   forwarder stays with the one that answers. Only when every collector
+//!   failed in a row does it back off. The spool is the same whichever
+//!   collector acknowledges: an incident is deleted only after one of them
+//!   acknowledged it, and one that two collectors both received (a lost
+//!   acknowledgement) is stored once, as collectors deduplicate by id.
+//!   Switches are counted in [`ForwarderStats::failovers`].
 //! * **Shutdown**: [`Forwarder::shutdown`] spools what is queued, keeps
 //!   delivering until the spool is empty or the grace time is over, and
 //!   leaves the rest in the spool for the next start.
@@ -49,6 +57,8 @@ use super::spool::{Spool, SpoolConfig, SpoolError, SpoolStats};
 pub struct ForwarderConfig {
     /// The collector.
     pub endpoint: Endpoint,
+    /// Further collectors, tried in turn when the current one fails.
+    pub fallbacks: Vec<Endpoint>,
     /// Incidents per request (and per spool append).
     pub batch_size: usize,
     /// Longest an incident waits in memory before it is spooled.
@@ -74,6 +84,8 @@ pub struct ForwarderStats {
     pub failed_attempts: AtomicU64,
     /// Bytes waiting in the spool (updated after every append and ack).
     pub spool_depth_bytes: AtomicU64,
+    /// Times delivery moved on to another collector after a failure.
+    pub failovers: AtomicU64,
 }
 
 /// What the forwarder did, returned at shutdown.
@@ -180,7 +192,12 @@ fn json_array(records: &[Vec<u8>]) -> Vec<u8> {
 }
 
 struct Delivery {
-    client: Client,
+    /// One client per collector, the configured one first.
+    clients: Vec<Client>,
+    /// The collector in use.
+    current: usize,
+    /// Collectors that failed in a row since the last success.
+    failed_in_row: usize,
     backoff: Duration,
     next_attempt: Instant,
     last_error: Option<String>,
@@ -208,11 +225,15 @@ impl Delivery {
             return Ok(false);
         }
         let n = batch.records.len() as u64;
-        match self.client.post_once(&json_array(&batch.records)) {
+        let Some(client) = self.clients.get_mut(self.current) else {
+            return Ok(false);
+        };
+        match client.post_once(&json_array(&batch.records)) {
             Ok(()) => {
                 spool.ack(&batch)?;
                 stats.delivered.fetch_add(n, Ordering::Relaxed);
                 self.backoff = BACKOFF_START;
+                self.failed_in_row = 0;
                 self.last_error = None;
                 Ok(true)
             }
@@ -226,8 +247,30 @@ impl Delivery {
             }
             Err(Attempt::Transient(e)) => {
                 stats.failed_attempts.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(error = %e, retry_in_ms = self.backoff.as_millis() as u64, "delivery failed; incidents stay spooled");
-                self.next_attempt = Instant::now() + self.client.jitter(self.backoff);
+                self.failed_in_row += 1;
+                let failed = client.url().to_string();
+                if self.clients.len() > 1 {
+                    self.current = (self.current + 1) % self.clients.len();
+                    stats.failovers.fetch_add(1, Ordering::Relaxed);
+                }
+                let next = self
+                    .clients
+                    .get(self.current)
+                    .map(|c| c.url().to_string())
+                    .unwrap_or_default();
+                if self.failed_in_row < self.clients.len() {
+                    // Another collector has not been tried yet: at once.
+                    tracing::warn!(error = %e, collector = %failed, next = %next, "delivery failed; trying the next collector");
+                    self.last_error = Some(e);
+                    return Ok(true);
+                }
+                self.failed_in_row = 0;
+                tracing::warn!(error = %e, collector = %failed, retry_in_ms = self.backoff.as_millis() as u64, "delivery failed on every collector; incidents stay spooled");
+                let wait = match self.clients.get_mut(self.current) {
+                    Some(c) => c.jitter(self.backoff),
+                    None => self.backoff,
+                };
+                self.next_attempt = Instant::now() + wait;
                 self.backoff = (self.backoff * 2).min(BACKOFF_CAP);
                 self.last_error = Some(e);
                 Ok(false)
@@ -271,7 +314,12 @@ fn run(
     stats: Arc<ForwarderStats>,
 ) -> Result<ForwarderReport, SpoolError> {
     let mut d = Delivery {
-        client: Client::new(&cfg.endpoint, Duration::ZERO),
+        clients: std::iter::once(&cfg.endpoint)
+            .chain(&cfg.fallbacks)
+            .map(|e| Client::new(e, Duration::ZERO))
+            .collect(),
+        current: 0,
+        failed_in_row: 0,
         backoff: BACKOFF_START,
         next_attempt: Instant::now(),
         last_error: None,
