@@ -1,9 +1,47 @@
 //! Space-Saving heavy hitters (Metwally, Agrawal, El Abbadi, 2005).
 
-use std::hash::{BuildHasher, Hash};
+use std::hash::Hash;
 use std::net::IpAddr;
 
 use super::fasthash::{FastMap, FastState};
+
+/// A key a [`SpaceSaving`] sketch can count: hashable for the index of
+/// large sketches, and with a cheap one-byte bucket for the counting
+/// filter of small ones. The bucket only decides how often a linear search
+/// is skipped, never what the sketch counts, so a sender who crafts keys
+/// into one bucket only makes its own misses cost a search of `k` keys.
+pub trait SketchKey: Copy + Eq + Hash + Ord {
+    /// A well-spread byte of the key.
+    fn bucket(&self) -> u8;
+}
+
+impl SketchKey for u8 {
+    #[inline]
+    fn bucket(&self) -> u8 {
+        *self
+    }
+}
+
+impl SketchKey for u16 {
+    #[inline]
+    fn bucket(&self) -> u8 {
+        (u32::from(*self).wrapping_mul(0x9E37_79B1) >> 24) as u8
+    }
+}
+
+impl SketchKey for u128 {
+    #[inline]
+    fn bucket(&self) -> u8 {
+        ((*self as u64 ^ (*self >> 64) as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as u8
+    }
+}
+
+impl SketchKey for IpAddr {
+    #[inline]
+    fn bucket(&self) -> u8 {
+        super::fasthash::ip_key(*self).bucket()
+    }
+}
 
 /// The `k` heaviest keys (sources by default; also ports, TTLs) of a
 /// stream in O(k) memory.
@@ -22,117 +60,168 @@ pub struct SpaceSaving<K = IpAddr> {
     /// Keys of `slots`, contiguous, for a fast linear search when `k` is
     /// small (no hash map to update on every replacement).
     keys: Vec<K>,
+    /// Filter bucket of each key of `keys` (linear mode), so replacing a
+    /// key does not hash it again.
+    buckets: Vec<u8>,
     /// Key → slot, only for `k` over [`LINEAR_MAX`].
     index: Option<FastMap<K, usize>>,
-    /// Counting filter over the keys (linear mode): how many keys hash to
+    /// Counting filter over the keys (linear mode): how many keys fall in
     /// each of 256 buckets. A key whose bucket is empty is certainly not
     /// tracked, so most misses (a spoofed flood) skip the linear search.
     filter: Box<[u8; 256]>,
-    hasher: FastState,
     /// Slot with the smallest count, or `usize::MAX` when unknown.
     min_hint: usize,
+    /// Slot of the last key counted: floods repeat a destination port, a
+    /// TTL or a reflector many times in a row, and a repeat costs one
+    /// comparison.
+    last: usize,
 }
 
 /// Up to this many slots, keys are found by a linear search.
 const LINEAR_MAX: usize = 64;
 
-impl<K: Copy + Eq + Hash + Ord> SpaceSaving<K> {
+impl<K: SketchKey> SpaceSaving<K> {
     /// A sketch keeping `k` (≥ 1) sources.
     pub fn new(k: usize) -> Self {
         let k = k.max(1);
+        let linear = k <= LINEAR_MAX;
         SpaceSaving {
             k,
             slots: Vec::with_capacity(k),
             keys: Vec::with_capacity(k),
-            index: (k > LINEAR_MAX).then(|| {
+            buckets: Vec::with_capacity(if linear { k } else { 0 }),
+            index: (!linear).then(|| {
                 FastMap::with_capacity_and_hasher(k, FastState::new(0x5353_6b65_7463_6821))
             }),
             min_hint: usize::MAX,
+            last: 0,
             filter: Box::new([0; 256]),
-            hasher: FastState::new(0x6669_6c74_6572_2121),
         }
     }
 
+    /// Counts one packet from `key`.
     #[inline]
-    fn bucket(&self, key: &K) -> usize {
-        (self.hasher.hash_one(key) >> 56) as usize
+    pub fn add(&mut self, key: K) {
+        self.add_in_bucket(key, key.bucket());
     }
 
+    /// Counts one packet from `key`, whose filter bucket the caller already
+    /// knows (a byte of a hash it computed anyway). The same key must
+    /// always come with the same bucket.
     #[inline]
-    fn find(&self, key: &K) -> Option<usize> {
-        match &self.index {
-            Some(m) => m.get(key).copied(),
-            None => {
-                if self.filter.get(self.bucket(key)).is_none_or(|&n| n == 0) {
-                    return None;
-                }
-                self.keys.iter().position(|k| k == key)
-            }
-        }
+    pub fn add_in_bucket(&mut self, key: K, bucket: u8) {
+        self.add_weighted(key, bucket, 1);
     }
 
-    /// Counts `key` in (`up`) or out of the filter.
+    /// Counts `weight` packets from `key` (one sampled packet standing for
+    /// `weight`), whose filter bucket is `bucket` as in
+    /// [`SpaceSaving::add_in_bucket`].
     #[inline]
-    fn filter_update(&mut self, key: &K, up: bool) {
-        if self.index.is_some() {
+    pub fn add_weighted(&mut self, key: K, bucket: u8, weight: u64) {
+        if self.keys.get(self.last) == Some(&key) {
+            self.hit(self.last, weight);
             return;
         }
-        let b = self.bucket(key);
-        if let Some(n) = self.filter.get_mut(b) {
-            *n = if up {
-                n.saturating_add(1)
-            } else {
-                n.saturating_sub(1)
-            };
+        if self.index.is_some() {
+            self.add_indexed(key, weight);
+            return;
         }
+        let b = usize::from(bucket);
+        let seen = self.filter.get(b).is_some_and(|&n| n != 0);
+        if seen {
+            if let Some(i) = self.keys.iter().position(|k| *k == key) {
+                self.hit(i, weight);
+                return;
+            }
+        }
+        if let Some(n) = self.filter.get_mut(b) {
+            *n = n.saturating_add(1);
+        }
+        if self.slots.len() < self.k {
+            self.last = self.slots.len();
+            self.slots.push((key, weight, 0));
+            self.keys.push(key);
+            self.buckets.push(bucket);
+            return;
+        }
+        let i = self.victim();
+        if let Some(old) = self.buckets.get_mut(i) {
+            if let Some(n) = self.filter.get_mut(usize::from(*old)) {
+                *n = n.saturating_sub(1);
+            }
+            *old = bucket;
+        }
+        if let Some(k) = self.keys.get_mut(i) {
+            *k = key;
+        }
+        self.replace(i, key, weight);
     }
 
-    /// Counts one packet from `ip`.
-    #[inline]
-    pub fn add(&mut self, ip: K) {
-        if let Some(i) = self.find(&ip) {
-            if let Some(slot) = self.slots.get_mut(i) {
-                slot.1 += 1;
-            }
-            if i == self.min_hint {
-                self.min_hint = usize::MAX;
-            }
+    /// Large sketches: the key's slot through the index.
+    fn add_indexed(&mut self, key: K, weight: u64) {
+        let found = self.index.as_ref().and_then(|m| m.get(&key).copied());
+        if let Some(i) = found {
+            self.hit(i, weight);
             return;
         }
         if self.slots.len() < self.k {
+            self.last = self.slots.len();
             if let Some(m) = &mut self.index {
-                m.insert(ip, self.slots.len());
+                m.insert(key, self.slots.len());
             }
-            self.slots.push((ip, 1, 0));
-            self.keys.push(ip);
-            self.filter_update(&ip, true);
+            self.slots.push((key, weight, 0));
+            self.keys.push(key);
             return;
         }
-        let i = if self.min_hint < self.slots.len() {
+        let i = self.victim();
+        if let (Some(m), Some(slot)) = (&mut self.index, self.slots.get(i)) {
+            m.remove(&slot.0);
+            m.insert(key, i);
+        }
+        if let Some(k) = self.keys.get_mut(i) {
+            *k = key;
+        }
+        self.replace(i, key, weight);
+    }
+
+    /// Counts `weight` more packets of the key in slot `i`.
+    #[inline]
+    fn hit(&mut self, i: usize, weight: u64) {
+        if let Some(slot) = self.slots.get_mut(i) {
+            slot.1 += weight;
+        }
+        if i == self.min_hint {
+            self.min_hint = usize::MAX;
+        }
+        self.last = i;
+    }
+
+    /// The slot an unknown key replaces: one with the smallest count.
+    #[inline]
+    fn victim(&self) -> usize {
+        if self.min_hint < self.slots.len() {
             self.min_hint
         } else {
             self.min_slot()
-        };
-        let old = self.slots.get(i).map(|s| s.0);
-        if let Some(old) = old {
-            self.filter_update(&old, false);
-            self.filter_update(&ip, true);
         }
+    }
+
+    /// Puts `key` in slot `i` with the slot's count plus `weight` (the
+    /// old count becomes its error) and finds the next minimum.
+    #[inline]
+    fn replace(&mut self, i: usize, key: K, weight: u64) {
+        self.last = i;
+        let mut old = 0;
         if let Some(slot) = self.slots.get_mut(i) {
-            if let Some(m) = &mut self.index {
-                m.remove(&slot.0);
-                m.insert(ip, i);
-            }
-            *slot = (ip, slot.1 + 1, slot.1);
+            old = slot.1;
+            *slot = (key, slot.1 + weight, slot.1);
         }
-        if let Some(k) = self.keys.get_mut(i) {
-            *k = ip;
-        }
-        // The replaced slot grew by one: another slot with the old minimum
-        // is the next minimum. A scan from the next slot finds one with
-        // count <= the new count cheaply in a spoofed flood (all equal).
+        // The replaced slot held the minimum and grew: another slot with
+        // the old minimum is the next minimum. A scan from the next slot
+        // finds one cheaply in a spoofed flood (all equal).
         self.min_hint = usize::MAX;
-        if let Some(&(_, c, _)) = self.slots.get(i) {
+        if self.slots.get(i).is_some() {
+            let c = old + 1;
             let n = self.slots.len();
             for step in 1..n {
                 let j = if i + step >= n {
@@ -266,5 +355,23 @@ mod tests {
         for heavy in 0..4u16 {
             assert!(top.contains(&heavy), "{heavy} missing from {top:?}");
         }
+    }
+
+    #[test]
+    fn weighted_counts_add_up_and_repeats_hit_the_last_slot() {
+        let mut s: SpaceSaving<u16> = SpaceSaving::new(4);
+        for _ in 0..10 {
+            s.add(80);
+        }
+        s.add_weighted(443, 443u16.bucket(), 16);
+        s.add_weighted(80, 80u16.bucket(), 16);
+        assert_eq!(s.top(2), vec![(80, 26), (443, 16)]);
+        // A full sketch: a new key takes the smallest slot's count as error.
+        for p in [1u16, 2] {
+            s.add(p);
+        }
+        s.add_weighted(9, 9u16.bucket(), 16);
+        let nine = s.slots.iter().find(|sl| sl.0 == 9).copied().unwrap();
+        assert_eq!((nine.1, nine.2), (17, 1));
     }
 }

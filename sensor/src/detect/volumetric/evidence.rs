@@ -11,7 +11,8 @@ use shaobing_wire::Timestamp;
 use crate::decode::{proto, Fragment, Header};
 use crate::detect::fasthash::{hash_key, ip_key, key_ip};
 use crate::detect::hll::HyperLogLog;
-use crate::detect::sketch::SpaceSaving;
+use crate::detect::sketch::{SketchKey, SpaceSaving};
+use crate::detect::window::slot_of;
 
 /// Seed of the distinct-peer hash.
 const HLL_SEED: u64 = 0x6576_6964_656e_6365;
@@ -20,6 +21,12 @@ const PORT_SLOTS: usize = 16;
 const TTL_SLOTS: usize = 8;
 /// Ports and TTLs reported.
 const REPORTED: usize = 5;
+/// Packets per 100 ms step that feed the heavy-hitter sketches one by one
+/// (40,960 packets/s).
+pub const EXACT_PER_STEP: u32 = 4_096;
+/// Beyond [`EXACT_PER_STEP`] in a step, one packet in this many feeds the
+/// sketches, standing for this many.
+pub const SAMPLE_ONE_IN: u32 = 16;
 
 /// One sampled packet header.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -55,6 +62,14 @@ pub struct Evidence {
     first_seen: Option<Timestamp>,
     samples: Vec<Sample>,
     max_samples: usize,
+    /// The 100 ms step being counted and its packets so far.
+    step: i64,
+    step_packets: u32,
+    /// Packets that stood for [`SAMPLE_ONE_IN`] in the sketches.
+    sampled: u64,
+    /// Xorshift state choosing the sampled packets: a fixed period would
+    /// alias with a sender that alternates sources.
+    rng: u32,
 }
 
 impl Evidence {
@@ -75,20 +90,53 @@ impl Evidence {
             first_seen: None,
             samples: Vec::with_capacity(samples),
             max_samples: samples,
+            step: i64::MIN,
+            step_packets: 0,
+            sampled: 0,
+            rng: 0x9E37_79B9,
         }
     }
 
     /// Adds one packet; `peer` is its remote address.
+    ///
+    /// Counts, sizes, TTL range and distinct peers take every packet. The
+    /// heavy-hitter sketches (peers, ports, TTLs) take every packet up to
+    /// [`EXACT_PER_STEP`] per 100 ms step and then one in
+    /// [`SAMPLE_ONE_IN`] (chosen pseudo-randomly, the same on every replay), weighted: at a million packets/s a spoofed flood
+    /// would otherwise spend most of its cost replacing sketch entries.
+    /// Counts reported past that rate are estimates, and the incident says
+    /// so (`evidence_sampling`).
     #[inline]
     pub fn add(&mut self, ts: Timestamp, d: &Header, peer: IpAddr, wire_len: u32) {
         let key = ip_key(peer);
-        self.peers.add(key);
-        self.distinct.add_hash(hash_key(key, HLL_SEED));
-        if d.fragment != Fragment::Later && matches!(d.proto, proto::TCP | proto::UDP) {
-            self.src_ports.add(d.src_port);
-            self.dst_ports.add(d.dst_port);
+        let h = hash_key(key, HLL_SEED);
+        self.distinct.add_hash(h);
+        let step = slot_of(ts.micros());
+        if step != self.step {
+            self.step = step;
+            self.step_packets = 0;
         }
-        self.ttls.add(d.ttl);
+        self.step_packets = self.step_packets.saturating_add(1);
+        let weight = if self.step_packets <= EXACT_PER_STEP {
+            1
+        } else if self.sample() {
+            self.sampled += 1;
+            u64::from(SAMPLE_ONE_IN)
+        } else {
+            0
+        };
+        if weight > 0 {
+            // One hash serves both: its low byte is the peer sketch's
+            // filter bucket, its high bits the HyperLogLog register.
+            self.peers.add_weighted(key, h as u8, weight);
+            if d.fragment != Fragment::Later && matches!(d.proto, proto::TCP | proto::UDP) {
+                self.src_ports
+                    .add_weighted(d.src_port, d.src_port.bucket(), weight);
+                self.dst_ports
+                    .add_weighted(d.dst_port, d.dst_port.bucket(), weight);
+            }
+            self.ttls.add_weighted(d.ttl, d.ttl, weight);
+        }
         self.ttl_min = self.ttl_min.min(d.ttl);
         self.ttl_max = self.ttl_max.max(d.ttl);
         self.size_min = self.size_min.min(wire_len);
@@ -110,6 +158,16 @@ impl Evidence {
                 fragment: d.fragment,
             });
         }
+    }
+
+    /// Whether this packet is the one in [`SAMPLE_ONE_IN`] that feeds the
+    /// sketches (xorshift32).
+    #[inline]
+    fn sample(&mut self) -> bool {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 17;
+        self.rng ^= self.rng << 5;
+        self.rng.is_multiple_of(SAMPLE_ONE_IN)
     }
 
     /// Capture time of the first packet added.
@@ -211,6 +269,16 @@ impl Evidence {
             })
             .collect();
         extra.insert("samples".into(), Value::Array(samples));
+        if self.sampled > 0 {
+            extra.insert(
+                "evidence_sampling".into(),
+                json!({
+                    "exact_per_100ms": EXACT_PER_STEP,
+                    "then_one_in": SAMPLE_ONE_IN,
+                    "sampled_packets": self.sampled,
+                }),
+            );
+        }
     }
 }
 
@@ -251,5 +319,51 @@ mod tests {
         assert_eq!(extra["ttl"]["max"], json!(60));
         assert_eq!(extra["samples"].as_array().unwrap().len(), 2);
         assert_eq!(e.top_peers(1)[0].1, 20);
+    }
+
+    #[test]
+    fn past_the_exact_rate_sketches_sample_and_the_report_says_so() {
+        let dst: IpAddr = "10.0.0.1".parse().unwrap();
+        let heavy: IpAddr = "192.0.2.7".parse().unwrap();
+        let header = |src: IpAddr| Header {
+            src,
+            dst,
+            proto: proto::TCP,
+            ttl: 50,
+            src_port: 1234,
+            dst_port: 80,
+            tcp_flags: 0x02,
+            has_payload: false,
+            fragment: Fragment::None,
+            frag_id: 0,
+        };
+        // 100,000 packets in one 100 ms step: a quarter from one source.
+        let mut e = Evidence::new(8, 2);
+        for i in 0..100_000u32 {
+            let src = if i % 4 == 0 {
+                heavy
+            } else {
+                IpAddr::V4(std::net::Ipv4Addr::from(0x0b00_0000 + i))
+            };
+            e.add(Timestamp(i64::from(i)), &header(src), src, 64);
+        }
+        let (ip, packets) = e.top_peers(1)[0];
+        assert_eq!(ip, heavy);
+        assert!((20_000..=30_000).contains(&packets), "{packets}");
+        let mut extra = Map::new();
+        e.report(false, &mut extra);
+        assert_eq!(extra["packet_size"]["packets"], json!(100_000));
+        assert_eq!(extra["evidence_sampling"]["then_one_in"], json!(16));
+        let distinct = extra["distinct_sources"].as_u64().unwrap();
+        assert!((67_500..=82_500).contains(&distinct), "{distinct}");
+        // Below the rate nothing is sampled and nothing says so.
+        let mut e = Evidence::new(8, 2);
+        for i in 0..1_000u32 {
+            e.add(Timestamp(i64::from(i) * 1_000), &header(heavy), heavy, 64);
+        }
+        let mut extra = Map::new();
+        e.report(false, &mut extra);
+        assert!(extra.get("evidence_sampling").is_none());
+        assert_eq!(e.top_peers(1)[0].1, 1_000);
     }
 }

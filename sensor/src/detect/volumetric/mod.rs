@@ -155,27 +155,66 @@ struct Baseline {
     samples: u64,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Side {
     total: RateWindow,
     counters: Vec<Counter>,
+    /// Position in `counters` of each counter id ([`NO_COUNTER`] when it
+    /// has none): a packet finds its counter without a search.
+    positions: [u8; COUNTER_IDS],
     baseline: Baseline,
     total_pending: Option<i64>,
     open_attacks: u32,
 }
 
+/// Counter ids: the vectors, then one per amplification port's requests.
+const COUNTER_IDS: usize = vector::COUNT + AMPLIFICATION_PORTS.len();
+const NO_COUNTER: u8 = u8::MAX;
+
+impl Default for Side {
+    fn default() -> Self {
+        Side {
+            total: RateWindow::default(),
+            counters: Vec::new(),
+            positions: [NO_COUNTER; COUNTER_IDS],
+            baseline: Baseline::default(),
+            total_pending: None,
+            open_attacks: 0,
+        }
+    }
+}
+
 impl Side {
+    /// The counter `id`, made on first use (counters are never removed).
     #[inline]
     fn counter(&mut self, id: u8) -> &mut Counter {
-        let i = match self.counters.iter().position(|c| c.id == id) {
-            Some(i) => i,
-            None => {
+        let at = self.positions.get(usize::from(id)).copied();
+        let i = match at {
+            Some(i) if i != NO_COUNTER => usize::from(i),
+            _ => {
+                if let Some(p) = self.positions.get_mut(usize::from(id)) {
+                    *p = u8::try_from(self.counters.len()).unwrap_or(NO_COUNTER);
+                }
                 self.counters.push(Counter::new(id));
                 self.counters.len() - 1
             }
         };
-        // `i` is in range: found above or just pushed.
+        // `i` is in range: recorded when pushed, or just pushed.
         &mut self.counters[i]
+    }
+
+    /// The counter `id`, if it exists.
+    #[inline]
+    fn find(&self, id: u8) -> Option<&Counter> {
+        let i = *self.positions.get(usize::from(id))?;
+        self.counters.get(usize::from(i))
+    }
+
+    /// The counter `id`, if it exists.
+    #[inline]
+    fn find_mut(&mut self, id: u8) -> Option<&mut Counter> {
+        let i = *self.positions.get(usize::from(id))?;
+        self.counters.get_mut(usize::from(i))
     }
 
     fn busy(&self) -> bool {
@@ -452,17 +491,13 @@ impl Volumetric {
         let (pps, bps) = (side.total.pps(), side.total.bps());
         let total_suspect = pps.saturating_mul(4) >= tp || bps.saturating_mul(4) >= tb;
         let over = pps >= tp || bps >= tb;
-        let has_total = side
-            .counters
-            .iter()
-            .any(|c| c.id == Vector::TotalVolume as u8);
+        let has_total = side.find(Vector::TotalVolume as u8).is_some();
         // While a vector attack is open total_volume cannot start, so its
         // evidence is not kept (each packet feeds one evidence set, not two).
         let total_open = side.open_attacks > 0
             && side
-                .counters
-                .iter()
-                .any(|c| c.id == Vector::TotalVolume as u8 && c.attack.is_some());
+                .find(Vector::TotalVolume as u8)
+                .is_some_and(|c| c.attack.is_some());
         let vector_attack = side.open_attacks > 0 && !total_open;
         if total_suspect || has_total {
             let c = side.counter(Vector::TotalVolume as u8);
@@ -516,12 +551,8 @@ impl Volumetric {
         let side = &mut host.sides[dir as usize];
         let mut reported = v;
         if v.amplification_port().is_some() {
-            let queries = side
-                .counters
-                .iter()
-                .find(|c| c.id == query_id(v))
-                .map_or(0, |c| c.win.pps());
-            let Some(c) = side.counters.iter().find(|c| c.id == id) else {
+            let queries = side.find(query_id(v)).map_or(0, |c| c.win.pps());
+            let Some(c) = side.find(id) else {
                 return;
             };
             let pps = c.win.pps();
@@ -750,7 +781,7 @@ impl Volumetric {
         let side = &mut host.sides[dir as usize];
         let threshold_total = side.total_thresholds(group);
         let (total_pps, total_bps) = (side.total.pps(), side.total.bps());
-        let Some(c) = side.counters.iter_mut().find(|c| c.id == id) else {
+        let Some(c) = side.find_mut(id) else {
             return;
         };
         let Some(v) = c.attack.as_ref().map(|a| a.vector) else {
