@@ -1443,6 +1443,7 @@ mod tests {
             excerpt: "a\x1b[2Jb".into(),
             raw: String::new(),
             received_at: 0,
+            dst_net: String::new(),
         };
         let t = render_table(&[row]);
         let lines: Vec<&str> = t.lines().collect();

@@ -74,6 +74,7 @@ fn sample_row(n: u8) -> IncidentRow {
         excerpt: "line1\nline2\t'quote' \\ 绝".into(),
         raw: "{}".into(),
         received_at: 1_700_000_000,
+        dst_net: "2001:db8:1:2::/64".into(),
     }
 }
 
@@ -96,6 +97,7 @@ async fn incident_row_round_trips_through_clickhouse_unchanged() {
     b.ts = 0;
     b.ts_us = 0;
     b.kind = "leak".into();
+    b.dst_net = String::new();
     let mut insert = client
         .insert_unescaped::<IncidentRow>("shaobing.incidents")
         .await

@@ -75,6 +75,9 @@ pub struct ExpectedIncident {
     /// Destination address.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dst_ip: Option<IpAddr>,
+    /// Attacked prefix of a network-level volumetric attack.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dst_net: Option<String>,
     /// Source port.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub src_port: Option<u16>,
@@ -191,6 +194,7 @@ fn summary(inc: &Value) -> String {
         "vector",
         "src_ip",
         "dst_ip",
+        "dst_net",
         "src_port",
         "dst_port",
         "proto",

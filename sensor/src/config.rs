@@ -143,7 +143,86 @@ pub struct VolumetricConfig {
     pub amplification_min_bytes: u64,
     /// Protected host groups. Default: none (one `default` group).
     pub groups: Vec<HostGroupConfig>,
+    /// Network-level (carpet-bombing) detection: aggregates per automatic
+    /// prefix and per group (`[volumetric.networks]`).
+    pub networks: NetworksConfig,
 }
+
+/// Network-level detection (`[volumetric.networks]`): every protected
+/// host's inbound traffic is also counted for its automatic prefixes (an
+/// IPv4 /24, IPv6 /64 and /48 by default) and for its whole group, per
+/// vector and in total, with the same one-second windows and lifecycle as
+/// a host. Thresholds are per group (`[volumetric.groups.prefix]`,
+/// `[volumetric.groups.network]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetworksConfig {
+    /// Whether aggregates are counted at all. Default true.
+    pub enabled: bool,
+    /// Prefix length of the automatic IPv4 prefixes (8 to 32). Default 24.
+    pub ipv4_prefix: u8,
+    /// Prefix lengths of the automatic IPv6 prefixes (16 to 128 each, at
+    /// most 4). Default [64, 48].
+    pub ipv6_prefixes: Vec<u8>,
+    /// Fewest distinct hosts that must receive a vector's traffic (last
+    /// one to two seconds) for a network attack of it to start: a flood
+    /// on one host is that host's attack, not its prefix's. Default 3.
+    pub min_hosts: u32,
+    /// Largest share (percent) of a network attack's packets one host may
+    /// take; above it the traffic is a host attack. Default 50.
+    pub max_host_share_percent: u8,
+    /// Most prefixes tracked at once (each about 700 bytes plus 180 per
+    /// vector seen); idle ones are evicted first, then new ones are not
+    /// tracked (counted). Default 262,144.
+    pub max_prefixes: usize,
+    /// Most evidence sets (about 7 KiB each) kept for suspect network
+    /// counters at once; past it a network attack is still detected and
+    /// reported, with rates and hosts hit but no evidence. Default 16,384.
+    pub max_evidence: usize,
+    /// Top targeted hosts reported per network attack. Default 10.
+    pub top_hosts: usize,
+}
+
+impl Default for NetworksConfig {
+    fn default() -> Self {
+        NetworksConfig {
+            enabled: true,
+            ipv4_prefix: 24,
+            ipv6_prefixes: vec![64, 48],
+            min_hosts: 3,
+            max_host_share_percent: 50,
+            max_prefixes: 262_144,
+            max_evidence: 16_384,
+            top_hosts: 10,
+        }
+    }
+}
+
+/// Thresholds of an aggregate (`[volumetric.groups.prefix]` for each
+/// automatic prefix of the group, `[volumetric.groups.network]` for the
+/// whole group): every vector and the total, with per-vector overrides.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AggregateConfig {
+    /// Packets/s of any vector (and of the total).
+    #[serde(default)]
+    pub pps: Option<u64>,
+    /// Mbit/s of any vector (and of the total).
+    #[serde(default)]
+    pub mbps: Option<u64>,
+    /// Per-vector overrides, keyed by vector name.
+    #[serde(default)]
+    pub vectors: std::collections::BTreeMap<String, ThresholdConfig>,
+}
+
+/// Default threshold of every vector of an automatic prefix, packets/s.
+pub const DEFAULT_PREFIX_PPS: u64 = 100_000;
+/// Default threshold of every vector of an automatic prefix, Mbit/s.
+pub const DEFAULT_PREFIX_MBPS: u64 = 2_000;
+/// Default threshold of every vector of a whole group, packets/s.
+pub const DEFAULT_NETWORK_PPS: u64 = 500_000;
+/// Default threshold of every vector of a whole group, Mbit/s.
+pub const DEFAULT_NETWORK_MBPS: u64 = 5_000;
 
 impl Default for VolumetricConfig {
     fn default() -> Self {
@@ -157,6 +236,7 @@ impl Default for VolumetricConfig {
             amplification_min_sources: 5,
             amplification_min_bytes: 128,
             groups: Vec::new(),
+            networks: NetworksConfig::default(),
         }
     }
 }
@@ -193,6 +273,14 @@ pub struct HostGroupConfig {
     /// Learned per-host baseline of the total rate; off by default.
     #[serde(default)]
     pub baseline: Option<BaselineConfig>,
+    /// Thresholds of each automatic prefix of the group (network-level
+    /// detection). Default 100,000 packets/s and 2,000 Mbit/s.
+    #[serde(default)]
+    pub prefix: Option<AggregateConfig>,
+    /// Thresholds of the group's traffic as a whole. Default 500,000
+    /// packets/s and 5,000 Mbit/s.
+    #[serde(default)]
+    pub network: Option<AggregateConfig>,
 }
 
 /// A threshold override: either value may be left out (then the group's).
@@ -464,6 +552,40 @@ impl Config {
         if v.top_sources == 0 || v.top_sources > 1024 {
             return Err(invalid("volumetric.top_sources", "must be 1 to 1024"));
         }
+        let n = &v.networks;
+        if !(8..=32).contains(&n.ipv4_prefix) {
+            return Err(invalid(
+                "volumetric.networks.ipv4_prefix",
+                "must be 8 to 32",
+            ));
+        }
+        if n.ipv6_prefixes.len() > 4 || n.ipv6_prefixes.iter().any(|l| !(16..=128).contains(l)) {
+            return Err(invalid(
+                "volumetric.networks.ipv6_prefixes",
+                "at most 4 lengths, each 16 to 128",
+            ));
+        }
+        if n.min_hosts == 0 {
+            return Err(invalid(
+                "volumetric.networks.min_hosts",
+                "must be at least 1",
+            ));
+        }
+        if n.max_host_share_percent == 0 || n.max_host_share_percent > 100 {
+            return Err(invalid(
+                "volumetric.networks.max_host_share_percent",
+                "must be 1 to 100",
+            ));
+        }
+        if n.max_prefixes == 0 {
+            return Err(invalid(
+                "volumetric.networks.max_prefixes",
+                "must be at least 1",
+            ));
+        }
+        if n.top_hosts == 0 || n.top_hosts > 64 {
+            return Err(invalid("volumetric.networks.top_hosts", "must be 1 to 64"));
+        }
         if self.leak.max_flows == 0 {
             return Err(invalid("leak.max_flows", "must be at least 1"));
         }
@@ -594,6 +716,28 @@ fn validate_groups(groups: &[HostGroupConfig]) -> Result<(), (&'static str, Stri
                 "volumetric.groups.pps",
                 format!("group `{}`: thresholds must be at least 1", g.name),
             ));
+        }
+        let aggregates = [("prefix", &g.prefix), ("network", &g.network)];
+        for (what, a) in aggregates {
+            let Some(a) = a else { continue };
+            let bad_vector = a.vectors.keys().find(|n| Vector::from_name(n).is_none());
+            if let Some(name) = bad_vector {
+                return Err((
+                    "volumetric.groups.vectors",
+                    format!("group `{}`, {what}: unknown vector `{name}`", g.name),
+                ));
+            }
+            let all_positive = positive(a.pps)
+                && positive(a.mbps)
+                && a.vectors
+                    .values()
+                    .all(|t| positive(t.pps) && positive(t.mbps));
+            if !all_positive {
+                return Err((
+                    "volumetric.groups.pps",
+                    format!("group `{}`, {what}: thresholds must be at least 1", g.name),
+                ));
+            }
         }
         for (name, t) in &g.vectors {
             if Vector::from_name(name).is_none() {

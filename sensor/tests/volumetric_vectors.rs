@@ -168,3 +168,21 @@ fn flash_crowd_of_complete_handshakes_gives_nothing() {
 fn dns_answers_to_the_hosts_own_queries_give_nothing() {
     assert!(replay_scenario("ordinary-dns-own-queries").is_empty());
 }
+
+#[test]
+fn carpet_bombing_of_a_slash_24_is_one_prefix_attack_and_no_host_attack() {
+    let got = replay_scenario("flood-carpet");
+    assert_eq!(attack_ids(&got).len(), 1, "{got:#?}");
+    for i in &got {
+        assert_eq!(i["dst_net"], "10.0.2.0/24", "{i}");
+        assert!(i["dst_ip"].is_null());
+    }
+    let started = got.iter().find(|i| i["event"] == "attack_started").unwrap();
+    let hosts = started["hosts_hit"].as_u64().unwrap();
+    assert_eq!(hosts, 254, "every host of the /24 is hit");
+    assert_eq!(started["scope"], "prefix");
+    assert_eq!(started["top_targets"].as_array().unwrap().len(), 10);
+    let d = started["distinct_sources"].as_u64().unwrap();
+    assert!((270..=330).contains(&d), "about 300 reflectors, got {d}");
+    assert!(started["pps"].as_u64().unwrap() >= 100_000);
+}

@@ -231,6 +231,13 @@ pub struct Incident {
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
+/// Name of the optional top-level field a network-level volumetric attack
+/// names its target prefix in (`"10.1.2.0/24"`, `"2001:db8:1:2::/64"`).
+/// It travels as a top-level JSON field like any other; older readers keep
+/// it in [`Incident::extra`], and this build reads it from there too, so
+/// every reader sees the same thing. [`Incident::validate`] checks it.
+pub const DST_NET: &str = "dst_net";
+
 /// What [`Incident::validate`] found wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ValidationError {
@@ -271,14 +278,46 @@ pub enum ValidationError {
         /// `bytes` or `entries`.
         unit: &'static str,
     },
+    /// `dst_net` is not a string `address/length` with its host bits zero.
+    #[error("field `dst_net` must be a network prefix such as 10.1.2.0/24")]
+    BadDstNet,
     /// Too many unknown fields, or one with an over-long name.
     #[error("more than {max} unknown fields, or an unknown field name longer than {name_max} bytes", max = limits::EXTRA_FIELDS, name_max = limits::EXTRA_FIELD_NAME)]
     TooManyExtraFields,
 }
 
 impl Incident {
-    /// Checks what serde cannot: schema version, event/kind agreement, and
-    /// the fields each kind requires.
+    /// The prefix a network-level attack targets ([`DST_NET`]): its
+    /// network address and length, when present and well formed.
+    pub fn dst_net(&self) -> Option<(IpAddr, u8)> {
+        let s = self.extra.get(DST_NET)?.as_str()?;
+        let (addr, len) = s.split_once('/')?;
+        let addr: IpAddr = addr.parse().ok()?;
+        if len.is_empty() || len.len() > 3 || !len.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let len: u8 = len.parse().ok()?;
+        let (bits, max) = match addr {
+            IpAddr::V4(a) => (u128::from(u32::from(a)) << 96, 32),
+            IpAddr::V6(a) => (u128::from(a), 128),
+        };
+        if len > max {
+            return None;
+        }
+        let host_bits = if len == 0 {
+            u128::MAX
+        } else {
+            !(u128::MAX << (128 - u32::from(len)))
+        };
+        let host_bits = match addr {
+            IpAddr::V4(_) => host_bits & (u128::from(u32::MAX) << 96),
+            IpAddr::V6(_) => host_bits,
+        };
+        (bits & host_bits == 0).then_some((addr, len))
+    }
+
+    /// Checks what serde cannot: schema version, event/kind agreement,
+    /// `dst_net`, and the fields each kind requires.
     pub fn validate(&self) -> Result<(), ValidationError> {
         if self.schema != SCHEMA_VERSION {
             return Err(ValidationError::UnsupportedSchema(self.schema));
@@ -324,6 +363,9 @@ impl Incident {
                 .any(|k| k.len() > limits::EXTRA_FIELD_NAME)
         {
             return Err(ValidationError::TooManyExtraFields);
+        }
+        if self.extra.contains_key(DST_NET) && self.dst_net().is_none() {
+            return Err(ValidationError::BadDstNet);
         }
         let missing = |field| ValidationError::MissingField {
             kind: self.kind,
@@ -418,6 +460,42 @@ mod tests {
         inc.validate().unwrap();
         let back = serde_json::to_value(&inc).unwrap();
         assert_eq!(back, leak_json());
+    }
+
+    #[test]
+    fn dst_net_is_read_and_checked() {
+        for (text, want) in [
+            ("10.1.2.0/24", Some(("10.1.2.0", 24))),
+            ("fd00:1:2:3::/64", Some(("fd00:1:2:3::", 64))),
+            ("0.0.0.0/0", Some(("0.0.0.0", 0))),
+            ("10.1.2.3/32", Some(("10.1.2.3", 32))),
+            ("10.1.2.1/24", None), // host bits set
+            ("10.1.2.0/33", None),
+            ("10.1.2.0", None),
+            ("10.1.2.0/+8", None),
+            ("fd00::1/64", None),
+            ("not/24", None),
+        ] {
+            let mut v = leak_json();
+            v[DST_NET] = serde_json::json!(text);
+            let inc: Incident = serde_json::from_value(v).unwrap();
+            let want = want.map(|(a, l)| (a.parse::<IpAddr>().unwrap(), l));
+            assert_eq!(inc.dst_net(), want, "{text}");
+            assert_eq!(
+                inc.validate().is_ok(),
+                want.is_some(),
+                "{text}: {:?}",
+                inc.validate()
+            );
+            // It travels as a top-level field.
+            assert_eq!(serde_json::to_value(&inc).unwrap()[DST_NET], text);
+        }
+        let mut v = leak_json();
+        v[DST_NET] = serde_json::json!(24);
+        let inc: Incident = serde_json::from_value(v).unwrap();
+        assert_eq!(inc.validate(), Err(ValidationError::BadDstNet));
+        let plain: Incident = serde_json::from_value(leak_json()).unwrap();
+        assert_eq!(plain.dst_net(), None);
     }
 
     #[test]

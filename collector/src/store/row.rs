@@ -10,7 +10,8 @@ use shaobing_wire::{Incident, Timestamp};
 use uuid::Uuid;
 
 /// One stored incident. Field order and types follow
-/// [`super::schema::INCIDENTS_V1`] exactly.
+/// [`super::schema::INCIDENTS_V1`] exactly, then the columns later
+/// migrations added ([`super::schema::INCIDENTS_DST_NET_V7`]).
 #[derive(Debug, Clone, PartialEq, Eq, Row, Serialize, Deserialize)]
 pub struct IncidentRow {
     /// `UUID`.
@@ -74,6 +75,9 @@ pub struct IncidentRow {
     pub raw: String,
     /// `DateTime('UTC')`: when the collector accepted it.
     pub received_at: u32,
+    /// Attacked prefix of a network-level volumetric incident
+    /// (`10.1.2.0/24`) or `''` (migration 7).
+    pub dst_net: String,
 }
 
 /// Latest storable second: 2106-02-06T23:59:59Z. `DateTime` itself reaches
@@ -142,6 +146,10 @@ impl IncidentRow {
             excerpt: inc.excerpt.clone().unwrap_or_default(),
             raw,
             received_at,
+            dst_net: inc
+                .dst_net()
+                .map(|(addr, len)| format!("{addr}/{len}"))
+                .unwrap_or_default(),
         })
     }
 

@@ -173,6 +173,11 @@ ORDER BY (day, role, hour, ip)";
 /// day with both.
 pub const FORGET_DAY_SUMMARIES_V4: &str = "TRUNCATE TABLE `{db}`.incidents_day_summary";
 
+/// `dst_net` of network-level volumetric incidents (the attacked prefix,
+/// `''` for every other incident), after the version 1 columns.
+pub const INCIDENTS_DST_NET_V7: &str =
+    "ALTER TABLE `{db}`.incidents ADD COLUMN dst_net String DEFAULT '' AFTER received_at";
+
 /// All migrations, oldest first.
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -209,6 +214,12 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 6,
         description: "mitigation_audit table",
         statements: &[crate::mitigation::audit::AUDIT_V6],
+        custom: None,
+    },
+    Migration {
+        version: 7,
+        description: "incidents.dst_net column (network-level attacks)",
+        statements: &[INCIDENTS_DST_NET_V7],
         custom: None,
     },
 ];

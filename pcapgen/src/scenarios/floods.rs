@@ -935,6 +935,72 @@ fn dns_own_queries() -> FloodGenerated {
     )
 }
 
+/// The protected /24 of the carpet-bombing scenario.
+pub const CARPET_NET: &str = "10.0.2.0/24";
+/// Packets/s of the carpet-bombing scenario, over the whole /24.
+pub const CARPET_PPS: i64 = 200_000;
+
+/// Carpet bombing: a DNS reflection of 200,000 packets/s spread evenly over
+/// the 254 hosts of 10.0.2.0/24, each host at about 790 packets/s.
+fn carpet() -> FloodGenerated {
+    let mut capture = background(0x4341_5250);
+    let mut rng = Rng::new(0x4341_5250);
+    let reflectors: Vec<IpAddr> = (0..300)
+        .map(|_| IpAddr::V4(random_public_v4(&mut rng)))
+        .collect();
+    let kind = Kind::Reflection {
+        port: 53,
+        size: 1_150,
+    };
+    let mut i = 0i64;
+    loop {
+        let t = FLOOD_START + i * 1_000_000 / CARPET_PPS;
+        if t >= FLOOD_END {
+            break;
+        }
+        let dst = IpAddr::V4(Ipv4Addr::new(10, 0, 2, (i % 254) as u8 + 1));
+        capture.push(at(t), flood_packet(kind, dst, &mut rng, &reflectors));
+        i += 1;
+    }
+    let base = ExpectedIncident {
+        kind: Some("volumetric".into()),
+        signature: Some("volumetric/dns_amplification".into()),
+        vector: Some("dns_amplification".into()),
+        dst_net: Some(CARPET_NET.into()),
+        direction: Some("inbound".into()),
+        ..Default::default()
+    };
+    FloodGenerated {
+        capture,
+        expected: expected(
+            "flood-carpet",
+            format!(
+                "Carpet bombing: ten seconds of background; from t=1 s to t=3 s a DNS reflection of {CARPET_PPS} \
+                 packets/s (1,192-byte frames from 300 reflectors) spread evenly over the 254 hosts of {CARPET_NET}, \
+                 about 790 packets/s per host, far under the per-host threshold. With the default configuration \
+                 a sensor reports one network-level dns_amplification attack on {CARPET_NET} (dst_net, over the \
+                 100,000 packets/s prefix default), started within two seconds of the flood's first packet and \
+                 ended after the hold time, and no host attack."
+            ),
+            vec![
+                ExpectedIncident {
+                    event: Some("attack_started".into()),
+                    ts_min: Some(ts(at(FLOOD_START))),
+                    ts_max: Some(ts(at(FLOOD_START + 2_000_000))),
+                    ..base.clone()
+                },
+                ExpectedIncident {
+                    event: Some("attack_ended".into()),
+                    end_reason: Some("hold_expired".into()),
+                    ts_min: Some(ts(at(FLOOD_END))),
+                    ts_max: Some(ts(at(CAPTURE_END))),
+                    ..base
+                },
+            ],
+        ),
+    }
+}
+
 /// Every volumetric scenario.
 pub fn all() -> Vec<FloodScenario> {
     let mut v = SINGLE.to_vec();
@@ -963,6 +1029,11 @@ pub fn all() -> Vec<FloodScenario> {
             name: "flood-ipv6",
             summary: "SYN and ICMPv6 floods on two IPv6 hosts",
             build: ipv6,
+        },
+        FloodScenario {
+            name: "flood-carpet",
+            summary: "200,000 packets/s of DNS reflection spread over the 254 hosts of a /24: a prefix attack",
+            build: carpet,
         },
         FloodScenario {
             name: "ordinary-busy-hosts",

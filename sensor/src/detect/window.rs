@@ -71,6 +71,19 @@ impl RateWindow {
         }
     }
 
+    /// Counts `packets` packets of `bytes` bytes in all at step `slot`.
+    #[inline]
+    pub fn add_bulk(&mut self, slot: i64, packets: u32, bytes: u64) {
+        self.advance(slot);
+        let i = index(self.slot);
+        if let (Some(p), Some(b)) = (self.packets.get_mut(i), self.bytes.get_mut(i)) {
+            *p = p.saturating_add(packets);
+            *b += bytes;
+            self.sum_packets += u64::from(packets);
+            self.sum_bytes += bytes;
+        }
+    }
+
     /// Packets in the last second.
     #[inline]
     pub fn pps(&self) -> u64 {

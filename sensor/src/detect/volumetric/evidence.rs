@@ -170,6 +170,11 @@ impl Evidence {
         self.rng.is_multiple_of(SAMPLE_ONE_IN)
     }
 
+    /// Packets added.
+    pub fn packets(&self) -> u64 {
+        self.packets
+    }
+
     /// Capture time of the first packet added.
     pub fn first_seen(&self) -> Option<Timestamp> {
         self.first_seen

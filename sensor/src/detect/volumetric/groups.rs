@@ -6,7 +6,11 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use super::vector::{Vector, ALL, COUNT};
-use crate::config::{BaselineConfig, HostGroupConfig, VolumetricConfig, DEFAULT_MBPS, DEFAULT_PPS};
+use crate::config::{
+    AggregateConfig, BaselineConfig, HostGroupConfig, VolumetricConfig, DEFAULT_MBPS,
+    DEFAULT_NETWORK_MBPS, DEFAULT_NETWORK_PPS, DEFAULT_PPS, DEFAULT_PREFIX_MBPS,
+    DEFAULT_PREFIX_PPS,
+};
 use crate::netset::NetSet;
 
 /// One group's resolved settings.
@@ -22,6 +26,55 @@ pub struct Group {
     pub baseline: Option<BaselineConfig>,
     /// Per-second decay of the baseline average (from its half-life).
     pub decay: f64,
+    /// Thresholds of each automatic prefix of the group.
+    pub prefix: Limits,
+    /// Thresholds of the whole group.
+    pub network: Limits,
+    /// The group's networks, as configured.
+    pub networks: Vec<IpNet>,
+}
+
+/// Thresholds of an aggregate, per vector.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Packets/s, by [`Vector::index`].
+    pub pps: [u64; COUNT],
+    /// Bits/s, by [`Vector::index`].
+    pub bps: [u64; COUNT],
+}
+
+impl Limits {
+    fn from_config(a: Option<&AggregateConfig>, pps: u64, mbps: u64) -> Limits {
+        let base_pps = a.and_then(|a| a.pps).unwrap_or(pps);
+        let base_mbps = a.and_then(|a| a.mbps).unwrap_or(mbps);
+        let mut l = Limits {
+            pps: [base_pps; COUNT],
+            bps: [base_mbps.saturating_mul(1_000_000); COUNT],
+        };
+        for v in ALL {
+            if let Some(t) = a.and_then(|a| a.vectors.get(v.name())) {
+                if let Some(p) = t.pps {
+                    l.pps[v.index()] = p;
+                }
+                if let Some(m) = t.mbps {
+                    l.bps[v.index()] = m.saturating_mul(1_000_000);
+                }
+            }
+        }
+        l
+    }
+
+    /// The packets/s threshold of `v`.
+    #[inline]
+    pub fn pps(&self, v: Vector) -> u64 {
+        self.pps.get(v.index()).copied().unwrap_or(u64::MAX)
+    }
+
+    /// The bits/s threshold of `v`.
+    #[inline]
+    pub fn bps(&self, v: Vector) -> u64 {
+        self.bps.get(v.index()).copied().unwrap_or(u64::MAX)
+    }
 }
 
 impl Group {
@@ -49,6 +102,13 @@ impl Group {
             bps,
             baseline: g.baseline,
             decay,
+            prefix: Limits::from_config(g.prefix.as_ref(), DEFAULT_PREFIX_PPS, DEFAULT_PREFIX_MBPS),
+            network: Limits::from_config(
+                g.network.as_ref(),
+                DEFAULT_NETWORK_PPS,
+                DEFAULT_NETWORK_MBPS,
+            ),
+            networks: g.networks.clone(),
         }
     }
 
@@ -89,6 +149,8 @@ impl GroupTable {
                 mbps: None,
                 vectors: Default::default(),
                 baseline: None,
+                prefix: None,
+                network: None,
             }]
         } else {
             cfg.groups.clone()
@@ -141,10 +203,42 @@ impl GroupTable {
         }
     }
 
+    /// The group protecting `ip` and the prefix length of its network
+    /// that matched, counted in IPv4-mapped bits for IPv4 (a /16 is 112).
+    #[inline]
+    pub fn lookup_len(&self, ip: IpAddr) -> Option<(u16, u8)> {
+        match ip {
+            IpAddr::V4(a) => {
+                let a = u32::from(a);
+                self.v4
+                    .iter()
+                    .find(|&&(net, mask, _)| a & mask == net)
+                    .map(|t| (t.2, 96 + t.1.count_ones() as u8))
+            }
+            IpAddr::V6(a) => {
+                let a = u128::from(a);
+                self.v6
+                    .iter()
+                    .find(|&&(net, mask, _)| a & mask == net)
+                    .map(|t| (t.2, t.1.count_ones() as u8))
+            }
+        }
+    }
+
     /// Group number `i`.
     #[inline]
     pub fn get(&self, i: u16) -> Option<&Group> {
         self.groups.get(usize::from(i))
+    }
+
+    /// Number of groups.
+    pub fn len(&self) -> usize {
+        self.groups.len()
+    }
+
+    /// Whether there are no groups.
+    pub fn is_empty(&self) -> bool {
+        self.groups.is_empty()
     }
 }
 
@@ -161,6 +255,8 @@ mod tests {
             mbps: None,
             vectors: Default::default(),
             baseline: None,
+            prefix: None,
+            network: None,
         }
     }
 

@@ -42,6 +42,7 @@
 pub mod evidence;
 pub mod fragments;
 pub mod groups;
+pub mod network;
 pub mod vector;
 
 use std::net::IpAddr;
@@ -55,6 +56,7 @@ use uuid::Uuid;
 use self::evidence::Evidence;
 use self::fragments::FragmentVectors;
 use self::groups::{Group, GroupTable};
+use self::network::{Networks, Placement};
 use self::vector::{amplification_for_port, Vector, AMPLIFICATION_PORTS};
 use super::fasthash::{ip_key, key_ip, FastMap, FastState};
 use super::window::{slot_of, RateWindow};
@@ -88,6 +90,16 @@ pub struct VolumetricStats {
     pub attacks_started: u64,
     /// Evidence sets allocated for suspect vectors.
     pub evidence_allocated: u64,
+    /// Network-level aggregates (prefixes and groups) in the table now.
+    pub prefixes: u64,
+    /// Prefixes evicted for being idle when their table was full.
+    pub prefixes_evicted: u64,
+    /// Packets whose prefix could not be tracked (table full).
+    pub prefixes_untracked: u64,
+    /// Network-level attacks started.
+    pub network_attacks_started: u64,
+    /// Network evidence sets refused (`networks.max_evidence` in use).
+    pub network_evidence_capped: u64,
 }
 
 /// The two directions counted per host.
@@ -290,6 +302,8 @@ pub struct Volumetric {
     /// The vectors of recent amplification responses' first fragments, for
     /// their later fragments.
     fragments: FragmentVectors,
+    /// Network-level aggregates, when on.
+    networks: Option<Networks>,
     slot: i64,
     last_sweep: i64,
     stats: VolumetricStats,
@@ -317,8 +331,10 @@ impl Volumetric {
     /// A detector for `protected` networks (used when `cfg.groups` is
     /// empty), naming `sensor` in incidents.
     pub fn new(cfg: VolumetricConfig, protected: NetSet, sensor: String) -> Self {
+        let groups = GroupTable::new(&cfg, &protected);
         Volumetric {
-            groups: GroupTable::new(&cfg, &protected),
+            networks: cfg.networks.enabled.then(|| Networks::new(&cfg, &groups)),
+            groups,
             cfg,
             sensor,
             hosts: FastMap::with_hasher(FastState::new(0x686f_7374_7461_626c)),
@@ -332,8 +348,18 @@ impl Volumetric {
 
     /// Counters so far.
     pub fn stats(&self) -> VolumetricStats {
+        let n = self
+            .networks
+            .as_ref()
+            .map(Networks::stats)
+            .unwrap_or_default();
         VolumetricStats {
             hosts: self.hosts.len() as u64,
+            prefixes: n.prefixes,
+            prefixes_evicted: n.prefixes_evicted,
+            prefixes_untracked: n.prefixes_untracked,
+            network_attacks_started: n.attacks_started,
+            network_evidence_capped: n.evidence_capped,
             ..self.stats.clone()
         }
     }
@@ -345,7 +371,15 @@ impl Volumetric {
         let slot = slot_of(ts.micros());
         if slot > self.slot {
             self.slot = slot;
+            self.tick_networks(ts, sink);
             self.tick(ts, sink);
+        }
+    }
+
+    /// The network aggregates' step ended (capture time is in a new one).
+    fn tick_networks(&mut self, ts: Timestamp, sink: &mut impl IncidentSink) {
+        if let Some(n) = &mut self.networks {
+            n.tick(self.slot, &self.groups, &self.sensor, ts, sink);
         }
     }
 
@@ -361,16 +395,22 @@ impl Volumetric {
         let slot = slot_of(ts.micros());
         if slot > self.slot {
             self.slot = slot;
+            self.tick_networks(ts, sink);
             self.tick(ts, sink);
         }
-        let dst_group = self.groups.lookup(d.dst);
+        let dst_place = self.groups.lookup_len(d.dst);
+        let dst_group = dst_place.map(|p| p.0);
         let src_group = self.groups.lookup(d.src);
         if dst_group.is_none() && src_group.is_none() {
             return;
         }
         let vector = self.fragments.classify(d, wire_len, ts.micros());
-        if let Some(g) = dst_group {
+        if let Some((g, net_len)) = dst_place {
             self.count(ts, d, wire_len, vector, d.dst, g, Dir::Inbound, d.src, sink);
+            if let Some(n) = &mut self.networks {
+                let at = Placement { group: g, net_len };
+                n.count(self.slot, ts, d, d.dst, at, vector, wire_len);
+            }
         }
         if let Some(g) = src_group {
             if dst_group.is_none() {
@@ -394,6 +434,11 @@ impl Volumetric {
                 let id = query_id(amp);
                 if let Some(g) = src_group {
                     self.count_query(ts, d.src, g, Dir::Inbound, id, wire_len);
+                    let place = self.groups.lookup_len(d.src);
+                    if let (Some(n), Some((group, net_len))) = (&mut self.networks, place) {
+                        let at = Placement { group, net_len };
+                        n.count_query(self.slot, ts, d.src, at, id);
+                    }
                 }
                 if let Some(g) = dst_group {
                     self.count_query(ts, d.dst, g, Dir::Outbound, id, wire_len);
@@ -736,6 +781,16 @@ impl Volumetric {
 
     /// Ends every open attack at `ts` (end of capture or shutdown).
     pub fn finish(&mut self, ts: Timestamp, sink: &mut impl IncidentSink) {
+        if let Some(n) = &mut self.networks {
+            n.tick(
+                self.slot.saturating_add(1),
+                &self.groups,
+                &self.sensor,
+                ts,
+                sink,
+            );
+            n.finish(&self.groups, &self.sensor, ts, sink);
+        }
         let mut open = Vec::new();
         for &key in &self.active {
             if let Some(h) = self.hosts.get(&key) {

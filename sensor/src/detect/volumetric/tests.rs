@@ -44,6 +44,8 @@ fn detector(threshold: u64) -> Volumetric {
             mbps: None,
             vectors: Default::default(),
             baseline: None,
+            prefix: None,
+            network: None,
         }],
     )
 }
@@ -272,6 +274,8 @@ fn answers_to_the_hosts_own_queries_are_not_amplification() {
         mbps: None,
         vectors: Default::default(),
         baseline: None,
+        prefix: None,
+        network: None,
     };
     for name in ["udp_flood", "total_volume"] {
         group.vectors.insert(
@@ -472,6 +476,8 @@ fn group_thresholds_apply_only_to_their_group() {
         mbps: None,
         vectors: Default::default(),
         baseline: None,
+        prefix: None,
+        network: None,
     };
     strict.vectors.insert(
         "syn_flood".into(),
@@ -487,6 +493,8 @@ fn group_thresholds_apply_only_to_their_group() {
         mbps: None,
         vectors: Default::default(),
         baseline: None,
+        prefix: None,
+        network: None,
     };
     let mut v = with_groups(0, vec![loose, strict]);
     let mut out = Vec::new();
@@ -513,6 +521,8 @@ fn learned_baseline_alerts_at_k_times_normal() {
             min_pps: 100,
             min_mbps: 1,
         }),
+        prefix: None,
+        network: None,
     };
     let mut v = with_groups(0, vec![group]);
     let mut out = Vec::new();
