@@ -97,19 +97,26 @@ impl Counters {
         parts.join(" ")
     }
 
+    #[inline]
     fn tunnels(&mut self, d: &crate::decode::Decoded<'_>) {
-        if !d.tunnels.is_empty() {
-            for (k, n) in tunnel::Kind::ALL.iter().zip(self.decapsulated.iter_mut()) {
-                *n += u64::from(d.tunnels.has(*k));
+        // One step per kind present: a kind's bit is its index in the
+        // arrays (`Kind::ALL` order).
+        let mut bits = d.tunnels.0;
+        while bits != 0 {
+            if let Some(n) = self.decapsulated.get_mut(bits.trailing_zeros() as usize) {
+                *n += 1;
             }
+            bits &= bits - 1;
         }
-        if !d.malformed_tunnels.is_empty() {
-            for (k, n) in tunnel::Kind::ALL
-                .iter()
-                .zip(self.tunnel_malformed.iter_mut())
+        let mut bits = d.malformed_tunnels.0;
+        while bits != 0 {
+            if let Some(n) = self
+                .tunnel_malformed
+                .get_mut(bits.trailing_zeros() as usize)
             {
-                *n += u64::from(d.malformed_tunnels.has(*k));
+                *n += 1;
             }
+            bits &= bits - 1;
         }
     }
 
@@ -230,9 +237,14 @@ impl<V: HeaderStage> Pipeline<V> {
             l.on_packet(ts, &d, sink);
             return;
         }
-        // A fragment: the leak detector sees its datagram once whole.
+        // A fragment: the leak detector sees its datagram once whole
+        // (TCP and UDP, and the tunnels that may carry them: a tunnel
+        // packet fragmented on the way is opened once whole).
         l.advance(ts, sink);
-        if d.proto != proto::TCP && d.proto != proto::UDP {
+        if !matches!(
+            d.proto,
+            proto::TCP | proto::UDP | proto::GRE | proto::IPIP | proto::IPV6_IN_IP
+        ) {
             return;
         }
         let key = DatagramKey {
@@ -246,7 +258,13 @@ impl<V: HeaderStage> Pipeline<V> {
             .push(ts.micros(), key, d.frag.offset, d.frag.more, d.frag.body);
         if let Some(whole) = whole {
             match crate::decode::reassembled(d.src, d.dst, d.proto, d.ttl, &whole, &self.decap) {
-                Ok(full) => l.on_packet(ts, &full, sink),
+                Ok(full) => {
+                    // A tunnel opened only once whole counts now.
+                    self.counters.tunnels(&full);
+                    if full.fragment == Fragment::None {
+                        l.on_packet(ts, &full, sink);
+                    }
+                }
                 Err(_) => self.defrag_undecodable += 1,
             }
         }

@@ -205,7 +205,6 @@ fn inner_sizes(got: &[Value]) -> (u64, u64) {
 /// `outer_len == 36` for VXLAN). Reported to the lead, who owns the
 /// decoder.
 #[test]
-#[ignore = "decoder: packets inside Ethernet-carrying tunnels count one extra Ethernet header (68 bytes per 54-byte SYN); see the doc comment"]
 fn a_flood_inside_an_ethernet_carrying_tunnel_counts_the_inner_frame_size() {
     for name in [
         "tunnel-vxlan-syn_flood",
@@ -296,7 +295,6 @@ fn a_sensor_that_does_not_open_the_tunnel_fails_the_check() {
 /// decoder: a first nibble of 0 is ambiguous, so the choice could check
 /// which reading gives an IPv4/IPv6/VLAN ethertype.
 #[test]
-#[ignore = "decoder: an Ethernet pseudowire without a control word to a 00:xx MAC is read as having one; see the doc comment"]
 fn an_ethernet_pseudowire_without_a_control_word_to_a_00_mac_is_opened() {
     use shaobing_pcapgen::packet::{MacAddr, Packet};
     use std::net::Ipv4Addr;
@@ -347,7 +345,6 @@ fn an_ethernet_pseudowire_without_a_control_word_to_a_00_mac_is_opened() {
 /// is found (`tunnel-leaks.pcap`). Reported to the lead, who owns the
 /// pipeline.
 #[test]
-#[ignore = "pipeline: fragments of GRE and IP-in-IP packets never reach the defragmenter; see the doc comment"]
 fn a_leak_inside_fragmented_gre_is_found() {
     use shaobing_pcapgen::app::http_request;
     use shaobing_pcapgen::session::{Side, TcpSession};

@@ -1,9 +1,10 @@
 //! Packet decoding: link layer → IP → transport, on untrusted bytes.
 //!
 //! [`decode`] never panics and never reads past the captured bytes: every
-//! header is read through `pnet_packet` views that check the minimum size,
-//! and every length taken from a header is checked against what was
-//! captured. A packet that cannot be decoded gives a [`Skip`] reason, which
+//! fixed header is taken as a fixed-size array (`slice.get(..N)` then
+//! `try_into`, so constant offsets need no checks and cannot fail) or
+//! through a `pnet_packet` view that checks the minimum size, and every
+//! length taken from a header is checked against what was captured. A packet that cannot be decoded gives a [`Skip`] reason, which
 //! the pipeline counts; it is never an error that stops a capture.
 //!
 //! Tunnels ([`tunnel`]) are opened recursively, up to `[decap] max_depth`:
@@ -18,12 +19,9 @@
 
 pub mod tunnel;
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
-use pnet_packet::ipv4::Ipv4Packet;
 use pnet_packet::ipv6::Ipv6Packet;
-use pnet_packet::tcp::TcpPacket;
-use pnet_packet::udp::UdpPacket;
 
 use tunnel::{DecapConfig, Inner, Kind, Kinds};
 
@@ -248,6 +246,8 @@ impl Decoded<'_> {
 }
 
 const MAX_VLAN_TAGS: usize = 8;
+/// An Ethernet header without tags.
+const ETHERNET_HEADER: usize = 14;
 const MAX_IPV6_EXT: usize = 8;
 
 /// What decoding carries down the layers: the tunnel settings, how deep
@@ -300,11 +300,13 @@ pub fn decode<'a>(link: LinkType, frame: &'a [u8], cfg: &DecapConfig) -> Result<
     Ok(d)
 }
 
+#[inline]
 fn be16(b: &[u8], at: usize) -> Option<u16> {
     let s = b.get(at..at + 2)?;
     Some(u16::from_be_bytes([*s.first()?, *s.get(1)?]))
 }
 
+#[inline]
 fn ethernet<'a>(frame: &'a [u8], cx: &mut Ctx<'_>) -> Result<Decoded<'a>, Skip> {
     let mut ethertype = be16(frame, 12).ok_or(Skip::Truncated)?;
     let mut rest = frame.get(14..).ok_or(Skip::Truncated)?;
@@ -320,6 +322,7 @@ fn ethernet<'a>(frame: &'a [u8], cx: &mut Ctx<'_>) -> Result<Decoded<'a>, Skip> 
     Err(Skip::TooManyLayers)
 }
 
+#[inline]
 fn ether_payload<'a>(
     ethertype: u16,
     rest: &'a [u8],
@@ -347,6 +350,7 @@ fn pppoe<'a>(rest: &'a [u8], cx: &mut Ctx<'_>) -> Result<Decoded<'a>, Skip> {
 }
 
 /// Counts one more level of tunnels; past the cap the packet is skipped.
+#[inline]
 fn enter(kind: Kind, cx: &mut Ctx<'_>) -> Result<(), Skip> {
     cx.depth += 1;
     if cx.depth > cx.cfg.max_depth {
@@ -357,9 +361,15 @@ fn enter(kind: Kind, cx: &mut Ctx<'_>) -> Result<(), Skip> {
 }
 
 /// Decodes the frame inside a tunnel.
+#[inline]
 fn inner<'a>(framing: Inner, frame: &'a [u8], cx: &mut Ctx<'_>) -> Result<Decoded<'a>, Skip> {
     match framing {
-        Inner::Ethernet => ethernet(frame, cx),
+        // The outer frame's link header is still counted in the length on
+        // the wire: the inner Ethernet header is encapsulation too.
+        Inner::Ethernet => {
+            cx.outer_len += ETHERNET_HEADER;
+            ethernet(frame, cx)
+        }
         Inner::Ip => decode_ip(frame, cx),
         Inner::Mpls => {
             let o = tunnel::mpls(frame).ok_or(Skip::Truncated)?;
@@ -388,6 +398,7 @@ pub fn decode_plain_ip(ip: &[u8]) -> Result<Decoded<'_>, Skip> {
     decode(LinkType::RawIp, ip, &cfg)
 }
 
+#[inline]
 fn decode_ip<'a>(ip: &'a [u8], cx: &mut Ctx<'_>) -> Result<Decoded<'a>, Skip> {
     match ip.first().map(|b| b >> 4) {
         Some(4) => decode_ipv4(ip, cx),
@@ -398,9 +409,14 @@ fn decode_ip<'a>(ip: &'a [u8], cx: &mut Ctx<'_>) -> Result<Decoded<'a>, Skip> {
 }
 
 fn decode_ipv4<'a>(ip: &'a [u8], cx: &mut Ctx<'_>) -> Result<Decoded<'a>, Skip> {
-    let h = Ipv4Packet::new(ip).ok_or(Skip::Truncated)?;
-    let hlen = usize::from(h.get_header_length()) * 4;
-    let total = usize::from(h.get_total_length());
+    // The fixed header, read through a 20-byte array: constant offsets
+    // into an array cannot go out of bounds, and cost no checks.
+    let h: &[u8; 20] = ip
+        .get(..20)
+        .and_then(|b| b.try_into().ok())
+        .ok_or(Skip::Truncated)?;
+    let hlen = usize::from(h[0] & 0x0f) * 4;
+    let total = usize::from(u16::from_be_bytes([h[2], h[3]]));
     if hlen < 20 || total < hlen {
         return Err(Skip::Malformed);
     }
@@ -411,21 +427,22 @@ fn decode_ipv4<'a>(ip: &'a [u8], cx: &mut Ctx<'_>) -> Result<Decoded<'a>, Skip> 
     // padding): take the smaller.
     let end = total.min(ip.len());
     let body = ip.get(hlen..end).ok_or(Skip::Truncated)?;
-    let more_fragments = h.get_flags() & 0b001 != 0;
-    let offset = h.get_fragment_offset();
+    let flags_offset = u16::from_be_bytes([h[6], h[7]]);
+    let more_fragments = flags_offset & 0x2000 != 0;
+    let offset = flags_offset & 0x1fff;
     let fragment = match (offset, more_fragments) {
         (0, false) => Fragment::None,
         (0, true) => Fragment::First,
         _ => Fragment::Later,
     };
-    let src = IpAddr::V4(h.get_source());
-    let dst = IpAddr::V4(h.get_destination());
+    let src = IpAddr::V4(Ipv4Addr::new(h[12], h[13], h[14], h[15]));
+    let dst = IpAddr::V4(Ipv4Addr::new(h[16], h[17], h[18], h[19]));
     let mut d = transport(
         Ip {
             src,
             dst,
-            proto: h.get_next_level_protocol().0,
-            ttl: h.get_ttl(),
+            proto: h[9],
+            ttl: h[8],
             start: ip,
         },
         body,
@@ -434,7 +451,7 @@ fn decode_ipv4<'a>(ip: &'a [u8], cx: &mut Ctx<'_>) -> Result<Decoded<'a>, Skip> 
     )?;
     if fragment != Fragment::None {
         d.frag = Frag {
-            id: u32::from(h.get_identification()),
+            id: u32::from(u16::from_be_bytes([h[4], h[5]])),
             offset: u32::from(offset) * 8,
             more: more_fragments,
             body,
@@ -555,6 +572,7 @@ pub fn reassembled<'a>(
 
 /// Opens the tunnel `o` found in the payload of the IP packet `ip`: the
 /// inner packet, with the outer headers counted in `outer_len`.
+#[inline]
 fn open<'a>(ip: &Ip<'a>, o: tunnel::Opened<'a>, cx: &mut Ctx<'_>) -> Result<Decoded<'a>, Skip> {
     enter(o.kind, cx)?;
     cx.outer_len += (o.frame.as_ptr() as usize).saturating_sub(ip.start.as_ptr() as usize);
@@ -567,6 +585,14 @@ fn transport<'a>(
     fragment: Fragment,
     cx: &mut Ctx<'_>,
 ) -> Result<Decoded<'a>, Skip> {
+    // Tunnels first, so the outer packet's summary is never built for a
+    // packet that is opened. A first fragment is opened once its datagram
+    // is whole (the defragmenter hands it to `reassembled`).
+    if fragment == Fragment::None {
+        if let Some(o) = tunnel_in(&ip, body, cx) {
+            return open(&ip, o, cx);
+        }
+    }
     let Ip {
         src,
         dst,
@@ -595,68 +621,86 @@ fn transport<'a>(
     }
     match proto {
         proto::TCP => {
-            let t = TcpPacket::new(body).ok_or(Skip::Truncated)?;
-            let off = usize::from(t.get_data_offset()) * 4;
+            let t: &[u8; 20] = body
+                .get(..20)
+                .and_then(|b| b.try_into().ok())
+                .ok_or(Skip::Truncated)?;
+            let off = usize::from(t[12] >> 4) * 4;
             if off < 20 {
                 return Err(Skip::Malformed);
             }
             d.payload = body.get(off..).ok_or(Skip::Truncated)?;
-            d.src_port = t.get_source();
-            d.dst_port = t.get_destination();
-            d.tcp_flags = t.get_flags();
-            d.tcp_seq = t.get_sequence();
+            d.src_port = u16::from_be_bytes([t[0], t[1]]);
+            d.dst_port = u16::from_be_bytes([t[2], t[3]]);
+            d.tcp_flags = t[13];
+            d.tcp_seq = u32::from_be_bytes([t[4], t[5], t[6], t[7]]);
         }
         proto::UDP => {
-            let u = UdpPacket::new(body).ok_or(Skip::Truncated)?;
-            let len = usize::from(u.get_length());
+            let u: &[u8; 8] = body
+                .get(..8)
+                .and_then(|b| b.try_into().ok())
+                .ok_or(Skip::Truncated)?;
+            let len = usize::from(u16::from_be_bytes([u[4], u[5]]));
             if len < 8 {
                 return Err(Skip::Malformed);
             }
-            d.src_port = u.get_source();
-            d.dst_port = u.get_destination();
+            d.src_port = u16::from_be_bytes([u[0], u[1]]);
+            d.dst_port = u16::from_be_bytes([u[2], u[3]]);
             // The UDP length bounds the payload; capture may be shorter.
             let end = len.min(body.len());
             d.payload = body.get(8..end).unwrap_or_default();
-            // A first fragment is opened once its datagram is whole.
-            if fragment == Fragment::None {
-                if let Some(kind) = cx.cfg.udp_tunnel(d.dst_port) {
-                    let opened = match kind {
-                        Kind::Vxlan => tunnel::vxlan(d.payload).ok_or(()),
-                        Kind::Geneve => tunnel::geneve(d.payload).ok_or(()),
-                        _ => match tunnel::gtpu(d.payload) {
-                            tunnel::Gtpu::Data(o) => Ok(o),
-                            // Signalling (echo...): an ordinary packet.
-                            tunnel::Gtpu::Signalling => return Ok(d),
-                            tunnel::Gtpu::Malformed => Err(()),
-                        },
-                    };
-                    match opened {
-                        Ok(o) => return open(&ip, o, cx),
-                        Err(()) => cx.malformed.add(kind),
-                    }
-                }
-            }
         }
         proto::ICMP | proto::ICMPV6 => {
             d.src_port = u16::from(*body.first().ok_or(Skip::Truncated)?);
             d.dst_port = u16::from(*body.get(1).ok_or(Skip::Truncated)?);
             d.payload = body.get(4..).unwrap_or_default();
         }
-        proto::GRE if cx.cfg.gre && fragment == Fragment::None => match tunnel::gre(body, cx.cfg) {
-            Some(o) => return open(&ip, o, cx),
-            None => cx.malformed.add(Kind::Gre),
-        },
-        proto::IPIP | proto::IPV6_IN_IP if cx.cfg.ip_in_ip && fragment == Fragment::None => {
-            let o = tunnel::Opened {
-                kind: Kind::IpInIp,
-                inner: Inner::Ip,
-                frame: body,
-            };
-            return open(&ip, o, cx);
-        }
         _ => {}
     }
     Ok(d)
+}
+
+/// The tunnel the payload `body` of the (whole) IP packet `ip` carries,
+/// if `[decap]` opens it. A tunnel header that does not validate is
+/// counted as malformed and gives `None`: the packet stays the outer one.
+#[inline]
+fn tunnel_in<'a>(ip: &Ip<'a>, body: &'a [u8], cx: &mut Ctx<'_>) -> Option<tunnel::Opened<'a>> {
+    match ip.proto {
+        proto::UDP => {
+            let u: &[u8; 8] = body.get(..8).and_then(|b| b.try_into().ok())?;
+            let kind = cx.cfg.udp_tunnel(u16::from_be_bytes([u[2], u[3]]))?;
+            let len = usize::from(u16::from_be_bytes([u[4], u[5]]));
+            // An impossible UDP length is the outer packet's problem.
+            let payload = body.get(8..len.min(body.len()))?;
+            let opened = match kind {
+                Kind::Vxlan => tunnel::vxlan(payload),
+                Kind::Geneve => tunnel::geneve(payload),
+                _ => match tunnel::gtpu(payload) {
+                    tunnel::Gtpu::Data(o) => Some(o),
+                    // Signalling (echo...): an ordinary packet.
+                    tunnel::Gtpu::Signalling => return None,
+                    tunnel::Gtpu::Malformed => None,
+                },
+            };
+            if opened.is_none() {
+                cx.malformed.add(kind);
+            }
+            opened
+        }
+        proto::GRE if cx.cfg.gre => {
+            let opened = tunnel::gre(body, cx.cfg);
+            if opened.is_none() {
+                cx.malformed.add(Kind::Gre);
+            }
+            opened
+        }
+        proto::IPIP | proto::IPV6_IN_IP if cx.cfg.ip_in_ip => Some(tunnel::Opened {
+            kind: Kind::IpInIp,
+            inner: Inner::Ip,
+            frame: body,
+        }),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -934,8 +978,11 @@ mod tests {
         let f = mirror(&udp(4789, &vx));
         let d = decode(LinkType::Ethernet, &f, &cfg()).unwrap();
         assert_inner(&d, Kind::Vxlan);
-        // 20 (outer IP) + 8 (UDP) + 8 (VXLAN) taken off.
-        assert_eq!(d.outer_len, 36);
+        // 20 (outer IP) + 8 (UDP) + 8 (VXLAN) + 14 (the inner Ethernet
+        // header, in place of the outer one) taken off: the inner frame
+        // counts as it would on the wire.
+        assert_eq!(d.outer_len, 50);
+        assert_eq!(f.len() - d.outer_len as usize, 14 + inner_ip().len());
         // A configured extra port works too; a port not configured does not.
         let f8472 = mirror(&udp(8472, &vx));
         assert!(decode(LinkType::Ethernet, &f8472, &cfg())

@@ -396,10 +396,12 @@ fn gtpu_user_data(b: &[u8]) -> Result<Option<Opened<'_>>, Malformed> {
 pub const MAX_MPLS_LABELS: usize = 16;
 
 /// An MPLS label stack: what follows the bottom label. IPv4 or IPv6 by
-/// their version nibble; a first nibble of 0 is a pseudowire control word
-/// (RFC 4385) with Ethernet behind it; anything else is taken as an
-/// Ethernet pseudowire without a control word. `None` when the stack has
-/// no bottom within [`MAX_MPLS_LABELS`] or the bytes run out.
+/// their version nibble; otherwise an Ethernet pseudowire, with a control
+/// word (RFC 4385: first nibble 0) or without one. A first nibble of 0 is
+/// also the start of many MAC addresses (00:1b:21:...), so when it is 0
+/// the reading that finds a known ethertype (IPv4, IPv6, VLAN, MPLS, PPPoE)
+/// wins, the control word when both or neither do. `None` when the stack
+/// has no bottom within [`MAX_MPLS_LABELS`] or the bytes run out.
 pub fn mpls(b: &[u8]) -> Option<Opened<'_>> {
     let mut at = 0usize;
     for _ in 0..MAX_MPLS_LABELS {
@@ -409,7 +411,19 @@ pub fn mpls(b: &[u8]) -> Option<Opened<'_>> {
             let rest = b.get(at..)?;
             let (inner, frame) = match rest.first()? >> 4 {
                 4 | 6 => (Inner::Ip, rest),
-                0 => (Inner::Ethernet, rest.get(4..)?),
+                0 => {
+                    let known = |off: usize| {
+                        matches!(
+                            be16(rest, off),
+                            Some(0x0800 | 0x86dd | 0x8100 | 0x88a8 | 0x8847 | 0x8848 | 0x8864)
+                        )
+                    };
+                    if !known(16) && known(12) {
+                        (Inner::Ethernet, rest)
+                    } else {
+                        (Inner::Ethernet, rest.get(4..)?)
+                    }
+                }
                 _ => (Inner::Ethernet, rest),
             };
             return Some(Opened {
@@ -458,6 +472,13 @@ pub fn ppp_ip(b: &[u8]) -> Option<&[u8]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kind_bits_follow_the_counter_order() {
+        for (i, k) in Kind::ALL.iter().enumerate() {
+            assert_eq!(k.bit(), 1 << i, "{k:?}");
+        }
+    }
 
     #[test]
     fn gre_with_key_and_sequence_skips_both() {
@@ -550,6 +571,18 @@ mod tests {
         assert_eq!((o.inner, o.frame), (Inner::Ip, &[0x45, 0][..]));
         let cw = [0, 0, 0x01, 64, 0, 0, 0, 0, 0xaa];
         assert_eq!(mpls(&cw).unwrap().frame, &[0xaa]);
+        // No control word, to a MAC starting with 0 (00:1b:21:...): the
+        // ethertype at its place says so.
+        let mut mac0 = vec![0, 0, 0x01, 64];
+        let eth = [
+            0x00, 0x1b, 0x21, 1, 2, 3, 0x52, 0x54, 0, 0, 0, 1, 0x08, 0x00, 0x45,
+        ];
+        mac0.extend_from_slice(&eth);
+        assert_eq!(mpls(&mac0).unwrap().frame, &eth[..]);
+        // The same frame behind a control word keeps the control word.
+        let mut with_cw = vec![0, 0, 0x01, 64, 0, 0, 0, 0];
+        with_cw.extend_from_slice(&eth);
+        assert_eq!(mpls(&with_cw).unwrap().frame, &eth[..]);
         let bare = [0, 0, 0x01, 64, 0x52, 0x11];
         let o = mpls(&bare).unwrap();
         assert_eq!((o.inner, o.frame), (Inner::Ethernet, &[0x52, 0x11][..]));
