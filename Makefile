@@ -56,6 +56,14 @@ stop:
 pcaps:
 	$(CARGO) run --release -p shaobing-pcapgen -- --out pcaps
 
+## fuzz: every fuzz target (fuzz/) for 10 million executions (FUZZ_RUNS)
+fuzz: deps
+	@scripts/fuzz.sh
+
+## fuzz-smoke: every fuzz target for a few seconds (FUZZ_SECONDS, CI)
+fuzz-smoke: deps
+	@scripts/fuzz.sh --smoke
+
 ## bench: long benchmarks (not part of `make test`); figures go in docs/BENCHMARKS.md
 bench: build
 	@scripts/bench.sh
