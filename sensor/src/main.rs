@@ -728,6 +728,11 @@ fn replay(args: ReplayArgs) -> Result<()> {
             hosts_evicted = v.hosts_evicted,
             hosts_untracked = v.hosts_untracked,
             attacks = v.attacks_started,
+            prefixes = v.prefixes,
+            prefixes_evicted = v.prefixes_evicted,
+            prefixes_untracked = v.prefixes_untracked,
+            network_attacks = v.network_attacks_started,
+            network_evidence_capped = v.network_evidence_capped,
             "volumetric detector"
         );
     }

@@ -186,3 +186,108 @@ fn carpet_bombing_of_a_slash_24_is_one_prefix_attack_and_no_host_attack() {
     assert!((270..=330).contains(&d), "about 300 reflectors, got {d}");
     assert!(started["pps"].as_u64().unwrap() >= 100_000);
 }
+
+/// Writes a capture of `conns` new HTTPS connections per second to
+/// 10.0.0.80 for three seconds (SYN, SYN-ACK, the client's ACK carrying
+/// its request); with `ack_ok` false every ACK misses the server's number.
+fn flash_crowd_capture(path: &Path, conns: i64, ack_ok: bool) {
+    use shaobing_pcapgen::packet::{MacAddr, Packet, TcpFlags};
+    let file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut w = shaobing_pcapgen::PcapWriter::new(file).unwrap();
+    let server = std::net::Ipv4Addr::new(10, 0, 0, 80);
+    let (smac, rmac) = (
+        MacAddr::for_ip(server.into()),
+        MacAddr([2, 0, 0x5e, 0, 0, 1]),
+    );
+    let client = |i: i64| std::net::Ipv4Addr::from(0xc633_0000u32 + (i as u32 % 60_000));
+    let cport = |i: i64| 1024 + (i % 60_000) as u16;
+    let isn = |i: i64| (i as u32).wrapping_mul(2_654_435_761);
+    let request = b"GET / HTTP/1.1\r\nHost: portal.example\r\n\r\n";
+    for i in 0..conns * 3 {
+        let t = shaobing_pcapgen::scenario::at(i * 1_000_000 / conns);
+        let syn = Packet::tcp(client(i), server, cport(i), 443, TcpFlags::SYN, 7, 0, b"");
+        w.write_frame(t, &syn.macs(rmac, smac).build()).unwrap();
+        if i >= 1 {
+            let j = i - 1;
+            let sa = Packet::tcp(
+                server,
+                client(j),
+                443,
+                cport(j),
+                TcpFlags(0x12),
+                isn(j),
+                8,
+                b"",
+            );
+            w.write_frame(t, &sa.macs(smac, rmac).build()).unwrap();
+        }
+        if i >= 2 {
+            let j = i - 2;
+            let ack = if ack_ok {
+                isn(j).wrapping_add(1)
+            } else {
+                isn(j) ^ 0x5555
+            };
+            let a = Packet::tcp(
+                client(j),
+                server,
+                cport(j),
+                443,
+                TcpFlags(0x18),
+                8,
+                ack,
+                request,
+            );
+            w.write_frame(t, &a.macs(rmac, smac).build()).unwrap();
+        }
+    }
+    std::io::Write::flush(&mut w.finish().unwrap()).unwrap();
+}
+
+/// Replays `pcap` with a syn_flood threshold of 10,000 packets/s (every
+/// other vector and the total at 50,000).
+fn replay_with_syn_threshold(dir: &Path, pcap: &Path) -> Vec<Value> {
+    let config = dir.join("sensor.toml");
+    std::fs::write(
+        &config,
+        "[leak]\nenabled = false\n[[volumetric.groups]]\nname = \"web\"\nnetworks = [\"10.0.0.0/8\"]\n\
+         pps = 50000\n[volumetric.groups.vectors]\nsyn_flood = { pps = 10000 }\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_shaobing-sensor"))
+        .arg("replay")
+        .arg("--config")
+        .arg(&config)
+        .arg(pcap)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn flash_crowd_over_the_syn_threshold_with_completed_handshakes_is_not_a_syn_flood() {
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = dir.path().join("crowd.pcap");
+    // 15,000 connections/s: SYNs in and SYN-ACKs out at 1.5x the threshold.
+    flash_crowd_capture(&pcap, 15_000, true);
+    let got = replay_with_syn_threshold(dir.path(), &pcap);
+    assert!(got.is_empty(), "{got:#?}");
+    // The same packets with ACKs that do not acknowledge the server's
+    // sequence numbers (what a spoofer can send) are half open: syn_flood.
+    flash_crowd_capture(&pcap, 15_000, false);
+    let got = replay_with_syn_threshold(dir.path(), &pcap);
+    assert!(
+        got.iter().any(|i| i["event"] == "attack_started"
+            && i["vector"] == "syn_flood"
+            && i["dst_ip"] == "10.0.0.80"),
+        "{got:#?}"
+    );
+}

@@ -180,6 +180,8 @@ pub struct Decoded<'a> {
     pub tcp_flags: u8,
     /// TCP sequence number; 0 for other protocols.
     pub tcp_seq: u32,
+    /// TCP acknowledgement number; 0 for other protocols.
+    pub tcp_ack: u32,
     /// Transport payload, as captured (may be shorter than on the wire).
     pub payload: &'a [u8],
     /// Fragmentation state.
@@ -217,6 +219,10 @@ pub struct Header {
     pub dst_port: u16,
     /// TCP flags (see [`tcp_flags`]); 0 for other protocols.
     pub tcp_flags: u8,
+    /// TCP sequence number; 0 for other protocols.
+    pub tcp_seq: u32,
+    /// TCP acknowledgement number; 0 for other protocols.
+    pub tcp_ack: u32,
     /// Whether the transport carried payload bytes.
     pub has_payload: bool,
     /// Fragmentation state.
@@ -238,6 +244,8 @@ impl Decoded<'_> {
             src_port: self.src_port,
             dst_port: self.dst_port,
             tcp_flags: self.tcp_flags,
+            tcp_seq: self.tcp_seq,
+            tcp_ack: self.tcp_ack,
             has_payload: !self.payload.is_empty(),
             fragment: self.fragment,
             frag_id: self.frag.id,
@@ -609,6 +617,7 @@ fn transport<'a>(
         dst_port: 0,
         tcp_flags: 0,
         tcp_seq: 0,
+        tcp_ack: 0,
         payload: body,
         fragment,
         frag: Frag::default(),
@@ -634,6 +643,7 @@ fn transport<'a>(
             d.dst_port = u16::from_be_bytes([t[2], t[3]]);
             d.tcp_flags = t[13];
             d.tcp_seq = u32::from_be_bytes([t[4], t[5], t[6], t[7]]);
+            d.tcp_ack = u32::from_be_bytes([t[8], t[9], t[10], t[11]]);
         }
         proto::UDP => {
             let u: &[u8; 8] = body

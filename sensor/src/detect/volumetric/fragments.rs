@@ -124,6 +124,8 @@ mod tests {
             src_port,
             dst_port: if fragment == Fragment::Later { 0 } else { 22 },
             tcp_flags: 0,
+            tcp_seq: 0,
+            tcp_ack: 0,
             has_payload: false,
             fragment,
             frag_id: id,

@@ -42,6 +42,7 @@
 pub mod evidence;
 pub mod fragments;
 pub mod groups;
+pub mod handshake;
 pub mod network;
 pub mod vector;
 
@@ -56,13 +57,14 @@ use uuid::Uuid;
 use self::evidence::Evidence;
 use self::fragments::FragmentVectors;
 use self::groups::{Group, GroupTable};
+use self::handshake::Handshakes;
 use self::network::{Networks, Placement};
 use self::vector::{amplification_for_port, Vector, AMPLIFICATION_PORTS};
 use super::fasthash::{ip_key, key_ip, FastMap, FastState};
 use super::window::{slot_of, RateWindow};
 use super::IncidentSink;
 use crate::config::VolumetricConfig;
-use crate::decode::{proto, Header};
+use crate::decode::{proto, Fragment, Header};
 use crate::incident::{self, Base};
 use crate::netset::NetSet;
 
@@ -75,6 +77,9 @@ const TOTAL_MAX_WAIT_MICROS: i64 = 1_000_000;
 /// Internal counter ids after the vectors: requests sent to amplification
 /// port `i` (solicitation of responses), `QUERY_BASE + i`.
 const QUERY_BASE: u8 = vector::COUNT as u8;
+/// Internal counter id of handshakes completed with the host as server
+/// (after the query counters): `syn_flood` counts half-open connections.
+const COMPLETED: u8 = QUERY_BASE + AMPLIFICATION_PORTS.len() as u8;
 const NO_TIME: i64 = i64::MIN;
 
 /// Counters the detector keeps about itself.
@@ -179,8 +184,9 @@ struct Side {
     open_attacks: u32,
 }
 
-/// Counter ids: the vectors, then one per amplification port's requests.
-const COUNTER_IDS: usize = vector::COUNT + AMPLIFICATION_PORTS.len();
+/// Counter ids: the vectors, one per amplification port's requests, and
+/// completed handshakes.
+const COUNTER_IDS: usize = vector::COUNT + AMPLIFICATION_PORTS.len() + 1;
 const NO_COUNTER: u8 = u8::MAX;
 
 impl Default for Side {
@@ -213,6 +219,19 @@ impl Side {
         };
         // `i` is in range: recorded when pushed, or just pushed.
         &mut self.counters[i]
+    }
+
+    /// Handshakes completed with the host as server in the last second
+    /// (at step `slot`).
+    #[inline]
+    fn completed(&mut self, slot: i64) -> u64 {
+        match self.find_mut(COMPLETED) {
+            Some(c) => {
+                c.win.advance(slot);
+                c.win.pps()
+            }
+            None => 0,
+        }
     }
 
     /// The counter `id`, if it exists.
@@ -304,6 +323,8 @@ pub struct Volumetric {
     fragments: FragmentVectors,
     /// Network-level aggregates, when on.
     networks: Option<Networks>,
+    /// SYN-ACKs of protected servers awaiting their client's ACK.
+    handshakes: Handshakes,
     slot: i64,
     last_sweep: i64,
     stats: VolumetricStats,
@@ -334,6 +355,7 @@ impl Volumetric {
         let groups = GroupTable::new(&cfg, &protected);
         Volumetric {
             networks: cfg.networks.enabled.then(|| Networks::new(&cfg, &groups)),
+            handshakes: Handshakes::new(),
             groups,
             cfg,
             sensor,
@@ -427,6 +449,21 @@ impl Volumetric {
                 );
             }
         }
+        // Handshakes of protected servers: a client's ACK of the server's
+        // SYN-ACK completes one (not a half-open connection).
+        if d.proto == proto::TCP && d.fragment == Fragment::None {
+            let now = ts.micros();
+            if Handshakes::is_syn_ack(d) {
+                if src_group.is_some() {
+                    self.handshakes.syn_ack(d, now);
+                }
+            } else if let Some(g) = dst_group {
+                if Handshakes::is_ack(d) && self.handshakes.completes(d, now) {
+                    self.count_query(ts, d.dst, g, Dir::Inbound, COMPLETED, wire_len);
+                    self.count_query(ts, d.dst, g, Dir::Outbound, COMPLETED, wire_len);
+                }
+            }
+        }
         // Requests to an amplification port solicit responses: count them
         // on the side where the responses will arrive.
         if d.proto == proto::UDP {
@@ -495,6 +532,11 @@ impl Volumetric {
         let mut start: Option<(Vector, u8)> = None;
 
         if let Some(v) = vector {
+            let completed = if v == Vector::SynFlood {
+                side.completed(slot)
+            } else {
+                0
+            };
             let c = side.counter(v as u8);
             c.win.add(slot, wire_len);
             let (pps, bps) = (c.win.pps(), c.win.bps());
@@ -508,7 +550,8 @@ impl Volumetric {
                 a.peak_bps = a.peak_bps.max(bps);
             } else {
                 let (tp, tb) = (g.pps(v), g.bps(v));
-                if pps >= tp || bps >= tb {
+                // syn_flood: half-open connections (SYNs less completions).
+                if pps.saturating_sub(completed) >= tp || bps >= tb {
                     if v.amplification_port().is_some() {
                         if c.judged_slot != slot {
                             c.judged_slot = slot;

@@ -297,6 +297,12 @@ pub struct Networks {
     /// The last aggregate found, to skip the hash for runs of packets to
     /// one prefix.
     last: Option<(NetKey, u32)>,
+    /// The last host counted (address key and group) and its prefixes'
+    /// slots: a flood on one host skips masks and lookups.
+    last_host: Option<(u128, u16)>,
+    last_prefixes: ([u32; 4], usize),
+    /// Sweeps so far (a sweep moves slots).
+    epoch: u64,
     /// Aggregates counted in the current step, then those with evidence,
     /// an attack or a pending total.
     touched: Vec<NetKey>,
@@ -353,6 +359,9 @@ impl Networks {
             nets,
             index,
             last: None,
+            last_host: None,
+            last_prefixes: ([0; 4], 0),
+            epoch: 0,
             touched: Vec::new(),
             active: Vec::new(),
             step: i64::MIN,
@@ -401,6 +410,19 @@ impl Networks {
                 add(n, &mut self.touched, &p);
             }
         }
+        // A run of packets to one host (a flood) finds its prefixes again
+        // without masks or lookups.
+        if self.last_host == Some((key, at.group)) {
+            for j in 0..self.last_prefixes.1 {
+                let Some(&i) = self.last_prefixes.0.get(j) else {
+                    break;
+                };
+                if let Some(n) = self.nets.get_mut(i as usize) {
+                    add(n, &mut self.touched, &p);
+                }
+            }
+            return;
+        }
         let (first, more) = match host {
             IpAddr::V4(_) => (self.v4_len, 1),
             IpAddr::V6(_) => (
@@ -408,6 +430,9 @@ impl Networks {
                 self.v6_lens.len(),
             ),
         };
+        let mut found = ([0u32; 4], 0usize);
+        let mut complete = true;
+        let epoch = self.epoch;
         let mut prev = None;
         for i in 0..more {
             let len = if i == 0 {
@@ -431,12 +456,25 @@ impl Networks {
                 Some((lk, li)) if lk == k => li as usize,
                 _ => match self.slot(k, at.group, ts.micros()) {
                     Some(i) => i,
-                    None => continue,
+                    None => {
+                        complete = false;
+                        continue;
+                    }
                 },
             };
+            if let Some(slot) = found.0.get_mut(found.1) {
+                *slot = i as u32;
+                found.1 += 1;
+            }
             if let Some(n) = self.nets.get_mut(i) {
                 add(n, &mut self.touched, &p);
             }
+        }
+        if complete && epoch == self.epoch {
+            self.last_host = Some((key, at.group));
+            self.last_prefixes = found;
+        } else {
+            self.last_host = None;
         }
     }
 
@@ -520,6 +558,8 @@ impl Networks {
             self.index.insert(n.key, i as u32);
         }
         self.last = None;
+        self.last_host = None;
+        self.epoch += 1;
     }
 
     /// Capture time reached step `now_step` (at `ts`): folds what was
@@ -697,11 +737,19 @@ impl Networks {
         let total_over =
             tpps >= limits.pps(Vector::TotalVolume) || tbps >= limits.bps(Vector::TotalVolume);
         let total_open = n.find(TOTAL_VOLUME).is_some_and(|c| c.attack.is_some());
-        if total_over && !total_open && n.open_attacks == 0 && all_bits.count_ones() >= min_hosts {
+        let vector_starting = !starts.is_empty();
+        if total_over
+            && !total_open
+            && n.open_attacks == 0
+            && !vector_starting
+            && all_bits.count_ones() >= min_hosts
+        {
             match n.total_pending {
                 None => {
                     n.total_pending = Some(now);
-                    want_evidence.push(TOTAL_VOLUME);
+                    if !vector_near {
+                        want_evidence.push(TOTAL_VOLUME);
+                    }
                 }
                 Some(since) => {
                     if (now - since >= TOTAL_GRACE_MICROS && !vector_near)
@@ -714,6 +762,17 @@ impl Networks {
             }
         } else {
             n.total_pending = None;
+            // A vector explains the volume: total_volume's evidence is not
+            // kept while it cannot start (as for hosts).
+            let total_evidence = n.find(TOTAL_VOLUME).is_some_and(|c| c.evidence.is_some());
+            if !total_open && total_evidence && (n.open_attacks > 0 || vector_starting) {
+                if let Some(c) = n.counter(TOTAL_VOLUME) {
+                    if c.evidence.take().is_some() {
+                        self.evidence_in_use = self.evidence_in_use.saturating_sub(1);
+                    }
+                }
+                n.feeding &= !(1 << TOTAL_VOLUME);
+            }
         }
         for id in want_evidence {
             self.allocate_evidence(i, id);

@@ -18,6 +18,8 @@ fn header(src: IpAddr, dst: IpAddr, proto: u8, flags: u8, sport: u16) -> Header 
         src_port: sport,
         dst_port: 40_000,
         tcp_flags: flags,
+        tcp_seq: 0,
+        tcp_ack: 0,
         has_payload: proto == self::proto::UDP,
         fragment: Fragment::None,
         frag_id: 0,

@@ -15,6 +15,8 @@ fn pkt(src: IpAddr, dst: IpAddr, proto: u8, flags: u8, sport: u16, dport: u16) -
         src_port: sport,
         dst_port: dport,
         tcp_flags: flags,
+        tcp_seq: 0,
+        tcp_ack: 0,
         has_payload: false,
         fragment: Fragment::None,
         frag_id: 0,
@@ -577,4 +579,129 @@ fn spoofed_internal_sources_fill_the_capped_table_without_growing_it() {
     assert_eq!(s.hosts_untracked, 100_000 - 1_000);
     assert_eq!(s.hosts_evicted, 0, "none was idle for a minute");
     assert!(out.is_empty(), "no single host floods: {out:?}");
+}
+
+/// `conns` handshakes per second to 10.0.0.80:443 for `secs` seconds:
+/// SYN, the server's SYN-ACK and the client's ACK (with its request), one
+/// step apart; `ack_ok` false makes every ACK miss the server's number
+/// (a spoofer's guess). Plus `spoofed` bare SYNs per second.
+fn crowd(
+    v: &mut Volumetric,
+    out: &mut Vec<Incident>,
+    conns: i64,
+    secs: i64,
+    ack_ok: bool,
+    spoofed: i64,
+) {
+    let server = ip("10.0.0.80");
+    let client = |i: i64| IpAddr::V4(Ipv4Addr::from(0xc633_0000u32 + (i as u32 % 60_000)));
+    let cport = |i: i64| 1024 + (i % 60_000) as u16;
+    let isn = |i: i64| (i as u32).wrapping_mul(2_654_435_761);
+    let tcp = |src, dst, sport, dport, flags, seq, ack, payload| Header {
+        tcp_seq: seq,
+        tcp_ack: ack,
+        has_payload: payload,
+        ..pkt(src, dst, proto::TCP, flags, sport, dport)
+    };
+    let total = conns * secs;
+    let every = if spoofed > 0 { conns / spoofed } else { 0 };
+    for i in 0..total {
+        let t = i * 1_000_000 / conns;
+        v.on_packet(
+            Timestamp(t),
+            &tcp(client(i), server, cport(i), 443, 0x02, 7, 0, false),
+            60,
+            out,
+        );
+        if i >= 1 {
+            let j = i - 1;
+            v.on_packet(
+                Timestamp(t),
+                &tcp(server, client(j), 443, cport(j), 0x12, isn(j), 8, false),
+                60,
+                out,
+            );
+        }
+        if i >= 2 {
+            let j = i - 2;
+            let ack = if ack_ok {
+                isn(j).wrapping_add(1)
+            } else {
+                isn(j) ^ 0x5555
+            };
+            v.on_packet(
+                Timestamp(t),
+                &tcp(client(j), server, cport(j), 443, 0x18, 8, ack, true),
+                300,
+                out,
+            );
+        }
+        if every > 0 && i % every == 0 {
+            v.on_packet(Timestamp(t), &syn(spoofed_src(i), server), 60, out);
+        }
+    }
+}
+
+fn spoofed_src(i: i64) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::from(0x0b00_0000 + i as u32))
+}
+
+fn crowd_detector() -> Volumetric {
+    let mut g = HostGroupConfig {
+        name: "web".into(),
+        networks: vec!["10.0.0.0/8".parse().unwrap()],
+        pps: Some(50_000),
+        mbps: None,
+        vectors: Default::default(),
+        baseline: None,
+        prefix: None,
+        network: None,
+    };
+    g.vectors.insert(
+        "syn_flood".into(),
+        ThresholdConfig {
+            pps: Some(10_000),
+            mbps: None,
+        },
+    );
+    with_groups(0, vec![g])
+}
+
+#[test]
+fn flash_crowd_of_completed_handshakes_is_not_a_syn_flood() {
+    let mut v = crowd_detector();
+    let mut out = Vec::new();
+    // 15,000 new connections/s: SYNs in and SYN-ACKs out at 1.5x the
+    // syn_flood threshold, every one completed.
+    crowd(&mut v, &mut out, 15_000, 3, true, 0);
+    assert!(out.is_empty(), "{out:#?}");
+}
+
+#[test]
+fn half_open_handshakes_at_the_same_rate_are_a_syn_flood() {
+    let mut v = crowd_detector();
+    let mut out = Vec::new();
+    // Same packets, but the ACKs do not acknowledge the server's number.
+    crowd(&mut v, &mut out, 15_000, 3, false, 0);
+    let started = events(&out, Event::AttackStarted);
+    assert!(
+        started
+            .iter()
+            .any(|i| i.vector.as_deref() == Some("syn_flood")
+                && i.direction == Some(shaobing_wire::Direction::Inbound)),
+        "{out:#?}"
+    );
+}
+
+#[test]
+fn a_syn_flood_hidden_in_a_flash_crowd_is_still_found() {
+    let mut v = crowd_detector();
+    let mut out = Vec::new();
+    // 15,000 completed connections/s plus 15,000 spoofed SYNs/s: 15,000
+    // half-open per second, over the 10,000 threshold.
+    crowd(&mut v, &mut out, 15_000, 3, true, 15_000);
+    let started = events(&out, Event::AttackStarted);
+    assert_eq!(started.len(), 1, "{out:#?}");
+    assert_eq!(started[0].vector.as_deref(), Some("syn_flood"));
+    assert_eq!(started[0].dst_ip, Some(ip("10.0.0.80")));
 }

@@ -225,6 +225,8 @@ mod tests {
             src_port,
             dst_port: 80,
             tcp_flags: flags,
+            tcp_seq: 0,
+            tcp_ack: 0,
             has_payload: false,
             fragment,
             frag_id: 0,
