@@ -38,6 +38,9 @@ use crate::store::{with_timeout, StoreError};
 pub const MAX_ATTACKS: u64 = 200;
 /// Most other incidents of the host `GET /api/v1/incidents/{id}` returns.
 pub const HOST_INCIDENTS: u64 = 20;
+/// `host_incidents` of `GET /api/v1/incidents/{id}` are within this long
+/// of the incident (one day, in microseconds).
+const HOST_WINDOW_US: i64 = 86_400 * 1_000_000;
 /// How far back `GET /api/v1/sensors` looks for heartbeats (the default
 /// heartbeat retention).
 const HEARTBEAT_LOOKBACK_S: u32 = 30 * 86_400;
@@ -317,8 +320,9 @@ async fn read_incident(
 
 /// `GET /api/v1/incidents/{id}`: `{"incident", "host", "host_incidents"}`,
 /// where `host` is a leak's source or an attack's target and
-/// `host_incidents` the newest other incidents with that address (at most
-/// [`HOST_INCIDENTS`]); 404 if no incident has this id.
+/// `host_incidents` the newest other incidents with that address within a
+/// day of the incident (at most [`HOST_INCIDENTS`]); 404 if no incident
+/// has this id.
 pub async fn get_incident(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -338,8 +342,13 @@ pub async fn get_incident(
         };
         let mut others = Vec::new();
         if let Ok(ip) = host.parse() {
+            // Within a day of the incident: bounded partitions, whatever
+            // the store's size.
+            let ts = row.timestamp();
             let filter = QueryFilter {
                 ip: Some(ip),
+                since: Some(Timestamp(ts.micros().saturating_sub(HOST_WINDOW_US))),
+                until: Some(Timestamp(ts.micros().saturating_add(HOST_WINDOW_US))),
                 limit: HOST_INCIDENTS + 1,
                 ..QueryFilter::default()
             };
