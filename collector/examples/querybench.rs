@@ -49,7 +49,8 @@ fn fill_sql(rows: u64) -> String {
            '\",\"event\":\"', event, '\",\"signature\":\"', signature, '\",\"severity\":\"', severity,
            '\",\"ts\":\"', formatDateTime(ts, '%Y-%m-%dT%H:%M:%S'), '.000000Z\",\"src_ip\":\"', src_ip,
            '\",\"dst_ip\":\"', dst_ip, '\",\"proto\":\"tcp\"}}') AS raw,
-    now() AS received_at
+    now() AS received_at,
+    '' AS dst_net
 FROM numbers({rows})"
     )
 }
