@@ -260,24 +260,59 @@ const MAX_IPV6_EXT: usize = 8;
 
 /// What decoding carries down the layers: the tunnel settings, how deep
 /// it is, and what was opened on the way.
-struct Ctx<'c> {
+struct Ctx<'c, 'a> {
     cfg: &'c DecapConfig,
     depth: u8,
     tunnels: Kinds,
     malformed: Kinds,
     outer_len: usize,
+    /// The summary being filled in: the innermost packet's once decoding
+    /// is done (written in place, not returned through every layer).
+    out: Decoded<'a>,
+}
+
+impl<'c, 'a> Ctx<'c, 'a> {
+    fn new(cfg: &'c DecapConfig) -> Self {
+        Ctx {
+            cfg,
+            depth: 0,
+            tunnels: Kinds::default(),
+            malformed: Kinds::default(),
+            outer_len: 0,
+            out: Decoded {
+                src: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                dst: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                proto: 0,
+                ttl: 0,
+                src_port: 0,
+                dst_port: 0,
+                tcp_flags: 0,
+                tcp_seq: 0,
+                tcp_ack: 0,
+                payload: &[],
+                fragment: Fragment::None,
+                frag: Frag::default(),
+                tunnels: Kinds::default(),
+                malformed_tunnels: Kinds::default(),
+                outer_len: 0,
+            },
+        }
+    }
+
+    /// The summary, with the tunnel facts gathered on the way.
+    fn finish(self) -> Decoded<'a> {
+        let mut d = self.out;
+        d.tunnels = self.tunnels;
+        d.malformed_tunnels = self.malformed;
+        d.outer_len = u32::try_from(self.outer_len).unwrap_or(u32::MAX);
+        d
+    }
 }
 
 /// Decodes one captured frame, opening tunnels as `cfg` allows.
 pub fn decode<'a>(link: LinkType, frame: &'a [u8], cfg: &DecapConfig) -> Result<Decoded<'a>, Skip> {
-    let mut cx = Ctx {
-        cfg,
-        depth: 0,
-        tunnels: Kinds::default(),
-        malformed: Kinds::default(),
-        outer_len: 0,
-    };
-    let mut d = match link {
+    let mut cx = Ctx::new(cfg);
+    match link {
         LinkType::Ethernet => ethernet(frame, &mut cx),
         LinkType::LinuxSll => {
             let proto = be16(frame, 14).ok_or(Skip::Truncated)?;
@@ -302,10 +337,7 @@ pub fn decode<'a>(link: LinkType, frame: &'a [u8], cfg: &DecapConfig) -> Result<
             ether_payload(proto, frame.get(4..).ok_or(Skip::Truncated)?, &mut cx)
         }
     }?;
-    d.tunnels = cx.tunnels;
-    d.malformed_tunnels = cx.malformed;
-    d.outer_len = u32::try_from(cx.outer_len).unwrap_or(u32::MAX);
-    Ok(d)
+    Ok(cx.finish())
 }
 
 #[inline]
@@ -315,7 +347,7 @@ fn be16(b: &[u8], at: usize) -> Option<u16> {
 }
 
 #[inline]
-fn ethernet<'a>(frame: &'a [u8], cx: &mut Ctx<'_>) -> Result<Decoded<'a>, Skip> {
+fn ethernet<'a>(frame: &'a [u8], cx: &mut Ctx<'_, 'a>) -> Result<(), Skip> {
     let mut ethertype = be16(frame, 12).ok_or(Skip::Truncated)?;
     let mut rest = frame.get(14..).ok_or(Skip::Truncated)?;
     for _ in 0..MAX_VLAN_TAGS {
@@ -331,11 +363,7 @@ fn ethernet<'a>(frame: &'a [u8], cx: &mut Ctx<'_>) -> Result<Decoded<'a>, Skip> 
 }
 
 #[inline]
-fn ether_payload<'a>(
-    ethertype: u16,
-    rest: &'a [u8],
-    cx: &mut Ctx<'_>,
-) -> Result<Decoded<'a>, Skip> {
+fn ether_payload<'a>(ethertype: u16, rest: &'a [u8], cx: &mut Ctx<'_, 'a>) -> Result<(), Skip> {
     match ethertype {
         0x0800 | 0x86dd => decode_ip(rest, cx),
         0x8847 | 0x8848 if cx.cfg.mpls => {
@@ -349,7 +377,7 @@ fn ether_payload<'a>(
     }
 }
 
-fn pppoe<'a>(rest: &'a [u8], cx: &mut Ctx<'_>) -> Result<Decoded<'a>, Skip> {
+fn pppoe<'a>(rest: &'a [u8], cx: &mut Ctx<'_, 'a>) -> Result<(), Skip> {
     let o = tunnel::pppoe(rest).ok_or(Skip::Truncated)?;
     enter(o.kind, cx)?;
     let ip = tunnel::ppp_ip(o.frame).ok_or(Skip::NotIp)?;
@@ -359,7 +387,7 @@ fn pppoe<'a>(rest: &'a [u8], cx: &mut Ctx<'_>) -> Result<Decoded<'a>, Skip> {
 
 /// Counts one more level of tunnels; past the cap the packet is skipped.
 #[inline]
-fn enter(kind: Kind, cx: &mut Ctx<'_>) -> Result<(), Skip> {
+fn enter(kind: Kind, cx: &mut Ctx<'_, '_>) -> Result<(), Skip> {
     cx.depth += 1;
     if cx.depth > cx.cfg.max_depth {
         return Err(Skip::TooManyLayers);
@@ -370,7 +398,7 @@ fn enter(kind: Kind, cx: &mut Ctx<'_>) -> Result<(), Skip> {
 
 /// Decodes the frame inside a tunnel.
 #[inline]
-fn inner<'a>(framing: Inner, frame: &'a [u8], cx: &mut Ctx<'_>) -> Result<Decoded<'a>, Skip> {
+fn inner<'a>(framing: Inner, frame: &'a [u8], cx: &mut Ctx<'_, 'a>) -> Result<(), Skip> {
     match framing {
         // The outer frame's link header is still counted in the length on
         // the wire: the inner Ethernet header is encapsulation too.
@@ -407,7 +435,7 @@ pub fn decode_plain_ip(ip: &[u8]) -> Result<Decoded<'_>, Skip> {
 }
 
 #[inline]
-fn decode_ip<'a>(ip: &'a [u8], cx: &mut Ctx<'_>) -> Result<Decoded<'a>, Skip> {
+fn decode_ip<'a>(ip: &'a [u8], cx: &mut Ctx<'_, 'a>) -> Result<(), Skip> {
     match ip.first().map(|b| b >> 4) {
         Some(4) => decode_ipv4(ip, cx),
         Some(6) => decode_ipv6(ip, cx),
@@ -416,7 +444,7 @@ fn decode_ip<'a>(ip: &'a [u8], cx: &mut Ctx<'_>) -> Result<Decoded<'a>, Skip> {
     }
 }
 
-fn decode_ipv4<'a>(ip: &'a [u8], cx: &mut Ctx<'_>) -> Result<Decoded<'a>, Skip> {
+fn decode_ipv4<'a>(ip: &'a [u8], cx: &mut Ctx<'_, 'a>) -> Result<(), Skip> {
     // The fixed header, read through a 20-byte array: constant offsets
     // into an array cannot go out of bounds, and cost no checks.
     let h: &[u8; 20] = ip
@@ -445,7 +473,7 @@ fn decode_ipv4<'a>(ip: &'a [u8], cx: &mut Ctx<'_>) -> Result<Decoded<'a>, Skip> 
     };
     let src = IpAddr::V4(Ipv4Addr::new(h[12], h[13], h[14], h[15]));
     let dst = IpAddr::V4(Ipv4Addr::new(h[16], h[17], h[18], h[19]));
-    let mut d = transport(
+    transport(
         Ip {
             src,
             dst,
@@ -458,17 +486,17 @@ fn decode_ipv4<'a>(ip: &'a [u8], cx: &mut Ctx<'_>) -> Result<Decoded<'a>, Skip> 
         cx,
     )?;
     if fragment != Fragment::None {
-        d.frag = Frag {
+        cx.out.frag = Frag {
             id: u32::from(u16::from_be_bytes([h[4], h[5]])),
             offset: u32::from(offset) * 8,
             more: more_fragments,
             body,
         };
     }
-    Ok(d)
+    Ok(())
 }
 
-fn decode_ipv6<'a>(ip: &'a [u8], cx: &mut Ctx<'_>) -> Result<Decoded<'a>, Skip> {
+fn decode_ipv6<'a>(ip: &'a [u8], cx: &mut Ctx<'_, 'a>) -> Result<(), Skip> {
     let h = Ipv6Packet::new(ip).ok_or(Skip::Truncated)?;
     let plen = usize::from(h.get_payload_length());
     let end = (40 + plen).min(ip.len());
@@ -525,11 +553,11 @@ fn decode_ipv6<'a>(ip: &'a [u8], cx: &mut Ctx<'_>) -> Result<Decoded<'a>, Skip> 
                     ttl: h.get_hop_limit(),
                     start: ip,
                 };
-                let mut d = transport(ip, body, fragment, cx)?;
+                transport(ip, body, fragment, cx)?;
                 if fragment != Fragment::None {
-                    d.frag = Frag { body, ..frag };
+                    cx.out.frag = Frag { body, ..frag };
                 }
-                return Ok(d);
+                return Ok(());
             }
         }
     }
@@ -557,13 +585,7 @@ pub fn reassembled<'a>(
     body: &'a [u8],
     cfg: &DecapConfig,
 ) -> Result<Decoded<'a>, Skip> {
-    let mut cx = Ctx {
-        cfg,
-        depth: 0,
-        tunnels: Kinds::default(),
-        malformed: Kinds::default(),
-        outer_len: 0,
-    };
+    let mut cx = Ctx::new(cfg);
     let ip = Ip {
         src,
         dst,
@@ -571,17 +593,14 @@ pub fn reassembled<'a>(
         ttl,
         start: body,
     };
-    let mut d = transport(ip, body, Fragment::None, &mut cx)?;
-    d.tunnels = cx.tunnels;
-    d.malformed_tunnels = cx.malformed;
-    d.outer_len = u32::try_from(cx.outer_len).unwrap_or(u32::MAX);
-    Ok(d)
+    transport(ip, body, Fragment::None, &mut cx)?;
+    Ok(cx.finish())
 }
 
 /// Opens the tunnel `o` found in the payload of the IP packet `ip`: the
 /// inner packet, with the outer headers counted in `outer_len`.
 #[inline]
-fn open<'a>(ip: &Ip<'a>, o: tunnel::Opened<'a>, cx: &mut Ctx<'_>) -> Result<Decoded<'a>, Skip> {
+fn open<'a>(ip: &Ip<'a>, o: tunnel::Opened<'a>, cx: &mut Ctx<'_, 'a>) -> Result<(), Skip> {
     enter(o.kind, cx)?;
     cx.outer_len += (o.frame.as_ptr() as usize).saturating_sub(ip.start.as_ptr() as usize);
     inner(o.inner, o.frame, cx)
@@ -591,8 +610,8 @@ fn transport<'a>(
     ip: Ip<'a>,
     body: &'a [u8],
     fragment: Fragment,
-    cx: &mut Ctx<'_>,
-) -> Result<Decoded<'a>, Skip> {
+    cx: &mut Ctx<'_, 'a>,
+) -> Result<(), Skip> {
     // Tunnels first, so the outer packet's summary is never built for a
     // packet that is opened. A first fragment is opened once its datagram
     // is whole (the defragmenter hands it to `reassembled`).
@@ -608,25 +627,21 @@ fn transport<'a>(
         ttl,
         ..
     } = ip;
-    let mut d = Decoded {
-        src,
-        dst,
-        proto,
-        ttl,
-        src_port: 0,
-        dst_port: 0,
-        tcp_flags: 0,
-        tcp_seq: 0,
-        tcp_ack: 0,
-        payload: body,
-        fragment,
-        frag: Frag::default(),
-        tunnels: Kinds::default(),
-        malformed_tunnels: Kinds::default(),
-        outer_len: 0,
-    };
+    let d = &mut cx.out;
+    d.src = src;
+    d.dst = dst;
+    d.proto = proto;
+    d.ttl = ttl;
+    d.src_port = 0;
+    d.dst_port = 0;
+    d.tcp_flags = 0;
+    d.tcp_seq = 0;
+    d.tcp_ack = 0;
+    d.payload = body;
+    d.fragment = fragment;
+    d.frag = Frag::default();
     if fragment == Fragment::Later {
-        return Ok(d);
+        return Ok(());
     }
     match proto {
         proto::TCP => {
@@ -667,14 +682,14 @@ fn transport<'a>(
         }
         _ => {}
     }
-    Ok(d)
+    Ok(())
 }
 
 /// The tunnel the payload `body` of the (whole) IP packet `ip` carries,
 /// if `[decap]` opens it. A tunnel header that does not validate is
 /// counted as malformed and gives `None`: the packet stays the outer one.
 #[inline]
-fn tunnel_in<'a>(ip: &Ip<'a>, body: &'a [u8], cx: &mut Ctx<'_>) -> Option<tunnel::Opened<'a>> {
+fn tunnel_in<'a>(ip: &Ip<'a>, body: &'a [u8], cx: &mut Ctx<'_, '_>) -> Option<tunnel::Opened<'a>> {
     match ip.proto {
         proto::UDP => {
             let u: &[u8; 8] = body.get(..8).and_then(|b| b.try_into().ok())?;
