@@ -54,17 +54,29 @@ token_sha256 = "{}"
 }
 
 fn sql(node: &ClickHouseServer, q: &str) -> String {
-    node.query(q).unwrap_or_else(|e| panic!("{q}: {e}")).trim().to_string()
+    node.query(q)
+        .unwrap_or_else(|e| panic!("{q}: {e}"))
+        .trim()
+        .to_string()
 }
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    let loadgen = args.get(1).cloned().expect("usage: scalebench LOADGEN [TOTAL] [CONNS]");
+    let loadgen = args
+        .get(1)
+        .cloned()
+        .expect("usage: scalebench LOADGEN [TOTAL] [CONNS]");
     let total: u64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(300_000);
     let conns: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(16);
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     let tmp = tempfile::tempdir()?;
-    for (label, shards) in [("single node", 0usize), ("cluster, 1 shard", 1), ("cluster, 2 shards", 2)] {
+    for (label, shards) in [
+        ("single node", 0usize),
+        ("cluster, 1 shard", 1),
+        ("cluster, 2 shards", 2),
+    ] {
         let (single, cluster) = if shards == 0 {
             (Some(ClickHouseServer::start()?), None)
         } else {
@@ -88,7 +100,13 @@ fn main() -> anyhow::Result<()> {
             let _ = rx.await;
         }));
         let out = Command::new(&loadgen)
-            .args([addr.to_string(), TOKEN.to_string(), total.to_string(), "1000".into(), conns.to_string()])
+            .args([
+                addr.to_string(),
+                TOKEN.to_string(),
+                total.to_string(),
+                "1000".into(),
+                conns.to_string(),
+            ])
             .output()?;
         let line = String::from_utf8_lossy(&out.stdout).trim().to_string();
         if !out.status.success() {
@@ -96,7 +114,11 @@ fn main() -> anyhow::Result<()> {
         }
         let _ = tx.send(());
         let _ = rt.block_on(async { tokio::time::timeout(Duration::from_secs(60), task).await });
-        let table = if shards == 0 { "incidents" } else { "incidents_local" };
+        let table = if shards == 0 {
+            "incidents"
+        } else {
+            "incidents_local"
+        };
         let (mut bytes, mut rows) = (0u64, 0u64);
         let mut columns: Vec<(String, u64)> = Vec::new();
         for n in &nodes {
@@ -111,7 +133,9 @@ fn main() -> anyhow::Result<()> {
             );
             for p in parts.lines() {
                 let p = p.trim_matches('\'');
-                if let Err(e) = n.query(&format!("OPTIMIZE TABLE shaobing.{table} PARTITION {p} FINAL")) {
+                if let Err(e) = n.query(&format!(
+                    "OPTIMIZE TABLE shaobing.{table} PARTITION {p} FINAL"
+                )) {
                     eprintln!("optimize {table} partition {p}: {e}");
                 }
             }
@@ -143,7 +167,7 @@ fn main() -> anyhow::Result<()> {
                 }
             }
         }
-        columns.sort_by(|a, b| b.1.cmp(&a.1));
+        columns.sort_by_key(|c| std::cmp::Reverse(c.1));
         let top: Vec<String> = columns
             .iter()
             .take(6)
