@@ -37,6 +37,9 @@ pub struct Dropped {
     pub partition: String,
 }
 
+/// Attempts of one cluster partition drop that fails with a leader change.
+const DROP_ATTEMPTS: u32 = 30;
+
 /// `YYYYMMDD` of the UTC day `days` days before `now_secs`.
 pub fn cutoff_day(now_secs: i64, days: u32) -> u32 {
     let day = now_secs.div_euclid(86_400) - i64::from(days);
@@ -157,14 +160,32 @@ pub async fn run_once_on(
                     "ALTER TABLE `{db}`.`{table}_local` ON CLUSTER `{c}` DROP PARTITION {day}"
                 ),
             };
-            with_timeout(what, timeout, async {
-                client
-                    .query(&sql)
-                    .execute()
-                    .await
-                    .map_err(StoreError::ch(what))
-            })
-            .await?;
+            // On a cluster, 18.16 answers `Code: 292 ... Leader was
+            // suddenly changed` for a while after a replica or ZooKeeper
+            // restart: retried, a bounded number of times.
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                let r = with_timeout(what, timeout, async {
+                    client
+                        .query(&sql)
+                        .execute()
+                        .await
+                        .map_err(StoreError::ch(what))
+                })
+                .await;
+                match r {
+                    Err(e)
+                        if cluster.is_some()
+                            && attempt < DROP_ATTEMPTS
+                            && e.to_string().contains("Code: 292") =>
+                    {
+                        tracing::info!(table, partition = day, error = %e, "retrying a partition drop after a leader change");
+                        tokio::time::sleep(Duration::from_secs(2)).await;
+                    }
+                    r => break r?,
+                }
+            }
             metrics.retention_dropped_partitions.fetch_add(1, Relaxed);
             tracing::info!(
                 event = "retention_drop",

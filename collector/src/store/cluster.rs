@@ -91,27 +91,36 @@ pub fn translate(stmt: &str, cluster: &str) -> Result<Vec<String>, Untranslatabl
         if name == "incidents" {
             local = local.replace(OLD_INCIDENTS_KEY, INCIDENTS_KEY);
         }
-        let key = if name == "incidents" {
-            "cityHash64(toString(id))"
-        } else {
-            "rand()"
-        };
-        let dist = format!(
-            "CREATE TABLE IF NOT EXISTS `{{db}}`.{name} {on} AS `{{db}}`.{name}_local \
-             ENGINE = Distributed(`{cluster}`, `{{db}}`, {name}_local, {key})"
-        );
-        return Ok(vec![local, dist]);
+        return Ok(vec![local, distributed(name, cluster)]);
     }
     if let Some((name, rest)) = table_after(stmt, "ALTER TABLE ") {
+        // 18.16 refuses `ALTER ... ON CLUSTER` on the (not replicated)
+        // Distributed table of a replicated cluster: it is dropped and
+        // created again over the altered local table (it holds no data:
+        // inserts are synchronous).
         return Ok(vec![
             format!("ALTER TABLE `{{db}}`.{name}_local {on} {rest}"),
-            format!("ALTER TABLE `{{db}}`.{name} {on} {rest}"),
+            format!("DROP TABLE IF EXISTS `{{db}}`.{name} {on}"),
+            distributed(name, cluster),
         ]);
     }
     if stmt.starts_with("TRUNCATE TABLE ") {
         return Ok(Vec::new());
     }
     Err(Untranslatable(stmt.to_string()))
+}
+
+/// The `Distributed` table `name` over `name_local`.
+fn distributed(name: &str, cluster: &str) -> String {
+    let key = if name == "incidents" {
+        "cityHash64(toString(id))"
+    } else {
+        "rand()"
+    };
+    format!(
+        "CREATE TABLE IF NOT EXISTS `{{db}}`.{name} ON CLUSTER `{cluster}` AS `{{db}}`.{name}_local \
+         ENGINE = Distributed(`{cluster}`, `{{db}}`, {name}_local, {key})"
+    )
 }
 
 #[derive(Debug, Row, Deserialize)]
@@ -236,7 +245,12 @@ mod tests {
         ));
         assert!(hb[1].ends_with("rand())"));
         let alter = translate("ALTER TABLE `{db}`.incidents ADD COLUMN x String", "prod").unwrap();
-        assert_eq!(alter.len(), 2);
+        assert_eq!(alter.len(), 3);
+        assert_eq!(
+            alter[0],
+            "ALTER TABLE `{db}`.incidents_local ON CLUSTER `prod` ADD COLUMN x String"
+        );
+        assert_eq!(alter[2], out[1]);
         assert!(translate("DROP TABLE `{db}`.x", "prod").is_err());
         assert!(
             translate("TRUNCATE TABLE `{db}`.incidents_day_summary", "prod")
