@@ -144,6 +144,7 @@ const ALL_PARAMS: &[&str] = &[
     "sensor",
     "ip",
     "community_id",
+    "dst_net",
     "limit",
     "cursor",
     "top",
@@ -161,6 +162,7 @@ pub(crate) const FILTER_PARAMS: &[&str] = &[
     "sensor",
     "ip",
     "community_id",
+    "dst_net",
 ];
 
 fn bad(name: &str, value: &str, expected: &str) -> String {
@@ -214,6 +216,15 @@ pub fn filter_from_params(
             "signature" => f.signature = Some(text(v, name)?),
             "sensor" => f.sensor = Some(text(v, name)?),
             "community_id" => f.community_id = Some(text(v, name)?),
+            "dst_net" => {
+                f.dst_net = Some(crate::query::canonical_net(v).ok_or_else(|| {
+                    bad(
+                        name,
+                        v,
+                        "a network prefix such as 198.51.100.0/24 or 2001:db8:1::/48",
+                    )
+                })?)
+            }
             "severity" => {
                 for s in v.split(',') {
                     f.severity.push(Severity::parse(s.trim()).ok_or_else(|| {
@@ -389,6 +400,9 @@ mod tests {
         assert_eq!(f.severity, vec![Severity::High, Severity::Critical]);
         assert_eq!(f.ip, Some("2001:db8::1".parse().unwrap()));
         assert_eq!(f.limit, 5);
+        let p = parse_query(Some("dst_net=2001:0db8:1::/48"), ALL_PARAMS).unwrap();
+        let (f, _) = filter_from_params(&p, now, TimeBound::All).unwrap();
+        assert_eq!(f.dst_net.as_deref(), Some("2001:db8:1::/48"));
         for bad in [
             "kind=x",
             "ip=1.2.3",
@@ -396,6 +410,7 @@ mod tests {
             "limit=10001",
             "severity=high,x",
             "cursor=zz",
+            "dst_net=198.51.100.7/24",
         ] {
             let p = parse_query(Some(bad), ALL_PARAMS).unwrap();
             assert!(

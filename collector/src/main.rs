@@ -150,6 +150,9 @@ struct FilterArgs {
     /// A flow's Community ID, e.g. 1:LQU9qZlK+B5F3KDmev6m5PMibrg=.
     #[arg(long, value_name = "ID")]
     community_id: Option<String>,
+    /// Network-level attacks on this prefix (dst_net), e.g. 198.51.100.0/24.
+    #[arg(long, value_name = "PREFIX")]
+    dst_net: Option<String>,
 }
 
 impl FilterArgs {
@@ -165,6 +168,7 @@ impl FilterArgs {
             ("sensor", &self.sensor),
             ("ip", &self.ip),
             ("community_id", &self.community_id),
+            ("dst_net", &self.dst_net),
         ]
         .into_iter()
         .filter_map(|(n, v)| v.clone().map(|v| (n, v)))

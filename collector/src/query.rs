@@ -104,6 +104,9 @@ pub struct QueryFilter {
     pub ip: Option<IpAddr>,
     /// Only incidents of this flow (Community ID).
     pub community_id: Option<String>,
+    /// Only network-level attacks on this prefix (`dst_net`, canonical
+    /// `address/length` as [`canonical_net`] writes it).
+    pub dst_net: Option<String>,
     /// At most this many incidents: the most recent ones in the window.
     pub limit: u64,
     /// Continue after this position (from a previous page's `next_cursor`).
@@ -210,6 +213,9 @@ pub(crate) fn where_clause(filter: &QueryFilter, sql: &mut String) {
     if filter.community_id.is_some() {
         sql.push_str(" AND community_id = ?");
     }
+    if filter.dst_net.is_some() {
+        sql.push_str(" AND dst_net = ?");
+    }
 }
 
 pub(crate) fn bind_where(
@@ -248,7 +254,35 @@ pub(crate) fn bind_where(
     if let Some(c) = &filter.community_id {
         q = q.bind(c.as_str());
     }
+    if let Some(n) = &filter.dst_net {
+        q = q.bind(n.as_str());
+    }
     q
+}
+
+/// `text` as a network prefix in the form the collector stores `dst_net`
+/// in (`198.51.100.0/24`, `2001:db8:1::/48`), or `None` when it is not
+/// one: an address, a length within its family, and no host bits set.
+pub fn canonical_net(text: &str) -> Option<String> {
+    let (addr, len) = text.split_once('/')?;
+    let addr: IpAddr = addr.parse().ok()?;
+    if len.is_empty() || len.len() > 3 || !len.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let len: u32 = len.parse().ok()?;
+    let (bits, max) = match addr {
+        IpAddr::V4(a) => (u128::from(u32::from(a)) << 96, 32),
+        IpAddr::V6(a) => (u128::from(a), 128),
+    };
+    if len > max {
+        return None;
+    }
+    let host = if len == 0 {
+        u128::MAX
+    } else {
+        !(u128::MAX << (128 - len))
+    };
+    (bits & host == 0).then(|| format!("{addr}/{len}"))
 }
 
 /// One page of incidents, newest first.
@@ -717,7 +751,8 @@ pub async fn fetch_summary(
         && filter.severity.is_empty()
         && filter.sensor.is_none()
         && filter.ip.is_none()
-        && filter.community_id.is_none();
+        && filter.community_id.is_none()
+        && filter.dst_net.is_none();
     let (states, built) = if unfiltered {
         tokio::try_join!(
             day_states(client, db, timeout),
@@ -1292,6 +1327,30 @@ fn table_row(r: &IncidentRow) -> [String; 9] {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn network_prefixes_are_checked_and_written_canonically() {
+        assert_eq!(
+            canonical_net("198.51.100.0/24").as_deref(),
+            Some("198.51.100.0/24")
+        );
+        assert_eq!(
+            canonical_net("2001:0db8:0001::/48").as_deref(),
+            Some("2001:db8:1::/48")
+        );
+        assert_eq!(canonical_net("0.0.0.0/0").as_deref(), Some("0.0.0.0/0"));
+        for bad in [
+            "198.51.100.7/24",
+            "198.51.100.0/33",
+            "198.51.100.0",
+            "x/24",
+            "10.0.0.0/",
+            "10.0.0.0/+8",
+            "2001:db8::1/64",
+        ] {
+            assert_eq!(canonical_net(bad), None, "{bad}");
+        }
+    }
+
     use super::*;
 
     fn states(clean: &[(u32, &str)], unclean: &[u32]) -> DayStates {

@@ -118,6 +118,15 @@ async fn incident_row_round_trips_through_clickhouse_unchanged() {
         .unwrap();
     // Oldest first.
     assert_eq!(rows, vec![b.clone(), a.clone()]);
+    // Only the network-level attack on the prefix.
+    let on_net = shaobing_collector::query::QueryFilter {
+        dst_net: shaobing_collector::query::canonical_net("2001:db8:1:2::/64"),
+        ..filter.clone()
+    };
+    let rows = shaobing_collector::fetch_incidents(&config, &on_net)
+        .await
+        .unwrap();
+    assert_eq!(rows, vec![a.clone()]);
 
     // The server sees the values we meant, not just the same bytes back.
     let check = ch
