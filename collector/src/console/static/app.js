@@ -23,7 +23,7 @@
       sensor: '传感器', rate: '当前速率', peak: '峰值', started: '开始', last_seen: '最近', ended: '结束',
       in_progress: '进行中', ip: 'IP', incidents_n: '事件数', attacks_n: '攻击数', matches: '匹配数',
       signature: '特征', prefix: '网段', time: '时间', kind: '类型', event: '事件', severity: '严重级别',
-      source: '源', destination: '目的', community_id: 'Community ID', detail: '详情', apply: '筛选',
+      source: '源', destination: '目的', community_id: 'Community ID', dst_net: '受攻击网段', detail: '详情', apply: '筛选',
       reset: '清除', since: '起始', until: '截止', any: '任意', next: '下一页', first: '第一页',
       no_more: '没有更多', attack_detail: '攻击详情', lifecycle: '生命周期', duration: '持续时间',
       chart_rate: '速率曲线（来自存储的更新）', evidence: '证据', top_sources: '主要来源',
@@ -53,7 +53,7 @@
       sensor: 'Sensor', rate: 'Current rate', peak: 'Peak', started: 'Started', last_seen: 'Last seen', ended: 'Ended',
       in_progress: 'in progress', ip: 'IP', incidents_n: 'Incidents', attacks_n: 'Attacks', matches: 'Matches',
       signature: 'Signature', prefix: 'Prefix', time: 'Time', kind: 'Kind', event: 'Event', severity: 'Severity',
-      source: 'Source', destination: 'Destination', community_id: 'Community ID', detail: 'Detail', apply: 'Apply',
+      source: 'Source', destination: 'Destination', community_id: 'Community ID', dst_net: 'Attacked prefix', detail: 'Detail', apply: 'Apply',
       reset: 'Reset', since: 'Since', until: 'Until', any: 'any', next: 'Next page', first: 'First page',
       no_more: 'No more', attack_detail: 'Attack', lifecycle: 'Lifecycle', duration: 'Duration',
       chart_rate: 'Rate (from the stored updates)', evidence: 'Evidence', top_sources: 'Top sources',
@@ -76,7 +76,7 @@
   const SEVERITIES = ['critical', 'high', 'medium', 'low'];
   const EVENTS = ['attack_started', 'attack_update', 'attack_ended', 'leak', 'capture_loss'];
   const RANGES = ['1h', '24h', '7d', '30d', 'all'];
-  const FILTERS = ['since', 'until', 'kind', 'event', 'severity', 'signature', 'vector', 'sensor', 'ip', 'community_id'];
+  const FILTERS = ['since', 'until', 'kind', 'event', 'severity', 'signature', 'vector', 'sensor', 'ip', 'community_id', 'dst_net'];
   const SVG = 'http://www.w3.org/2000/svg';
 
   let lang = readLang();
@@ -507,7 +507,7 @@
       select('kind', KINDS, params.kind), select('event', EVENTS, params.event),
       select('severity', SEVERITIES, params.severity),
       input('signature', params.signature), input('vector', params.vector), input('sensor', params.sensor),
-      input('ip', params.ip), input('community_id', params.community_id),
+      input('ip', params.ip), input('community_id', params.community_id), input('dst_net', params.dst_net),
       el('button', { type: 'submit', class: 'primary', id: 'apply' }, t('apply')),
       el('button', { type: 'button', class: 'plain', onclick: () => { window.location.hash = '#/incidents' + query({ since: '24h' }); } }, t('reset')));
     form.addEventListener('submit', (ev) => {
