@@ -264,25 +264,7 @@ pub(crate) fn bind_where(
 /// in (`198.51.100.0/24`, `2001:db8:1::/48`), or `None` when it is not
 /// one: an address, a length within its family, and no host bits set.
 pub fn canonical_net(text: &str) -> Option<String> {
-    let (addr, len) = text.split_once('/')?;
-    let addr: IpAddr = addr.parse().ok()?;
-    if len.is_empty() || len.len() > 3 || !len.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let len: u32 = len.parse().ok()?;
-    let (bits, max) = match addr {
-        IpAddr::V4(a) => (u128::from(u32::from(a)) << 96, 32),
-        IpAddr::V6(a) => (u128::from(a), 128),
-    };
-    if len > max {
-        return None;
-    }
-    let host = if len == 0 {
-        u128::MAX
-    } else {
-        !(u128::MAX << (128 - len))
-    };
-    (bits & host == 0).then(|| format!("{addr}/{len}"))
+    shaobing_wire::parse_prefix(text).map(|(addr, len)| format!("{addr}/{len}"))
 }
 
 /// One page of incidents, newest first.

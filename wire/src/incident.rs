@@ -286,34 +286,40 @@ pub enum ValidationError {
     TooManyExtraFields,
 }
 
+/// A network prefix written `address/length` (`198.51.100.0/24`,
+/// `2001:db8:1::/48`): the address and length, when the length fits the
+/// family and no host bit is set; `None` otherwise.
+pub fn parse_prefix(text: &str) -> Option<(IpAddr, u8)> {
+    let (addr, len) = text.split_once('/')?;
+    let addr: IpAddr = addr.parse().ok()?;
+    if len.is_empty() || len.len() > 3 || !len.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let len: u8 = len.parse().ok()?;
+    let (bits, max) = match addr {
+        IpAddr::V4(a) => (u128::from(u32::from(a)) << 96, 32),
+        IpAddr::V6(a) => (u128::from(a), 128),
+    };
+    if len > max {
+        return None;
+    }
+    let host_bits = if len == 0 {
+        u128::MAX
+    } else {
+        !(u128::MAX << (128 - u32::from(len)))
+    };
+    let host_bits = match addr {
+        IpAddr::V4(_) => host_bits & (u128::from(u32::MAX) << 96),
+        IpAddr::V6(_) => host_bits,
+    };
+    (bits & host_bits == 0).then_some((addr, len))
+}
+
 impl Incident {
     /// The prefix a network-level attack targets ([`DST_NET`]): its
     /// network address and length, when present and well formed.
     pub fn dst_net(&self) -> Option<(IpAddr, u8)> {
-        let s = self.extra.get(DST_NET)?.as_str()?;
-        let (addr, len) = s.split_once('/')?;
-        let addr: IpAddr = addr.parse().ok()?;
-        if len.is_empty() || len.len() > 3 || !len.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        let len: u8 = len.parse().ok()?;
-        let (bits, max) = match addr {
-            IpAddr::V4(a) => (u128::from(u32::from(a)) << 96, 32),
-            IpAddr::V6(a) => (u128::from(a), 128),
-        };
-        if len > max {
-            return None;
-        }
-        let host_bits = if len == 0 {
-            u128::MAX
-        } else {
-            !(u128::MAX << (128 - u32::from(len)))
-        };
-        let host_bits = match addr {
-            IpAddr::V4(_) => host_bits & (u128::from(u32::MAX) << 96),
-            IpAddr::V6(_) => host_bits,
-        };
-        (bits & host_bits == 0).then_some((addr, len))
+        parse_prefix(self.extra.get(DST_NET)?.as_str()?)
     }
 
     /// Checks what serde cannot: schema version, event/kind agreement,

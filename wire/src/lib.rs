@@ -24,7 +24,7 @@ mod ts;
 pub use heartbeat::Heartbeat;
 pub use id::incident_id;
 pub use incident::{
-    limits, Direction, Event, Incident, Kind, Severity, TopSource, ValidationError, DST_NET,
-    MAX_INCIDENT_BYTES, SCHEMA_VERSION,
+    limits, parse_prefix, Direction, Event, Incident, Kind, Severity, TopSource, ValidationError,
+    DST_NET, MAX_INCIDENT_BYTES, SCHEMA_VERSION,
 };
 pub use ts::{Timestamp, TimestampError};
