@@ -304,11 +304,6 @@ impl<V: HeaderStage> Pipeline<V> {
     }
 
     /// The volumetric stage, if it runs.
-    pub fn volumetric(&self) -> Option<&V> {
-        self.volumetric.as_ref()
-    }
-
-    /// The volumetric stage, if it runs.
     pub fn volumetric_mut(&mut self) -> Option<&mut V> {
         self.volumetric.as_mut()
     }

@@ -417,23 +417,6 @@ fn inner<'a>(framing: Inner, frame: &'a [u8], cx: &mut Ctx<'_, 'a>) -> Result<()
     }
 }
 
-/// Decodes an IPv4 or IPv6 packet (by its version nibble), without
-/// opening tunnels (tests and callers that have no settings).
-pub fn decode_plain_ip(ip: &[u8]) -> Result<Decoded<'_>, Skip> {
-    let cfg = DecapConfig {
-        gre: false,
-        erspan: false,
-        vxlan: false,
-        geneve: false,
-        mpls: false,
-        pppoe: false,
-        gtpu: false,
-        ip_in_ip: false,
-        ..DecapConfig::default()
-    };
-    decode(LinkType::RawIp, ip, &cfg)
-}
-
 #[inline]
 fn decode_ip<'a>(ip: &'a [u8], cx: &mut Ctx<'_, 'a>) -> Result<(), Skip> {
     match ip.first().map(|b| b >> 4) {
