@@ -62,11 +62,49 @@ use scan::{ScanCtx, SideSink, SigHits};
 pub use stats::LeakStats;
 use stream::ParseCtx;
 
+/// What scanning needs that stays the same while the detector runs.
+#[derive(Clone, Copy, Debug)]
+struct ScanLimits {
+    /// Longest hit span (carry and hold-back size).
+    span: usize,
+    /// `scan_batch_bytes`.
+    batch: usize,
+    /// `scan_memory_bytes`.
+    max_buffered: usize,
+}
+
+/// The scanning context of the flow direction `sender` (`sender.src`
+/// sends the bytes): its direction and ports, and the counters it adds to.
+fn scan_ctx<'a>(
+    sigs: &'a SignatureSet,
+    limits: ScanLimits,
+    protected: &NetSet,
+    sender: FlowKey,
+    hits_by_signature: &'a mut [u64],
+    stats: &'a mut LeakStats,
+    buffered: &'a mut usize,
+) -> ScanCtx<'a> {
+    ScanCtx {
+        sigs,
+        span: limits.span,
+        batch: limits.batch,
+        dir: direction(protected, sender.src, sender.dst),
+        sport: sender.sport,
+        dport: sender.dport,
+        hits_by_signature,
+        bytes_scanned: &mut stats.bytes_scanned,
+        raw_hits: &mut stats.raw_hits,
+        buffered,
+        max_buffered: limits.max_buffered,
+        early_scans: &mut stats.early_scans,
+    }
+}
+
 /// The leak detector.
 pub struct Leak {
     cfg: LeakConfig,
     sigs: Arc<SignatureSet>,
-    span: usize,
+    limits: ScanLimits,
     protected: NetSet,
     sensor: String,
     flows: FastMap<FlowKey, Flow>,
@@ -93,7 +131,11 @@ impl Leak {
         sensor: String,
     ) -> Self {
         let n = sigs.signatures().len();
-        let span = sigs.max_match_len();
+        let limits = ScanLimits {
+            span: sigs.max_match_len(),
+            batch: cfg.scan_batch_bytes,
+            max_buffered: cfg.scan_memory_bytes,
+        };
         let reassembly_limits = reassembly::Limits {
             per_stream_bytes: cfg.reassembly_stream_bytes,
             max_segments: cfg.reassembly_max_segments,
@@ -109,7 +151,7 @@ impl Leak {
             budget: Budget::new(cfg.reassembly_memory_bytes),
             cfg,
             sigs,
-            span,
+            limits,
             protected,
             sensor,
             flows: FastMap::with_hasher(FastState::new(random_seed())),
@@ -240,20 +282,22 @@ impl Leak {
             return;
         };
         if side.wanted {
-            let mut ctx = ScanCtx {
-                sigs: &self.sigs,
-                span: self.span,
-                batch: self.cfg.scan_batch_bytes,
-                dir: direction(&self.protected, d.src, d.dst),
+            let sender = FlowKey {
+                src: d.src,
+                dst: d.dst,
                 sport: d.src_port,
                 dport: d.dst_port,
-                hits_by_signature: &mut self.hits_by_signature,
-                bytes_scanned: &mut self.stats.bytes_scanned,
-                raw_hits: &mut self.stats.raw_hits,
-                buffered: &mut self.scan_buffered,
-                max_buffered: self.cfg.scan_memory_bytes,
-                early_scans: &mut self.stats.early_scans,
+                proto: d.proto,
             };
+            let mut ctx = scan_ctx(
+                &self.sigs,
+                self.limits,
+                &self.protected,
+                sender,
+                &mut self.hits_by_signature,
+                &mut self.stats,
+                &mut self.scan_buffered,
+            );
             if !tcp {
                 // One datagram, one unit, unless the flow is an encrypted
                 // session's (DTLS, QUIC, WireGuard).
@@ -372,20 +416,15 @@ impl Leak {
         } = &mut flow;
         for (ix, side) in sides.iter_mut().enumerate() {
             let dkey = if ix == 0 { key } else { key.reversed() };
-            let mut ctx = ScanCtx {
-                sigs: &self.sigs,
-                span: self.span,
-                batch: self.cfg.scan_batch_bytes,
-                dir: direction(&self.protected, dkey.src, dkey.dst),
-                sport: dkey.sport,
-                dport: dkey.dport,
-                hits_by_signature: &mut self.hits_by_signature,
-                bytes_scanned: &mut self.stats.bytes_scanned,
-                raw_hits: &mut self.stats.raw_hits,
-                buffered: &mut self.scan_buffered,
-                max_buffered: self.cfg.scan_memory_bytes,
-                early_scans: &mut self.stats.early_scans,
-            };
+            let mut ctx = scan_ctx(
+                &self.sigs,
+                self.limits,
+                &self.protected,
+                dkey,
+                &mut self.hits_by_signature,
+                &mut self.stats,
+                &mut self.scan_buffered,
+            );
             let Side {
                 stream,
                 parser,
