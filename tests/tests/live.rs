@@ -37,6 +37,16 @@ fn skip_reason() -> Option<String> {
     None
 }
 
+/// Runs `ip ARGS`, failing the test with its error output.
+fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "ip {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// A network namespace with a veth pair `va` <-> `vb` and loopback up,
 /// deleted on drop.
 struct NetNs {
@@ -46,14 +56,6 @@ struct NetNs {
 impl NetNs {
     fn create(tag: &str) -> NetNs {
         let name = format!("sb-{tag}-{}", std::process::id());
-        let ip = |args: &[&str]| {
-            let out = Command::new("ip").args(args).output().unwrap();
-            assert!(
-                out.status.success(),
-                "ip {args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        };
         let _ = Command::new("ip").args(["netns", "del", &name]).output();
         ip(&["netns", "add", &name]);
         let ns = NetNs { name };
@@ -490,14 +492,6 @@ impl VxlanPair {
         let pair = VxlanPair {
             a: format!("sb-vxa-{pid}"),
             b: format!("sb-vxb-{pid}"),
-        };
-        let ip = |args: &[&str]| {
-            let out = Command::new("ip").args(args).output().unwrap();
-            assert!(
-                out.status.success(),
-                "ip {args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
         };
         for ns in [&pair.a, &pair.b] {
             let _ = Command::new("ip").args(["netns", "del", ns]).output();
