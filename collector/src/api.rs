@@ -293,6 +293,18 @@ pub async fn get_incidents(
     }
 }
 
+/// The filter parameters and `top` of an aggregate endpoint (summary,
+/// overview), with `default_since` when `since` is absent.
+pub(crate) fn filter_and_top(
+    raw: Option<&str>,
+    default_since: TimeBound,
+) -> Result<(QueryFilter, u64), ApiError> {
+    let mut allowed = FILTER_PARAMS.to_vec();
+    allowed.push("top");
+    let params = parse_query(raw, &allowed)?;
+    filter_from_params(&params, Timestamp::now(), default_since).map_err(ApiError::bad_request)
+}
+
 /// `GET /api/v1/summary`: the [`query::Summary`] of the window (default:
 /// the last 7 days).
 pub async fn get_summary(
@@ -302,15 +314,10 @@ pub async fn get_summary(
 ) -> Response {
     let result = async {
         authorize(&state, &headers, Role::Analyst)?;
-        let mut allowed = FILTER_PARAMS.to_vec();
-        allowed.push("top");
-        let params = parse_query(raw.as_deref(), &allowed)?;
-        let (filter, top) = filter_from_params(
-            &params,
-            Timestamp::now(),
+        let (filter, top) = filter_and_top(
+            raw.as_deref(),
             TimeBound::Ago(std::time::Duration::from_secs(7 * 86_400)),
-        )
-        .map_err(ApiError::bad_request)?;
+        )?;
         let s = query::fetch_summary(&state.client, &state.database, state.timeout, &filter, top)
             .await?;
         Ok::<_, ApiError>(s)

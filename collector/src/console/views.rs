@@ -27,7 +27,7 @@ use serde_json::{json, Value};
 use shaobing_wire::Timestamp;
 use uuid::Uuid;
 
-use crate::api::{filter_from_params, parse_query, FILTER_PARAMS};
+use crate::api::{filter_and_top, filter_from_params, parse_query};
 use crate::auth::Role;
 use crate::ingest::{authorize, reject, ApiError, AppState};
 use crate::query::{self, bind_where, where_clause, QueryFilter, TimeBound};
@@ -251,15 +251,8 @@ pub async fn get_overview(
 ) -> Response {
     let r = async {
         authorize(&state, &headers, Role::Analyst)?;
-        let mut allowed = FILTER_PARAMS.to_vec();
-        allowed.push("top");
-        let params = parse_query(raw.as_deref(), &allowed)?;
-        let (filter, top) = filter_from_params(
-            &params,
-            Timestamp::now(),
-            TimeBound::Ago(Duration::from_secs(86_400)),
-        )
-        .map_err(ApiError::bad_request)?;
+        let (filter, top) =
+            filter_and_top(raw.as_deref(), TimeBound::Ago(Duration::from_secs(86_400)))?;
         let o = fetch_overview(&state.client, &state.database, state.timeout, &filter, top).await?;
         serde_json::to_value(o)
             .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
