@@ -1,4 +1,4 @@
-//! Content extraction (ZIP, OOXML/ODF XML, nested archives) on arbitrary
+//! Content extraction (ZIP, OOXML/ODF XML, nested archives, PDF) on arbitrary
 //! bytes, delivered in pieces whose sizes the first byte chooses; every
 //! cap small so the fuzzer reaches them.
 #![no_main]
@@ -18,6 +18,9 @@ fuzz_target!(|data: &[u8]| {
         max_entries: 64,
         max_depth: 3,
         max_memory: 1 << 20,
+        max_pdf_bytes: 1 << 16,
+        max_pdf_decoded: 1 << 18,
+        max_pdf_objects: 256,
     };
     let mut content = Content::default();
     let mut stats = ContentStats::default();

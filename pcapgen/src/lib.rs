@@ -14,7 +14,8 @@
 //!   offsets), responses and FIN teardown with consistent seq/ack.
 //! * [`app`]: HTTP/1.1 and DNS payloads; [`payload`]: encodings (GBK,
 //!   UTF-16), gzip, chunked, URL-encoded forms, MIME mail, valid and
-//!   invalid personal numbers for the [`leaks`] scenarios.
+//!   invalid personal numbers for the [`leaks`] scenarios; [`documents`]
+//!   and [`pdf`]: ZIP, OOXML and PDF files.
 //! * [`tunnel`]: wraps frames in VXLAN, Geneve, GRE, ERSPAN II/III, MPLS,
 //!   PPPoE, GTP-U and IP in IP (nested too), keeping lengths on the wire.
 //! * [`background::Background`]: low-rate internal browsing and DNS noise.
@@ -44,6 +45,7 @@ pub mod leaks;
 pub mod packet;
 pub mod payload;
 pub mod pcap;
+pub mod pdf;
 pub mod rng;
 pub mod scenario;
 pub mod scenarios;

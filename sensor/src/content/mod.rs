@@ -10,6 +10,10 @@
 //!   text is extracted ([`xml`]); nested archives are followed to
 //!   [`ContentLimits::max_depth`]; plain members (txt, csv, json, html,
 //!   ...) are passed on as they are. The archive's own bytes are not.
+//! * PDF (`%PDF-`): buffered to its end, then the text its content
+//!   streams show, mapped through the fonts' `ToUnicode` CMaps, plus
+//!   document information, XMP metadata and embedded files ([`pdf`]).
+//!   The PDF's own bytes are not passed on.
 //! * OLE2 compound files (legacy `.doc`, `.xls`, `.wps`): passed on as they
 //!   are, so their UTF-16LE and GBK text runs meet the signatures' UTF-16LE
 //!   and GBK encodings (counted `ole2_files`); the compound file's streams
@@ -18,10 +22,12 @@
 //!
 //! Bounds ([`ContentLimits`]): output bytes per file and per flow
 //! direction, the ratio of output to compressed input per member, members
-//! per archive, nesting depth, and a process-wide budget for buffered XML
-//! parts. Every cap hit is counted in [`ContentStats`] (the leak summary
+//! per archive, nesting depth, a process-wide budget for buffered XML
+//! parts and PDFs, and per PDF its input bytes, decoded stream bytes and
+//! objects. Every cap hit is counted in [`ContentStats`] (the leak summary
 //! and heartbeat show them); what a cap stops is not scanned.
 
+pub mod pdf;
 pub mod xml;
 pub mod zip;
 
@@ -45,9 +51,20 @@ pub struct ContentLimits {
     /// Deepest archive nesting read (1: no archive inside an archive).
     /// Default 3.
     pub max_depth: usize,
-    /// Bytes of XML parts buffered at once, all flows together. Default
-    /// 256 MiB.
+    /// Bytes of XML parts and PDFs buffered at once, all flows together.
+    /// Default 256 MiB.
     pub max_memory: usize,
+    /// Most bytes of one PDF buffered (a PDF is read at its end; the text
+    /// of what lies past this is lost). Default 32 MiB.
+    pub max_pdf_bytes: usize,
+    /// Most bytes decoded from one PDF's streams, all together (each
+    /// stream also stops at [`max_ratio`](Self::max_ratio) past 64 KiB).
+    /// Default 64 MiB.
+    pub max_pdf_decoded: u64,
+    /// Most objects read per PDF (in the file and in object streams);
+    /// each costs a parse and, for the font and page look-ups, memory.
+    /// Default 200,000.
+    pub max_pdf_objects: usize,
 }
 
 impl ContentLimits {
@@ -59,6 +76,9 @@ impl ContentLimits {
         max_entries: 10_000,
         max_depth: 3,
         max_memory: 256 << 20,
+        max_pdf_bytes: 32 << 20,
+        max_pdf_decoded: 64 << 20,
+        max_pdf_objects: 200_000,
     };
 }
 
@@ -98,13 +118,32 @@ pub struct ContentStats {
     pub entries_capped: u64,
     /// Nested archives not read (too deep).
     pub depth_capped: u64,
-    /// XML parts not read because the memory budget was spent.
+    /// XML parts and PDFs not (wholly) read because the memory budget
+    /// was spent.
     pub memory_capped: u64,
+    /// PDFs read.
+    pub pdf_files: u64,
+    /// PDF streams decoded (content, CMap, object, metadata streams).
+    pub pdf_streams: u64,
+    /// `ToUnicode` CMaps read.
+    pub pdf_cmaps: u64,
+    /// PDFs cut short or with corrupt parts (text of the rest kept).
+    pub pdf_errors: u64,
+    /// Encrypted PDFs, and streams with a filter or predictor not decoded.
+    pub pdf_unsupported: u64,
+    /// PDFs longer than [`ContentLimits::max_pdf_bytes`].
+    pub pdf_input_capped: u64,
+    /// PDFs with more objects than [`ContentLimits::max_pdf_objects`] (or
+    /// than the object memory holds).
+    pub pdf_objects_capped: u64,
+    /// PDFs whose streams decoded to more than
+    /// [`ContentLimits::max_pdf_decoded`].
+    pub pdf_decoded_capped: u64,
 }
 
 impl ContentStats {
     /// Every counter under a stable name.
-    pub fn counters(&self) -> [(&'static str, u64); 14] {
+    pub fn counters(&self) -> [(&'static str, u64); 22] {
         [
             ("content_zip_files", self.zip_files),
             ("content_zip_members", self.zip_members),
@@ -120,6 +159,14 @@ impl ContentStats {
             ("content_entries_capped", self.entries_capped),
             ("content_depth_capped", self.depth_capped),
             ("content_memory_capped", self.memory_capped),
+            ("content_pdf_files", self.pdf_files),
+            ("content_pdf_streams", self.pdf_streams),
+            ("content_pdf_cmaps", self.pdf_cmaps),
+            ("content_pdf_errors", self.pdf_errors),
+            ("content_pdf_unsupported", self.pdf_unsupported),
+            ("content_pdf_input_capped", self.pdf_input_capped),
+            ("content_pdf_objects_capped", self.pdf_objects_capped),
+            ("content_pdf_decoded_capped", self.pdf_decoded_capped),
         ]
     }
 
@@ -139,6 +186,14 @@ impl ContentStats {
         self.entries_capped += o.entries_capped;
         self.depth_capped += o.depth_capped;
         self.memory_capped += o.memory_capped;
+        self.pdf_files += o.pdf_files;
+        self.pdf_streams += o.pdf_streams;
+        self.pdf_cmaps += o.pdf_cmaps;
+        self.pdf_errors += o.pdf_errors;
+        self.pdf_unsupported += o.pdf_unsupported;
+        self.pdf_input_capped += o.pdf_input_capped;
+        self.pdf_objects_capped += o.pdf_objects_capped;
+        self.pdf_decoded_capped += o.pdf_decoded_capped;
     }
 }
 
@@ -216,6 +271,8 @@ enum Unit {
     Pass,
     /// A ZIP archive.
     Zip(Box<zip::Zip>),
+    /// A PDF, buffered.
+    Pdf(Box<pdf::Pdf>),
 }
 
 /// The content stage of one flow direction.
@@ -230,9 +287,10 @@ pub struct Content {
 const OLE2: &[u8; 8] = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1";
 
 impl Content {
-    /// Whether an archive is being read now (its memory is in use).
+    /// Whether an archive or PDF is being read now (its memory is in
+    /// use).
     pub fn busy(&self) -> bool {
-        matches!(self.unit, Unit::Zip(_))
+        matches!(self.unit, Unit::Zip(_) | Unit::Pdf(_))
     }
 }
 
@@ -258,6 +316,8 @@ impl<S: Sink> ContentSink<'_, S> {
         if first.starts_with(b"PK\x03\x04") {
             self.stats.zip_files += 1;
             Unit::Zip(Box::new(zip::Zip::new(0)))
+        } else if first.starts_with(b"%PDF-") {
+            Unit::Pdf(Box::default())
         } else {
             if first.starts_with(OLE2) {
                 self.stats.ole2_files += 1;
@@ -310,6 +370,14 @@ impl<S: Sink> Sink for ContentSink<'_, S> {
                 }
                 self.content.unit = Unit::Zip(z);
             }
+            Unit::Pdf(mut p) => {
+                let limits = *self.limits;
+                {
+                    let (mut out, stats) = self.out();
+                    p.push(bytes, &limits, stats, &mut out);
+                }
+                self.content.unit = Unit::Pdf(p);
+            }
             other => {
                 self.content.unit = other;
                 self.sink.data(bytes);
@@ -324,10 +392,17 @@ impl<S: Sink> Sink for ContentSink<'_, S> {
             self.content.unit = Unit::Pass;
             self.sink.data(&held);
         }
-        if let Unit::Zip(mut z) = std::mem::take(&mut self.content.unit) {
-            let limits = *self.limits;
-            let (mut out, stats) = self.out();
-            z.finish(&limits, stats, &mut out);
+        let limits = *self.limits;
+        match std::mem::take(&mut self.content.unit) {
+            Unit::Zip(mut z) => {
+                let (mut out, stats) = self.out();
+                z.finish(&limits, stats, &mut out);
+            }
+            Unit::Pdf(mut p) => {
+                let (mut out, stats) = self.out();
+                p.finish(&limits, stats, &mut out);
+            }
+            _ => {}
         }
         self.content.unit = Unit::Start;
         self.sink.boundary();

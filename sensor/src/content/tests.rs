@@ -229,3 +229,45 @@ fn ole2_files_are_passed_on_raw_and_counted() {
     assert_eq!(t.concat().len(), String::from_utf8_lossy(&doc).len());
     assert_eq!(s.ole2_files, 1);
 }
+
+#[test]
+fn a_pdf_in_any_pieces_gives_its_text_not_its_bytes() {
+    use shaobing_pcapgen::pdf::{pdf, Layout};
+    let p = pdf(
+        &["Quarterly report"],
+        &["机密★一年"],
+        "notice",
+        Layout::ObjectStream,
+    );
+    let (t, s) = extract(&[b"before", &p, b"after"]);
+    assert_eq!(t.len(), 3, "{t:?}");
+    assert_eq!(t[0], "before");
+    assert!(
+        t[1].contains("Quarterly report") && t[1].contains("机密★一年"),
+        "{t:?}"
+    );
+    assert!(
+        !t[1].contains("%PDF") && !t[1].contains("endstream"),
+        "{t:?}"
+    );
+    assert_eq!(t[2], "after");
+    assert_eq!((s.pdf_files, s.pdf_cmaps, s.pdf_errors), (1, 1, 0));
+    assert_eq!(s.bytes_extracted, t[1].len() as u64);
+}
+
+#[test]
+fn a_pdf_past_the_input_cap_is_read_up_to_it_and_counted() {
+    use shaobing_pcapgen::pdf::{pdf, Layout};
+    let p = pdf(&["Latin text first"], &["机密★"], "t", Layout::Plain);
+    // The cap falls after the content stream, before the fonts.
+    let cut = p.windows(7).position(|w| w == b"8 0 obj").unwrap();
+    let limits = ContentLimits {
+        max_pdf_bytes: cut,
+        ..ContentLimits::default()
+    };
+    let (t, s) = extract_with(&[&p], 100, &limits);
+    assert!(t.concat().contains("Latin text first"), "{t:?}");
+    assert_eq!((s.pdf_input_capped, s.pdf_errors), (1, 1), "{s:?}");
+    // The buffered bytes went back to the memory budget.
+    assert_eq!(BUFFERED.load(Ordering::Relaxed), 0);
+}
