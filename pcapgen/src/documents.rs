@@ -11,6 +11,9 @@
 //! transfer. A plain grouped id (`110105-19491231-002X`). Traps: bulk TLS
 //! records and random binary with `pwD=` in it (outbound), and the same
 //! `docx` downloaded by an internal client (inbound).
+//!
+//! `leak-pdf` ([`pdfs`]): PDFs (written by [`crate::pdf`]) uploaded,
+//! mailed and sent raw, and one downloaded as a trap.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -419,6 +422,144 @@ labelled Content-Encoding: gzip (秘密★五年); t=7 s 300 padding headers bef
 Content-Length with chunked transfer (机密★三年 cut across 7-byte chunks); t=9 s a resident id grouped 6-8-4 with dashes. \
 Traps, no incident: t=10 s 320 KB of TLS records to 443 with pwD=k3y inside; t=11 s 200 KB of random binary with pwD= inside \
 (port 9001); t=12 s the docx downloaded by an internal client (inbound)."
+                .into(),
+            allow_extra_events: vec![],
+            incidents,
+        },
+    }
+}
+
+/// `leak-pdf`: PDFs leaving the network by HTTP upload, mail and raw TCP,
+/// their text reachable only through the content streams (and, for the
+/// Chinese text, only through the fonts' `ToUnicode` CMaps); the same kind
+/// of PDF downloaded by an internal client as a trap.
+pub fn pdfs() -> Generated {
+    use crate::pdf::{pdf, Layout};
+    let mut capture = Capture::new();
+    let mut incidents: Vec<ExpectedIncident> = Vec::new();
+    let host = |s: SocketAddr| s.ip().to_string();
+    let notice = |marking: &str, layout| {
+        pdf(
+            &["Data security notice", "Distribution: internal"],
+            &["关于数据安全的通知", marking, "请各处室遵照执行。"],
+            "通知",
+            layout,
+        )
+    };
+
+    // 1 s: a CID-font PDF marked 机密★一年 in a multipart upload.
+    let (c, srv) = (v4(10, 5, 0, 1, 44001), v4(203, 0, 113, 61, 80));
+    let mut body = b"------ShaobingForm\r\nContent-Disposition: form-data; name=\"file\"; filename=\"notice.pdf\"\r\nContent-Type: application/pdf\r\n\r\n".to_vec();
+    body.extend_from_slice(&notice("机密★一年", Layout::Plain));
+    body.extend_from_slice(b"\r\n------ShaobingForm--\r\n");
+    let req = http_request(
+        "POST",
+        "/upload",
+        &host(srv),
+        &[(
+            "Content-Type",
+            "multipart/form-data; boundary=----ShaobingForm",
+        )],
+        &body,
+    );
+    let (f, sent, end) = exchange(session(c, srv, 1, 61), &req);
+    capture.extend(f);
+    incidents.push(leak(
+        "classification-marking",
+        c,
+        srv,
+        "http",
+        sent.first_ts,
+        end,
+    ));
+
+    // 2 s: a PDF with two resident ids (one in a Latin literal string, one
+    // in CID-font text) mailed as an attachment; objects in an object
+    // stream.
+    let (c, srv) = (v4(10, 5, 0, 2, 44002), v4(198, 51, 100, 62, 25));
+    let mut s = session(c, srv, 2, 62);
+    let mut first = 0;
+    for line in [
+        "EHLO pc.example.gov.cn\r\n",
+        "MAIL FROM:<a@example.gov.cn>\r\n",
+        "RCPT TO:<b@example.net>\r\n",
+        "DATA\r\n",
+    ] {
+        let sent = s.send(Side::Client, line.as_bytes());
+        if first == 0 {
+            first = sent.first_ts;
+        }
+        s.send(Side::Server, b"250 OK\r\n");
+    }
+    let latin = format!("Applicant ID {}", resident_id("11010519491231002"));
+    let cjk = format!("公民身份号码{}", resident_id("44030419850615123"));
+    let roster = pdf(&[&latin], &["人员名单", &cjk], "名单", Layout::ObjectStream);
+    let mut mail = mime_mail(
+        "a@example.gov.cn",
+        "b@example.net",
+        "roster",
+        "见附件。",
+        "roster.pdf",
+        &roster,
+    );
+    mail.extend_from_slice(b".\r\n");
+    s.send(Side::Client, &mail);
+    s.send(Side::Server, b"250 Queued\r\n");
+    s.close(Side::Client);
+    let f = s.into_frames();
+    let end = f.last().map_or(0, |x| x.ts_micros);
+    capture.extend(f);
+    let mut inc = leak("cn-resident-id", c, srv, "smtp", first, end);
+    inc.min_match_count = Some(2);
+    incidents.push(inc);
+
+    // 3 s: a PDF marked 绝密★十年 over a raw TCP connection.
+    let (c, srv) = (v4(10, 5, 0, 3, 44003), v4(203, 0, 113, 63, 9000));
+    let mut s = session(c, srv, 3, 63);
+    let sent = s.send(Side::Client, &notice("绝密★十年", Layout::ObjectStream));
+    s.close(Side::Client);
+    let f = s.into_frames();
+    let end = f.last().map_or(0, |x| x.ts_micros);
+    capture.extend(f);
+    incidents.push(leak(
+        "classification-marking",
+        c,
+        srv,
+        "tcp",
+        sent.first_ts,
+        end,
+    ));
+
+    // 4 s (trap): the marked PDF downloaded by an internal client.
+    let (c, srv) = (v4(10, 5, 0, 4, 44004), v4(203, 0, 113, 64, 80));
+    let mut s = session(c, srv, 4, 64);
+    s.send(
+        Side::Client,
+        &http_request("GET", "/files/notice.pdf", &host(srv), &[], b""),
+    );
+    s.send(
+        Side::Server,
+        &http_response(
+            200,
+            "OK",
+            "application/pdf",
+            &notice("机密★一年", Layout::Plain),
+        ),
+    );
+    s.close(Side::Client);
+    capture.extend(s.into_frames());
+
+    Generated {
+        capture,
+        expected: Expected {
+            capture: "leak-pdf.pcap".into(),
+            description: "Four TCP sessions, one per second from t=1 s; protected network 10.0.0.0/8. Every PDF's \
+page text is in a FlateDecode content stream; its Chinese lines are hex strings of 2-byte CIDs in an Identity-H font \
+that only the font's ToUnicode CMap maps to characters. Leaks (outbound, one incident per flow and signature): t=1 s a \
+multipart/form-data upload of a PDF marked 机密★一年 (10.5.0.1, http); t=2 s SMTP to 198.51.100.62:25, a base64 PDF \
+attachment whose objects sit in an object stream, with two resident ids, one in a Latin literal string and one in CID \
+text (10.5.0.2, cn-resident-id, match_count 2); t=3 s a PDF marked 绝密★十年 (object-stream layout) over raw TCP to \
+port 9000 (10.5.0.3). Trap, no incident: t=4 s the marked PDF downloaded by an internal client (inbound, 10.5.0.4)."
                 .into(),
             allow_extra_events: vec![],
             incidents,

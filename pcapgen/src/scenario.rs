@@ -111,6 +111,11 @@ pub fn all() -> Vec<Scenario> {
             build: crate::documents::documents,
         },
         Scenario {
+            name: "leak-pdf",
+            summary: "PDFs whose text is only in FlateDecode content streams and CID fonts with ToUnicode CMaps: uploaded over HTTP, mailed (object stream), sent over raw TCP; an inbound PDF download as a trap",
+            build: crate::documents::pdfs,
+        },
+        Scenario {
             name: "tunnel-leaks",
             summary: "a 绝密★-marked HTTP POST inside each tunnel kind (VXLAN, Geneve, GRE, ERSPAN II and III, MPLS with IP and an Ethernet pseudowire, PPPoE, GTP-U, IPv4 and IPv6 in IPv4, VXLAN in GRE, VXLAN over IPv6, IPv4 in IPv6, VXLAN fragmented at a 576-byte MTU) between protected tunnel endpoints; VXLAN without the I flag and 20 nested tunnels as negatives",
             build: crate::scenarios::tunnels::leaks,

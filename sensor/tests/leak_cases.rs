@@ -188,3 +188,26 @@ fn documents_escapes_and_evasions_are_found_and_traps_stay_silent() {
         assert!(!e.contains("19491231") && !e.contains("机密"), "{e}");
     }
 }
+
+#[test]
+fn pdf_text_is_found_through_content_streams_and_to_unicode_cmaps() {
+    let got = replay("leak-pdf");
+    let from = |ip: &str| got.iter().filter(|i| i["src_ip"] == ip).count();
+    // Three leaks, one per flow; no incident from the inbound download.
+    assert_eq!(got.len(), 3, "{got:#?}");
+    assert_eq!(from("10.5.0.4"), 0);
+    let upload = got.iter().find(|i| i["src_ip"] == "10.5.0.1").unwrap();
+    assert_eq!(upload["signature"], "classification-marking");
+    assert_eq!(upload["app_proto"], "http");
+    let mailed = got.iter().find(|i| i["src_ip"] == "10.5.0.2").unwrap();
+    assert_eq!(mailed["signature"], "cn-resident-id");
+    assert_eq!(mailed["match_count"], 2);
+    let raw = got.iter().find(|i| i["src_ip"] == "10.5.0.3").unwrap();
+    assert_eq!(raw["app_proto"], "tcp");
+    for e in excerpts(&got) {
+        assert!(
+            !e.contains("19491231") && !e.contains("机密") && !e.contains("绝密"),
+            "{e}"
+        );
+    }
+}
