@@ -13,7 +13,7 @@
 # regression test next to the code it broke.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-TARGETS=(content http smtp_mime unescape signature_file encrypted)
+TARGETS=(content pdf http smtp_mime unescape signature_file encrypted)
 export CARGO_TARGET_DIR="${FUZZ_TARGET_DIR:-$PWD/fuzz/target}"
 export RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table -Cllvm-args=-sanitizer-coverage-trace-compares --cfg fuzzing -Cdebug-assertions -Coverflow-checks"
 # With an explicit --target, RUSTFLAGS reach only the targets' code, not

@@ -983,4 +983,67 @@ mod tests {
         leak.finish(ts, &mut out);
         assert_eq!(out.len(), 1, "{out:?}");
     }
+
+    #[test]
+    fn ole2_files_are_scanned_raw_so_utf16le_and_gbk_text_runs_match() {
+        use shaobing_pcapgen::payload::{gbk, utf16le};
+        // A legacy .doc keeps its text in UTF-16LE (Word 97+) or in the
+        // ANSI code page (GBK on Chinese systems) inside the compound
+        // file's sectors: a 512-byte header, then a text run among binary.
+        let ole2 = |run: &[u8]| {
+            let mut f = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1".to_vec();
+            f.resize(512, 0xff);
+            f.extend_from_slice(&[0x13, 0x00, 0x8e, 0x01]);
+            f.extend_from_slice(run);
+            f.extend_from_slice(&[0u8; 300]);
+            f
+        };
+        let ts = Timestamp::from_parts(1_767_225_600, 0);
+        let mut leak = detector();
+        let mut out: Vec<Incident> = Vec::new();
+        let files = [
+            ole2(&utf16le("关于数据安全的通知 机密★一年 正文")),
+            ole2(&gbk("关于数据安全的通知 绝密★十年 正文")),
+            ole2(&utf16le("关于数据安全的通知 正文")),
+        ];
+        for (i, f) in files.iter().enumerate() {
+            let c = format!("10.0.0.{}:40000", i + 5);
+            let s = "198.51.100.1:9000";
+            leak.on_packet(
+                ts,
+                &packet(&c, s, proto::TCP, tcp_flags::SYN, 99, b""),
+                &mut out,
+            );
+            let mut seq = 100u32;
+            for piece in f.chunks(200) {
+                leak.on_packet(
+                    ts,
+                    &packet(&c, s, proto::TCP, tcp_flags::ACK, seq, piece),
+                    &mut out,
+                );
+                seq += piece.len() as u32;
+            }
+        }
+        leak.finish(ts, &mut out);
+        let mut from: Vec<String> = out
+            .iter()
+            .map(|i| {
+                format!(
+                    "{} {}",
+                    i.src_ip.map(|a| a.to_string()).unwrap_or_default(),
+                    i.signature
+                )
+            })
+            .collect();
+        from.sort();
+        assert_eq!(
+            from,
+            [
+                "10.0.0.5 classification-marking",
+                "10.0.0.6 classification-marking"
+            ],
+            "{out:?}"
+        );
+        assert_eq!(leak.stats().normalize.content.ole2_files, 3);
+    }
 }
