@@ -4,11 +4,13 @@
 //! Builds documents of about MB megabytes each (default 64) with
 //! pcapgen's writers, then runs each through a content stage in 1,460-byte
 //! pieces, as reassembled TCP delivers them, five times; prints input MB/s
-//! and output (extracted text) MiB/s of the best run.
+//! and output (extracted text) MiB/s of the best run. PDFs are one page
+//! whose FlateDecode content stream holds all the text.
 
 use std::time::Instant;
 
 use shaobing_pcapgen::documents::{xlsx, zip};
+use shaobing_pcapgen::pdf::{pdf, Layout};
 use shaobing_sensor::content::{Content, ContentLimits, ContentSink, ContentStats};
 use shaobing_sensor::normalize::Sink;
 
@@ -41,6 +43,21 @@ fn docx_of(bytes: usize) -> Vec<u8> {
     zip(&[("word/document.xml", body.as_bytes(), true)])
 }
 
+/// A PDF whose text is about `bytes` long: Latin lines as literal strings
+/// in a standard font, or Chinese lines as CID hex strings in a composite
+/// font with a `ToUnicode` CMap (object-stream layout).
+fn pdf_of(bytes: usize, cjk: bool) -> Vec<u8> {
+    if cjk {
+        let line = "关于加强数据安全管理的通知请各处室于本月底前完成重要数据目录梳理工作";
+        let lines = vec![line; bytes / line.len() + 1];
+        pdf(&[], &lines, "通知", Layout::ObjectStream)
+    } else {
+        let line = "The quarterly report covers procurement, staffing and the (draft) budget.";
+        let lines = vec![line; bytes / line.len() + 1];
+        pdf(&lines, &[], "report", Layout::Plain)
+    }
+}
+
 fn main() {
     let mb: usize = std::env::args()
         .nth(1)
@@ -51,6 +68,8 @@ fn main() {
         max_file_bytes: 1 << 40,
         max_flow_bytes: 1 << 40,
         max_ratio: 1 << 40,
+        max_pdf_bytes: 1 << 40,
+        max_pdf_decoded: 1 << 40,
         ..ContentLimits::default()
     };
     let text = prose(bytes);
@@ -75,6 +94,8 @@ fn main() {
             zip(&[("a.txt", text.as_bytes(), true)]),
         ),
         ("zip of docx (nested)", nested),
+        ("PDF, Latin literal strings", pdf_of(bytes, false)),
+        ("PDF, CID font + ToUnicode (ObjStm)", pdf_of(bytes, true)),
         ("OLE2 (passed raw)", ole2),
         ("plain text (passed)", text.clone().into_bytes()),
     ];

@@ -8,8 +8,8 @@
 //! * ZIP (`PK\x03\x04`): read as a stream from its local headers
 //!   ([`zip`]); OOXML (`docx`, `xlsx`, `pptx`) and ODF parts are XML whose
 //!   text is extracted ([`xml`]); nested archives are followed to
-//!   [`ContentLimits::max_depth`]; plain members (txt, csv, json, html,
-//!   ...) are passed on as they are. The archive's own bytes are not.
+//!   [`ContentLimits::max_depth`]; PDF members as below; plain members
+//!   (txt, csv, json, html, ...) are passed on as they are. The archive's own bytes are not.
 //! * PDF (`%PDF-`): buffered to its end, then the text its content
 //!   streams show, mapped through the fonts' `ToUnicode` CMaps, plus
 //!   document information, XMP metadata and embedded files ([`pdf`]).

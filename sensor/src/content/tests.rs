@@ -271,3 +271,18 @@ fn a_pdf_past_the_input_cap_is_read_up_to_it_and_counted() {
     // The buffered bytes went back to the memory budget.
     assert_eq!(BUFFERED.load(Ordering::Relaxed), 0);
 }
+
+#[test]
+fn a_pdf_inside_an_archive_gives_its_text() {
+    use shaobing_pcapgen::pdf::{pdf, Layout};
+    let p = pdf(&["Annex"], &["绝密★十年"], "t", Layout::Plain);
+    let z = zip(&[
+        M("docs/annex.pdf", &p, true, true),
+        M("readme.txt", b"plain", false, false),
+    ]);
+    let (t, s) = extract(&[&z]);
+    assert!(t.iter().any(|u| u.contains("绝密★十年")), "{t:?}");
+    assert!(!t.iter().any(|u| u.contains("%PDF")), "{t:?}");
+    assert!(t.iter().any(|u| u == "plain"), "{t:?}");
+    assert_eq!((s.zip_members, s.pdf_files, s.pdf_cmaps), (2, 1, 1));
+}

@@ -5,7 +5,9 @@
 //! Members stored or deflated are handed to [`Member`] handling as their
 //! bytes come: OOXML/ODF XML parts are buffered (bounded) and their text
 //! extracted ([`super::xml`]); nested archives are read by a nested reader
-//! up to the depth cap; other members are passed on as they are. A member
+//! up to the depth cap; PDF members (by their first bytes) are buffered
+//! and their text extracted ([`super::pdf`]); other members are passed on
+//! as they are. A member
 //! with a data descriptor (sizes after the data) is read to the end of its
 //! deflate stream; a stored one with a data descriptor, an encrypted
 //! member or another compression method cannot be delimited or read and
@@ -29,6 +31,8 @@ enum Sink {
     Xml(Vec<u8>),
     /// A nested archive.
     Nested(Box<Zip>),
+    /// A PDF, buffered ([`super::pdf`]).
+    Pdf(Box<super::pdf::Pdf>),
     /// Passed on as it is.
     Plain,
     /// Not wanted (images, fonts, binary parts of Office files).
@@ -318,6 +322,7 @@ impl Zip {
                 }
             }
             Sink::Nested(z) => z.push(bytes, limits, stats, out),
+            Sink::Pdf(p) => p.push(bytes, limits, stats, out),
             Sink::Sniff(held) => {
                 held.extend_from_slice(bytes);
                 if held.len() >= 8 {
@@ -330,6 +335,8 @@ impl Zip {
                             stats.zip_files += 1;
                             Sink::Nested(Box::new(Zip::new(depth + 1)))
                         }
+                    } else if held.starts_with(b"%PDF-") {
+                        Sink::Pdf(Box::default())
                     } else {
                         Sink::Plain
                     };
@@ -350,6 +357,7 @@ impl Zip {
         match &mut self.member {
             Sink::Plain => out.text(bytes, stats),
             Sink::Nested(z) => z.push(bytes, limits, stats, out),
+            Sink::Pdf(p) => p.push(bytes, limits, stats, out),
             _ => {}
         }
     }
@@ -367,6 +375,7 @@ impl Zip {
                 out.unit_end();
             }
             Sink::Nested(mut z) => z.finish(limits, stats, out),
+            Sink::Pdf(mut p) => p.finish(limits, stats, out),
             Sink::Sniff(held) => {
                 out.text(&held, stats);
                 out.unit_end();
