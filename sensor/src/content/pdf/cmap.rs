@@ -34,7 +34,8 @@ struct Range {
 pub struct CMap {
     /// Code space ranges: byte length, low and high bytes.
     space: Vec<(Vec<u8>, Vec<u8>)>,
-    chars: HashMap<(usize, u32), Vec<u16>>,
+    /// Single codes, their text already UTF-8.
+    chars: HashMap<(usize, u32), Box<[u8]>>,
     /// Sorted by (length, low code).
     ranges: Vec<Range>,
 }
@@ -112,7 +113,9 @@ impl CMap {
             b"beginbfchar" => {
                 while let (Some(src), Some(dst)) = (next_str(&mut it), next_str(&mut it)) {
                     if let Some(c) = code(&src) {
-                        self.chars.insert(c, utf16(&dst));
+                        let mut text = Vec::new();
+                        utf8(&utf16(&dst), &mut text);
+                        self.chars.insert(c, text.into_boxed_slice());
                         added += 1;
                     }
                 }
@@ -166,33 +169,47 @@ impl CMap {
         default
     }
 
-    fn lookup(&self, len: usize, c: u32) -> Option<Vec<u16>> {
-        if let Some(u) = self.chars.get(&(len, c)) {
-            return Some(u.clone());
+    /// Appends the text of code `c` of `len` bytes; false if unmapped.
+    fn lookup(&self, len: usize, c: u32, out: &mut Vec<u8>) -> bool {
+        if let Some(t) = self.chars.get(&(len, c)) {
+            out.extend_from_slice(t);
+            return true;
         }
         let i = self.ranges.partition_point(|r| (r.len, r.lo) <= (len, c));
         // The range starting at or below `c` with the highest start; an
         // earlier, wider range may cover it too.
-        self.ranges
+        let Some(r) = self
+            .ranges
             .get(..i)
             .unwrap_or_default()
             .iter()
             .rev()
             .take(64)
             .find(|r| r.len == len && r.lo <= c && c <= r.hi)
-            .and_then(|r| {
-                let off = c - r.lo;
-                match &r.dst {
-                    Dst::Start(units) => {
-                        let mut u = units.clone();
-                        if let Some(last) = u.last_mut() {
-                            *last = last.wrapping_add(u16::try_from(off).ok()?);
-                        }
-                        Some(u)
-                    }
-                    Dst::Each(all) => all.get(usize::try_from(off).ok()?).cloned(),
+        else {
+            return false;
+        };
+        let off = c - r.lo;
+        match &r.dst {
+            Dst::Start(units) => {
+                let Ok(off) = u16::try_from(off) else {
+                    return false;
+                };
+                let (last, init) = match units.split_last() {
+                    Some((l, i)) => (l.wrapping_add(off), i),
+                    None => return false,
+                };
+                utf8_units(init.iter().copied().chain([last]), out);
+                true
+            }
+            Dst::Each(all) => match usize::try_from(off).ok().and_then(|o| all.get(o)) {
+                Some(u) => {
+                    utf8(u, out);
+                    true
                 }
-            })
+                None => false,
+            },
+        }
     }
 
     /// Appends the UTF-8 text of the string `s` (codes of `default` bytes
@@ -204,17 +221,26 @@ impl CMap {
             let len = self.code_len(rest, default).clamp(1, 4).min(rest.len());
             let c = code(rest.get(..len).unwrap_or_default());
             at += len;
-            let Some(units) = c.and_then(|(l, c)| self.lookup(l, c)) else {
-                continue;
-            };
-            for ch in char::decode_utf16(units.iter().copied()) {
-                let ch = ch.unwrap_or(char::REPLACEMENT_CHARACTER);
-                // A mapping to NUL or a control character carries no text.
-                if ch >= ' ' || ch == '\n' || ch == '\t' {
-                    let mut b = [0; 4];
-                    out.extend_from_slice(ch.encode_utf8(&mut b).as_bytes());
-                }
+            if let Some((l, c)) = c {
+                self.lookup(l, c, out);
             }
+        }
+    }
+}
+
+/// Appends UTF-16 `units` as UTF-8 (see [`utf8_units`]).
+fn utf8(units: &[u16], out: &mut Vec<u8>) {
+    utf8_units(units.iter().copied(), out);
+}
+
+/// Appends UTF-16 units as UTF-8; a mapping to NUL or a control character
+/// carries no text and is dropped, a lone surrogate becomes U+FFFD.
+fn utf8_units(units: impl Iterator<Item = u16>, out: &mut Vec<u8>) {
+    for ch in char::decode_utf16(units) {
+        let ch = ch.unwrap_or(char::REPLACEMENT_CHARACTER);
+        if ch >= ' ' || ch == '\n' || ch == '\t' {
+            let mut b = [0; 4];
+            out.extend_from_slice(ch.encode_utf8(&mut b).as_bytes());
         }
     }
 }

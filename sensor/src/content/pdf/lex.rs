@@ -80,6 +80,33 @@ impl<'a> Lexer<'a> {
         self.buf.get(self.pos).copied()
     }
 
+    /// Whether a generation number and `R` come next (the rest of an
+    /// indirect reference `N G R`); if so, moves past them. Reads no
+    /// token, so a number not followed by `R` costs no look-ahead parse.
+    pub fn ref_follows(&mut self) -> bool {
+        let mut at = self.pos;
+        let white = |at: &mut usize, buf: &[u8]| {
+            while buf.get(*at).copied().is_some_and(is_white) {
+                *at += 1;
+            }
+        };
+        white(&mut at, self.buf);
+        let digits = at;
+        while self.buf.get(at).is_some_and(u8::is_ascii_digit) {
+            at += 1;
+        }
+        if at == digits || !self.buf.get(at).copied().is_some_and(is_white) {
+            return false;
+        }
+        white(&mut at, self.buf);
+        if self.buf.get(at) != Some(&b'R') || self.buf.get(at + 1).copied().is_some_and(is_regular)
+        {
+            return false;
+        }
+        self.pos = at + 1;
+        true
+    }
+
     /// Skips white space and comments.
     pub fn skip_white(&mut self) {
         while let Some(b) = self.peek() {
@@ -349,16 +376,9 @@ impl<'a> Parser<'a, '_> {
         Ok(match t {
             Tok::Int(i) => {
                 // `N G R` is a reference.
-                let save = self.lex.pos;
-                if let (Tok::Int(_), Tok::Keyword(b"R")) =
-                    (self.lex.next_tok(), self.lex.next_tok())
-                {
-                    if let Ok(n) = u32::try_from(i) {
-                        return Ok(Obj::Ref(n));
-                    }
-                    return Ok(Obj::Null);
+                if self.lex.ref_follows() {
+                    return Ok(u32::try_from(i).map_or(Obj::Null, Obj::Ref));
                 }
-                self.lex.pos = save;
                 Obj::Num(i as f64)
             }
             Tok::Real(r) => Obj::Num(r),
