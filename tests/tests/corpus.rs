@@ -520,3 +520,41 @@ fn real_tunnel_captures_yield_their_inner_flows() {
         }
     }
 }
+
+/// Suricata's own test captures (`../shared/pcaps-suricata-verify`, next
+/// to the corpus), or None (skipped) where absent.
+fn suricata_verify() -> Option<PathBuf> {
+    let p = corpus()?.with_file_name("pcaps-suricata-verify");
+    if p.is_dir() {
+        Some(p)
+    } else {
+        eprintln!("SKIPPED: {} not found", p.display());
+        None
+    }
+}
+
+/// A real PDF download (the 177 KB Suricata-Update manual, pdfTeX, over
+/// HTTP from 162.209.114.75:80): every page's running header "Suricata
+/// Update Documentation" is a `TJ` array of three words with -278 word
+/// gaps in FlateDecode content streams, so the phrase is never in the
+/// bytes on the wire. 18 matches (the title page and 17 headers) need the
+/// content streams inflated, the `TJ` gaps turned into spaces and the
+/// page text joined.
+#[test]
+fn a_real_pdf_download_is_matched_through_its_content_streams() {
+    let Some(root) = suricata_verify() else {
+        return;
+    };
+    let pcap = root.join("filestore-v2.1-forced__suricata-update-pdf.pcap");
+    let out = signatures_test(
+        &any_direction_signature("pdf-header", "Suricata Update Documentation"),
+        &pcap,
+        None,
+    );
+    let line = out
+        .lines()
+        .find(|l| l.contains("pdf-header") && l.contains("162.209.114.75:80 "))
+        .unwrap_or_else(|| panic!("no incident: {out}"));
+    assert!(line.contains("tcp/http"), "{line}");
+    assert!(line.contains("matches=18 "), "{line}");
+}
