@@ -12,6 +12,10 @@ use super::lex::{Lexer, Tok};
 /// thousand; beyond this the entries are ignored).
 const MAX_ENTRIES: usize = 100_000;
 
+/// Most code space ranges kept (real CMaps have one to four; each code
+/// read is checked against all of them).
+const MAX_SPACES: usize = 16;
+
 /// Where a range's codes go.
 #[derive(Clone, Debug)]
 enum Dst {
@@ -104,7 +108,11 @@ impl CMap {
         match kind {
             b"begincodespacerange" => {
                 while let (Some(lo), Some(hi)) = (next_str(&mut it), next_str(&mut it)) {
-                    if lo.len() == hi.len() && !lo.is_empty() && lo.len() <= 4 {
+                    if lo.len() == hi.len()
+                        && !lo.is_empty()
+                        && lo.len() <= 4
+                        && self.space.len() < MAX_SPACES
+                    {
                         self.space.push((lo, hi));
                         added += 1;
                     }
@@ -281,5 +289,17 @@ endcmap CMapName currentdict /CMap defineresource pop end end";
             b"1 begincodespacerange <00> <FF> endcodespacerange 1 beginbfrange <41> <5A> <0061> endbfrange",
         );
         assert_eq!(decode(&m, b"HI!", 2), "hi");
+    }
+
+    #[test]
+    fn code_space_ranges_past_the_cap_are_ignored() {
+        let mut src = String::from("100 begincodespacerange\n");
+        for i in 0..100 {
+            src.push_str(&format!("<{i:02X}00> <{i:02X}FF>\n"));
+        }
+        src.push_str("endcodespacerange 1 beginbfchar <0101> <0041> endbfchar");
+        let m = CMap::parse(src.as_bytes());
+        assert_eq!(m.space.len(), MAX_SPACES);
+        assert_eq!(decode(&m, b"\x01\x01", 1), "A");
     }
 }

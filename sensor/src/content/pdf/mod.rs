@@ -22,7 +22,7 @@
 //! * the strings of `Tj`, `TJ`, `'` and `"` are mapped through the
 //!   `ToUnicode` CMap of the font selected by `Tf` (resources of the form
 //!   itself, else of the page whose `/Contents` names the stream, with
-//!   inheritance through `/Parent`, else of any page); with no CMap the
+//!   inheritance through `/Parent`, else of the first 64 pages); with no CMap the
 //!   string's bytes are passed on as they are (a simple font's
 //!   WinAnsi/ASCII text, or GBK codes of a Chinese font with a predefined
 //!   encoding, which the signatures' encodings match);
@@ -48,7 +48,7 @@ pub mod cmap;
 pub mod lex;
 pub mod text;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use lex::{Lexer, Obj, Parser, Tok};
 
@@ -60,6 +60,14 @@ const OBJECT_NODES: usize = 1 << 18;
 /// Nodes of non-stream objects kept per file, all together (a node is
 /// about 64 bytes, so this is about 64 MiB at most).
 const KEPT_NODES: usize = 1 << 20;
+
+/// Fonts read per resource dictionary (a page uses a few dozen at most);
+/// this bounds the font look-up work per content stream.
+const MAX_FONTS: usize = 256;
+
+/// Pages whose fonts serve content streams no page names (form XObjects
+/// without resources, pages missing from a cut capture).
+const ANY_PAGES: usize = 64;
 
 /// Output of one stream decoded before its ratio is checked.
 const RATIO_FLOOR: u64 = 64 * 1024;
@@ -493,7 +501,7 @@ impl Doc<'_> {
         let Some(Obj::Dict(fonts)) = res.get(b"Font").map(|f| self.resolve(f)) else {
             return;
         };
-        for (name, f) in fonts {
+        for (name, f) in fonts.iter().take(MAX_FONTS) {
             let fd = self.resolve(f);
             let cmap = match fd.get(b"ToUnicode") {
                 Some(Obj::Ref(r)) => self.cmaps.get(r).filter(|c| !c.is_empty()),
@@ -521,47 +529,53 @@ impl Doc<'_> {
 
     /// Maps every content stream's text to `out`.
     fn emit(&self, out: &mut Vec<u8>, max: usize) {
-        // Which page shows which content stream.
-        let mut page_of: HashMap<u32, &Obj> = HashMap::new();
-        for o in self.objs.values() {
+        // Which page shows which content stream (the lowest-numbered page
+        // if several name it, so the result does not depend on hashing).
+        let mut numbers: Vec<&u32> = self.objs.keys().collect();
+        numbers.sort_unstable();
+        let mut page_of: BTreeMap<u32, &Obj> = BTreeMap::new();
+        for o in numbers.into_iter().filter_map(|n| self.objs.get(n)) {
             if !o.get(b"Type").is_some_and(|t| t.is_name(b"Page")) {
                 continue;
             }
             match o.get(b"Contents") {
                 Some(Obj::Ref(r)) => {
-                    page_of.insert(*r, o);
+                    page_of.entry(*r).or_insert(o);
                 }
                 Some(Obj::Array(a)) => {
                     for c in a {
                         if let Obj::Ref(r) = c {
-                            page_of.insert(*r, o);
+                            page_of.entry(*r).or_insert(o);
                         }
                     }
                 }
                 _ => {}
             }
         }
+        // Fonts of the first pages, for streams no page names (built
+        // once, when first needed).
         let mut any_page: Option<HashMap<Vec<u8>, Font<'_>>> = None;
         for t in &self.texts {
-            let mut fonts = HashMap::new();
+            let mut own = HashMap::new();
             if let Some(r) = &t.resources {
-                self.fonts(r, &mut fonts);
+                self.fonts(r, &mut own);
             }
             if let Some(r) = page_of.get(&t.obj).and_then(|p| self.page_resources(p)) {
-                self.fonts(r, &mut fonts);
+                self.fonts(r, &mut own);
             }
-            if fonts.is_empty() {
-                let all = any_page.get_or_insert_with(|| {
+            let fonts = if own.is_empty() {
+                any_page.get_or_insert_with(|| {
                     let mut all = HashMap::new();
-                    for p in page_of.values() {
+                    for p in page_of.values().take(ANY_PAGES) {
                         if let Some(r) = self.page_resources(p) {
                             self.fonts(r, &mut all);
                         }
                     }
                     all
-                });
-                fonts.clone_from(all);
-            }
+                })
+            } else {
+                &own
+            };
             let mut font: Option<Font<'_>> = None;
             for op in text::read(&t.ops) {
                 if out.len() > max {
