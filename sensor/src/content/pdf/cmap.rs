@@ -38,6 +38,9 @@ struct Range {
 pub struct CMap {
     /// Code space ranges: byte length, low and high bytes.
     space: Vec<(Vec<u8>, Vec<u8>)>,
+    /// The code length when every code space range has the same one (the
+    /// usual case: `<0000> <FFFF>`), so codes need no range check.
+    fixed: Option<usize>,
     /// Single codes, their text already UTF-8.
     chars: HashMap<(usize, u32), Box<[u8]>>,
     /// Sorted by (length, low code).
@@ -94,6 +97,10 @@ impl CMap {
             }
         }
         m.ranges.sort_by_key(|r| (r.len, r.lo));
+        m.fixed = match m.space.first() {
+            Some((lo, _)) if m.space.iter().all(|(l, _)| l.len() == lo.len()) => Some(lo.len()),
+            _ => None,
+        };
         m
     }
 
@@ -164,6 +171,9 @@ impl CMap {
     /// The length of the code at the start of `b`: the code space range
     /// it falls in, else `default`.
     fn code_len(&self, b: &[u8], default: usize) -> usize {
+        if let Some(n) = self.fixed {
+            return n;
+        }
         for (lo, hi) in &self.space {
             if let Some(c) = b.get(..lo.len()) {
                 if c.iter()

@@ -271,6 +271,16 @@ impl<'a> Lexer<'a> {
 
 /// A number token, if `word` is one.
 fn number(word: &[u8]) -> Option<Tok<'static>> {
+    // Operators (`Tj`, `TJ`, `Tm`, ...) are most words: out at once.
+    let first = *word.first()?;
+    if !(first.is_ascii_digit() || matches!(first, b'+' | b'-' | b'.')) {
+        return None;
+    }
+    // The common case: a short unsigned integer.
+    if word.len() <= 18 && word.iter().all(u8::is_ascii_digit) {
+        let v = word.iter().fold(0i64, |a, d| a * 10 + i64::from(d - b'0'));
+        return Some(Tok::Int(v));
+    }
     let s = std::str::from_utf8(word).ok()?;
     let digits = s.trim_start_matches(['+', '-']);
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
