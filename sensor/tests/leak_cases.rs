@@ -12,6 +12,11 @@ fn pcaps() -> PathBuf {
 }
 
 fn replay(name: &str) -> Vec<Value> {
+    replay_with_summary(name).0
+}
+
+/// The incidents of a replay and its stderr (the summary line).
+fn replay_with_summary(name: &str) -> (Vec<Value>, String) {
     let pcap = pcaps().join(format!("{name}.pcap"));
     let o = Command::new(env!("CARGO_BIN_EXE_shaobing-sensor"))
         .arg("replay")
@@ -38,7 +43,7 @@ fn replay(name: &str) -> Vec<Value> {
         let inc: shaobing_wire::Incident = serde_json::from_value(i.clone()).unwrap();
         inc.validate().unwrap();
     }
-    got
+    (got, stderr.into_owned())
 }
 
 fn excerpts(got: &[Value]) -> Vec<String> {
@@ -191,7 +196,16 @@ fn documents_escapes_and_evasions_are_found_and_traps_stay_silent() {
 
 #[test]
 fn pdf_text_is_found_through_content_streams_and_to_unicode_cmaps() {
-    let got = replay("leak-pdf");
+    let (got, summary) = replay_with_summary("leak-pdf");
+    // Three outbound PDFs read, each with one ToUnicode CMap, none cut
+    // short (the inbound download is out of every signature's scope).
+    for counter in [
+        "content_pdf_files=3 ",
+        "content_pdf_cmaps=3 ",
+        "content_pdf_errors=0 ",
+    ] {
+        assert!(summary.contains(counter), "{counter}: {summary}");
+    }
     let from = |ip: &str| got.iter().filter(|i| i["src_ip"] == ip).count();
     // Three leaks, one per flow; no incident from the inbound download.
     assert_eq!(got.len(), 3, "{got:#?}");
