@@ -139,6 +139,25 @@ struct Attack {
     last_update: i64,
 }
 
+impl Attack {
+    /// An attack of `vector` starting at `ts` at the rates `pps`/`bps` (its
+    /// first second's packets and bytes), with the id made from `identity`.
+    fn start(identity: &str, vector: Vector, ts: Timestamp, pps: u64, bps: u64) -> Box<Attack> {
+        Box::new(Attack {
+            id: incident_id(ts, identity.as_bytes()),
+            vector,
+            started: ts,
+            seq: 0,
+            peak_pps: pps,
+            peak_bps: bps,
+            packets: pps,
+            bytes: bps / 8,
+            below_since: NO_TIME,
+            last_update: ts.micros(),
+        })
+    }
+}
+
 /// A counter of one vector (or internal id) in one direction of a host.
 #[derive(Debug)]
 struct Counter {
@@ -687,18 +706,7 @@ impl Volumetric {
             dir,
             ts.micros()
         );
-        c.attack = Some(Box::new(Attack {
-            id: incident_id(ts, identity.as_bytes()),
-            vector: reported,
-            started: ts,
-            seq: 0,
-            peak_pps: pps,
-            peak_bps: bps,
-            packets: pps,
-            bytes: bps / 8,
-            below_since: NO_TIME,
-            last_update: ts.micros(),
-        }));
+        c.attack = Some(Attack::start(&identity, reported, ts, pps, bps));
         if c.evidence.is_none() {
             c.evidence = Some(Box::new(Evidence::new(
                 self.cfg.top_sources,

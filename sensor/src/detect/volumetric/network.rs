@@ -893,18 +893,7 @@ impl Networks {
             key.len,
             ts.micros()
         );
-        c.attack = Some(Box::new(Attack {
-            id: incident_id(ts, identity.as_bytes()),
-            vector: reported,
-            started: ts,
-            seq: 0,
-            peak_pps: pps,
-            peak_bps: bps,
-            packets: pps,
-            bytes: bps / 8,
-            below_since: NO_TIME,
-            last_update: ts.micros(),
-        }));
+        c.attack = Some(Attack::start(&identity, reported, ts, pps, bps));
         n.open_attacks += 1;
         if id != TOTAL_VOLUME {
             n.total_pending = None;
@@ -1034,7 +1023,7 @@ fn host_bit(key: u128) -> u64 {
 
 /// Counts packet `p` in aggregate `n` (noting it in `touched` once per
 /// step), and feeds its evidence when a counter has some.
-#[inline]
+#[inline(always)]
 fn add(n: &mut Net, touched: &mut Vec<NetKey>, p: &Packet<'_>) {
     n.last_seen = p.ts.micros();
     if let Some(c) = n.step_packets.get_mut(TOTAL) {
@@ -1059,15 +1048,23 @@ fn add(n: &mut Net, touched: &mut Vec<NetKey>, p: &Packet<'_>) {
         touched.push(n.key);
     }
     if n.feeding != 0 {
-        let ids = [p.id, (p.id != Some(TOTAL_VOLUME)).then_some(TOTAL_VOLUME)];
-        for fid in ids.into_iter().flatten() {
-            if n.feeding & (1 << fid) == 0 {
-                continue;
-            }
-            if let Some(e) = n.counter(fid).and_then(|c| c.evidence.as_mut()) {
-                e.ev.add(p.ts, p.d, p.d.src, p.wire_len);
-                e.targets.add(p.host);
-            }
+        feed(n, p);
+    }
+}
+
+/// Feeds `p` to the evidence of `n`'s counters that gather some (kept out
+/// of [`add`], which every packet runs, so that one stays small).
+#[cold]
+#[inline(never)]
+fn feed(n: &mut Net, p: &Packet<'_>) {
+    let ids = [p.id, (p.id != Some(TOTAL_VOLUME)).then_some(TOTAL_VOLUME)];
+    for fid in ids.into_iter().flatten() {
+        if n.feeding & (1 << fid) == 0 {
+            continue;
+        }
+        if let Some(e) = n.counter(fid).and_then(|c| c.evidence.as_mut()) {
+            e.ev.add(p.ts, p.d, p.d.src, p.wire_len);
+            e.targets.add(p.host);
         }
     }
 }
