@@ -217,14 +217,17 @@ impl<V: HeaderStage> Pipeline<V> {
         // Capture time never moves backwards for the detectors.
         let ts = p.ts.max(c.last_ts);
         c.last_ts = ts;
-        let d = match decode(p.link, p.data, &self.decap) {
+        // Matched by reference: moving the decoded packet out of the
+        // `Result` costs a copy of it per packet.
+        let decoded = decode(p.link, p.data, &self.decap);
+        let d = match &decoded {
             Ok(d) => d,
             Err(skip) => {
-                c.skipped(skip);
+                c.skipped(*skip);
                 return;
             }
         };
-        c.tunnels(&d);
+        c.tunnels(d);
         if let Some(v) = &mut self.volumetric {
             // Outer bytes are not traffic to the inner endpoints.
             let wire_len = p.wire_len.saturating_sub(d.outer_len);
@@ -234,7 +237,7 @@ impl<V: HeaderStage> Pipeline<V> {
             return;
         };
         if d.fragment == Fragment::None {
-            l.on_packet(ts, &d, sink);
+            l.on_packet(ts, d, sink);
             return;
         }
         // A fragment: the leak detector sees its datagram once whole

@@ -200,6 +200,39 @@ fn ts_of(h: &pcap::PacketHeader) -> Timestamp {
     Timestamp::from_parts(h.ts.tv_sec, usec)
 }
 
+/// What a libpcap read error means: a truncated last record ends the
+/// file with a warning; anything else fails the replay.
+fn read_error(
+    path: &Path,
+    records: u64,
+    e: pcap::Error,
+    warnings: &mut Vec<CaptureWarning>,
+) -> Result<Step<'static>, CaptureError> {
+    let message = e.to_string();
+    if message.contains("truncated") {
+        warnings.push(CaptureWarning {
+            path: path.to_path_buf(),
+            message: format!(
+                "last record is truncated after {} complete records ({message}); it was skipped",
+                records
+            ),
+        });
+        Ok(Step::End)
+    } else if message.contains("different from the") {
+        Err(CaptureError::Unsupported {
+            path: path.to_path_buf(),
+            record: records,
+            message,
+        })
+    } else {
+        Err(CaptureError::Corrupt {
+            path: path.to_path_buf(),
+            record: records,
+            message,
+        })
+    }
+}
+
 /// What reading the next record gave.
 enum Step<'a> {
     Packet(RawPacket<'a>),
@@ -221,31 +254,49 @@ impl Source {
                 }))
             }
             Err(pcap::Error::NoMorePackets) => Ok(Step::End),
-            Err(e) => {
-                let message = e.to_string();
-                if message.contains("truncated") {
-                    warnings.push(CaptureWarning {
-                        path: self.path.clone(),
-                        message: format!(
-                            "last record is truncated after {} complete records ({message}); it was skipped",
-                            self.records
-                        ),
-                    });
-                    Ok(Step::End)
-                } else if message.contains("different from the") {
-                    Err(CaptureError::Unsupported {
-                        path: self.path.clone(),
-                        record: self.records,
-                        message,
-                    })
-                } else {
-                    Err(CaptureError::Corrupt {
-                        path: self.path.clone(),
-                        record: self.records,
-                        message,
-                    })
-                }
+            Err(e) => read_error(&self.path, self.records, e, warnings),
+        }
+    }
+
+    /// Calls `f` with every record, libpcap driving the loop
+    /// (`pcap_loop`): one file needs no merge, and a push loop costs about
+    /// 100 instructions a packet less than pulling each record with
+    /// `pcap_next_ex`. End of file and a truncated last record end it as
+    /// in [`Source::next`]; `f` may stop it early.
+    fn push_all<F>(
+        &mut self,
+        warnings: &mut Vec<CaptureWarning>,
+        mut f: F,
+    ) -> Result<(), CaptureError>
+    where
+        F: FnMut(&RawPacket<'_>) -> ControlFlow<()>,
+    {
+        let link = self.link;
+        let stop = self.cap.breakloop_handle();
+        let mut stopped = false;
+        let mut records = self.records;
+        let res = self.cap.for_each(None, |p| {
+            if stopped {
+                return;
             }
+            records += 1;
+            let raw = RawPacket {
+                ts: ts_of(p.header),
+                wire_len: p.header.len,
+                data: p.data,
+                link,
+            };
+            if f(&raw).is_break() {
+                stopped = true;
+                stop.breakloop();
+            }
+        });
+        self.records = records;
+        match res {
+            Ok(()) => Ok(()),
+            // A loop broken on request ends with an error of its own.
+            Err(_) if stopped => Ok(()),
+            Err(e) => read_error(&self.path, self.records, e, warnings).map(|_| ()),
         }
     }
 
@@ -292,17 +343,7 @@ impl FileReplay {
         F: FnMut(&RawPacket<'_>) -> ControlFlow<()>,
     {
         if let [single] = self.sources.as_mut_slice() {
-            // One file: no merge, no copy.
-            loop {
-                match single.next(&mut self.warnings)? {
-                    Step::Packet(p) => {
-                        if f(&p).is_break() {
-                            return Ok(());
-                        }
-                    }
-                    Step::End => return Ok(()),
-                }
-            }
+            return single.push_all(&mut self.warnings, f);
         }
         for s in &mut self.sources {
             s.fill(&mut self.warnings)?;

@@ -135,6 +135,17 @@ pub struct GroupTable {
     /// (network, mask, group), longest prefix first.
     v4: Vec<(u32, u32, u16)>,
     v6: Vec<(u128, u128, u16)>,
+    /// The first octets some IPv4 network covers (a 256-bit set): most
+    /// sources of a spoofed flood are outside every protected network and
+    /// are turned away by one bit test instead of a scan of `v4`.
+    v4_octets: [u64; 4],
+}
+
+/// Whether bit `o` of a 256-bit set is set.
+#[inline]
+fn has_octet(set: &[u64; 4], o: u32) -> bool {
+    set.get((o >> 6) as usize)
+        .is_some_and(|w| (w >> (o & 63)) & 1 == 1)
 }
 
 impl GroupTable {
@@ -175,10 +186,19 @@ impl GroupTable {
         // Longest prefix first; ties keep configuration order (stable).
         v4.sort_by_key(|&(_, mask, _)| std::cmp::Reverse(mask.count_ones()));
         v6.sort_by_key(|&(_, mask, _)| std::cmp::Reverse(mask.count_ones()));
+        let mut v4_octets = [0u64; 4];
+        for &(net, mask, _) in &v4 {
+            for o in (net >> 24)..=((net | !mask) >> 24) {
+                if let Some(w) = v4_octets.get_mut((o >> 6) as usize) {
+                    *w |= 1 << (o & 63);
+                }
+            }
+        }
         GroupTable {
             groups: groups.iter().map(Group::from_config).collect(),
             v4,
             v6,
+            v4_octets,
         }
     }
 
@@ -188,6 +208,9 @@ impl GroupTable {
         match ip {
             IpAddr::V4(a) => {
                 let a = u32::from(a);
+                if !has_octet(&self.v4_octets, a >> 24) {
+                    return None;
+                }
                 self.v4
                     .iter()
                     .find(|&&(net, mask, _)| a & mask == net)
@@ -210,6 +233,9 @@ impl GroupTable {
         match ip {
             IpAddr::V4(a) => {
                 let a = u32::from(a);
+                if !has_octet(&self.v4_octets, a >> 24) {
+                    return None;
+                }
                 self.v4
                     .iter()
                     .find(|&&(net, mask, _)| a & mask == net)
@@ -295,5 +321,41 @@ mod tests {
         }
         assert_eq!(t.lookup("8.8.8.8".parse().unwrap()), None);
         assert_eq!(t.get(0).unwrap().name, "default");
+    }
+
+    #[test]
+    fn the_first_octet_filter_never_turns_away_an_address_a_network_covers() {
+        // Networks shorter than /8 span several first octets; a /32 one.
+        let cfg = VolumetricConfig {
+            groups: vec![
+                group("wide", &["64.0.0.0/3"], None),
+                group("odd", &["200.1.2.3/32", "11.128.0.0/9"], None),
+            ],
+            ..VolumetricConfig::default()
+        };
+        let t = GroupTable::new(&cfg, &NetSet::private_defaults());
+        let nets: Vec<(IpNet, u16)> = ["64.0.0.0/3", "200.1.2.3/32", "11.128.0.0/9"]
+            .iter()
+            .zip([0u16, 1, 1])
+            .map(|(n, g)| (n.parse().unwrap(), g))
+            .collect();
+        let mut x: u32 = 0x1234_5678;
+        for i in 0..200_000u32 {
+            // Every first octet, the rest pseudo-random.
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            let a = std::net::Ipv4Addr::from(((i % 256) << 24) | (x & 0x00ff_ffff));
+            let ip = IpAddr::V4(a);
+            let want = nets.iter().find(|(n, _)| n.contains(&ip)).map(|t| t.1);
+            assert_eq!(t.lookup(ip), want, "{ip}");
+            assert_eq!(t.lookup_len(ip).map(|p| p.0), want, "{ip}");
+        }
+        for ip in ["200.1.2.3", "95.255.255.255", "64.0.0.0", "11.128.0.1"] {
+            assert!(t.lookup(ip.parse().unwrap()).is_some(), "{ip}");
+        }
+        for ip in ["200.1.2.4", "96.0.0.0", "63.255.255.255", "11.127.255.255"] {
+            assert_eq!(t.lookup(ip.parse().unwrap()), None, "{ip}");
+        }
     }
 }
