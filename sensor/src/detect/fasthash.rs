@@ -43,7 +43,15 @@ pub fn key_ip(key: u128) -> IpAddr {
 /// A 64-bit hash of an address key, well mixed.
 #[inline]
 pub fn hash_key(key: u128, seed: u64) -> u64 {
-    mix64((key as u64) ^ mix64(((key >> 64) as u64) ^ seed))
+    let hi = (key >> 64) as u64;
+    // IPv4 keys (mapped) have no high half: with a constant seed the inner
+    // mix is then a constant too, and the compiler folds it.
+    let inner = if hi == 0 {
+        mix64(seed)
+    } else {
+        mix64(hi ^ seed)
+    };
+    mix64((key as u64) ^ inner)
 }
 
 /// Multiply-rotate hasher (FxHash style) with a final mix.

@@ -507,7 +507,7 @@ impl Volumetric {
         let slot = self.slot;
         let max = self.cfg.max_hosts;
         let (hosts, stats, sweep) = (&mut self.hosts, &mut self.stats, &mut self.last_sweep);
-        if let Some(h) = host_entry(hosts, stats, sweep, max, host, group, ts) {
+        if let Some(h) = host_entry(hosts, stats, sweep, max, ip_key(host), group, ts) {
             h.sides[dir as usize].counter(id).win.add(slot, len);
         }
     }
@@ -538,7 +538,7 @@ impl Volumetric {
             active,
             ..
         } = self;
-        let Some(host) = host_entry(hosts, stats, last_sweep, max, host_ip, group, ts) else {
+        let Some(host) = host_entry(hosts, stats, last_sweep, max, key, group, ts) else {
             return;
         };
         let Some(g) = groups.get(group) else {
@@ -598,18 +598,18 @@ impl Volumetric {
         let (pps, bps) = (side.total.pps(), side.total.bps());
         let total_suspect = pps.saturating_mul(4) >= tp || bps.saturating_mul(4) >= tb;
         let over = pps >= tp || bps >= tb;
-        let has_total = side.find(Vector::TotalVolume as u8).is_some();
+        let total = side.find(Vector::TotalVolume as u8);
+        let has_total = total.is_some();
         // While a vector attack is open total_volume cannot start, so its
         // evidence is not kept (each packet feeds one evidence set, not two).
-        let total_open = side.open_attacks > 0
-            && side
-                .find(Vector::TotalVolume as u8)
-                .is_some_and(|c| c.attack.is_some());
+        let total_open = side.open_attacks > 0 && total.is_some_and(|c| c.attack.is_some());
         let vector_attack = side.open_attacks > 0 && !total_open;
         if total_suspect || has_total {
             let c = side.counter(Vector::TotalVolume as u8);
             if vector_attack {
-                c.evidence = None;
+                if c.evidence.is_some() {
+                    c.evidence = None;
+                }
             } else if let Some(e) = &mut c.evidence {
                 e.add(ts, d, peer, wire_len);
             } else if total_suspect {
@@ -928,7 +928,8 @@ impl Volumetric {
     }
 }
 
-/// The entry for `ip` (group `group`), making room if the table is full;
+/// The entry for the host of [`ip_key`] `key` (group `group`), making
+/// room if the table is full;
 /// `None` (counted) when it cannot be tracked.
 #[inline]
 fn host_entry<'a>(
@@ -936,11 +937,10 @@ fn host_entry<'a>(
     stats: &mut VolumetricStats,
     last_sweep: &mut i64,
     max_hosts: usize,
-    ip: IpAddr,
+    key: u128,
     group: u16,
     ts: Timestamp,
 ) -> Option<&'a mut Host> {
-    let key = ip_key(ip);
     if hosts.len() >= max_hosts && !hosts.contains_key(&key) {
         // One sweep per second of capture time at most: a flood of new
         // hosts must not make every packet scan the table.
