@@ -42,21 +42,29 @@ run() {
 
 # The flood-path ratio (issue 11): the sensor with the volumetric detector
 # alone against libpcap alone reading the same file (tcpdump writing to
-# /dev/null), alternately, CPU time (user + sys) and wall time.
+# /dev/null), alternately, CPU time (user + sys) and wall time. /usr/bin/time
+# writes to a file (-o): the commands' own stderr is discarded.
 ratio() {
-  local f=$1 i t s
-  for i in 1 2 3; do
-    t=$( { /usr/bin/time -f '%e %U %S' tcpdump -r "$f" -w /dev/null 2>/dev/null; } 2>&1 | tail -1)
-    s=$( { /usr/bin/time -f '%e %U %S %M' "$SENSOR" replay --config "$DIR/volumetric-only.toml" "$f" >/dev/null 2>/dev/null; } 2>&1 | tail -1)
-    awk -v t="$t" -v s="$s" 'BEGIN { split(t, a, " "); split(s, b, " ");
-      printf "flood path (run %d): tcpdump wall %.2f s cpu %.2f s | sensor wall %.2f s cpu %.2f s rss %.1f MB | ratio wall %.2f cpu %.2f\n",
-        '"$i"', a[1], a[2] + a[3], b[1], b[2] + b[3], b[4] / 1024, b[1] / a[1], (b[2] + b[3]) / (a[2] + a[3]) }'
+  local f=$1 label=$2 i t s
+  for i in 1 2 3 4 5; do
+    /usr/bin/time -o "$DIR/time.tcpdump" -f '%e %U %S' tcpdump -r "$f" -w /dev/null 2>/dev/null
+    /usr/bin/time -o "$DIR/time.sensor" -f '%e %U %S %M' \
+      "$SENSOR" replay --config "$DIR/volumetric-only.toml" "$f" >/dev/null 2>/dev/null
+    t=$(tail -1 "$DIR/time.tcpdump")
+    s=$(tail -1 "$DIR/time.sensor")
+    awk -v t="$t" -v s="$s" -v l="$label" -v i="$i" 'BEGIN { split(t, a, " "); split(s, b, " ");
+      printf "flood path, %s (run %d): tcpdump wall %.2f s cpu %.2f s | sensor wall %.2f s cpu %.2f s rss %.1f MB | ratio wall %.2f cpu %.2f\n",
+        l, i, a[1], a[2] + a[3], b[1], b[2] + b[3], b[4] / 1024, b[1] / a[1], (b[2] + b[3]) / (a[2] + a[3]) }'
   done
 }
 
 echo "== volumetric: $PACKETS-packet 64-byte SYN flood (release, one core)"
 if command -v tcpdump >/dev/null; then
-  ratio "$DIR/syn64-$PACKETS-10000000.pcap"
+  ratio "$DIR/syn64-$PACKETS-10000000.pcap" plain
+  # Decapsulation cost: the same flood, every frame inside VXLAN.
+  vx="$DIR/syn64-$PACKETS-10000000-vxlan.pcap"
+  [ -s "$vx" ] || target/release/examples/bench_flood "$vx" "$PACKETS" 10000000 vxlan
+  ratio "$vx" vxlan
 else
   echo "tcpdump not installed: flood-path ratio skipped (make deps installs it)"
 fi
