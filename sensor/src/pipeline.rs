@@ -23,7 +23,7 @@ use shaobing_wire::Timestamp;
 use crate::capture::RawPacket;
 use crate::config::Settings;
 use crate::decode::tunnel::{self, DecapConfig};
-use crate::decode::{decode, proto, Fragment, Header, Skip};
+use crate::decode::{decode_into, proto, Decoded, Fragment, Header, Skip};
 use crate::defrag::{DatagramKey, Defrag, DefragLimits};
 use crate::detect::leak::{Leak, LeakStats};
 use crate::detect::volumetric::{Volumetric, VolumetricStats};
@@ -217,16 +217,14 @@ impl<V: HeaderStage> Pipeline<V> {
         // Capture time never moves backwards for the detectors.
         let ts = p.ts.max(c.last_ts);
         c.last_ts = ts;
-        // Matched by reference: moving the decoded packet out of the
-        // `Result` costs a copy of it per packet.
-        let decoded = decode(p.link, p.data, &self.decap);
-        let d = match &decoded {
-            Ok(d) => d,
-            Err(skip) => {
-                c.skipped(*skip);
-                return;
-            }
-        };
+        // Filled in place: moving a decoded packet out of a `Result` costs
+        // a copy of it per packet.
+        let mut decoded = Decoded::default();
+        if let Err(skip) = decode_into(p.link, p.data, &self.decap, &mut decoded) {
+            c.skipped(skip);
+            return;
+        }
+        let d = &decoded;
         c.tunnels(d);
         if let Some(v) = &mut self.volumetric {
             // Outer bytes are not traffic to the inner endpoints.

@@ -260,7 +260,7 @@ const MAX_IPV6_EXT: usize = 8;
 
 /// What decoding carries down the layers: the tunnel settings, how deep
 /// it is, and what was opened on the way.
-struct Ctx<'c, 'a> {
+struct Ctx<'c, 'o, 'a> {
     cfg: &'c DecapConfig,
     depth: u8,
     tunnels: Kinds,
@@ -268,50 +268,70 @@ struct Ctx<'c, 'a> {
     outer_len: usize,
     /// The summary being filled in: the innermost packet's once decoding
     /// is done (written in place, not returned through every layer).
-    out: Decoded<'a>,
+    out: &'o mut Decoded<'a>,
 }
 
-impl<'c, 'a> Ctx<'c, 'a> {
-    fn new(cfg: &'c DecapConfig) -> Self {
+impl<'c, 'o, 'a> Ctx<'c, 'o, 'a> {
+    fn new(cfg: &'c DecapConfig, out: &'o mut Decoded<'a>) -> Self {
         Ctx {
             cfg,
             depth: 0,
             tunnels: Kinds::default(),
             malformed: Kinds::default(),
             outer_len: 0,
-            out: Decoded {
-                src: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-                dst: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-                proto: 0,
-                ttl: 0,
-                src_port: 0,
-                dst_port: 0,
-                tcp_flags: 0,
-                tcp_seq: 0,
-                tcp_ack: 0,
-                payload: &[],
-                fragment: Fragment::None,
-                frag: Frag::default(),
-                tunnels: Kinds::default(),
-                malformed_tunnels: Kinds::default(),
-                outer_len: 0,
-            },
+            out,
         }
     }
 
-    /// The summary, with the tunnel facts gathered on the way.
-    fn finish(self) -> Decoded<'a> {
-        let mut d = self.out;
-        d.tunnels = self.tunnels;
-        d.malformed_tunnels = self.malformed;
-        d.outer_len = u32::try_from(self.outer_len).unwrap_or(u32::MAX);
-        d
+    /// Writes the tunnel facts gathered on the way into the summary.
+    fn finish(self) {
+        self.out.tunnels = self.tunnels;
+        self.out.malformed_tunnels = self.malformed;
+        self.out.outer_len = u32::try_from(self.outer_len).unwrap_or(u32::MAX);
+    }
+}
+
+impl Default for Decoded<'_> {
+    /// An empty summary: no addresses, no transport, nothing opened.
+    fn default() -> Self {
+        Decoded {
+            src: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            dst: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            proto: 0,
+            ttl: 0,
+            src_port: 0,
+            dst_port: 0,
+            tcp_flags: 0,
+            tcp_seq: 0,
+            tcp_ack: 0,
+            payload: &[],
+            fragment: Fragment::None,
+            frag: Frag::default(),
+            tunnels: Kinds::default(),
+            malformed_tunnels: Kinds::default(),
+            outer_len: 0,
+        }
     }
 }
 
 /// Decodes one captured frame, opening tunnels as `cfg` allows.
 pub fn decode<'a>(link: LinkType, frame: &'a [u8], cfg: &DecapConfig) -> Result<Decoded<'a>, Skip> {
-    let mut cx = Ctx::new(cfg);
+    let mut d = Decoded::default();
+    decode_into(link, frame, cfg, &mut d)?;
+    Ok(d)
+}
+
+/// [`decode`] into `out` (which should start as [`Decoded::default`]):
+/// the per-packet path fills one summary in place instead of copying it
+/// out of a `Result`. On an error `out` holds a partial summary.
+#[inline(never)]
+pub fn decode_into<'a>(
+    link: LinkType,
+    frame: &'a [u8],
+    cfg: &DecapConfig,
+    out: &mut Decoded<'a>,
+) -> Result<(), Skip> {
+    let mut cx = Ctx::new(cfg, out);
     match link {
         LinkType::Ethernet => ethernet(frame, &mut cx),
         LinkType::LinuxSll => {
@@ -337,7 +357,8 @@ pub fn decode<'a>(link: LinkType, frame: &'a [u8], cfg: &DecapConfig) -> Result<
             ether_payload(proto, frame.get(4..).ok_or(Skip::Truncated)?, &mut cx)
         }
     }?;
-    Ok(cx.finish())
+    cx.finish();
+    Ok(())
 }
 
 #[inline]
@@ -347,7 +368,7 @@ fn be16(b: &[u8], at: usize) -> Option<u16> {
 }
 
 #[inline]
-fn ethernet<'a>(frame: &'a [u8], cx: &mut Ctx<'_, 'a>) -> Result<(), Skip> {
+fn ethernet<'a>(frame: &'a [u8], cx: &mut Ctx<'_, '_, 'a>) -> Result<(), Skip> {
     let mut ethertype = be16(frame, 12).ok_or(Skip::Truncated)?;
     let mut rest = frame.get(14..).ok_or(Skip::Truncated)?;
     for _ in 0..MAX_VLAN_TAGS {
@@ -363,7 +384,7 @@ fn ethernet<'a>(frame: &'a [u8], cx: &mut Ctx<'_, 'a>) -> Result<(), Skip> {
 }
 
 #[inline]
-fn ether_payload<'a>(ethertype: u16, rest: &'a [u8], cx: &mut Ctx<'_, 'a>) -> Result<(), Skip> {
+fn ether_payload<'a>(ethertype: u16, rest: &'a [u8], cx: &mut Ctx<'_, '_, 'a>) -> Result<(), Skip> {
     match ethertype {
         0x0800 | 0x86dd => decode_ip(rest, cx),
         0x8847 | 0x8848 if cx.cfg.mpls => {
@@ -377,7 +398,7 @@ fn ether_payload<'a>(ethertype: u16, rest: &'a [u8], cx: &mut Ctx<'_, 'a>) -> Re
     }
 }
 
-fn pppoe<'a>(rest: &'a [u8], cx: &mut Ctx<'_, 'a>) -> Result<(), Skip> {
+fn pppoe<'a>(rest: &'a [u8], cx: &mut Ctx<'_, '_, 'a>) -> Result<(), Skip> {
     let o = tunnel::pppoe(rest).ok_or(Skip::Truncated)?;
     enter(o.kind, cx)?;
     let ip = tunnel::ppp_ip(o.frame).ok_or(Skip::NotIp)?;
@@ -387,7 +408,7 @@ fn pppoe<'a>(rest: &'a [u8], cx: &mut Ctx<'_, 'a>) -> Result<(), Skip> {
 
 /// Counts one more level of tunnels; past the cap the packet is skipped.
 #[inline]
-fn enter(kind: Kind, cx: &mut Ctx<'_, '_>) -> Result<(), Skip> {
+fn enter(kind: Kind, cx: &mut Ctx<'_, '_, '_>) -> Result<(), Skip> {
     cx.depth += 1;
     if cx.depth > cx.cfg.max_depth {
         return Err(Skip::TooManyLayers);
@@ -398,7 +419,7 @@ fn enter(kind: Kind, cx: &mut Ctx<'_, '_>) -> Result<(), Skip> {
 
 /// Decodes the frame inside a tunnel.
 #[inline]
-fn inner<'a>(framing: Inner, frame: &'a [u8], cx: &mut Ctx<'_, 'a>) -> Result<(), Skip> {
+fn inner<'a>(framing: Inner, frame: &'a [u8], cx: &mut Ctx<'_, '_, 'a>) -> Result<(), Skip> {
     match framing {
         // The outer frame's link header is still counted in the length on
         // the wire: the inner Ethernet header is encapsulation too.
@@ -418,7 +439,7 @@ fn inner<'a>(framing: Inner, frame: &'a [u8], cx: &mut Ctx<'_, 'a>) -> Result<()
 }
 
 #[inline]
-fn decode_ip<'a>(ip: &'a [u8], cx: &mut Ctx<'_, 'a>) -> Result<(), Skip> {
+fn decode_ip<'a>(ip: &'a [u8], cx: &mut Ctx<'_, '_, 'a>) -> Result<(), Skip> {
     match ip.first().map(|b| b >> 4) {
         Some(4) => decode_ipv4(ip, cx),
         Some(6) => decode_ipv6(ip, cx),
@@ -427,7 +448,7 @@ fn decode_ip<'a>(ip: &'a [u8], cx: &mut Ctx<'_, 'a>) -> Result<(), Skip> {
     }
 }
 
-fn decode_ipv4<'a>(ip: &'a [u8], cx: &mut Ctx<'_, 'a>) -> Result<(), Skip> {
+fn decode_ipv4<'a>(ip: &'a [u8], cx: &mut Ctx<'_, '_, 'a>) -> Result<(), Skip> {
     // The fixed header, read through a 20-byte array: constant offsets
     // into an array cannot go out of bounds, and cost no checks.
     let h: &[u8; 20] = ip
@@ -479,7 +500,7 @@ fn decode_ipv4<'a>(ip: &'a [u8], cx: &mut Ctx<'_, 'a>) -> Result<(), Skip> {
     Ok(())
 }
 
-fn decode_ipv6<'a>(ip: &'a [u8], cx: &mut Ctx<'_, 'a>) -> Result<(), Skip> {
+fn decode_ipv6<'a>(ip: &'a [u8], cx: &mut Ctx<'_, '_, 'a>) -> Result<(), Skip> {
     let h = Ipv6Packet::new(ip).ok_or(Skip::Truncated)?;
     let plen = usize::from(h.get_payload_length());
     let end = (40 + plen).min(ip.len());
@@ -568,7 +589,8 @@ pub fn reassembled<'a>(
     body: &'a [u8],
     cfg: &DecapConfig,
 ) -> Result<Decoded<'a>, Skip> {
-    let mut cx = Ctx::new(cfg);
+    let mut d = Decoded::default();
+    let mut cx = Ctx::new(cfg, &mut d);
     let ip = Ip {
         src,
         dst,
@@ -577,13 +599,14 @@ pub fn reassembled<'a>(
         start: body,
     };
     transport(ip, body, Fragment::None, &mut cx)?;
-    Ok(cx.finish())
+    cx.finish();
+    Ok(d)
 }
 
 /// Opens the tunnel `o` found in the payload of the IP packet `ip`: the
 /// inner packet, with the outer headers counted in `outer_len`.
 #[inline]
-fn open<'a>(ip: &Ip<'a>, o: tunnel::Opened<'a>, cx: &mut Ctx<'_, 'a>) -> Result<(), Skip> {
+fn open<'a>(ip: &Ip<'a>, o: tunnel::Opened<'a>, cx: &mut Ctx<'_, '_, 'a>) -> Result<(), Skip> {
     enter(o.kind, cx)?;
     cx.outer_len += (o.frame.as_ptr() as usize).saturating_sub(ip.start.as_ptr() as usize);
     inner(o.inner, o.frame, cx)
@@ -593,7 +616,7 @@ fn transport<'a>(
     ip: Ip<'a>,
     body: &'a [u8],
     fragment: Fragment,
-    cx: &mut Ctx<'_, 'a>,
+    cx: &mut Ctx<'_, '_, 'a>,
 ) -> Result<(), Skip> {
     // Tunnels first, so the outer packet's summary is never built for a
     // packet that is opened. A first fragment is opened once its datagram
@@ -672,7 +695,11 @@ fn transport<'a>(
 /// if `[decap]` opens it. A tunnel header that does not validate is
 /// counted as malformed and gives `None`: the packet stays the outer one.
 #[inline]
-fn tunnel_in<'a>(ip: &Ip<'a>, body: &'a [u8], cx: &mut Ctx<'_, '_>) -> Option<tunnel::Opened<'a>> {
+fn tunnel_in<'a>(
+    ip: &Ip<'a>,
+    body: &'a [u8],
+    cx: &mut Ctx<'_, '_, '_>,
+) -> Option<tunnel::Opened<'a>> {
     match ip.proto {
         proto::UDP => {
             let u: &[u8; 8] = body.get(..8).and_then(|b| b.try_into().ok())?;
