@@ -32,7 +32,8 @@ CH_PORT=$(free_port)
 cp deploy/clickhouse/dev-config.xml "$CH_DIR/config.xml"
 (cd "$CH_DIR" && exec /usr/sbin/clickhouse-server --config-file="$CH_DIR/config.xml" -- --http_port="$CH_PORT" >"$CH_DIR/clickhouse.log" 2>&1) &
 CH_PID=$!
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$CH_PORT/ping" >/dev/null && break; sleep 0.1; done
+# A kept BENCH_DIR with 100 million incidents takes tens of seconds to load.
+for _ in $(seq 1200); do curl -sf "http://127.0.0.1:$CH_PORT/ping" >/dev/null && break; sleep 0.1; done
 
 TOKEN=bench-sensor-token
 ANALYST=bench-analyst-token
