@@ -44,14 +44,115 @@ fn eventually(node: &shaobing_testkit::ClickHouseServer, sql: &str, want: &str) 
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_two_by_two_cluster_stores_reads_and_expires_every_acknowledged_incident_once() {
+/// Whether the cluster test can run here (prints why not).
+fn cluster_runs_here() -> bool {
     if shaobing_testkit::Flavor::from_env() != shaobing_testkit::Flavor::Debian18 {
         eprintln!("skipping: the cluster runs on 18.16 only (chdb has no replicated engines)");
-        return;
+        return false;
     }
     if !cluster_available() {
         eprintln!("skipping: cluster test needs clickhouse-server, java and zookeeper (make deps)");
+        return false;
+    }
+    true
+}
+
+/// Asserts that no node has the `shaobing` database (nothing was created).
+fn nothing_created(cluster: &Cluster) {
+    for node in &cluster.nodes {
+        assert_eq!(
+            q(
+                node,
+                "SELECT count() FROM system.databases WHERE name = 'shaobing'"
+            ),
+            "0"
+        );
+        assert_eq!(
+            q(
+                node,
+                "SELECT count() FROM system.tables WHERE database = 'shaobing'"
+            ),
+            "0"
+        );
+    }
+}
+
+/// A value of the collector's `/metrics`.
+async fn metric(addr: std::net::SocketAddr, name: &str) -> u64 {
+    let resp = request_to(
+        addr,
+        "GET",
+        "/metrics",
+        Some(ANALYST_TOKEN),
+        "text/plain",
+        b"",
+        &[],
+    )
+    .await;
+    assert_eq!(resp.status, 200);
+    resp.body_text()
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no metric {name}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_misconfigured_cluster_fails_migrate_naming_the_fault_and_creates_nothing() {
+    if !cluster_runs_here() {
+        return;
+    }
+    // 1 shard x 2 replicas; the second replica has no <macros>.
+    let mut cluster =
+        tokio::task::spawn_blocking(|| Cluster::start_with("shaobing_m", 1, 2, |node| node == 0))
+            .await
+            .unwrap()
+            .unwrap();
+    let url = cluster.nodes[0].http_url();
+    let migrate_err = |config: Config| async move {
+        shaobing_collector::migrate(&config)
+            .await
+            .unwrap_err()
+            .to_string()
+    };
+
+    // A cluster name the server does not know.
+    let e = migrate_err(cluster_config(&url, "no_such_cluster")).await;
+    assert!(e.contains("no cluster named \"no_such_cluster\""), "{e}");
+    nothing_created(&cluster);
+
+    // A node without the shard and replica macros: named, with both.
+    let e = migrate_err(cluster_config(&url, "shaobing_m")).await;
+    assert!(
+        e.contains("does not define the macro(s) shard and replica"),
+        "{e}"
+    );
+    assert!(e.contains("of cluster \"shaobing_m\""), "{e}");
+    // The entry node (s1r1) is fine: the message names the other one.
+    let ports = q(
+        &cluster.nodes[0],
+        "SELECT port FROM system.clusters WHERE cluster = 'shaobing_m' ORDER BY replica_num",
+    );
+    let ports: Vec<&str> = ports.lines().collect();
+    assert_eq!(ports.len(), 2);
+    assert!(e.contains(&format!("node 127.0.0.1:{} ", ports[1])), "{e}");
+    nothing_created(&cluster);
+
+    // ZooKeeper down: said so, within the configured timeout.
+    tokio::task::block_in_place(|| cluster.zookeeper.stop());
+    let mut config = cluster_config(&url, "shaobing_m");
+    config.clickhouse.timeout_ms = 15_000;
+    let e = migrate_err(config).await;
+    assert!(
+        e.contains("ZooKeeper is not configured or not reachable"),
+        "{e}"
+    );
+    nothing_created(&cluster);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_two_by_two_cluster_stores_reads_and_expires_every_acknowledged_incident_once() {
+    if !cluster_runs_here() {
         return;
     }
     let mut cluster = tokio::task::spawn_blocking(|| Cluster::start("shaobing_c", 2, 2))
@@ -59,21 +160,6 @@ async fn a_two_by_two_cluster_stores_reads_and_expires_every_acknowledged_incide
         .unwrap()
         .unwrap();
     let url = cluster.nodes[0].http_url();
-
-    // Misconfiguration is a clear error, and creates nothing.
-    let wrong = cluster_config(&url, "no_such_cluster");
-    let e = shaobing_collector::migrate(&wrong)
-        .await
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("no cluster named \"no_such_cluster\""), "{e}");
-    assert_eq!(
-        q(
-            &cluster.nodes[0],
-            "SELECT count() FROM system.databases WHERE name = 'shaobing'"
-        ),
-        "0"
-    );
 
     let config = cluster_config(&url, "shaobing_c");
     let applied = shaobing_collector::migrate(&config).await.unwrap();
@@ -254,6 +340,115 @@ async fn a_two_by_two_cluster_stores_reads_and_expires_every_acknowledged_incide
         ),
         acked.to_string()
     );
+    let _ = tx.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(30), task).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zookeeper_down_during_ingest_acknowledges_through_the_wal_and_stores_everything_once_after(
+) {
+    if !cluster_runs_here() {
+        return;
+    }
+    let mut cluster = tokio::task::spawn_blocking(|| Cluster::start("shaobing_z", 2, 2))
+        .await
+        .unwrap()
+        .unwrap();
+    let url = cluster.nodes[0].http_url();
+    let mut config = cluster_config(&url, "shaobing_z");
+    shaobing_collector::migrate(&config).await.unwrap();
+    // Every insert is bounded well inside the outage.
+    config.clickhouse.timeout_ms = 5_000;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(shaobing_collector::serve(config.clone(), listener, async {
+        let _ = rx.await;
+    }));
+    let post = |items: Vec<Value>| async move {
+        request(
+            addr,
+            "POST",
+            "/api/v1/incidents",
+            Some(TOKEN),
+            "application/json",
+            &body(&items),
+        )
+        .await
+    };
+    let readonly = "SELECT min(is_readonly) FROM system.replicas WHERE database = 'shaobing'";
+
+    // 400 incidents in batches of 10: 100 before ZooKeeper stops, 200 while
+    // it is down, 100 after it is back.
+    let mut acked = 0u32;
+    for batch in 0..40u32 {
+        if batch == 10 {
+            tokio::task::block_in_place(|| {
+                cluster.zookeeper.stop();
+                // Every replicated table of every node has noticed.
+                for node in &cluster.nodes {
+                    assert_eq!(eventually(node, readonly, "1"), "1");
+                }
+            });
+        }
+        if batch == 30 {
+            assert!(metric(addr, "shaobing_collector_ingested_via_wal_total").await > 0);
+            tokio::task::block_in_place(|| cluster.zookeeper.restart()).unwrap();
+        }
+        let items: Vec<Value> = (0..10).map(|i| leak(batch * 10 + i)).collect();
+        let resp = post(items).await;
+        assert_eq!(resp.status, 200, "batch {batch}: {}", resp.body_text());
+        acked += 10;
+        if batch == 20 {
+            // A re-delivery of a batch acknowledged during the outage.
+            let resp = post((100..110).map(leak).collect()).await;
+            assert_eq!(resp.status, 200, "{}", resp.body_text());
+        }
+    }
+    assert!(metric(addr, "shaobing_collector_ingested_via_wal_total").await >= 200);
+
+    // The WAL drains into the cluster once ZooKeeper is back: every
+    // acknowledged incident, once, read from every node.
+    let want = format!("{acked}\t{acked}");
+    for node in &cluster.nodes {
+        let got = tokio::task::block_in_place(|| {
+            eventually(
+                node,
+                "SELECT count(), uniqExact(id) FROM shaobing.incidents FINAL",
+                &want,
+            )
+        });
+        assert_eq!(got, want);
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while metric(addr, "shaobing_collector_wal_bytes").await > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the WAL never drained"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        metric(addr, "shaobing_collector_wal_replayed_incidents_total").await
+            >= metric(addr, "shaobing_collector_ingested_via_wal_total").await
+    );
+    for node in &cluster.nodes {
+        let got = tokio::task::block_in_place(|| eventually(node, readonly, "0"));
+        assert_eq!(got, "0", "replicas writable again");
+    }
+    let resp = request_to(
+        addr,
+        "GET",
+        "/api/v1/incidents?since=all&limit=1000",
+        Some(ANALYST_TOKEN),
+        "text/plain",
+        b"",
+        &[],
+    )
+    .await;
+    assert_eq!(resp.status, 200, "{}", resp.body_text());
+    let v: Value = serde_json::from_slice(&resp.body).unwrap();
+    assert_eq!(v["incidents"].as_array().unwrap().len(), acked as usize);
     let _ = tx.send(());
     let _ = tokio::time::timeout(Duration::from_secs(30), task).await;
 }

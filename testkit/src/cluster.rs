@@ -156,6 +156,18 @@ pub struct Cluster {
 impl Cluster {
     /// Starts ZooKeeper and `shards * replicas` servers, cluster `name`.
     pub fn start(name: &str, shards: usize, replicas: usize) -> Result<Cluster> {
+        Self::start_with(name, shards, replicas, |_| true)
+    }
+
+    /// [`Cluster::start`], but only the nodes for which `macros(index)`
+    /// (shard-major, as in `nodes`) is true get the `shard` and `replica`
+    /// macros: a misconfigured cluster for tests of the collector's checks.
+    pub fn start_with(
+        name: &str,
+        shards: usize,
+        replicas: usize,
+        macros: impl Fn(usize) -> bool,
+    ) -> Result<Cluster> {
         let dir = tempfile::Builder::new()
             .prefix("shaobing-cluster-")
             .tempdir()
@@ -186,19 +198,26 @@ impl Cluster {
         for s in 0..shards {
             for r in 0..replicas {
                 let p = ports[s * replicas + r];
+                let node_macros = if macros(s * replicas + r) {
+                    format!(
+                        "<macros><shard>{:02}</shard><replica>s{}r{}</replica></macros>",
+                        s + 1,
+                        s + 1,
+                        r + 1
+                    )
+                } else {
+                    String::new()
+                };
                 let extra = format!(
                     "<tcp_port>{}</tcp_port><interserver_http_port>{}</interserver_http_port>\
                      <interserver_http_host>127.0.0.1</interserver_http_host>\
                      <zookeeper><node index=\"1\"><host>127.0.0.1</host><port>{}</port></node>\
                      <session_timeout_ms>30000</session_timeout_ms></zookeeper>\
-                     <macros><shard>{:02}</shard><replica>s{}r{}</replica></macros>{remote}\
+                     {node_macros}{remote}\
                      <distributed_ddl><path>/clickhouse/task_queue/ddl</path></distributed_ddl>",
                     p.tcp,
                     p.interserver,
                     zookeeper.port(),
-                    s + 1,
-                    s + 1,
-                    r + 1
                 );
                 let config =
                     DEV_CONFIG_XML.replacen("</yandex>", &format!("{extra}\n</yandex>"), 1);

@@ -29,8 +29,10 @@
 //! tables are created with the sensor in the key from the start.
 //!
 //! Before any DDL, [`preflight`] checks the cluster exists in
-//! `remote_servers`, ZooKeeper answers, and every node has the `shard` and
-//! `replica` macros, and says which of these is wrong.
+//! `remote_servers`, and that every node of it is reachable, reaches
+//! ZooKeeper and has the `shard` and `replica` macros, and says which of
+//! these is wrong (and where): a misconfigured cluster gets no database and
+//! no table.
 
 use std::time::Duration;
 
@@ -134,7 +136,21 @@ struct Node {
     port: u16,
 }
 
-/// What is wrong with the cluster, before anything is created.
+#[derive(Debug, Row, Deserialize)]
+struct Macro {
+    name: String,
+}
+
+/// The macros every node needs (the replicated tables' ZooKeeper path and
+/// replica name).
+const MACROS: [&str; 2] = ["shard", "replica"];
+
+/// What is wrong with the cluster, before anything is created: the
+/// cluster must be in the entry node's `system.clusters`, ZooKeeper must
+/// answer on the entry node, and every node of the cluster must be
+/// reachable, answer ZooKeeper too and define the `shard` and `replica`
+/// macros. Each check is bounded by `timeout`; the first failure is a
+/// [`StoreError::Check`] naming the node and what to fix.
 pub async fn preflight(
     client: &Client,
     cluster: &str,
@@ -157,16 +173,7 @@ pub async fn preflight(
              (clickhouse.cluster must name one of system.clusters)"
         )));
     }
-    let what = "cluster check: ZooKeeper";
-    let zk = with_timeout(what, timeout, async {
-        client
-            .query("SELECT count() AS n FROM system.zookeeper WHERE path = '/'")
-            .with_setting("wait_end_of_query", "1")
-            .fetch_one::<Count>()
-            .await
-            .map_err(StoreError::ch(what))
-    })
-    .await;
+    let zk = zookeeper_answers(client, "system.zookeeper", timeout).await;
     if let Err(e) = zk {
         return Err(StoreError::Check(format!(
             "cluster mode: ZooKeeper is not configured or not reachable from the server \
@@ -174,41 +181,88 @@ pub async fn preflight(
         )));
     }
     for n in &nodes {
+        // An address is an IP or a host name; anything else cannot be
+        // quoted into remote() and is refused rather than skipped.
+        if !n
+            .host_address
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-:_".contains(&b))
+        {
+            return Err(StoreError::Check(format!(
+                "cluster mode: node address {:?} of cluster {cluster:?} is not a host name or IP",
+                n.host_address
+            )));
+        }
+        let node = if n.host_address.contains(':') {
+            format!("[{}]:{}", n.host_address, n.port)
+        } else {
+            format!("{}:{}", n.host_address, n.port)
+        };
         let what = "cluster check: macros";
         let sql = format!(
-            "SELECT count() AS n FROM remote('{}:{}', system, macros) WHERE macro IN ('shard', 'replica')",
-            n.host_address, n.port
+            "SELECT macro AS name FROM remote('{node}', system, macros) \
+             WHERE macro IN ('shard', 'replica')"
         );
-        if n.host_address.contains('\'') {
-            continue;
-        }
         let got = with_timeout(what, timeout, async {
             client
                 .query(&sql)
                 .with_setting("wait_end_of_query", "1")
-                .fetch_one::<Count>()
+                .fetch_all::<Macro>()
                 .await
                 .map_err(StoreError::ch(what))
         })
         .await;
-        match got {
-            Ok(c) if c.n == 2 => {}
-            Ok(_) => {
-                return Err(StoreError::Check(format!(
-                    "cluster mode: node {}:{} of cluster {cluster:?} lacks the `shard` and/or \
-                     `replica` macro (<macros> in its config)",
-                    n.host_address, n.port
-                )))
-            }
+        let defined = match got {
+            Ok(m) => m,
             Err(e) => {
                 return Err(StoreError::Check(format!(
-                    "cluster mode: node {}:{} of cluster {cluster:?} cannot be reached: {e}",
-                    n.host_address, n.port
+                    "cluster mode: node {node} of cluster {cluster:?} cannot be reached: {e}"
                 )))
             }
+        };
+        let missing: Vec<&str> = MACROS
+            .into_iter()
+            .filter(|m| !defined.iter().any(|d| d.name == *m))
+            .collect();
+        if !missing.is_empty() {
+            return Err(StoreError::Check(format!(
+                "cluster mode: node {node} of cluster {cluster:?} does not define the macro(s) {} \
+                 (add <macros><shard>..</shard><replica>..</replica></macros> to its config: \
+                 the replicated tables' ZooKeeper path and replica name come from them)",
+                missing.join(" and ")
+            )));
+        }
+        let remote = format!("remote('{node}', system, zookeeper)");
+        if let Err(e) = zookeeper_answers(client, &remote, timeout).await {
+            return Err(StoreError::Check(format!(
+                "cluster mode: ZooKeeper is not configured or not reachable from node {node} \
+                 of cluster {cluster:?} (replicated tables and ON CLUSTER need it): {e}"
+            )));
         }
     }
     Ok(())
+}
+
+/// Whether ZooKeeper answers a read of its root through `table`
+/// (`system.zookeeper` or a `remote()` of it); the number of nodes under
+/// the root.
+async fn zookeeper_answers(
+    client: &Client,
+    table: &str,
+    timeout: Duration,
+) -> Result<u64, StoreError> {
+    let what = "cluster check: ZooKeeper";
+    let sql = format!("SELECT count() AS n FROM {table} WHERE path = '/'");
+    with_timeout(what, timeout, async {
+        client
+            .query(&sql)
+            .with_setting("wait_end_of_query", "1")
+            .fetch_one::<Count>()
+            .await
+            .map(|c| c.n)
+            .map_err(StoreError::ch(what))
+    })
+    .await
 }
 
 #[cfg(test)]
