@@ -616,26 +616,35 @@ pub fn summary_plan(
 }
 
 /// A bound value of [`SqlBuilder`].
-enum Arg {
+pub(crate) enum Arg {
     U32(u32),
     U64(u64),
     Days(Vec<u32>),
+    U64s(Vec<u64>),
     /// The filter's values, in [`where_clause`] order.
     Filter,
 }
 
+/// What [`union_raw`] reads: `cols` of each matching row (with the extra
+/// condition `cond`) in compacted ranges, `dedup` in the others.
+pub(crate) struct RawRead<'a> {
+    pub(crate) cols: &'a str,
+    pub(crate) cond: &'a str,
+    pub(crate) dedup: &'a Dedup<'a>,
+}
+
 /// How a summary branch over uncompacted days counts each incident once:
 /// `SELECT {outer} FROM (SELECT {inner} ... GROUP BY {group}){outer_group}`.
-struct Dedup {
-    outer: &'static str,
-    inner: &'static str,
-    group: &'static str,
-    outer_group: &'static str,
+pub(crate) struct Dedup<'a> {
+    pub(crate) outer: &'a str,
+    pub(crate) inner: &'a str,
+    pub(crate) group: &'a str,
+    pub(crate) outer_group: &'a str,
 }
 
 /// Which pre-aggregated rows a branch reads (see [`SqlBuilder::pre`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Pre {
+pub(crate) enum Pre {
     /// Whole days only.
     Days,
     /// Whole hours of cut days only.
@@ -646,24 +655,24 @@ enum Pre {
 
 /// SQL text with its bound values in placeholder order.
 #[derive(Default)]
-struct SqlBuilder {
+pub(crate) struct SqlBuilder {
     sql: String,
     args: Vec<Arg>,
 }
 
 impl SqlBuilder {
-    fn push(&mut self, text: &str) -> &mut Self {
+    pub(crate) fn push(&mut self, text: &str) -> &mut Self {
         self.sql.push_str(text);
         self
     }
 
-    fn arg(&mut self, a: Arg) -> &mut Self {
+    pub(crate) fn arg(&mut self, a: Arg) -> &mut Self {
         self.args.push(a);
         self
     }
 
     /// ` AND (0 OR (ts >= lo AND ts < hi) ...)`.
-    fn ranges(&mut self, ranges: &[(u32, u32)]) -> &mut Self {
+    pub(crate) fn ranges(&mut self, ranges: &[(u32, u32)]) -> &mut Self {
         self.push(" AND (0");
         for (lo, hi) in ranges {
             self.push(" OR (ts >= toDateTime(?) AND ts < toDateTime(?))");
@@ -672,10 +681,26 @@ impl SqlBuilder {
         self.push(")")
     }
 
-    /// ` AND (has(days, day) OR (day = d AND hour >= lo AND hour < hi) ...)`
-    /// with the plan's whole days (`Pre::Days`), cut days' hours
-    /// (`Pre::Hours`) or both.
-    fn pre(&mut self, plan: &SummaryPlan, pre: Pre) -> &mut Self {
+    /// ` AND day >= first AND day <= last AND (has(days, day) OR (day = d
+    /// AND hour >= lo AND hour < hi) ...)` with the plan's whole days
+    /// (`Pre::Days`), cut days' hours (`Pre::Hours`) or both. The range of
+    /// days (the partition key of every pre-aggregate table) lets
+    /// ClickHouse skip the other days' partitions.
+    pub(crate) fn pre(&mut self, plan: &SummaryPlan, pre: Pre) -> &mut Self {
+        let days = plan
+            .whole_days
+            .iter()
+            .filter(|d| **d != 0 && pre != Pre::Hours)
+            .chain(
+                plan.hours
+                    .iter()
+                    .filter(|_| pre != Pre::Days)
+                    .map(|(d, _, _)| d),
+            );
+        let (lo, hi) = days.fold((u32::MAX, 0), |(lo, hi), d| (lo.min(*d), hi.max(*d)));
+        self.push(" AND day >= ? AND day <= ?")
+            .arg(Arg::U32(lo))
+            .arg(Arg::U32(hi));
         if pre == Pre::Hours {
             self.push(" AND (0");
         } else {
@@ -693,7 +718,7 @@ impl SqlBuilder {
         self.push(")")
     }
 
-    fn query(&self, client: &Client, filter: &QueryFilter) -> clickhouse::query::Query {
+    pub(crate) fn query(&self, client: &Client, filter: &QueryFilter) -> clickhouse::query::Query {
         let mut q = client
             .query(&self.sql)
             .with_setting("wait_end_of_query", "1");
@@ -702,6 +727,7 @@ impl SqlBuilder {
                 Arg::U32(v) => q.bind(*v),
                 Arg::U64(v) => q.bind(*v),
                 Arg::Days(v) => q.bind(v.clone()),
+                Arg::U64s(v) => q.bind(v.clone()),
                 Arg::Filter => bind_where(q, filter),
             };
         }
@@ -724,9 +750,13 @@ pub async fn fetch_summary(
     filter: &QueryFilter,
     top: u64,
 ) -> Result<Summary, StoreError> {
-    let mut wh = String::new();
-    where_clause(filter, &mut wh);
-    let unfiltered = filter.kind.is_none()
+    let plan = plan_for(client, db, timeout, filter).await?;
+    fetch_summary_planned(client, db, timeout, filter, top, &plan).await
+}
+
+/// Whether `filter` has nothing but time bounds (pre-aggregates apply).
+fn time_only(filter: &QueryFilter) -> bool {
+    filter.kind.is_none()
         && filter.event.is_none()
         && filter.vector.is_none()
         && filter.signature.is_none()
@@ -734,7 +764,17 @@ pub async fn fetch_summary(
         && filter.sensor.is_none()
         && filter.ip.is_none()
         && filter.community_id.is_none()
-        && filter.dst_net.is_none();
+        && filter.dst_net.is_none()
+}
+
+/// The [`summary_plan`] of `filter`'s window over the days stored now.
+pub async fn plan_for(
+    client: &Client,
+    db: &str,
+    timeout: Duration,
+    filter: &QueryFilter,
+) -> Result<SummaryPlan, StoreError> {
+    let unfiltered = time_only(filter);
     let (states, built) = if unfiltered {
         tokio::try_join!(
             day_states(client, db, timeout),
@@ -743,13 +783,65 @@ pub async fn fetch_summary(
     } else {
         (day_states(client, db, timeout).await?, Vec::new())
     };
-    let plan = summary_plan(
+    Ok(summary_plan(
         &states,
         &built,
         filter.since.map(|t| t.micros()),
         filter.until.map(|t| t.micros()),
         unfiltered,
-    );
+    ))
+}
+
+/// Appends ` UNION ALL` branches reading the plan's raw ranges (without
+/// `FINAL`: `cols` per row) and its uncompacted ranges (`dedup`: counting
+/// copies of an incident once) of `incidents` rows matching the filter
+/// and `cond`. A branch with no range is left out; `first` says whether
+/// nothing precedes (no `UNION ALL` before the first branch).
+pub(crate) fn union_raw(
+    b: &mut SqlBuilder,
+    plan: &SummaryPlan,
+    db: &str,
+    filter: &QueryFilter,
+    mut first: bool,
+    read: &RawRead<'_>,
+) {
+    let RawRead { cols, cond, dedup } = read;
+    let mut wh = String::new();
+    where_clause(filter, &mut wh);
+    if !plan.raw.is_empty() {
+        if !first {
+            b.push(" UNION ALL");
+        }
+        first = false;
+        b.push(&format!(
+            " SELECT {cols} FROM `{db}`.incidents WHERE 1{wh}{cond}"
+        ))
+        .arg(Arg::Filter)
+        .ranges(&plan.raw);
+    }
+    if !plan.fin.is_empty() {
+        if !first {
+            b.push(" UNION ALL");
+        }
+        b.push(&format!(
+            " SELECT {} FROM (SELECT {} FROM `{db}`.incidents WHERE 1{wh}{cond}",
+            dedup.outer, dedup.inner
+        ))
+        .arg(Arg::Filter)
+        .ranges(&plan.fin)
+        .push(&format!(" GROUP BY {}){}", dedup.group, dedup.outer_group));
+    }
+}
+
+/// [`fetch_summary`] with the plan already made.
+pub async fn fetch_summary_planned(
+    client: &Client,
+    db: &str,
+    timeout: Duration,
+    filter: &QueryFilter,
+    top: u64,
+    plan: &SummaryPlan,
+) -> Result<Summary, StoreError> {
     // Each read is the union of the pre-aggregates (`pre`: whole days,
     // then, for hosts, the whole hours of cut days), the raw compacted
     // ranges and the FINAL ranges; a branch with nothing to read is left
@@ -772,24 +864,9 @@ pub async fn fetch_summary(
                 }
                 b.push(" UNION ALL ");
             }
-            b.push(sql).pre(&plan, *which);
+            b.push(sql).pre(plan, *which);
         }
-        if !plan.raw.is_empty() {
-            b.push(&format!(
-                " UNION ALL SELECT {cols} FROM `{db}`.incidents WHERE 1{wh}{cond}"
-            ))
-            .arg(Arg::Filter)
-            .ranges(&plan.raw);
-        }
-        if !plan.fin.is_empty() {
-            b.push(&format!(
-                " UNION ALL SELECT {} FROM (SELECT {} FROM `{db}`.incidents WHERE 1{wh}{cond}",
-                dedup.outer, dedup.inner
-            ))
-            .arg(Arg::Filter)
-            .ranges(&plan.fin)
-            .push(&format!(" GROUP BY {}){}", dedup.group, dedup.outer_group));
-        }
+        union_raw(b, plan, db, filter, false, &RawRead { cols, cond, dedup });
     };
     let mut dims = SqlBuilder::default();
     dims.push("SELECT kind, vector, signature, severity, hour, sum(n) AS n FROM (");
@@ -1100,34 +1177,72 @@ pub async fn clean_days(
 /// Most events returned for one attack.
 pub const MAX_ATTACK_EVENTS: u64 = 100_000;
 
+#[derive(Debug, Row, Deserialize)]
+struct SpanRow {
+    lo: u32,
+    hi: u32,
+    n: u64,
+}
+
+/// What an id is in `incident_lookup`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdKind {
+    /// An incident's id.
+    Incident,
+    /// An attack's id (`attack_id`).
+    Attack,
+}
+
+/// The capture seconds `[first, last]` of the rows with this id, from
+/// `incident_lookup` (a point read in each day's partition); `None` when
+/// no row has it.
+pub async fn lookup_span(
+    client: &Client,
+    db: &str,
+    timeout: Duration,
+    id: Uuid,
+    kind: IdKind,
+) -> Result<Option<(u32, u32)>, StoreError> {
+    let sql = format!(
+        "SELECT toUInt32(min(ts)) AS lo, toUInt32(max(ts)) AS hi, count() AS n \
+         FROM `{db}`.incident_lookup WHERE key = cityHash64(?) AND attack = ?"
+    );
+    let q = client
+        .query(&sql)
+        .with_setting("wait_end_of_query", "1")
+        .bind(id.to_string())
+        .bind(u8::from(kind == IdKind::Attack));
+    let row: SpanRow = with_timeout("look up id", timeout, async {
+        q.fetch_one().await.map_err(StoreError::ch("look up id"))
+    })
+    .await?;
+    Ok((row.n > 0).then_some((row.lo, row.hi)))
+}
+
 /// The life of one volumetric attack: every incident with this
-/// `attack_id`, oldest first (start, updates, end). Attack ids are UUIDv7
-/// whose time is the attack's start, which bounds the scan.
+/// `attack_id`, oldest first (start, updates, end). `incident_lookup`
+/// gives the time span of its events, so only the partitions of that span
+/// are read (with `FINAL`).
 pub async fn fetch_attack(
     client: &Client,
     db: &str,
     timeout: Duration,
     attack_id: Uuid,
 ) -> Result<Vec<IncidentRow>, StoreError> {
-    let mut sql = format!(
-        "SELECT ?fields FROM `{db}`.incidents FINAL WHERE kind = 'volumetric' AND attack_id = ?"
+    let Some((lo, hi)) = lookup_span(client, db, timeout, attack_id, IdKind::Attack).await? else {
+        return Ok(Vec::new());
+    };
+    let sql = format!(
+        "SELECT ?fields FROM `{db}`.incidents FINAL WHERE kind = 'volumetric' AND attack_id = ? \
+         AND ts >= toDateTime(?) AND ts <= toDateTime(?) ORDER BY ts, ts_us, id LIMIT ?"
     );
-    // One hour of slack for sensor clock and id rounding.
-    let lower = attack_id
-        .get_timestamp()
-        .map(|t| t.to_unix().0.saturating_sub(3600));
-    if lower.is_some() {
-        sql.push_str(" AND ts >= toDateTime(?)");
-    }
-    sql.push_str(" ORDER BY ts, ts_us, id LIMIT ?");
-    let mut q = client
+    let q = client
         .query(&sql)
         .with_setting("wait_end_of_query", "1")
-        .bind(attack_id.to_string());
-    if let Some(l) = lower {
-        q = q.bind(u32::try_from(l).unwrap_or(u32::MAX));
-    }
-    q = q.bind(MAX_ATTACK_EVENTS);
+        .bind(attack_id.to_string())
+        .bind(lo)
+        .bind(hi)
+        .bind(MAX_ATTACK_EVENTS);
     with_timeout("query attack", timeout, async {
         q.fetch_all().await.map_err(StoreError::ch("query attack"))
     })
