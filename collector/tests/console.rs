@@ -697,3 +697,41 @@ async fn sessions_expire_after_their_lifetime() {
     assert_eq!(status, 200);
     assert_eq!(v, json!({"authenticated": false}));
 }
+
+/// Token guessing is slowed: past `console.login_failures` refused logins
+/// an address gets 429 with Retry-After, even with the right token, and
+/// /metrics counts both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_failed_logins_from_one_address_get_429_with_retry_after() {
+    if skip() {
+        return;
+    }
+    let h = Harness::start_full("", "[console]\nlogin_failures = 3\nlogin_window_s = 600\n").await;
+    let login = |t: &str| serde_json::to_vec(&json!({ "token": t })).unwrap();
+    // A sensor's token is a failed login too.
+    for token in ["nope-1", "nope-2", TOKEN] {
+        let (status, _, _) = call(&h, "POST", "/api/v1/session", &[], &login(token)).await;
+        assert!(status == 401 || status == 403, "{status}");
+    }
+    let (status, resp, v) = call(&h, "POST", "/api/v1/session", &[], &login(ANALYST_TOKEN)).await;
+    assert_eq!(status, 429, "{v}");
+    let retry: u64 = resp.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=600).contains(&retry), "{retry}");
+    // The API's bearer tokens are not throttled.
+    let (status, _) = h.get(Some(ANALYST_TOKEN), "/api/v1/session").await;
+    assert_eq!(status, 200);
+    let (_, m) = h.get(Some(ANALYST_TOKEN), "/metrics").await;
+    let m = m.as_str().unwrap();
+    assert!(
+        m.contains("shaobing_collector_console_login_failures_total 3"),
+        "{m}"
+    );
+    assert!(
+        m.contains("shaobing_collector_console_login_throttled_total 1"),
+        "{m}"
+    );
+    assert!(
+        m.contains("shaobing_collector_rejected_requests_total{reason=\"rate_limited\"} 1"),
+        "{m}"
+    );
+}
