@@ -304,7 +304,11 @@ const POS: &str = "toUInt64(ts) * 1000000 + ts_us";
 /// 1. the page's keys: `(id, sensor, ts, ts_us)` of matching rows,
 ///    deduplicated with `GROUP BY` (copies of an incident share all four),
 ///    newest first, `limit + 1` of them. Without `FINAL`, ClickHouse moves
-///    the filters to `PREWHERE` and reads few columns;
+///    the filters to `PREWHERE` and reads few columns. The keys are
+///    looked for in the newest hour of the window first, then the newest
+///    6 and 48 hours, then the whole window ([`PAGE_SLICES_S`]): a slice
+///    `ts >= X` that holds `limit + 1` keys holds the page, since every
+///    key outside it is older than all of them;
 /// 2. the rows: the same filter, restricted to the positions from the
 ///    page's last key to its first (`LIMIT 1 BY sensor, id`), put back in
 ///    the order of step 1. The SQL is the same size whatever `limit` is
@@ -317,8 +321,56 @@ pub async fn fetch_page(
     timeout: Duration,
     filter: &QueryFilter,
 ) -> Result<Page, StoreError> {
+    // The newest end of the window: the cursor, `until` or now, whichever
+    // is first (rows after now, from a sensor clock ahead, are still read:
+    // slices have no upper bound).
+    let now = i64::from(crate::store::schema::now_secs());
+    let top = [
+        filter
+            .cursor
+            .as_ref()
+            .map(|c| i64::try_from(c.micros / 1_000_000).unwrap_or(i64::MAX)),
+        filter.until.map(|t| t.secs()),
+        Some(now),
+    ]
+    .into_iter()
+    .flatten()
+    .min()
+    .unwrap_or(now);
+    let since = filter.since.map_or(i64::MIN, |t| t.secs());
+    let mut keys = Vec::new();
+    for slice in PAGE_SLICES_S.iter().map(Some).chain([None]) {
+        let from = slice.map(|s| top.saturating_sub(*s)).filter(|f| *f > since);
+        if slice.is_some() && from.is_none() {
+            // This slice already covers the window: read it whole.
+            continue;
+        }
+        keys = fetch_keys(client, db, timeout, filter, from).await?;
+        if keys.len() as u64 > filter.limit || from.is_none() {
+            break;
+        }
+    }
+    fetch_rows(client, db, timeout, filter, keys).await
+}
+
+/// How far back from the newest end of the window [`fetch_page`] looks
+/// for a page's keys before it reads the whole window, seconds.
+pub const PAGE_SLICES_S: [i64; 3] = [3_600, 6 * 3_600, 48 * 3_600];
+
+/// Step 1 of [`fetch_page`]: the newest `limit + 1` keys matching the
+/// filter, only from `ts >= from` when given.
+async fn fetch_keys(
+    client: &Client,
+    db: &str,
+    timeout: Duration,
+    filter: &QueryFilter,
+    from: Option<i64>,
+) -> Result<Vec<KeyRow>, StoreError> {
     // `db` is an identifier checked by config validation.
     let mut sql = format!("SELECT id, sensor, ts, ts_us FROM `{db}`.incidents WHERE 1");
+    if from.is_some() {
+        sql.push_str(" AND ts >= toDateTime(?)");
+    }
     where_clause(filter, &mut sql);
     if let Some(c) = &filter.cursor {
         sql.push_str(&format!(
@@ -336,6 +388,9 @@ pub async fn fetch_page(
     );
 
     let mut q = client.query(&sql).with_setting("wait_end_of_query", "1");
+    if let Some(f) = from {
+        q = q.bind(clamp_secs(f));
+    }
     q = bind_where(q, filter);
     if let Some(c) = &filter.cursor {
         let secs = u32::try_from(c.micros / 1_000_000).unwrap_or(u32::MAX);
@@ -346,12 +401,22 @@ pub async fn fetch_page(
         }
     }
     q = q.bind(filter.limit.saturating_add(1));
-    let mut keys: Vec<KeyRow> = with_timeout("query incidents", timeout, async {
+    with_timeout("query incidents", timeout, async {
         q.fetch_all()
             .await
             .map_err(StoreError::ch("query incidents"))
     })
-    .await?;
+    .await
+}
+
+/// Step 2 of [`fetch_page`]: the rows of the keys.
+async fn fetch_rows(
+    client: &Client,
+    db: &str,
+    timeout: Duration,
+    filter: &QueryFilter,
+    mut keys: Vec<KeyRow>,
+) -> Result<Page, StoreError> {
     let more = keys.len() as u64 > filter.limit;
     keys.truncate(usize::try_from(filter.limit).unwrap_or(usize::MAX));
     let (Some(first), Some(last)) = (keys.first(), keys.last()) else {

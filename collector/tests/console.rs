@@ -735,3 +735,58 @@ async fn repeated_failed_logins_from_one_address_get_429_with_retry_after() {
         "{m}"
     );
 }
+
+/// Pages are looked for in the newest hour first, then wider slices: a
+/// page that the first slice fills, the next pages across the slices'
+/// edges and the last one from the whole window list every incident once,
+/// newest first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incident_pages_across_time_slices_list_every_incident_once_newest_first() {
+    if skip() {
+        return;
+    }
+    let h = Harness::start().await;
+    let now = shaobing_wire::Timestamp::now().secs();
+    // Minutes ago: 3 in the last hour, 3 within 6 hours, 2 within 48
+    // hours, 2 older.
+    let ago_min = [5, 20, 50, 90, 200, 330, 600, 2000, 4000, 9000];
+    let items: Vec<Value> = ago_min
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let mut v = leak(200 + i as u32);
+            v["id"] = format!("6d6d6d6d-0000-4000-8000-{:012}", 200 + i).into();
+            v["ts"] = shaobing_wire::Timestamp::from_parts(now - m * 60, 0)
+                .to_string()
+                .into();
+            v
+        })
+        .collect();
+    assert_eq!(h.post(Some(TOKEN), &body(&items)).await.0, 200);
+    let mut got = Vec::new();
+    let mut path = "/api/v1/incidents?limit=2".to_string();
+    loop {
+        let (status, v) = h.get(Some(ANALYST_TOKEN), &path).await;
+        assert_eq!(status, 200, "{v}");
+        for i in v["incidents"].as_array().unwrap() {
+            got.push(i["id"].as_str().unwrap().to_string());
+        }
+        match v["next_cursor"].as_str() {
+            Some(c) => path = format!("/api/v1/incidents?limit=2&cursor={c}"),
+            None => break,
+        }
+    }
+    let want: Vec<String> = (0..10)
+        .map(|i| format!("6d6d6d6d-0000-4000-8000-{:012}", 200 + i))
+        .collect();
+    assert_eq!(got, want);
+    // A window that starts inside the first slice, and one page of all.
+    let (_, v) = h
+        .get(Some(ANALYST_TOKEN), "/api/v1/incidents?since=30m&limit=5")
+        .await;
+    assert_eq!(v["incidents"].as_array().unwrap().len(), 2, "{v}");
+    let (_, v) = h
+        .get(Some(ANALYST_TOKEN), "/api/v1/incidents?limit=100")
+        .await;
+    assert_eq!(v["incidents"].as_array().unwrap().len(), 10);
+}
