@@ -496,6 +496,13 @@ struct HeartbeatAgg {
 }
 
 #[derive(Debug, Row, Deserialize)]
+struct LastBeat {
+    sensor: String,
+    last_rx: u32,
+    beats: u64,
+}
+
+#[derive(Debug, Row, Deserialize)]
 struct SensorIncidents {
     sensor: String,
     n: u64,
@@ -516,6 +523,30 @@ pub async fn fetch_sensors(
     stale_after: Duration,
 ) -> Result<Vec<Value>, StoreError> {
     let now = crate::store::schema::now_secs();
+    let lookback = now.saturating_sub(HEARTBEAT_LOOKBACK_S);
+    // Two steps, so that the last heartbeat's columns are read from the
+    // last seconds, not 30 days: each sensor's last receive time and
+    // count (two narrow columns), then the latest row of each among the
+    // rows since the oldest of those last times.
+    let sql = format!(
+        "SELECT sensor, toUInt32(max(received_at)) AS last_rx, count() AS beats \
+         FROM `{db}`.sensor_heartbeats WHERE received_at >= toDateTime(?) GROUP BY sensor"
+    );
+    let q = client
+        .query(&sql)
+        .with_setting("wait_end_of_query", "1")
+        .bind(lookback);
+    let what = "query sensors";
+    let lasts: Vec<LastBeat> = with_timeout(what, timeout, async {
+        q.fetch_all().await.map_err(StoreError::ch(what))
+    })
+    .await?;
+    let since = lasts
+        .iter()
+        .map(|l| l.last_rx)
+        .min()
+        .unwrap_or(now)
+        .max(lookback);
     // Ties of `received_at` (one second) are broken by the sensor's `ts`.
     let key = "toUInt64(received_at) * 4294967296 + toUInt64(ts)";
     let sql = format!(
@@ -531,7 +562,7 @@ pub async fn fetch_sensors(
     let hb = client
         .query(&sql)
         .with_setting("wait_end_of_query", "1")
-        .bind(now.saturating_sub(HEARTBEAT_LOOKBACK_S));
+        .bind(since);
     let mut sql = format!(
         "SELECT sensor, toUInt64(uniqExact(id)) AS n, \
          toUInt64(uniqExactIf(id, kind = 'sensor_health')) AS loss, toUInt32(max(ts)) AS last_ts \
@@ -543,8 +574,7 @@ pub async fn fetch_sensors(
         client.query(&sql).with_setting("wait_end_of_query", "1"),
         filter,
     );
-    let what = "query sensors";
-    let (beats, incidents): (Vec<HeartbeatAgg>, Vec<SensorIncidents>) =
+    let (mut beats, incidents): (Vec<HeartbeatAgg>, Vec<SensorIncidents>) =
         with_timeout(what, timeout, async {
             tokio::try_join!(
                 async { hb.fetch_all().await.map_err(StoreError::ch(what)) },
@@ -552,6 +582,13 @@ pub async fn fetch_sensors(
             )
         })
         .await?;
+    for b in &mut beats {
+        // Heartbeats of the whole lookback, not only the second step's.
+        b.beats = lasts
+            .iter()
+            .find(|l| l.sensor == b.sensor)
+            .map_or(b.beats, |l| l.beats);
+    }
     let mut all: Vec<String> = names.to_vec();
     for s in beats
         .iter()
