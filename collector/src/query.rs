@@ -685,7 +685,6 @@ pub(crate) enum Arg {
     U32(u32),
     U64(u64),
     Days(Vec<u32>),
-    U64s(Vec<u64>),
     /// The filter's values, in [`where_clause`] order.
     Filter,
 }
@@ -792,7 +791,6 @@ impl SqlBuilder {
                 Arg::U32(v) => q.bind(*v),
                 Arg::U64(v) => q.bind(*v),
                 Arg::Days(v) => q.bind(v.clone()),
-                Arg::U64s(v) => q.bind(v.clone()),
                 Arg::Filter => bind_where(q, filter),
             };
         }
