@@ -1284,8 +1284,10 @@ pub async fn lookup_span(
 
 /// The life of one volumetric attack: every incident with this
 /// `attack_id`, oldest first (start, updates, end). `incident_lookup`
-/// gives the time span of its events, so only the partitions of that span
-/// are read (with `FINAL`).
+/// gives the time span of its events, so only that span is read. Each
+/// event once (`LIMIT 1 BY sensor, id`: copies of an incident are the
+/// same delivery), without `FINAL`, which would merge every column of the
+/// span's parts on one thread.
 pub async fn fetch_attack(
     client: &Client,
     db: &str,
@@ -1296,8 +1298,9 @@ pub async fn fetch_attack(
         return Ok(Vec::new());
     };
     let sql = format!(
-        "SELECT ?fields FROM `{db}`.incidents FINAL WHERE kind = 'volumetric' AND attack_id = ? \
-         AND ts >= toDateTime(?) AND ts <= toDateTime(?) ORDER BY ts, ts_us, id LIMIT ?"
+        "SELECT ?fields FROM `{db}`.incidents WHERE kind = 'volumetric' AND attack_id = ? \
+         AND ts >= toDateTime(?) AND ts <= toDateTime(?) ORDER BY ts, ts_us, id, sensor \
+         LIMIT 1 BY sensor, id LIMIT ?"
     );
     let q = client
         .query(&sql)
