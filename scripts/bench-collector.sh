@@ -75,7 +75,9 @@ echo "-- ingest, gzip bodies"
 "$BIN/examples/loadgen" "127.0.0.1:$COL_PORT" "$TOKEN" "${INGEST_TOTAL:-600000}" "$BATCH" "$CONNS" gzip
 echo "stored (FINAL): $(curl -s "http://127.0.0.1:$CH_PORT/" --data-binary 'SELECT count() FROM shaobing.incidents FINAL')"
 # The query part generates its own incidents.
-curl -s "http://127.0.0.1:$CH_PORT/" --data-binary 'TRUNCATE TABLE shaobing.incidents' >/dev/null
+for t in incidents incident_lookup; do
+  curl -s "http://127.0.0.1:$CH_PORT/" --data-binary "TRUNCATE TABLE shaobing.$t" >/dev/null
+done
 fi
 
 [ -n "${SKIP_QUERY:-}" ] && exit 0

@@ -168,6 +168,7 @@ impl ApiError {
             StatusCode::PAYLOAD_TOO_LARGE => RejectReason::TooLarge,
             StatusCode::UNSUPPORTED_MEDIA_TYPE => RejectReason::Encoding,
             StatusCode::UNPROCESSABLE_ENTITY => RejectReason::DeadLetter,
+            StatusCode::TOO_MANY_REQUESTS => RejectReason::RateLimited,
             s if s.is_server_error() => RejectReason::Unavailable,
             _ => RejectReason::Invalid,
         }

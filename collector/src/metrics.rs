@@ -24,10 +24,12 @@ pub enum RejectReason {
     Unavailable,
     /// 422: ClickHouse refused the data; it went to the dead-letter file.
     DeadLetter,
+    /// 429: too many failed console logins from the client's address.
+    RateLimited,
 }
 
 impl RejectReason {
-    const ALL: [RejectReason; 7] = [
+    const ALL: [RejectReason; 8] = [
         RejectReason::Unauthorized,
         RejectReason::Forbidden,
         RejectReason::Invalid,
@@ -35,6 +37,7 @@ impl RejectReason {
         RejectReason::Encoding,
         RejectReason::Unavailable,
         RejectReason::DeadLetter,
+        RejectReason::RateLimited,
     ];
 
     /// The label value.
@@ -47,6 +50,7 @@ impl RejectReason {
             RejectReason::Encoding => "encoding",
             RejectReason::Unavailable => "unavailable",
             RejectReason::DeadLetter => "dead_letter",
+            RejectReason::RateLimited => "rate_limited",
         }
     }
 }
@@ -78,7 +82,7 @@ pub struct Metrics {
     pub ingested: AtomicU64,
     /// Incidents acknowledged via the WAL (subset of `ingested`).
     pub ingested_via_wal: AtomicU64,
-    rejected: [AtomicU64; 7],
+    rejected: [AtomicU64; 8],
     /// Heartbeats stored.
     pub heartbeats: AtomicU64,
     latency_buckets: [AtomicU64; 10],
@@ -109,6 +113,14 @@ pub struct Metrics {
     /// Times every connection slot (`limits.max_connections`) was taken
     /// and new clients had to wait.
     pub connections_capped: AtomicU64,
+    /// Console logins refused for a wrong or non-analyst token.
+    pub login_failures: AtomicU64,
+    /// Console logins refused (429) because their address failed too
+    /// often.
+    pub login_throttled: AtomicU64,
+    /// Addresses forgotten by the login limiter because its table was
+    /// full (`console.login_tracked_addresses`).
+    pub login_limiter_evicted: AtomicU64,
 }
 
 impl Metrics {
@@ -202,6 +214,21 @@ impl Metrics {
             "shaobing_collector_connections_capped_total",
             "Times all limits.max_connections slots were taken, so new clients waited.",
             self.connections_capped.load(Relaxed),
+        );
+        counter(
+            "shaobing_collector_console_login_failures_total",
+            "Console logins refused for an unknown or non-analyst token.",
+            self.login_failures.load(Relaxed),
+        );
+        counter(
+            "shaobing_collector_console_login_throttled_total",
+            "Console logins refused with 429: too many failures from the client's address.",
+            self.login_throttled.load(Relaxed),
+        );
+        counter(
+            "shaobing_collector_console_login_limiter_evicted_total",
+            "Addresses the login limiter forgot because its table was full.",
+            self.login_limiter_evicted.load(Relaxed),
         );
         let _ = writeln!(
             o,

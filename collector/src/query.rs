@@ -304,7 +304,11 @@ const POS: &str = "toUInt64(ts) * 1000000 + ts_us";
 /// 1. the page's keys: `(id, sensor, ts, ts_us)` of matching rows,
 ///    deduplicated with `GROUP BY` (copies of an incident share all four),
 ///    newest first, `limit + 1` of them. Without `FINAL`, ClickHouse moves
-///    the filters to `PREWHERE` and reads few columns;
+///    the filters to `PREWHERE` and reads few columns. The keys are
+///    looked for in the newest hour of the window first, then the newest
+///    6 and 48 hours, then the whole window ([`PAGE_SLICES_S`]): a slice
+///    `ts >= X` that holds `limit + 1` keys holds the page, since every
+///    key outside it is older than all of them;
 /// 2. the rows: the same filter, restricted to the positions from the
 ///    page's last key to its first (`LIMIT 1 BY sensor, id`), put back in
 ///    the order of step 1. The SQL is the same size whatever `limit` is
@@ -317,8 +321,56 @@ pub async fn fetch_page(
     timeout: Duration,
     filter: &QueryFilter,
 ) -> Result<Page, StoreError> {
+    // The newest end of the window: the cursor, `until` or now, whichever
+    // is first (rows after now, from a sensor clock ahead, are still read:
+    // slices have no upper bound).
+    let now = i64::from(crate::store::schema::now_secs());
+    let top = [
+        filter
+            .cursor
+            .as_ref()
+            .map(|c| i64::try_from(c.micros / 1_000_000).unwrap_or(i64::MAX)),
+        filter.until.map(|t| t.secs()),
+        Some(now),
+    ]
+    .into_iter()
+    .flatten()
+    .min()
+    .unwrap_or(now);
+    let since = filter.since.map_or(i64::MIN, |t| t.secs());
+    let mut keys = Vec::new();
+    for slice in PAGE_SLICES_S.iter().map(Some).chain([None]) {
+        let from = slice.map(|s| top.saturating_sub(*s)).filter(|f| *f > since);
+        if slice.is_some() && from.is_none() {
+            // This slice already covers the window: read it whole.
+            continue;
+        }
+        keys = fetch_keys(client, db, timeout, filter, from).await?;
+        if keys.len() as u64 > filter.limit || from.is_none() {
+            break;
+        }
+    }
+    fetch_rows(client, db, timeout, filter, keys).await
+}
+
+/// How far back from the newest end of the window [`fetch_page`] looks
+/// for a page's keys before it reads the whole window, seconds.
+pub const PAGE_SLICES_S: [i64; 3] = [3_600, 6 * 3_600, 48 * 3_600];
+
+/// Step 1 of [`fetch_page`]: the newest `limit + 1` keys matching the
+/// filter, only from `ts >= from` when given.
+async fn fetch_keys(
+    client: &Client,
+    db: &str,
+    timeout: Duration,
+    filter: &QueryFilter,
+    from: Option<i64>,
+) -> Result<Vec<KeyRow>, StoreError> {
     // `db` is an identifier checked by config validation.
     let mut sql = format!("SELECT id, sensor, ts, ts_us FROM `{db}`.incidents WHERE 1");
+    if from.is_some() {
+        sql.push_str(" AND ts >= toDateTime(?)");
+    }
     where_clause(filter, &mut sql);
     if let Some(c) = &filter.cursor {
         sql.push_str(&format!(
@@ -336,6 +388,9 @@ pub async fn fetch_page(
     );
 
     let mut q = client.query(&sql).with_setting("wait_end_of_query", "1");
+    if let Some(f) = from {
+        q = q.bind(clamp_secs(f));
+    }
     q = bind_where(q, filter);
     if let Some(c) = &filter.cursor {
         let secs = u32::try_from(c.micros / 1_000_000).unwrap_or(u32::MAX);
@@ -346,12 +401,22 @@ pub async fn fetch_page(
         }
     }
     q = q.bind(filter.limit.saturating_add(1));
-    let mut keys: Vec<KeyRow> = with_timeout("query incidents", timeout, async {
+    with_timeout("query incidents", timeout, async {
         q.fetch_all()
             .await
             .map_err(StoreError::ch("query incidents"))
     })
-    .await?;
+    .await
+}
+
+/// Step 2 of [`fetch_page`]: the rows of the keys.
+async fn fetch_rows(
+    client: &Client,
+    db: &str,
+    timeout: Duration,
+    filter: &QueryFilter,
+    mut keys: Vec<KeyRow>,
+) -> Result<Page, StoreError> {
     let more = keys.len() as u64 > filter.limit;
     keys.truncate(usize::try_from(filter.limit).unwrap_or(usize::MAX));
     let (Some(first), Some(last)) = (keys.first(), keys.last()) else {
@@ -616,7 +681,7 @@ pub fn summary_plan(
 }
 
 /// A bound value of [`SqlBuilder`].
-enum Arg {
+pub(crate) enum Arg {
     U32(u32),
     U64(u64),
     Days(Vec<u32>),
@@ -624,18 +689,26 @@ enum Arg {
     Filter,
 }
 
+/// What [`union_raw`] reads: `cols` of each matching row (with the extra
+/// condition `cond`) in compacted ranges, `dedup` in the others.
+pub(crate) struct RawRead<'a> {
+    pub(crate) cols: &'a str,
+    pub(crate) cond: &'a str,
+    pub(crate) dedup: &'a Dedup<'a>,
+}
+
 /// How a summary branch over uncompacted days counts each incident once:
 /// `SELECT {outer} FROM (SELECT {inner} ... GROUP BY {group}){outer_group}`.
-struct Dedup {
-    outer: &'static str,
-    inner: &'static str,
-    group: &'static str,
-    outer_group: &'static str,
+pub(crate) struct Dedup<'a> {
+    pub(crate) outer: &'a str,
+    pub(crate) inner: &'a str,
+    pub(crate) group: &'a str,
+    pub(crate) outer_group: &'a str,
 }
 
 /// Which pre-aggregated rows a branch reads (see [`SqlBuilder::pre`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Pre {
+pub(crate) enum Pre {
     /// Whole days only.
     Days,
     /// Whole hours of cut days only.
@@ -646,24 +719,24 @@ enum Pre {
 
 /// SQL text with its bound values in placeholder order.
 #[derive(Default)]
-struct SqlBuilder {
+pub(crate) struct SqlBuilder {
     sql: String,
     args: Vec<Arg>,
 }
 
 impl SqlBuilder {
-    fn push(&mut self, text: &str) -> &mut Self {
+    pub(crate) fn push(&mut self, text: &str) -> &mut Self {
         self.sql.push_str(text);
         self
     }
 
-    fn arg(&mut self, a: Arg) -> &mut Self {
+    pub(crate) fn arg(&mut self, a: Arg) -> &mut Self {
         self.args.push(a);
         self
     }
 
     /// ` AND (0 OR (ts >= lo AND ts < hi) ...)`.
-    fn ranges(&mut self, ranges: &[(u32, u32)]) -> &mut Self {
+    pub(crate) fn ranges(&mut self, ranges: &[(u32, u32)]) -> &mut Self {
         self.push(" AND (0");
         for (lo, hi) in ranges {
             self.push(" OR (ts >= toDateTime(?) AND ts < toDateTime(?))");
@@ -672,10 +745,26 @@ impl SqlBuilder {
         self.push(")")
     }
 
-    /// ` AND (has(days, day) OR (day = d AND hour >= lo AND hour < hi) ...)`
-    /// with the plan's whole days (`Pre::Days`), cut days' hours
-    /// (`Pre::Hours`) or both.
-    fn pre(&mut self, plan: &SummaryPlan, pre: Pre) -> &mut Self {
+    /// ` AND day >= first AND day <= last AND (has(days, day) OR (day = d
+    /// AND hour >= lo AND hour < hi) ...)` with the plan's whole days
+    /// (`Pre::Days`), cut days' hours (`Pre::Hours`) or both. The range of
+    /// days (the partition key of every pre-aggregate table) lets
+    /// ClickHouse skip the other days' partitions.
+    pub(crate) fn pre(&mut self, plan: &SummaryPlan, pre: Pre) -> &mut Self {
+        let days = plan
+            .whole_days
+            .iter()
+            .filter(|d| **d != 0 && pre != Pre::Hours)
+            .chain(
+                plan.hours
+                    .iter()
+                    .filter(|_| pre != Pre::Days)
+                    .map(|(d, _, _)| d),
+            );
+        let (lo, hi) = days.fold((u32::MAX, 0), |(lo, hi), d| (lo.min(*d), hi.max(*d)));
+        self.push(" AND day >= ? AND day <= ?")
+            .arg(Arg::U32(lo))
+            .arg(Arg::U32(hi));
         if pre == Pre::Hours {
             self.push(" AND (0");
         } else {
@@ -693,7 +782,7 @@ impl SqlBuilder {
         self.push(")")
     }
 
-    fn query(&self, client: &Client, filter: &QueryFilter) -> clickhouse::query::Query {
+    pub(crate) fn query(&self, client: &Client, filter: &QueryFilter) -> clickhouse::query::Query {
         let mut q = client
             .query(&self.sql)
             .with_setting("wait_end_of_query", "1");
@@ -724,9 +813,13 @@ pub async fn fetch_summary(
     filter: &QueryFilter,
     top: u64,
 ) -> Result<Summary, StoreError> {
-    let mut wh = String::new();
-    where_clause(filter, &mut wh);
-    let unfiltered = filter.kind.is_none()
+    let plan = plan_for(client, db, timeout, filter).await?;
+    fetch_summary_planned(client, db, timeout, filter, top, &plan).await
+}
+
+/// Whether `filter` has nothing but time bounds (pre-aggregates apply).
+fn time_only(filter: &QueryFilter) -> bool {
+    filter.kind.is_none()
         && filter.event.is_none()
         && filter.vector.is_none()
         && filter.signature.is_none()
@@ -734,7 +827,17 @@ pub async fn fetch_summary(
         && filter.sensor.is_none()
         && filter.ip.is_none()
         && filter.community_id.is_none()
-        && filter.dst_net.is_none();
+        && filter.dst_net.is_none()
+}
+
+/// The [`summary_plan`] of `filter`'s window over the days stored now.
+pub async fn plan_for(
+    client: &Client,
+    db: &str,
+    timeout: Duration,
+    filter: &QueryFilter,
+) -> Result<SummaryPlan, StoreError> {
+    let unfiltered = time_only(filter);
     let (states, built) = if unfiltered {
         tokio::try_join!(
             day_states(client, db, timeout),
@@ -743,13 +846,65 @@ pub async fn fetch_summary(
     } else {
         (day_states(client, db, timeout).await?, Vec::new())
     };
-    let plan = summary_plan(
+    Ok(summary_plan(
         &states,
         &built,
         filter.since.map(|t| t.micros()),
         filter.until.map(|t| t.micros()),
         unfiltered,
-    );
+    ))
+}
+
+/// Appends ` UNION ALL` branches reading the plan's raw ranges (without
+/// `FINAL`: `cols` per row) and its uncompacted ranges (`dedup`: counting
+/// copies of an incident once) of `incidents` rows matching the filter
+/// and `cond`. A branch with no range is left out; `first` says whether
+/// nothing precedes (no `UNION ALL` before the first branch).
+pub(crate) fn union_raw(
+    b: &mut SqlBuilder,
+    plan: &SummaryPlan,
+    db: &str,
+    filter: &QueryFilter,
+    mut first: bool,
+    read: &RawRead<'_>,
+) {
+    let RawRead { cols, cond, dedup } = read;
+    let mut wh = String::new();
+    where_clause(filter, &mut wh);
+    if !plan.raw.is_empty() {
+        if !first {
+            b.push(" UNION ALL");
+        }
+        first = false;
+        b.push(&format!(
+            " SELECT {cols} FROM `{db}`.incidents WHERE 1{wh}{cond}"
+        ))
+        .arg(Arg::Filter)
+        .ranges(&plan.raw);
+    }
+    if !plan.fin.is_empty() {
+        if !first {
+            b.push(" UNION ALL");
+        }
+        b.push(&format!(
+            " SELECT {} FROM (SELECT {} FROM `{db}`.incidents WHERE 1{wh}{cond}",
+            dedup.outer, dedup.inner
+        ))
+        .arg(Arg::Filter)
+        .ranges(&plan.fin)
+        .push(&format!(" GROUP BY {}){}", dedup.group, dedup.outer_group));
+    }
+}
+
+/// [`fetch_summary`] with the plan already made.
+pub async fn fetch_summary_planned(
+    client: &Client,
+    db: &str,
+    timeout: Duration,
+    filter: &QueryFilter,
+    top: u64,
+    plan: &SummaryPlan,
+) -> Result<Summary, StoreError> {
     // Each read is the union of the pre-aggregates (`pre`: whole days,
     // then, for hosts, the whole hours of cut days), the raw compacted
     // ranges and the FINAL ranges; a branch with nothing to read is left
@@ -772,24 +927,9 @@ pub async fn fetch_summary(
                 }
                 b.push(" UNION ALL ");
             }
-            b.push(sql).pre(&plan, *which);
+            b.push(sql).pre(plan, *which);
         }
-        if !plan.raw.is_empty() {
-            b.push(&format!(
-                " UNION ALL SELECT {cols} FROM `{db}`.incidents WHERE 1{wh}{cond}"
-            ))
-            .arg(Arg::Filter)
-            .ranges(&plan.raw);
-        }
-        if !plan.fin.is_empty() {
-            b.push(&format!(
-                " UNION ALL SELECT {} FROM (SELECT {} FROM `{db}`.incidents WHERE 1{wh}{cond}",
-                dedup.outer, dedup.inner
-            ))
-            .arg(Arg::Filter)
-            .ranges(&plan.fin)
-            .push(&format!(" GROUP BY {}){}", dedup.group, dedup.outer_group));
-        }
+        union_raw(b, plan, db, filter, false, &RawRead { cols, cond, dedup });
     };
     let mut dims = SqlBuilder::default();
     dims.push("SELECT kind, vector, signature, severity, hour, sum(n) AS n FROM (");
@@ -1100,34 +1240,75 @@ pub async fn clean_days(
 /// Most events returned for one attack.
 pub const MAX_ATTACK_EVENTS: u64 = 100_000;
 
+#[derive(Debug, Row, Deserialize)]
+struct SpanRow {
+    lo: u32,
+    hi: u32,
+    n: u64,
+}
+
+/// What an id is in `incident_lookup`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdKind {
+    /// An incident's id.
+    Incident,
+    /// An attack's id (`attack_id`).
+    Attack,
+}
+
+/// The capture seconds `[first, last]` of the rows with this id, from
+/// `incident_lookup` (a point read in each day's partition); `None` when
+/// no row has it.
+pub async fn lookup_span(
+    client: &Client,
+    db: &str,
+    timeout: Duration,
+    id: Uuid,
+    kind: IdKind,
+) -> Result<Option<(u32, u32)>, StoreError> {
+    let sql = format!(
+        "SELECT toUInt32(min(ts)) AS lo, toUInt32(max(ts)) AS hi, count() AS n \
+         FROM `{db}`.incident_lookup WHERE key = cityHash64(?) AND attack = ?"
+    );
+    let q = client
+        .query(&sql)
+        .with_setting("wait_end_of_query", "1")
+        .bind(id.to_string())
+        .bind(u8::from(kind == IdKind::Attack));
+    let row: SpanRow = with_timeout("look up id", timeout, async {
+        q.fetch_one().await.map_err(StoreError::ch("look up id"))
+    })
+    .await?;
+    Ok((row.n > 0).then_some((row.lo, row.hi)))
+}
+
 /// The life of one volumetric attack: every incident with this
-/// `attack_id`, oldest first (start, updates, end). Attack ids are UUIDv7
-/// whose time is the attack's start, which bounds the scan.
+/// `attack_id`, oldest first (start, updates, end). `incident_lookup`
+/// gives the time span of its events, so only that span is read. Each
+/// event once (`LIMIT 1 BY sensor, id`: copies of an incident are the
+/// same delivery), without `FINAL`, which would merge every column of the
+/// span's parts on one thread.
 pub async fn fetch_attack(
     client: &Client,
     db: &str,
     timeout: Duration,
     attack_id: Uuid,
 ) -> Result<Vec<IncidentRow>, StoreError> {
-    let mut sql = format!(
-        "SELECT ?fields FROM `{db}`.incidents FINAL WHERE kind = 'volumetric' AND attack_id = ?"
+    let Some((lo, hi)) = lookup_span(client, db, timeout, attack_id, IdKind::Attack).await? else {
+        return Ok(Vec::new());
+    };
+    let sql = format!(
+        "SELECT ?fields FROM `{db}`.incidents WHERE kind = 'volumetric' AND attack_id = ? \
+         AND ts >= toDateTime(?) AND ts <= toDateTime(?) ORDER BY ts, ts_us, id, sensor \
+         LIMIT 1 BY sensor, id LIMIT ?"
     );
-    // One hour of slack for sensor clock and id rounding.
-    let lower = attack_id
-        .get_timestamp()
-        .map(|t| t.to_unix().0.saturating_sub(3600));
-    if lower.is_some() {
-        sql.push_str(" AND ts >= toDateTime(?)");
-    }
-    sql.push_str(" ORDER BY ts, ts_us, id LIMIT ?");
-    let mut q = client
+    let q = client
         .query(&sql)
         .with_setting("wait_end_of_query", "1")
-        .bind(attack_id.to_string());
-    if let Some(l) = lower {
-        q = q.bind(u32::try_from(l).unwrap_or(u32::MAX));
-    }
-    q = q.bind(MAX_ATTACK_EVENTS);
+        .bind(attack_id.to_string())
+        .bind(lo)
+        .bind(hi)
+        .bind(MAX_ATTACK_EVENTS);
     with_timeout("query attack", timeout, async {
         q.fetch_all().await.map_err(StoreError::ch("query attack"))
     })

@@ -109,6 +109,8 @@ pub async fn run_once_on(
         ("incidents_day_summary", config.incidents_days, "day"),
         ("incidents_day_hosts", config.incidents_days, "day"),
         ("incidents_host_summary", config.incidents_days, "day"),
+        ("incidents_attack_summary", config.incidents_days, "day"),
+        ("incident_lookup", config.incidents_days, "toYYYYMMDD(ts)"),
         (
             "sensor_heartbeats",
             config.heartbeats_days,
@@ -273,10 +275,11 @@ pub async fn compact_once(
     Ok(done)
 }
 
-/// Builds the per-day pre-aggregates (`incidents_day_summary`,
-/// `incidents_host_summary`, per day and per hour) of every compacted day that has none, or one
-/// built from another part. Hosts are written first, so a day summary row
-/// implies its host rows. A day that changes meanwhile gets a summary
+/// Builds the pre-aggregates (`incidents_day_summary`,
+/// `incidents_host_summary` per day and per hour, `incidents_attack_summary`
+/// per hour) of every compacted day that has none, or one built from
+/// another part. Hosts and attacks are written first, so a day summary row
+/// implies its host and attack rows. A day that changes meanwhile gets a summary
 /// labelled with a part that is no longer its only one, which is never
 /// used and is rebuilt at the next pass. Returns the days built.
 pub async fn build_day_summaries(client: &Client, db: &str) -> Result<Vec<u32>, StoreError> {
@@ -299,6 +302,7 @@ pub async fn build_day_summaries(client: &Client, db: &str) -> Result<Vec<u32>, 
             // Written before migration 4; no longer read.
             format!("ALTER TABLE `{db}`.incidents_day_hosts DROP PARTITION {day}"),
             format!("ALTER TABLE `{db}`.incidents_host_summary DROP PARTITION {day}"),
+            format!("ALTER TABLE `{db}`.incidents_attack_summary DROP PARTITION {day}"),
         ];
         // Per day (`hour = 0`), then per hour.
         let hosts = |hour: &str, group: &str| {
@@ -320,7 +324,18 @@ pub async fn build_day_summaries(client: &Client, db: &str) -> Result<Vec<u32>, 
         let mut inserts = Vec::new();
         inserts.extend(hosts("toUInt32(0)", ""));
         inserts.extend(hosts("toUInt32(toStartOfHour(ts))", "h, "));
-        // Last: a day summary row implies the host rows.
+        // Each attack's state per hour (see `crate::store::schema::ATTACK_SUMMARY_V8`).
+        let us = "(toUInt64(ts) * 1000000 + ts_us)";
+        inserts.push(format!(
+            "INSERT INTO `{db}`.incidents_attack_summary SELECT toUInt32(?), ?, \
+             toUInt32(toStartOfHour(ts)) AS h, cityHash64(attack_id), attack_id, any(vector), \
+             any(dst_ip), any(sensor), argMax(severity, {us}), min({us}), max({us}), \
+             argMax(pps, {us}), argMax(bps, {us}), max(peak_pps), max(peak_bps), \
+             max(event = 'attack_ended'), count() \
+             FROM `{db}`.incidents WHERE {range} AND kind = 'volumetric' AND attack_id != '' \
+             GROUP BY h, attack_id"
+        ));
+        // Last: a day summary row implies the host and attack rows.
         inserts.push(format!(
             "INSERT INTO `{db}`.incidents_day_summary SELECT toUInt32(?), ?, \
              toUInt32(toStartOfHour(ts)) AS hour, kind, vector, signature, severity, count() \

@@ -65,8 +65,11 @@ impl Accept for TcpListener {
     async fn accept(&mut self) -> (TcpStream, SocketAddr) {
         axum::serve::Listener::accept(self).await
     }
-    fn peer(_io: &TcpStream, _addr: SocketAddr) -> PeerInfo {
-        PeerInfo::default()
+    fn peer(_io: &TcpStream, addr: SocketAddr) -> PeerInfo {
+        PeerInfo {
+            addr: Some(addr),
+            ..PeerInfo::default()
+        }
     }
 }
 

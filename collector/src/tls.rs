@@ -59,6 +59,8 @@ pub struct PeerInfo {
     /// ([`crate::cert::cert_names`]; empty when it has none or cannot be
     /// read).
     pub client_names: Arc<[String]>,
+    /// The client's address (`None` where the listener does not tell).
+    pub addr: Option<std::net::SocketAddr>,
 }
 
 impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsListener>>
@@ -84,6 +86,7 @@ impl PeerInfo {
         PeerInfo {
             client_cert: leaf.is_some(),
             client_names: client_names.into(),
+            addr: Some(addr),
         }
     }
 }
@@ -91,8 +94,11 @@ impl PeerInfo {
 impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TcpListener>>
     for PeerInfo
 {
-    fn connect_info(_stream: axum::serve::IncomingStream<'_, TcpListener>) -> Self {
-        PeerInfo::default()
+    fn connect_info(stream: axum::serve::IncomingStream<'_, TcpListener>) -> Self {
+        PeerInfo {
+            addr: Some(*stream.remote_addr()),
+            ..PeerInfo::default()
+        }
     }
 }
 

@@ -691,12 +691,22 @@ async fn retention_drops_only_partitions_older_than_the_configured_days() {
     )
     .await
     .unwrap();
-    assert_eq!(dropped.len(), 1, "{dropped:?}");
+    // The day goes from `incidents` and from its id lookup.
+    let dropped: Vec<(&str, &str)> = dropped
+        .iter()
+        .map(|d| (d.table, d.partition.as_str()))
+        .collect();
     assert_eq!(
-        (dropped[0].table, dropped[0].partition.as_str()),
-        ("incidents", "20261101")
+        dropped,
+        [("incidents", "20261101"), ("incident_lookup", "20261101")]
     );
     assert_eq!(h.raw_count().await, 12);
+    assert_eq!(
+        h.sql("SELECT count() FROM shaobing.incident_lookup WHERE ts < '2026-11-16 00:00:00'")
+            .await
+            .trim(),
+        "0"
+    );
     // Nothing more to drop on the next pass.
     let again = shaobing_collector::retention::run_once(
         &client,

@@ -282,6 +282,203 @@ async fn incident_detail_lists_the_other_incidents_of_its_host_and_community_id_
     );
 }
 
+/// Random (v4) ids say nothing about their time: the detail pages find
+/// them through `incident_lookup`, across days, and read nothing the
+/// lookup does not point to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn detail_pages_find_random_ids_through_the_id_lookup() {
+    if skip() {
+        return;
+    }
+    let h = loaded("").await;
+    const LEAK: &str = "5f0c2f9e-8c1d-4e3b-9a7f-0123456789ab";
+    const ATTACK: &str = "c0ffee00-1234-4abc-8def-00000000beef";
+    let mut leak = leak_at(20, "2026-11-20T08:00:00Z", "10.7.7.7", "bank-card", "1:v4=");
+    leak["id"] = LEAK.into();
+    let mut start = attack_event(
+        21,
+        "2026-11-21T23:59:50Z",
+        "10.0.9.9",
+        "attack_started",
+        ATTACK,
+        10_000,
+    );
+    start["id"] = "a1a1a1a1-0000-4000-8000-000000000021".into();
+    let mut end = attack_event(
+        22,
+        "2026-11-22T00:00:30Z",
+        "10.0.9.9",
+        "attack_ended",
+        ATTACK,
+        500,
+    );
+    end["id"] = "a1a1a1a1-0000-4000-8000-000000000022".into();
+    // Delivered twice: each event is listed once.
+    for _ in 0..2 {
+        let items = [leak.clone(), start.clone(), end.clone()];
+        let (status, resp) = h.post(Some(TOKEN), &body(&items)).await;
+        assert_eq!(status, 200, "{resp}");
+    }
+
+    let (status, d) = h
+        .get(Some(ANALYST_TOKEN), &format!("/api/v1/incidents/{LEAK}"))
+        .await;
+    assert_eq!(status, 200, "{d}");
+    assert_eq!(d["incident"]["id"], LEAK);
+    assert_eq!(d["host"], "10.7.7.7");
+    // The attack's two events, on two days.
+    let (status, a) = h
+        .get(Some(ANALYST_TOKEN), &format!("/api/v1/attacks/{ATTACK}"))
+        .await;
+    assert_eq!(status, 200, "{a}");
+    assert_eq!(a["events"].as_array().unwrap().len(), 2, "{a}");
+    assert_eq!(a["started_at"], "2026-11-21T23:59:50.000000Z");
+    assert_eq!(a["ended_at"], "2026-11-22T00:00:30.000000Z");
+    // The lookup was filled at insert time, one row per stored row.
+    assert_eq!(
+        h.sql(&format!(
+            "SELECT count() FROM shaobing.incident_lookup WHERE attack = 1 AND key = cityHash64('{ATTACK}')"
+        ))
+        .await
+        .trim(),
+        "4"
+    );
+    // It is what is read: without its rows the incident is not found,
+    // although it is still stored.
+    h.sql("ALTER TABLE shaobing.incident_lookup DROP PARTITION 20261120")
+        .await;
+    let (status, _) = h
+        .get(Some(ANALYST_TOKEN), &format!("/api/v1/incidents/{LEAK}"))
+        .await;
+    assert_eq!(status, 404);
+    assert_eq!(
+        h.sql(&format!(
+            "SELECT count() > 0 FROM shaobing.incidents WHERE id = toUUID('{LEAK}')"
+        ))
+        .await
+        .trim(),
+        "1"
+    );
+    let (status, _) = h
+        .get(
+            Some(ANALYST_TOKEN),
+            "/api/v1/attacks/c0ffee00-1234-4abc-8def-000000000000",
+        )
+        .await;
+    assert_eq!(status, 404);
+}
+
+/// Migration 8 on a store that already holds incidents: the lookup gets a
+/// row for each stored incident and attack event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migration_8_backfills_the_id_lookup_of_stored_incidents() {
+    if skip() {
+        return;
+    }
+    let h = loaded("").await;
+    let client = shaobing_collector::store::client(&h.config.clickhouse);
+    let t = std::time::Duration::from_secs(10);
+    let schema = shaobing_collector::store::schema::migrate_up_to;
+    schema(&client, "older", None, t, 7).await.unwrap();
+    h.sql("INSERT INTO older.incidents SELECT * FROM shaobing.incidents FINAL")
+        .await;
+    let applied = shaobing_collector::store::schema::migrate(&client, "older", t)
+        .await
+        .unwrap();
+    assert_eq!(applied, [8]);
+    let stored = h
+        .sql("SELECT count(), countIf(attack_id != '') FROM older.incidents")
+        .await;
+    let looked_up = h
+        .sql("SELECT countIf(attack = 0), countIf(attack = 1) FROM older.incident_lookup")
+        .await;
+    assert_eq!(stored, looked_up);
+    assert_eq!(stored.trim(), "10\t6");
+    // Every stored id is found.
+    let missing = h
+        .sql(
+            "SELECT count() FROM older.incidents WHERE cityHash64(toString(id)) NOT IN \
+             (SELECT key FROM older.incident_lookup WHERE attack = 0)",
+        )
+        .await;
+    assert_eq!(missing.trim(), "0");
+}
+
+/// Once a day is compacted, the overview reads its whole hours from the
+/// pre-aggregates (hosts for the prefixes, per-hour attack state for the
+/// attack list) and the window's edges raw: the same answer as before
+/// compaction, for windows that cut hours and an attack whose events fall
+/// on both sides of an hour boundary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overview_of_compacted_days_reads_pre_aggregates_and_agrees_with_raw_rows() {
+    if skip() {
+        return;
+    }
+    let h = loaded("").await;
+    // Attack C goes on into the next hour.
+    let late = attack_event(
+        11,
+        "2026-11-29T03:10:00Z",
+        "10.0.1.5",
+        "attack_update",
+        ATTACK_C,
+        99_000,
+    );
+    assert_eq!(h.post(Some(TOKEN), &body(&[late])).await.0, 200);
+    let windows = [
+        "/api/v1/overview?since=all",
+        "/api/v1/overview?since=2026-11-29T01:00:05Z&until=2026-11-29T03:30:00Z",
+        "/api/v1/overview?since=2026-11-29T02:00:00Z&until=2026-11-29T03:00:00Z",
+        "/api/v1/overview?since=2026-11-29T02:00:00Z&until=2026-11-29T02:30:05Z&top=1",
+    ];
+    let mut before = Vec::new();
+    for w in windows {
+        let (status, o) = h.get(Some(ANALYST_TOKEN), w).await;
+        assert_eq!(status, 200, "{o}");
+        before.push(o);
+    }
+    let c = &before[1]["attacks"][0];
+    assert_eq!(c["attack_id"], ATTACK_C, "{c}");
+    assert_eq!(
+        (c["pps"].as_u64(), c["events"].as_u64()),
+        (Some(99_000), Some(2))
+    );
+
+    let client = shaobing_collector::store::client(&h.config.clickhouse);
+    // "Now" is 2026-11-30: the 29th is a closed day.
+    let compacted = shaobing_collector::retention::compact_once(&client, "shaobing", 1_795_996_800)
+        .await
+        .unwrap();
+    assert_eq!(compacted, [20261129]);
+    assert_eq!(
+        h.sql("SELECT count(), sum(events) FROM shaobing.incidents_attack_summary WHERE day = 20261129")
+            .await
+            .trim(),
+        // A in hour 1; B and C in hour 2; C in hour 3.
+        "4\t7"
+    );
+    for (w, b) in windows.iter().zip(&before) {
+        let (status, o) = h.get(Some(ANALYST_TOKEN), w).await;
+        assert_eq!(status, 200, "{o}");
+        assert_eq!(&o, b, "{w}");
+    }
+    // The pre-aggregates are what is read: a planted attack shows up.
+    let part = h
+        .sql("SELECT any(part) FROM shaobing.incidents_attack_summary WHERE day = 20261129")
+        .await;
+    h.sql(&format!(
+        "INSERT INTO shaobing.incidents_attack_summary VALUES (20261129, '{}', {}, \
+         cityHash64('planted'), 'planted', 'udp_flood', '10.0.0.99', 's', 'low', \
+         1795924200000000, 1795924200000000, 1, 2, 3, 4, 0, 1)",
+        part.trim(),
+        1_795_917_600u32 + 3600,
+    ))
+    .await;
+    let (_, o) = h.get(Some(ANALYST_TOKEN), windows[0]).await;
+    assert_eq!(o["attacks"][0]["attack_id"], "planted", "{o}");
+    assert_eq!(o["attacks"][1]["attack_id"], ATTACK_C);
+}
+
 fn heartbeat(drops: u64, spool: u64) -> Vec<u8> {
     serde_json::to_vec(&json!({
         "schema": 1,
@@ -503,4 +700,97 @@ async fn sessions_expire_after_their_lifetime() {
     let (status, _, v) = call(&h, "GET", "/api/v1/session", &[("Cookie", &cookie)], b"").await;
     assert_eq!(status, 200);
     assert_eq!(v, json!({"authenticated": false}));
+}
+
+/// Token guessing is slowed: past `console.login_failures` refused logins
+/// an address gets 429 with Retry-After, even with the right token, and
+/// /metrics counts both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_failed_logins_from_one_address_get_429_with_retry_after() {
+    if skip() {
+        return;
+    }
+    let h = Harness::start_full("", "[console]\nlogin_failures = 3\nlogin_window_s = 600\n").await;
+    let login = |t: &str| serde_json::to_vec(&json!({ "token": t })).unwrap();
+    // A sensor's token is a failed login too.
+    for token in ["nope-1", "nope-2", TOKEN] {
+        let (status, _, _) = call(&h, "POST", "/api/v1/session", &[], &login(token)).await;
+        assert!(status == 401 || status == 403, "{status}");
+    }
+    let (status, resp, v) = call(&h, "POST", "/api/v1/session", &[], &login(ANALYST_TOKEN)).await;
+    assert_eq!(status, 429, "{v}");
+    let retry: u64 = resp.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=600).contains(&retry), "{retry}");
+    // The API's bearer tokens are not throttled.
+    let (status, _) = h.get(Some(ANALYST_TOKEN), "/api/v1/session").await;
+    assert_eq!(status, 200);
+    let (_, m) = h.get(Some(ANALYST_TOKEN), "/metrics").await;
+    let m = m.as_str().unwrap();
+    assert!(
+        m.contains("shaobing_collector_console_login_failures_total 3"),
+        "{m}"
+    );
+    assert!(
+        m.contains("shaobing_collector_console_login_throttled_total 1"),
+        "{m}"
+    );
+    assert!(
+        m.contains("shaobing_collector_rejected_requests_total{reason=\"rate_limited\"} 1"),
+        "{m}"
+    );
+}
+
+/// Pages are looked for in the newest hour first, then wider slices: a
+/// page that the first slice fills, the next pages across the slices'
+/// edges and the last one from the whole window list every incident once,
+/// newest first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incident_pages_across_time_slices_list_every_incident_once_newest_first() {
+    if skip() {
+        return;
+    }
+    let h = Harness::start().await;
+    let now = shaobing_wire::Timestamp::now().secs();
+    // Minutes ago: 3 in the last hour, 3 within 6 hours, 2 within 48
+    // hours, 2 older.
+    let ago_min = [5, 20, 50, 90, 200, 330, 600, 2000, 4000, 9000];
+    let items: Vec<Value> = ago_min
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let mut v = leak(200 + i as u32);
+            v["id"] = format!("6d6d6d6d-0000-4000-8000-{:012}", 200 + i).into();
+            v["ts"] = shaobing_wire::Timestamp::from_parts(now - m * 60, 0)
+                .to_string()
+                .into();
+            v
+        })
+        .collect();
+    assert_eq!(h.post(Some(TOKEN), &body(&items)).await.0, 200);
+    let mut got = Vec::new();
+    let mut path = "/api/v1/incidents?limit=2".to_string();
+    loop {
+        let (status, v) = h.get(Some(ANALYST_TOKEN), &path).await;
+        assert_eq!(status, 200, "{v}");
+        for i in v["incidents"].as_array().unwrap() {
+            got.push(i["id"].as_str().unwrap().to_string());
+        }
+        match v["next_cursor"].as_str() {
+            Some(c) => path = format!("/api/v1/incidents?limit=2&cursor={c}"),
+            None => break,
+        }
+    }
+    let want: Vec<String> = (0..10)
+        .map(|i| format!("6d6d6d6d-0000-4000-8000-{:012}", 200 + i))
+        .collect();
+    assert_eq!(got, want);
+    // A window that starts inside the first slice, and one page of all.
+    let (_, v) = h
+        .get(Some(ANALYST_TOKEN), "/api/v1/incidents?since=30m&limit=5")
+        .await;
+    assert_eq!(v["incidents"].as_array().unwrap().len(), 2, "{v}");
+    let (_, v) = h
+        .get(Some(ANALYST_TOKEN), "/api/v1/incidents?limit=100")
+        .await;
+    assert_eq!(v["incidents"].as_array().unwrap().len(), 10);
 }

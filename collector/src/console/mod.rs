@@ -43,6 +43,21 @@ pub struct ConsoleConfig {
     /// default 10 s).
     #[serde(default = "default_stale_after_s")]
     pub stale_after_s: u64,
+    /// Failed logins (unknown or non-analyst token) one client address may
+    /// make per `login_window_s` (1..=10000; default 10); past them its
+    /// logins get 429 with `Retry-After` until the window ends, whatever
+    /// the token. Behind a reverse proxy every analyst shares its address.
+    #[serde(default = "default_login_failures")]
+    pub login_failures: u32,
+    /// The window of `login_failures`, seconds (1..=86400; default 300).
+    #[serde(default = "default_login_window_s")]
+    pub login_window_s: u64,
+    /// Most client addresses the login limiter remembers (1..=1000000;
+    /// default 10000, about 100 bytes each); when full, the address whose
+    /// window started first is forgotten (counted in
+    /// `console_login_limiter_evicted_total`).
+    #[serde(default = "default_login_tracked_addresses")]
+    pub login_tracked_addresses: usize,
 }
 
 fn default_session_ttl_s() -> u64 {
@@ -57,6 +72,15 @@ fn default_max_sessions() -> usize {
 fn default_stale_after_s() -> u64 {
     60
 }
+fn default_login_failures() -> u32 {
+    10
+}
+fn default_login_window_s() -> u64 {
+    300
+}
+fn default_login_tracked_addresses() -> usize {
+    10_000
+}
 
 impl Default for ConsoleConfig {
     fn default() -> Self {
@@ -65,6 +89,9 @@ impl Default for ConsoleConfig {
             session_idle_s: default_session_idle_s(),
             max_sessions: default_max_sessions(),
             stale_after_s: default_stale_after_s(),
+            login_failures: default_login_failures(),
+            login_window_s: default_login_window_s(),
+            login_tracked_addresses: default_login_tracked_addresses(),
         }
     }
 }
@@ -77,6 +104,19 @@ impl ConsoleConfig {
         range("console.session_idle_s", self.session_idle_s, 1, 604_800)?;
         range("console.max_sessions", self.max_sessions as u64, 1, 100_000)?;
         range("console.stale_after_s", self.stale_after_s, 1, 86_400)?;
+        range(
+            "console.login_failures",
+            u64::from(self.login_failures),
+            1,
+            10_000,
+        )?;
+        range("console.login_window_s", self.login_window_s, 1, 86_400)?;
+        range(
+            "console.login_tracked_addresses",
+            self.login_tracked_addresses as u64,
+            1,
+            1_000_000,
+        )?;
         Ok(())
     }
 }

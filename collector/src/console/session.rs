@@ -21,13 +21,20 @@
 //! authenticated by the cookie (no `Authorization` header) must carry the
 //! session's token in `X-CSRF-Token` ([`csrf_guard`]); `SameSite=Strict`
 //! already keeps other sites' requests from carrying the cookie.
+//!
+//! Token guessing is slowed per client address ([`LoginLimiter`]): after
+//! `console.login_failures` refused logins within `console.login_window_s`,
+//! every login from that address (an IPv4 address, or an IPv6 /64) gets 429
+//! with `Retry-After` until the window ends.
 
 use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -38,6 +45,7 @@ use shaobing_wire::Timestamp;
 
 use crate::auth::{Principal, Role};
 use crate::ingest::{reject, ApiError, AppState};
+use crate::tls::PeerInfo;
 
 /// Name of the session cookie.
 pub const COOKIE: &str = "sb_session";
@@ -54,8 +62,111 @@ struct Session {
     expires_at: SystemTime,
 }
 
+/// Refused logins of one client address in the current window.
+struct Failures {
+    count: u32,
+    since: Instant,
+}
+
+/// Failed console logins per client address, in memory, bounded (see the
+/// module docs). The key is an IPv4 address or the /64 of an IPv6 one (a
+/// single host usually holds a whole /64).
+pub struct LoginLimiter {
+    table: Mutex<HashMap<IpAddr, Failures>>,
+    max_failures: u32,
+    window: Duration,
+    capacity: usize,
+}
+
+impl LoginLimiter {
+    /// An empty limiter with the configured limits.
+    pub fn new(cfg: &super::ConsoleConfig) -> LoginLimiter {
+        LoginLimiter {
+            table: Mutex::new(HashMap::new()),
+            max_failures: cfg.login_failures,
+            window: Duration::from_secs(cfg.login_window_s),
+            capacity: cfg.login_tracked_addresses,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, Failures>> {
+        self.table.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The key of a client address.
+    fn key(ip: IpAddr) -> IpAddr {
+        match ip {
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => IpAddr::V4(v4),
+                None => {
+                    let s = v6.segments();
+                    IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+                }
+            },
+            v4 => v4,
+        }
+    }
+
+    /// How long `ip` must wait before its next login, or `None` when it may
+    /// try now.
+    pub fn wait(&self, ip: IpAddr, now: Instant) -> Option<Duration> {
+        let t = self.lock();
+        let f = t.get(&Self::key(ip))?;
+        let end = f.since + self.window;
+        (f.count >= self.max_failures && now < end).then(|| end - now)
+    }
+
+    /// Counts a refused login of `ip`; returns whether another address
+    /// was forgotten to make room for it.
+    pub fn fail(&self, ip: IpAddr, now: Instant) -> bool {
+        let key = Self::key(ip);
+        let window = self.window;
+        let mut t = self.lock();
+        let mut evicted = false;
+        if !t.contains_key(&key) && t.len() >= self.capacity {
+            t.retain(|_, f| now < f.since + window);
+            if t.len() >= self.capacity {
+                let oldest = t.iter().min_by_key(|(_, f)| f.since).map(|(k, _)| *k);
+                if let Some(k) = oldest {
+                    t.remove(&k);
+                    evicted = true;
+                }
+            }
+        }
+        let f = t.entry(key).or_insert(Failures {
+            count: 0,
+            since: now,
+        });
+        if now >= f.since + window {
+            *f = Failures {
+                count: 0,
+                since: now,
+            };
+        }
+        f.count = f.count.saturating_add(1);
+        evicted
+    }
+
+    /// Forgets `ip`'s failures (it logged in).
+    pub fn succeed(&self, ip: IpAddr) {
+        self.lock().remove(&Self::key(ip));
+    }
+
+    /// Addresses remembered now.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether no address is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// The live sessions (in memory: a restart logs everyone out).
 pub struct Sessions {
+    /// Failed logins per client address.
+    pub limiter: LoginLimiter,
     table: Mutex<HashMap<[u8; 32], Session>>,
     ttl: Duration,
     idle: Duration,
@@ -106,6 +217,7 @@ impl Sessions {
     /// `Secure` (the collector serves HTTPS).
     pub fn new(cfg: &super::ConsoleConfig, secure: bool) -> Sessions {
         Sessions {
+            limiter: LoginLimiter::new(cfg),
             table: Mutex::new(HashMap::new()),
             ttl: Duration::from_secs(cfg.session_ttl_s),
             idle: Duration::from_secs(cfg.session_idle_s),
@@ -251,7 +363,32 @@ struct Login {
 }
 
 /// `POST /api/v1/session`: logs in.
-pub async fn login(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+pub async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<PeerInfo>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    // Without an address (not on this server's listeners), all such
+    // clients share one budget.
+    let ip = peer
+        .addr
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip());
+    if let Some(wait) = state.sessions.limiter.wait(ip, Instant::now()) {
+        state.metrics.login_throttled.fetch_add(1, Relaxed);
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        tracing::warn!(event = "console_login_throttled", %ip, retry_after_s = secs, "login refused: too many failures from this address");
+        let mut resp = reject(
+            &state,
+            ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("too many failed logins from this address: retry in {secs} s"),
+            ),
+        );
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+        return resp;
+    }
     let result = async {
         let json_body = headers
             .get(header::CONTENT_TYPE)
@@ -288,6 +425,7 @@ pub async fn login(State(state): State<AppState>, headers: HeaderMap, body: Body
                 "a sensor token cannot log in to the console; use an analyst token",
             ));
         }
+        state.sessions.limiter.succeed(ip);
         let (cookie, info) = state.sessions.create(p.name.clone())?;
         tracing::info!(event = "console_login", analyst = %p.name, "analyst logged in");
         let mut resp = Json(info_json(&info)).into_response();
@@ -305,8 +443,16 @@ pub async fn login(State(state): State<AppState>, headers: HeaderMap, body: Body
     match result {
         Ok(r) => r,
         Err(e) => {
+            let guess = e.status == StatusCode::UNAUTHORIZED
+                || (e.status == StatusCode::FORBIDDEN && e.error.starts_with("a sensor token"));
+            if guess {
+                state.metrics.login_failures.fetch_add(1, Relaxed);
+                if state.sessions.limiter.fail(ip, Instant::now()) {
+                    state.metrics.login_limiter_evicted.fetch_add(1, Relaxed);
+                }
+            }
             if e.status == StatusCode::UNAUTHORIZED || e.status == StatusCode::FORBIDDEN {
-                tracing::warn!(event = "console_login_refused", error = %e.error, "login refused");
+                tracing::warn!(event = "console_login_refused", %ip, error = %e.error, "login refused");
             }
             reject(&state, e)
         }
@@ -420,6 +566,72 @@ mod tests {
         assert_eq!(s.len(), 2);
         assert!(s.lookup(&a).is_none());
         assert!(s.lookup(&b).is_some() && s.lookup(&c).is_some());
+    }
+
+    fn limiter(failures: u32, window_s: u64, tracked: usize) -> LoginLimiter {
+        LoginLimiter::new(&ConsoleConfig {
+            login_failures: failures,
+            login_window_s: window_s,
+            login_tracked_addresses: tracked,
+            ..ConsoleConfig::default()
+        })
+    }
+
+    #[test]
+    fn an_address_that_fails_too_often_waits_until_its_window_ends() {
+        let l = limiter(3, 60, 100);
+        let t0 = Instant::now();
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
+        for i in 0..3 {
+            assert_eq!(l.wait(a, t0), None, "failure {i}");
+            assert!(!l.fail(a, t0 + Duration::from_secs(i)));
+        }
+        assert_eq!(
+            l.wait(a, t0 + Duration::from_secs(10)),
+            Some(Duration::from_secs(50))
+        );
+        // Other addresses are not affected; the window's end frees it.
+        assert_eq!(l.wait(b, t0), None);
+        assert_eq!(l.wait(a, t0 + Duration::from_secs(60)), None);
+        // A failure after the window starts a new one.
+        assert!(!l.fail(a, t0 + Duration::from_secs(61)));
+        assert_eq!(l.wait(a, t0 + Duration::from_secs(62)), None);
+        // A login clears the count.
+        l.fail(b, t0);
+        l.fail(b, t0);
+        l.succeed(b);
+        l.fail(b, t0);
+        assert_eq!(l.wait(b, t0), None);
+    }
+
+    #[test]
+    fn ipv6_addresses_share_their_64_and_mapped_ipv4_is_ipv4() {
+        let l = limiter(2, 60, 100);
+        let t0 = Instant::now();
+        l.fail("2001:db8:1:2::1".parse().unwrap(), t0);
+        l.fail("2001:db8:1:2:ffff::9".parse().unwrap(), t0);
+        assert!(l.wait("2001:db8:1:2::77".parse().unwrap(), t0).is_some());
+        assert!(l.wait("2001:db8:1:3::1".parse().unwrap(), t0).is_none());
+        l.fail("::ffff:192.0.2.9".parse().unwrap(), t0);
+        l.fail("192.0.2.9".parse().unwrap(), t0);
+        assert!(l.wait("192.0.2.9".parse().unwrap(), t0).is_some());
+    }
+
+    #[test]
+    fn the_limiter_table_is_bounded_and_forgets_the_oldest_window_first() {
+        let l = limiter(1, 60, 2);
+        let t0 = Instant::now();
+        let ip = |n: u8| IpAddr::V4(Ipv4Addr::new(192, 0, 2, n));
+        assert!(!l.fail(ip(1), t0));
+        assert!(!l.fail(ip(2), t0 + Duration::from_secs(1)));
+        assert!(l.fail(ip(3), t0 + Duration::from_secs(2)));
+        assert_eq!(l.len(), 2);
+        assert!(l.wait(ip(1), t0 + Duration::from_secs(3)).is_none());
+        assert!(l.wait(ip(2), t0 + Duration::from_secs(3)).is_some());
+        // Expired windows make room without forgetting a live one.
+        assert!(!l.fail(ip(4), t0 + Duration::from_secs(70)));
+        assert_eq!(l.len(), 1);
     }
 
     #[test]

@@ -30,7 +30,9 @@ use uuid::Uuid;
 use crate::api::{filter_and_top, filter_from_params, parse_query};
 use crate::auth::Role;
 use crate::ingest::{authorize, reject, ApiError, AppState};
-use crate::query::{self, bind_where, where_clause, QueryFilter, TimeBound};
+use crate::query::{
+    self, bind_where, where_clause, Arg, Dedup, Pre, QueryFilter, RawRead, SqlBuilder, TimeBound,
+};
 use crate::store::row::IncidentRow;
 use crate::store::{with_timeout, StoreError};
 
@@ -131,29 +133,64 @@ pub struct Overview {
 
 const US: &str = "(toUInt64(ts) * 1000000 + ts_us)";
 
+/// The prefix (IPv4 /24, IPv6 /64) of the address in column `col`.
+fn prefix_of(col: &str) -> String {
+    format!(
+        "if(position({col}, ':') > 0, \
+           concat(cutIPv6(IPv6StringToNum({col}), 8, 0), '/64'), \
+           concat(IPv4NumToString(bitAnd(IPv4StringToNum({col}), 4294967040)), '/24'))"
+    )
+}
+
 /// Reads the top targeted prefixes of the volumetric incidents matching
-/// `filter`.
+/// `filter`, split over the window as `plan` says: compacted days from
+/// the per-host pre-aggregates of attacked hosts (`incidents_host_summary`,
+/// whole days and whole hours; a host's prefix is a function of it), the
+/// rest from raw rows.
 pub async fn fetch_prefixes(
     client: &Client,
     db: &str,
     timeout: Duration,
     filter: &QueryFilter,
     top: u64,
+    plan: &query::SummaryPlan,
 ) -> Result<Vec<PrefixCount>, StoreError> {
-    let mut sql = format!(
-        "SELECT if(position(dst_ip, ':') > 0, \
-           concat(cutIPv6(IPv6StringToNum(dst_ip), 8, 0), '/64'), \
-           concat(IPv4NumToString(bitAnd(IPv4StringToNum(dst_ip), 4294967040)), '/24')) AS prefix, \
-         toUInt64(uniqExact(id)) AS incidents, toUInt64(uniqExact(attack_id)) AS attacks \
-         FROM `{db}`.incidents WHERE kind = 'volumetric' AND dst_ip != ''"
+    let mut b = SqlBuilder::default();
+    b.push("SELECT prefix, sum(pn) AS incidents, toUInt64(uniqExactArray(ph)) AS attacks FROM (");
+    let host_prefix = prefix_of("ip");
+    b.push(&format!(
+        "SELECT {host_prefix} AS prefix, n AS pn, attacks AS ph \
+         FROM `{db}`.incidents_host_summary WHERE role = 'target' AND hour = 0"
+    ))
+    .pre(plan, Pre::Days);
+    if !plan.hours.is_empty() {
+        b.push(&format!(
+            " UNION ALL SELECT {host_prefix} AS prefix, n AS pn, attacks AS ph \
+             FROM `{db}`.incidents_host_summary WHERE role = 'target' AND hour > 0"
+        ))
+        .pre(plan, Pre::Hours);
+    }
+    let raw_prefix = prefix_of("dst_ip");
+    let cols = format!("{raw_prefix} AS prefix, toUInt64(1) AS pn, [cityHash64(attack_id)] AS ph");
+    let inner = format!(
+        "{raw_prefix} AS prefix, toUInt64(uniqExact(id)) AS pn, \
+         groupUniqArray(cityHash64(attack_id)) AS ph"
     );
-    where_clause(filter, &mut sql);
-    sql.push_str(" GROUP BY prefix ORDER BY attacks DESC, incidents DESC, prefix LIMIT ?");
-    let q = bind_where(
-        client.query(&sql).with_setting("wait_end_of_query", "1"),
-        filter,
-    )
-    .bind(top);
+    let dedup = Dedup {
+        outer: "prefix, pn, ph",
+        inner: &inner,
+        group: "prefix",
+        outer_group: "",
+    };
+    let read = RawRead {
+        cols: &cols,
+        cond: " AND kind = 'volumetric' AND dst_ip != ''",
+        dedup: &dedup,
+    };
+    query::union_raw(&mut b, plan, db, filter, false, &read);
+    b.push(") GROUP BY prefix ORDER BY attacks DESC, incidents DESC, prefix LIMIT ?")
+        .arg(Arg::U64(top));
+    let q = b.query(client, filter);
     with_timeout("query prefixes", timeout, async {
         q.fetch_all()
             .await
@@ -162,30 +199,123 @@ pub async fn fetch_prefixes(
     .await
 }
 
+#[derive(Debug, Row, Deserialize)]
+struct RankRow {
+    a: u64,
+}
+
 /// Reads the attacks with events matching `filter` (see
-/// [`Overview::attacks`]).
+/// [`Overview::attacks`]), in two steps, so that a window with hundreds of
+/// thousands of attacks does not build the full state of each:
+///
+/// 1. rank: every attack's `cityHash64(attack_id)`, last event and whether
+///    it ended (three narrow columns), from the per-hour attack
+///    pre-aggregates of compacted days (`incidents_attack_summary`) and the
+///    raw rows of the rest of the window (copies of an incident do not
+///    change a maximum, so no deduplication), keeping the first `limit`;
+/// 2. state: the other columns of those attacks only, from the same
+///    sources (events in uncompacted days counted as distinct ids).
+///
+/// Attacks tied on (ended, last event) at the rank limit are chosen by
+/// their hash, then listed by attack id.
 pub async fn fetch_attacks(
     client: &Client,
     db: &str,
     timeout: Duration,
     filter: &QueryFilter,
     limit: u64,
+    plan: &query::SummaryPlan,
 ) -> Result<Vec<AttackBrief>, StoreError> {
-    let mut sql = format!(
-        "SELECT attack_id, any(vector) AS a_vector, any(dst_ip) AS a_dst, any(sensor) AS a_sensor, \
-         argMax(severity, {US}) AS a_severity, min({US}) AS first_us, max({US}) AS last_us, \
-         argMax(pps, {US}) AS cur_pps, argMax(bps, {US}) AS cur_bps, \
-         max(peak_pps) AS max_peak_pps, max(peak_bps) AS max_peak_bps, \
-         max(event = 'attack_ended') AS ended, toUInt64(uniqExact(id)) AS events \
-         FROM `{db}`.incidents WHERE kind = 'volumetric' AND attack_id != ''"
+    let has_pre = plan.whole_days.len() > 1 || !plan.hours.is_empty();
+    let cond = " AND kind = 'volumetric' AND attack_id != ''";
+    // Both steps read every raw range the same way: `union_raw` with no
+    // deduplication of the uncompacted days (`fin` read as `raw`).
+    let all_raw = query::SummaryPlan {
+        raw: plan.raw.iter().chain(&plan.fin).copied().collect(),
+        fin: Vec::new(),
+        ..query::SummaryPlan::default()
+    };
+    let mut rank = SqlBuilder::default();
+    rank.push("SELECT a FROM (");
+    if has_pre {
+        rank.push(&format!(
+            "SELECT attack AS a, last_us AS l, ended AS e \
+             FROM `{db}`.incidents_attack_summary WHERE 1"
+        ))
+        .pre(plan, Pre::Both);
+    }
+    let none = Dedup {
+        outer: "",
+        inner: "",
+        group: "",
+        outer_group: "",
+    };
+    if all_raw.raw.is_empty() && !has_pre {
+        return Ok(Vec::new());
+    }
+    let cols =
+        format!("cityHash64(attack_id) AS a, {US} AS l, toUInt8(event = 'attack_ended') AS e");
+    let read = RawRead {
+        cols: &cols,
+        cond,
+        dedup: &none,
+    };
+    query::union_raw(&mut rank, &all_raw, db, filter, !has_pre, &read);
+    rank.push(") GROUP BY a ORDER BY max(e) ASC, max(l) DESC, a LIMIT ?")
+        .arg(Arg::U64(limit));
+    let q = rank.query(client, filter);
+    let chosen: Vec<RankRow> = with_timeout("query attacks", timeout, async {
+        q.fetch_all().await.map_err(StoreError::ch("query attacks"))
+    })
+    .await?;
+    if chosen.is_empty() {
+        return Ok(Vec::new());
+    }
+    // Numbers ClickHouse gave, written as a literal set: `IN` looks each
+    // row up in a hash set, where `has(array, x)` would scan the array.
+    let hashes = chosen
+        .iter()
+        .map(|r| r.a.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut state = SqlBuilder::default();
+    state.push(
+        "SELECT attack_id, any(v) AS a_vector, any(d) AS a_dst, any(s) AS a_sensor, \
+         argMax(sev, l) AS a_severity, min(f) AS first_us, max(l) AS last_us, \
+         argMax(p, l) AS cur_pps, argMax(b, l) AS cur_bps, max(pp) AS max_peak_pps, \
+         max(pb) AS max_peak_bps, max(e) AS ended, sum(ev) AS events FROM (",
     );
-    where_clause(filter, &mut sql);
-    sql.push_str(" GROUP BY attack_id ORDER BY ended ASC, last_us DESC, attack_id LIMIT ?");
-    let q = bind_where(
-        client.query(&sql).with_setting("wait_end_of_query", "1"),
-        filter,
-    )
-    .bind(limit);
+    if has_pre {
+        state
+            .push(&format!(
+                "SELECT attack_id, vector AS v, dst_ip AS d, sensor AS s, severity AS sev, \
+                 first_us AS f, last_us AS l, pps AS p, bps AS b, peak_pps AS pp, \
+                 peak_bps AS pb, ended AS e, events AS ev \
+                 FROM `{db}`.incidents_attack_summary WHERE attack IN ({hashes})"
+            ))
+            .pre(plan, Pre::Both);
+    }
+    if !all_raw.raw.is_empty() {
+        if has_pre {
+            state.push(" UNION ALL");
+        }
+        let mut wh = String::new();
+        where_clause(filter, &mut wh);
+        state
+            .push(&format!(
+                " SELECT attack_id, any(vector) AS v, any(dst_ip) AS d, any(sensor) AS s, \
+                 argMax(severity, {US}) AS sev, min({US}) AS f, max({US}) AS l, \
+                 argMax(pps, {US}) AS p, argMax(bps, {US}) AS b, max(peak_pps) AS pp, \
+                 max(peak_bps) AS pb, max(event = 'attack_ended') AS e, \
+                 toUInt64(uniqExact(id)) AS ev FROM `{db}`.incidents \
+                 WHERE cityHash64(attack_id) IN ({hashes}){wh}{cond}"
+            ))
+            .arg(Arg::Filter)
+            .ranges(&all_raw.raw)
+            .push(" GROUP BY attack_id");
+    }
+    state.push(") GROUP BY attack_id ORDER BY ended ASC, last_us DESC, attack_id");
+    let q = state.query(client, filter);
     let rows: Vec<AttackRow> = with_timeout("query attacks", timeout, async {
         q.fetch_all().await.map_err(StoreError::ch("query attacks"))
     })
@@ -210,7 +340,9 @@ pub async fn fetch_attacks(
         .collect())
 }
 
-/// Reads the [`Overview`] of `filter`'s window.
+/// Reads the [`Overview`] of `filter`'s window: the summary, the prefixes
+/// and the attacks, in parallel over one plan of the window
+/// ([`query::plan_for`]).
 pub async fn fetch_overview(
     client: &Client,
     db: &str,
@@ -218,10 +350,11 @@ pub async fn fetch_overview(
     filter: &QueryFilter,
     top: u64,
 ) -> Result<Overview, StoreError> {
+    let plan = query::plan_for(client, db, timeout, filter).await?;
     let (mut summary, top_prefixes, attacks) = tokio::try_join!(
-        query::fetch_summary(client, db, timeout, filter, top),
-        fetch_prefixes(client, db, timeout, filter, top),
-        fetch_attacks(client, db, timeout, filter, MAX_ATTACKS),
+        query::fetch_summary_planned(client, db, timeout, filter, top, &plan),
+        fetch_prefixes(client, db, timeout, filter, top, &plan),
+        fetch_attacks(client, db, timeout, filter, MAX_ATTACKS, &plan),
     )?;
     summary
         .by_signature
@@ -261,47 +394,29 @@ pub async fn get_overview(
     respond(&state, r)
 }
 
-/// Reads one incident by id. Sensors' ids are UUIDv7 of the capture
-/// time, so the partitions of that second are read first; an id from
-/// another producer falls back to a scan of every partition.
+/// Reads one incident by id: `incident_lookup` gives its capture
+/// second(s), and only those are read.
 pub async fn fetch_incident(
     client: &Client,
     db: &str,
     timeout: Duration,
     id: Uuid,
 ) -> Result<Option<IncidentRow>, StoreError> {
-    let secs = id
-        .get_timestamp()
-        .filter(|_| id.get_version_num() == 7)
-        .and_then(|t| u32::try_from(t.to_unix().0).ok());
-    if let Some(s) = secs {
-        let found = read_incident(client, db, timeout, id, Some(s)).await?;
-        if found.is_some() {
-            return Ok(found);
-        }
-    }
-    read_incident(client, db, timeout, id, None).await
-}
-
-async fn read_incident(
-    client: &Client,
-    db: &str,
-    timeout: Duration,
-    id: Uuid,
-    secs: Option<u32>,
-) -> Result<Option<IncidentRow>, StoreError> {
-    let mut sql = format!("SELECT ?fields FROM `{db}`.incidents WHERE id = toUUID(?)");
-    if secs.is_some() {
-        sql.push_str(" AND ts >= toDateTime(?) AND ts <= toDateTime(?)");
-    }
-    sql.push_str(" LIMIT 1");
-    let mut q = client
+    let Some((lo, hi)) =
+        query::lookup_span(client, db, timeout, id, query::IdKind::Incident).await?
+    else {
+        return Ok(None);
+    };
+    let sql = format!(
+        "SELECT ?fields FROM `{db}`.incidents WHERE id = toUUID(?) \
+         AND ts >= toDateTime(?) AND ts <= toDateTime(?) LIMIT 1"
+    );
+    let q = client
         .query(&sql)
         .with_setting("wait_end_of_query", "1")
-        .bind(id.to_string());
-    if let Some(s) = secs {
-        q = q.bind(s.saturating_sub(1)).bind(s.saturating_add(1));
-    }
+        .bind(id.to_string())
+        .bind(lo)
+        .bind(hi);
     let rows: Vec<IncidentRow> = with_timeout("query incident", timeout, async {
         q.fetch_all()
             .await
@@ -385,6 +500,13 @@ struct HeartbeatAgg {
 }
 
 #[derive(Debug, Row, Deserialize)]
+struct LastBeat {
+    sensor: String,
+    last_rx: u32,
+    beats: u64,
+}
+
+#[derive(Debug, Row, Deserialize)]
 struct SensorIncidents {
     sensor: String,
     n: u64,
@@ -405,6 +527,30 @@ pub async fn fetch_sensors(
     stale_after: Duration,
 ) -> Result<Vec<Value>, StoreError> {
     let now = crate::store::schema::now_secs();
+    let lookback = now.saturating_sub(HEARTBEAT_LOOKBACK_S);
+    // Two steps, so that the last heartbeat's columns are read from the
+    // last seconds, not 30 days: each sensor's last receive time and
+    // count (two narrow columns), then the latest row of each among the
+    // rows since the oldest of those last times.
+    let sql = format!(
+        "SELECT sensor, toUInt32(max(received_at)) AS last_rx, count() AS beats \
+         FROM `{db}`.sensor_heartbeats WHERE received_at >= toDateTime(?) GROUP BY sensor"
+    );
+    let q = client
+        .query(&sql)
+        .with_setting("wait_end_of_query", "1")
+        .bind(lookback);
+    let what = "query sensors";
+    let lasts: Vec<LastBeat> = with_timeout(what, timeout, async {
+        q.fetch_all().await.map_err(StoreError::ch(what))
+    })
+    .await?;
+    let since = lasts
+        .iter()
+        .map(|l| l.last_rx)
+        .min()
+        .unwrap_or(now)
+        .max(lookback);
     // Ties of `received_at` (one second) are broken by the sensor's `ts`.
     let key = "toUInt64(received_at) * 4294967296 + toUInt64(ts)";
     let sql = format!(
@@ -420,7 +566,7 @@ pub async fn fetch_sensors(
     let hb = client
         .query(&sql)
         .with_setting("wait_end_of_query", "1")
-        .bind(now.saturating_sub(HEARTBEAT_LOOKBACK_S));
+        .bind(since);
     let mut sql = format!(
         "SELECT sensor, toUInt64(uniqExact(id)) AS n, \
          toUInt64(uniqExactIf(id, kind = 'sensor_health')) AS loss, toUInt32(max(ts)) AS last_ts \
@@ -432,8 +578,7 @@ pub async fn fetch_sensors(
         client.query(&sql).with_setting("wait_end_of_query", "1"),
         filter,
     );
-    let what = "query sensors";
-    let (beats, incidents): (Vec<HeartbeatAgg>, Vec<SensorIncidents>) =
+    let (mut beats, incidents): (Vec<HeartbeatAgg>, Vec<SensorIncidents>) =
         with_timeout(what, timeout, async {
             tokio::try_join!(
                 async { hb.fetch_all().await.map_err(StoreError::ch(what)) },
@@ -441,6 +586,13 @@ pub async fn fetch_sensors(
             )
         })
         .await?;
+    for b in &mut beats {
+        // Heartbeats of the whole lookback, not only the second step's.
+        b.beats = lasts
+            .iter()
+            .find(|l| l.sensor == b.sensor)
+            .map_or(b.beats, |l| l.beats);
+    }
     let mut all: Vec<String> = names.to_vec();
     for s in beats
         .iter()

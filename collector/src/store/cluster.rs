@@ -22,9 +22,12 @@
 //!
 //! `schema_migrations` is one replicated table shared by every node
 //! (ZooKeeper path `/clickhouse/tables/global/DB/schema_migrations`).
-//! Statements that are not `CREATE TABLE`, `ALTER TABLE` or `TRUNCATE`
-//! cannot be translated and fail the whole `migrate` before anything is
-//! created. `TRUNCATE` of derived tables is skipped (a new cluster has
+//! Materialized views (`CREATE MATERIALIZED VIEW ... TO T2 AS SELECT ...
+//! FROM T1`) are created `ON CLUSTER` from `T1_local` into `T2_local`: an
+//! insert fires the view on the node that stores the rows, and `T2_local`
+//! replicates. `INSERT INTO ... SELECT` (backfills) runs once, through the
+//! Distributed tables. Other statements cannot be translated and fail the
+//! whole `migrate` before anything is created. `TRUNCATE` of derived tables is skipped (a new cluster has
 //! nothing to forget), and so is migration 5's table rebuild: cluster
 //! tables are created with the sensor in the key from the start.
 //!
@@ -57,7 +60,7 @@ ORDER BY version";
 
 /// A single-node statement that has no cluster translation.
 #[derive(Debug, thiserror::Error)]
-#[error("statement cannot run in cluster mode (only CREATE TABLE, ALTER TABLE and TRUNCATE are translated): {0}")]
+#[error("statement cannot run in cluster mode (only CREATE TABLE, CREATE MATERIALIZED VIEW, ALTER TABLE, INSERT INTO and TRUNCATE are translated): {0}")]
 pub struct Untranslatable(pub String);
 
 /// The name after `prefix` `{db}`. in `stmt`, up to a space or `(`.
@@ -105,6 +108,31 @@ pub fn translate(stmt: &str, cluster: &str) -> Result<Vec<String>, Untranslatabl
             format!("DROP TABLE IF EXISTS `{{db}}`.{name} {on}"),
             distributed(name, cluster),
         ]);
+    }
+    if let Some((name, rest)) = table_after(stmt, "CREATE MATERIALIZED VIEW IF NOT EXISTS ") {
+        // On every node, from its local table into its local table: an
+        // insert fires the view on the node that stores the rows, and the
+        // target replicates like any other table.
+        let Some((target, select)) = rest
+            .strip_prefix("TO `{db}`.")
+            .and_then(|r| r.split_once(" AS SELECT "))
+        else {
+            return Err(Untranslatable(stmt.to_string()));
+        };
+        let Some((cols, source)) = select.split_once(" FROM `{db}`.") else {
+            return Err(Untranslatable(stmt.to_string()));
+        };
+        let (source, tail) = source.split_once(' ').unwrap_or((source, ""));
+        return Ok(vec![format!(
+            "CREATE MATERIALIZED VIEW IF NOT EXISTS `{{db}}`.{name} {on} TO `{{db}}`.{target}_local \
+             AS SELECT {cols} FROM `{{db}}`.{source}_local {tail}"
+        )
+        .trim_end()
+        .to_string()]);
+    }
+    if stmt.starts_with("INSERT INTO `{db}`.") {
+        // Through the Distributed tables, from one node.
+        return Ok(vec![stmt.to_string()]);
     }
     if stmt.starts_with("TRUNCATE TABLE ") {
         return Ok(Vec::new());
@@ -306,6 +334,15 @@ mod tests {
         );
         assert_eq!(alter[2], out[1]);
         assert!(translate("DROP TABLE `{db}`.x", "prod").is_err());
+        let mv = translate(super::super::schema::ATTACK_IDS_MV_V8, "prod").unwrap();
+        assert_eq!(
+            mv,
+            ["CREATE MATERIALIZED VIEW IF NOT EXISTS `{db}`.incident_lookup_attacks ON CLUSTER `prod` \
+              TO `{db}`.incident_lookup_local AS SELECT cityHash64(attack_id) AS key, \
+              toUInt8(1) AS attack, ts FROM `{db}`.incidents_local WHERE attack_id != ''"]
+        );
+        let fill = translate(super::super::schema::BACKFILL_IDS_V8, "prod").unwrap();
+        assert_eq!(fill, [super::super::schema::BACKFILL_IDS_V8]);
         assert!(
             translate("TRUNCATE TABLE `{db}`.incidents_day_summary", "prod")
                 .unwrap()

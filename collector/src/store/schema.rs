@@ -178,6 +178,80 @@ pub const FORGET_DAY_SUMMARIES_V4: &str = "TRUNCATE TABLE `{db}`.incidents_day_s
 pub const INCIDENTS_DST_NET_V7: &str =
     "ALTER TABLE `{db}`.incidents ADD COLUMN dst_net String DEFAULT '' AFTER received_at";
 
+/// The id lookup: where (which capture second) each incident id and each
+/// attack id is stored, so the console's detail pages read only those
+/// partitions of `incidents` instead of every one (an id says nothing
+/// about its time unless it is a sensor's UUIDv7, and attack ids are
+/// not in the sorting key). `key` is `cityHash64` of the id's text
+/// (18.16 cannot hash a UUID): a collision only widens the time range
+/// read, whose rows are then matched on the id itself. `attack` is 1 for
+/// an attack id. Filled by the two materialized views below on every
+/// insert into `incidents`, whatever the writer; plain MergeTree (a
+/// re-delivered incident adds a duplicate row, which the readers'
+/// `min`/`max`/`DISTINCT` ignore), partitioned like `incidents` so
+/// retention drops both together; small granules, since every read is a
+/// point lookup in each partition.
+pub const INCIDENT_LOOKUP_V8: &str = "CREATE TABLE IF NOT EXISTS `{db}`.incident_lookup (
+    key UInt64,
+    attack UInt8,
+    ts DateTime('UTC')
+) ENGINE = MergeTree
+PARTITION BY toYYYYMMDD(ts)
+ORDER BY (key, attack, ts)
+SETTINGS index_granularity = 1024";
+
+/// Fills `incident_lookup` with each inserted incident's id.
+pub const INCIDENT_IDS_MV_V8: &str =
+    "CREATE MATERIALIZED VIEW IF NOT EXISTS `{db}`.incident_lookup_ids \
+TO `{db}`.incident_lookup AS SELECT cityHash64(toString(id)) AS key, toUInt8(0) AS attack, ts \
+FROM `{db}`.incidents";
+
+/// Fills `incident_lookup` with each inserted attack event's attack id.
+pub const ATTACK_IDS_MV_V8: &str =
+    "CREATE MATERIALIZED VIEW IF NOT EXISTS `{db}`.incident_lookup_attacks \
+TO `{db}`.incident_lookup AS SELECT cityHash64(attack_id) AS key, toUInt8(1) AS attack, ts \
+FROM `{db}`.incidents WHERE attack_id != ''";
+
+/// The incidents stored before migration 8 (run after the views exist:
+/// a row inserted in between is looked up twice, which is harmless).
+pub const BACKFILL_IDS_V8: &str = "INSERT INTO `{db}`.incident_lookup \
+SELECT cityHash64(toString(id)) AS key, toUInt8(0) AS attack, ts FROM `{db}`.incidents";
+
+/// The attack events stored before migration 8.
+pub const BACKFILL_ATTACKS_V8: &str = "INSERT INTO `{db}`.incident_lookup \
+SELECT cityHash64(attack_id) AS key, toUInt8(1) AS attack, ts FROM `{db}`.incidents \
+WHERE attack_id != ''";
+
+/// Per-hour state of each attack in compacted days, for the console's
+/// attack list (`GET /api/v1/overview`): first and last event
+/// (microseconds), severity and rate of the hour's latest event, highest
+/// peaks, whether an `attack_ended` was seen, events. `attack` is
+/// `cityHash64(attack_id)`, the overview ranks attacks by it before it
+/// reads the other columns of the chosen few. Built with the day summary
+/// ([`crate::retention::build_day_summaries`]), labelled with the same
+/// part.
+pub const ATTACK_SUMMARY_V8: &str = "CREATE TABLE IF NOT EXISTS `{db}`.incidents_attack_summary (
+    day UInt32,
+    part String,
+    hour UInt32,
+    attack UInt64,
+    attack_id String,
+    vector String,
+    dst_ip String,
+    sensor String,
+    severity String,
+    first_us UInt64,
+    last_us UInt64,
+    pps UInt64,
+    bps UInt64,
+    peak_pps UInt64,
+    peak_bps UInt64,
+    ended UInt8,
+    events UInt64
+) ENGINE = MergeTree
+PARTITION BY day
+ORDER BY (day, hour, attack)";
+
 /// All migrations, oldest first.
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -220,6 +294,22 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 7,
         description: "incidents.dst_net column (network-level attacks)",
         statements: &[INCIDENTS_DST_NET_V7],
+        custom: None,
+    },
+    Migration {
+        version: 8,
+        description: "incident_lookup (ids to capture time) and per-hour attack summaries",
+        statements: &[
+            INCIDENT_LOOKUP_V8,
+            INCIDENT_IDS_MV_V8,
+            ATTACK_IDS_MV_V8,
+            BACKFILL_IDS_V8,
+            BACKFILL_ATTACKS_V8,
+            ATTACK_SUMMARY_V8,
+            // Day summaries built before have no attack rows: rebuilt at
+            // the next maintenance pass.
+            FORGET_DAY_SUMMARIES_V4,
+        ],
         custom: None,
     },
 ];
