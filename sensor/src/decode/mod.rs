@@ -321,7 +321,8 @@ pub fn decode<'a>(link: LinkType, frame: &'a [u8], cfg: &DecapConfig) -> Result<
     Ok(d)
 }
 
-/// [`decode`] into `out` (which should start as [`Decoded::default`]):
+/// [`decode`] into `out`, which must start as [`Decoded::default`] (the
+/// fields a packet's protocols do not set are left as they are):
 /// the per-packet path fills one summary in place instead of copying it
 /// out of a `Result`. On an error `out` holds a partial summary.
 #[inline(never)]
@@ -633,19 +634,15 @@ fn transport<'a>(
         ttl,
         ..
     } = ip;
+    // The summary starts empty (`Decoded::default`) and one decode reaches
+    // this point once, so the fields a protocol does not set stay zero.
     let d = &mut cx.out;
     d.src = src;
     d.dst = dst;
     d.proto = proto;
     d.ttl = ttl;
-    d.src_port = 0;
-    d.dst_port = 0;
-    d.tcp_flags = 0;
-    d.tcp_seq = 0;
-    d.tcp_ack = 0;
     d.payload = body;
     d.fragment = fragment;
-    d.frag = Frag::default();
     if fragment == Fragment::Later {
         return Ok(());
     }

@@ -108,10 +108,16 @@ impl Evidence {
     /// so (`evidence_sampling`).
     #[inline]
     pub fn add(&mut self, ts: Timestamp, d: &Header, peer: IpAddr, wire_len: u32) {
+        self.add_at(slot_of(ts.micros()), ts, d, peer, wire_len);
+    }
+
+    /// [`Evidence::add`] for a packet of the 100 ms step `step` (the
+    /// detector knows it already: `slot_of(ts)`).
+    #[inline(always)]
+    pub fn add_at(&mut self, step: i64, ts: Timestamp, d: &Header, peer: IpAddr, wire_len: u32) {
         let key = ip_key(peer);
         let h = hash_key(key, HLL_SEED);
         self.distinct.add_hash(h);
-        let step = slot_of(ts.micros());
         if step != self.step {
             self.step = step;
             self.step_packets = 0;

@@ -344,6 +344,9 @@ pub struct Volumetric {
     networks: Option<Networks>,
     /// SYN-ACKs of protected servers awaiting their client's ACK.
     handshakes: Handshakes,
+    /// The last destination looked up and its group and matched prefix
+    /// length (groups never change while the detector runs).
+    last_dst: (IpAddr, Option<(u16, u8)>),
     slot: i64,
     last_sweep: i64,
     stats: VolumetricStats,
@@ -375,6 +378,10 @@ impl Volumetric {
         Volumetric {
             networks: cfg.networks.enabled.then(|| Networks::new(&cfg, &groups)),
             handshakes: Handshakes::new(),
+            last_dst: {
+                let ip = IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
+                (ip, groups.lookup_len(ip))
+            },
             groups,
             cfg,
             sensor,
@@ -439,7 +446,15 @@ impl Volumetric {
             self.tick_networks(ts, sink);
             self.tick(ts, sink);
         }
-        let dst_place = self.groups.lookup_len(d.dst);
+        // A flood repeats its victim: the last destination's group is kept.
+        let dst_place = match self.last_dst {
+            (ip, place) if ip == d.dst => place,
+            _ => {
+                let place = self.groups.lookup_len(d.dst);
+                self.last_dst = (d.dst, place);
+                place
+            }
+        };
         let dst_group = dst_place.map(|p| p.0);
         let src_group = self.groups.lookup(d.src);
         if dst_group.is_none() && src_group.is_none() {
@@ -560,7 +575,7 @@ impl Volumetric {
             c.win.add(slot, wire_len);
             let (pps, bps) = (c.win.pps(), c.win.bps());
             if let Some(e) = &mut c.evidence {
-                e.add(ts, d, peer, wire_len);
+                e.add_at(slot, ts, d, peer, wire_len);
             }
             if let Some(a) = &mut c.attack {
                 a.packets += 1;
@@ -585,7 +600,7 @@ impl Volumetric {
                     && (pps.saturating_mul(4) >= tp || bps.saturating_mul(4) >= tb)
                 {
                     let mut e = Evidence::new(top_sources, samples);
-                    e.add(ts, d, peer, wire_len);
+                    e.add_at(slot, ts, d, peer, wire_len);
                     c.evidence = Some(Box::new(e));
                     stats.evidence_allocated += 1;
                     activate = true;
@@ -611,10 +626,10 @@ impl Volumetric {
                     c.evidence = None;
                 }
             } else if let Some(e) = &mut c.evidence {
-                e.add(ts, d, peer, wire_len);
+                e.add_at(slot, ts, d, peer, wire_len);
             } else if total_suspect {
                 let mut e = Evidence::new(top_sources, samples);
-                e.add(ts, d, peer, wire_len);
+                e.add_at(slot, ts, d, peer, wire_len);
                 c.evidence = Some(Box::new(e));
                 stats.evidence_allocated += 1;
                 activate = true;
