@@ -205,25 +205,7 @@ impl GroupTable {
     /// The group protecting `ip`, if any.
     #[inline]
     pub fn lookup(&self, ip: IpAddr) -> Option<u16> {
-        match ip {
-            IpAddr::V4(a) => {
-                let a = u32::from(a);
-                if !has_octet(&self.v4_octets, a >> 24) {
-                    return None;
-                }
-                self.v4
-                    .iter()
-                    .find(|&&(net, mask, _)| a & mask == net)
-                    .map(|t| t.2)
-            }
-            IpAddr::V6(a) => {
-                let a = u128::from(a);
-                self.v6
-                    .iter()
-                    .find(|&&(net, mask, _)| a & mask == net)
-                    .map(|t| t.2)
-            }
-        }
+        self.lookup_len(ip).map(|(group, _)| group)
     }
 
     /// The group protecting `ip` and the prefix length of its network

@@ -991,6 +991,34 @@ fn query_id(amp: Vector) -> u8 {
     QUERY_BASE + i as u8
 }
 
+/// The lifecycle fields every attack incident carries in `extra`, host
+/// or network: when it started, its group and threshold, and at its end
+/// how long it lasted and why it ended.
+fn lifecycle_extra(
+    a: &Attack,
+    group: &Group,
+    threshold: (u64, u64),
+    event: Event,
+    ts: Timestamp,
+    end_reason: Option<&str>,
+) -> Map<String, Value> {
+    let mut extra = Map::new();
+    extra.insert("started_at".into(), Value::String(a.started.to_string()));
+    extra.insert("group".into(), Value::String(group.name.clone()));
+    extra.insert(
+        "threshold".into(),
+        json!({"pps": threshold.0, "bps": threshold.1}),
+    );
+    if event == Event::AttackEnded {
+        let secs = (ts.micros() - a.started.micros()) as f64 / 1e6;
+        extra.insert("duration_s".into(), json!(secs));
+        if let Some(reason) = end_reason {
+            extra.insert("end_reason".into(), Value::String(reason.into()));
+        }
+    }
+    extra
+}
+
 fn build_incident(
     r: &Report<'_>,
     c: &Counter,
@@ -1001,20 +1029,7 @@ fn build_incident(
     let a = c.attack.as_ref()?;
     let identity = format!("{}|{}|{}|{}", r.sensor, a.id, event.as_str(), a.seq);
     let outbound = r.dir == Dir::Outbound;
-    let mut extra = Map::new();
-    extra.insert("started_at".into(), Value::String(a.started.to_string()));
-    extra.insert("group".into(), Value::String(r.group.name.clone()));
-    extra.insert(
-        "threshold".into(),
-        json!({"pps": r.threshold.0, "bps": r.threshold.1}),
-    );
-    if event == Event::AttackEnded {
-        let secs = (ts.micros() - a.started.micros()) as f64 / 1e6;
-        extra.insert("duration_s".into(), json!(secs));
-        if let Some(reason) = end_reason {
-            extra.insert("end_reason".into(), Value::String(reason.into()));
-        }
-    }
+    let mut extra = lifecycle_extra(a, r.group, r.threshold, event, ts, end_reason);
     let mut top = Vec::new();
     let mut dst_ip = Some(r.host);
     let mut src_ip = None;

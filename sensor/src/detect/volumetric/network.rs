@@ -33,7 +33,7 @@
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use shaobing_wire::{
     incident_id, Direction, Event, Incident, Kind, Severity, Timestamp, TopSource, DST_NET,
 };
@@ -41,7 +41,7 @@ use shaobing_wire::{
 use super::evidence::Evidence;
 use super::groups::{Group, GroupTable, Limits};
 use super::vector::{self, Vector, AMPLIFICATION_PORTS};
-use super::{query_id, Attack, NO_TIME, TOP_SOURCES_REPORTED};
+use super::{lifecycle_extra, query_id, Attack, NO_TIME, TOP_SOURCES_REPORTED};
 use crate::config::{NetworksConfig, VolumetricConfig};
 use crate::decode::Header;
 use crate::detect::fasthash::{hash_key, ip_key, key_ip, FastMap, FastState};
@@ -1106,24 +1106,11 @@ fn build_incident(
 ) -> Option<Incident> {
     let a = c.attack.as_ref()?;
     let identity = format!("{}|{}|{}|{}", r.sensor, a.id, event.as_str(), a.seq);
-    let mut extra = Map::new();
-    extra.insert("started_at".into(), Value::String(a.started.to_string()));
-    extra.insert("group".into(), Value::String(r.group.name.clone()));
+    let mut extra = lifecycle_extra(a, r.group, r.threshold, event, ts, end_reason);
     extra.insert(
         "scope".into(),
         Value::String(if r.key.is_group() { "group" } else { "prefix" }.into()),
     );
-    extra.insert(
-        "threshold".into(),
-        json!({"pps": r.threshold.0, "bps": r.threshold.1}),
-    );
-    if event == Event::AttackEnded {
-        let secs = (ts.micros() - a.started.micros()) as f64 / 1e6;
-        extra.insert("duration_s".into(), json!(secs));
-        if let Some(reason) = end_reason {
-            extra.insert("end_reason".into(), Value::String(reason.into()));
-        }
-    }
     let mut top = Vec::new();
     let mut targets: Vec<(IpAddr, u64)> = Vec::new();
     let mut hosts_hit = u64::from(r.hosts_bitmap);
