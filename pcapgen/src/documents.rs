@@ -409,11 +409,53 @@ pub fn documents() -> Generated {
     s.close(Side::Client);
     push(s.into_frames(), None);
 
+    // 13 s: a docx mailed in BDAT chunks (CHUNKING) cut mid-line.
+    let (c, srv) = (v4(10, 4, 0, 13, 43013), v4(198, 51, 100, 53, 25));
+    let mut s = session(c, srv, 13, 53);
+    let mut first = 0;
+    for line in [
+        "EHLO pc.example.gov.cn\r\n",
+        "MAIL FROM:<a@example.gov.cn>\r\n",
+        "RCPT TO:<b@example.net>\r\n",
+    ] {
+        let sent = s.send(Side::Client, line.as_bytes());
+        if first == 0 {
+            first = sent.first_ts;
+        }
+        s.send(Side::Server, b"250 OK\r\n");
+    }
+    let mail = mime_mail(
+        "a@example.gov.cn",
+        "b@example.net",
+        "notice",
+        "见附件。",
+        "notice.docx",
+        &docx("秘密★十年"),
+    );
+    let mut rest = mail.as_slice();
+    for size in [1000, 777, usize::MAX] {
+        let (now, later) = rest.split_at(size.min(rest.len()));
+        rest = later;
+        let last = if rest.is_empty() { " LAST" } else { "" };
+        let mut chunk = format!("BDAT {}{last}\r\n", now.len()).into_bytes();
+        chunk.extend_from_slice(now);
+        s.send(Side::Client, &chunk);
+        s.send(Side::Server, b"250 OK\r\n");
+    }
+    s.send(Side::Client, b"QUIT\r\n");
+    s.close(Side::Client);
+    let f = s.into_frames();
+    let end = f.last().map_or(0, |x| x.ts_micros);
+    push(
+        f,
+        Some(leak("classification-marking", c, srv, "smtp", first, end)),
+    );
+
     Generated {
         capture,
         expected: Expected {
             capture: "leak-documents.pcap".into(),
-            description: "Twelve TCP sessions, one per second from t=1 s; protected network 10.0.0.0/8. Leaks (outbound, one \
+            description: "Thirteen TCP sessions, one per second from t=1 s; protected network 10.0.0.0/8. Leaks (outbound, one \
 incident per flow and signature): t=1 s a multipart/form-data upload of an xlsx whose shared strings hold two resident ids \
 grouped 6-8-4 with spaces (10.4.0.1, cn-resident-id, match_count 2); t=2 s SMTP to 198.51.100.42:25, a base64 docx attachment \
 whose 机密★一年 is split across two runs; t=3 s a ZIP holding that kind of docx (绝密★十年) over raw TCP to port 9000; t=4 s a \
@@ -421,7 +463,8 @@ JSON body with 机密★一年 as \\u escapes; t=5 s an HTML body with 绝密★
 labelled Content-Encoding: gzip (秘密★五年); t=7 s 300 padding headers before Content-Encoding: gzip (绝密★二十年); t=8 s \
 Content-Length with chunked transfer (机密★三年 cut across 7-byte chunks); t=9 s a resident id grouped 6-8-4 with dashes. \
 Traps, no incident: t=10 s 320 KB of TLS records to 443 with pwD=k3y inside; t=11 s 200 KB of random binary with pwD= inside \
-(port 9001); t=12 s the docx downloaded by an internal client (inbound)."
+(port 9001); t=12 s the docx downloaded by an internal client (inbound). Leak after the traps: t=13 s SMTP to 198.51.100.53:25 \
+with the message in three BDAT chunks (CHUNKING) cut mid-line, a base64 docx attachment marked 秘密★十年."
                 .into(),
             allow_extra_events: vec![],
             incidents,

@@ -107,7 +107,7 @@ pub fn all() -> Vec<Scenario> {
         },
         Scenario {
             name: "leak-documents",
-            summary: "leaks in documents (xlsx in a multipart upload, docx mailed and zipped over raw TCP), in JSON and HTML escapes, behind HTTP evasions, a grouped id; TLS, random binary and an inbound docx as traps",
+            summary: "leaks in documents (xlsx in a multipart upload, docx mailed with DATA and in BDAT chunks, zipped over raw TCP), in JSON and HTML escapes, behind HTTP evasions, a grouped id; TLS, random binary and an inbound docx as traps",
             build: crate::documents::documents,
         },
         Scenario {

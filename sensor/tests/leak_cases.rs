@@ -178,9 +178,9 @@ fn signatures_test_reports_per_signature_and_the_baseline_difference() {
 fn documents_escapes_and_evasions_are_found_and_traps_stay_silent() {
     let got = replay("leak-documents");
     let from = |ip: &str| got.iter().filter(|i| i["src_ip"] == ip).count();
-    // Nine leaks, one per flow; no incident from the TLS, random-binary or
+    // Ten leaks, one per flow; no incident from the TLS, random-binary or
     // inbound-download traps (10.4.0.10-12).
-    assert_eq!(got.len(), 9, "{got:#?}");
+    assert_eq!(got.len(), 10, "{got:#?}");
     for trap in ["10.4.0.10", "10.4.0.11", "10.4.0.12"] {
         assert_eq!(from(trap), 0, "{trap}");
     }
@@ -189,6 +189,10 @@ fn documents_escapes_and_evasions_are_found_and_traps_stay_silent() {
     assert_eq!(upload["match_count"], 2);
     let zipped = got.iter().find(|i| i["src_ip"] == "10.4.0.3").unwrap();
     assert_eq!(zipped["app_proto"], "tcp");
+    // The docx mailed in BDAT chunks cut mid-line (CHUNKING).
+    let chunked = got.iter().find(|i| i["src_ip"] == "10.4.0.13").unwrap();
+    assert_eq!(chunked["signature"], "classification-marking");
+    assert_eq!(chunked["app_proto"], "smtp");
     for e in excerpts(&got) {
         assert!(!e.contains("19491231") && !e.contains("机密"), "{e}");
     }

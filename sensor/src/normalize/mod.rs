@@ -94,7 +94,7 @@ pub struct NormalizeStats {
     pub decompress_capped: u64,
     /// Bodies whose compressed data was corrupt.
     pub decompress_errors: u64,
-    /// SMTP messages (`DATA`) parsed.
+    /// SMTP messages (`DATA` or `BDAT` chunks) parsed.
     pub smtp_messages: u64,
     /// MIME parts decoded from base64 or quoted-printable.
     pub mime_parts_decoded: u64,

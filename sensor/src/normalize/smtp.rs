@@ -1,11 +1,15 @@
 //! SMTP normalizer (client to server): commands are passed on as they
-//! are; after `DATA`, the message up to the lone `.` line is
-//! dot-unstuffed and handed to [`Mime`] line by line. Lines longer than
-//! [`Limits::max_line_bytes`] are processed in pieces.
+//! are; a message, after `DATA` up to the lone `.` line (dot-unstuffed)
+//! or in `BDAT` chunks (RFC 3030 CHUNKING: each chunk exactly the size its
+//! command gives, no dot-stuffing, lines running across chunks, the
+//! message ending with the chunk marked `LAST`), is handed to [`Mime`] line
+//! by line. Lines longer than [`Limits::max_line_bytes`] are processed in
+//! pieces.
 //!
 //! The server's replies are not seen here (they flow the other way), so
-//! `DATA` is assumed accepted; `BDAT` (CHUNKING) is not decoded and its
-//! data is passed on raw as command text.
+//! `DATA` and `BDAT` are assumed accepted, as a server offering CHUNKING
+//! accepts them. A command other than `BDAT` between the chunks of a
+//! message (`RSET`, `QUIT`) ends that message with what it has.
 
 use super::mime::Mime;
 use super::{Limits, NormalizeStats, Sink};
@@ -14,18 +18,233 @@ use super::{Limits, NormalizeStats, Sink};
 enum State {
     Command,
     Data(Box<Mime>),
+    /// Inside a `BDAT` chunk: `left` more bytes of the message follow.
+    Chunk {
+        mime: Box<Mime>,
+        left: u64,
+        last: bool,
+    },
+    /// Between the chunks of a message whose `LAST` chunk has not come.
+    Chunked(Box<Mime>),
 }
 
 /// The SMTP normalizer of the client's direction.
 #[derive(Debug)]
 pub struct Smtp {
     state: State,
+    /// The unfinished command or `DATA` line.
     line: Vec<u8>,
+    /// The unfinished line of a message sent in `BDAT` chunks (a chunk
+    /// ends anywhere, a line may run on into the next chunk).
+    chunk_line: Vec<u8>,
 }
 
 impl Default for Smtp {
     fn default() -> Self {
         Smtp::new()
+    }
+}
+
+/// What [`split_lines`] hands its lines to.
+trait Lines {
+    /// Takes leading whole lines of `data` in bulk (base64 bodies) when it
+    /// can; returns how many bytes it took.
+    fn bulk(&mut self, data: &[u8]) -> usize;
+    /// One line without its line break (`complete`), or a piece of an
+    /// overlong one. Returns false to stop splitting after this line.
+    fn line(&mut self, line: &[u8], complete: bool) -> bool;
+}
+
+/// Splits `data` into lines for `to`, keeping an unfinished line in `buf`
+/// (at most `max_line` bytes: a longer one goes out in pieces). Returns
+/// how many bytes of `data` it took: all of them unless `to` stopped it.
+fn split_lines(buf: &mut Vec<u8>, data: &[u8], max_line: usize, to: &mut impl Lines) -> usize {
+    let mut rest = data;
+    while !rest.is_empty() {
+        if buf.is_empty() {
+            let n = to.bulk(rest);
+            if n > 0 {
+                rest = rest.get(n..).unwrap_or_default();
+                continue;
+            }
+        }
+        let room = max_line.saturating_sub(buf.len()).max(1);
+        match memchr::memchr(b'\n', rest.get(..room).unwrap_or(rest)) {
+            Some(i) => {
+                let (now, later) = rest.split_at(i + 1);
+                rest = later;
+                let go_on = if buf.is_empty() {
+                    // The whole line is here: no copy.
+                    let line = now.strip_suffix(b"\n").unwrap_or(now);
+                    let line = line.strip_suffix(b"\r").unwrap_or(line);
+                    to.line(line, true)
+                } else {
+                    buf.extend_from_slice(now);
+                    let mut line = std::mem::take(buf);
+                    line.pop();
+                    if line.last() == Some(&b'\r') {
+                        line.pop();
+                    }
+                    let go_on = to.line(&line, true);
+                    line.clear();
+                    *buf = line;
+                    go_on
+                };
+                if !go_on {
+                    break;
+                }
+            }
+            None => {
+                let n = room.min(rest.len());
+                let (now, later) = rest.split_at(n);
+                buf.extend_from_slice(now);
+                rest = later;
+                if buf.len() >= max_line {
+                    let piece = std::mem::take(buf);
+                    if !to.line(&piece, false) {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    data.len() - rest.len()
+}
+
+/// Commands and `DATA` messages.
+struct Session<'a, S> {
+    state: &'a mut State,
+    limits: &'a Limits,
+    stats: &'a mut NormalizeStats,
+    sink: &'a mut S,
+}
+
+impl<S: Sink> Lines for Session<'_, S> {
+    fn bulk(&mut self, data: &[u8]) -> usize {
+        match self.state {
+            State::Data(mime) if mime.in_base64_body() => mime.base64_plain_lines(data, self.sink),
+            _ => 0,
+        }
+    }
+
+    fn line(&mut self, line: &[u8], complete: bool) -> bool {
+        on_line(
+            self.state,
+            line,
+            complete,
+            self.limits,
+            self.stats,
+            self.sink,
+        );
+        // Bytes after a `BDAT` command are its chunk, not lines.
+        !matches!(self.state, State::Chunk { .. })
+    }
+}
+
+/// The lines of a message sent in `BDAT` chunks.
+struct Message<'a, S> {
+    mime: &'a mut Mime,
+    limits: &'a Limits,
+    stats: &'a mut NormalizeStats,
+    sink: &'a mut S,
+}
+
+impl<S: Sink> Lines for Message<'_, S> {
+    fn bulk(&mut self, data: &[u8]) -> usize {
+        if self.mime.in_base64_body() {
+            self.mime.base64_plain_lines(data, self.sink)
+        } else {
+            0
+        }
+    }
+
+    fn line(&mut self, line: &[u8], complete: bool) -> bool {
+        self.mime
+            .line(line, complete, self.limits, self.stats, self.sink);
+        true
+    }
+}
+
+/// `BDAT <size> [LAST]` (case-insensitive, any blanks between): the
+/// chunk's size and whether it is the last; `None` for any other line.
+fn bdat(line: &[u8]) -> Option<(u64, bool)> {
+    let mut words = line
+        .split(|b| *b == b' ' || *b == b'\t')
+        .filter(|w| !w.is_empty());
+    if !words.next()?.eq_ignore_ascii_case(b"BDAT") {
+        return None;
+    }
+    let size = words.next()?;
+    if !size.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let size = std::str::from_utf8(size).ok()?.parse::<u64>().ok()?;
+    let last = match words.next() {
+        None => false,
+        Some(w) if w.eq_ignore_ascii_case(b"LAST") => true,
+        Some(_) => return None,
+    };
+    if words.next().is_some() {
+        return None;
+    }
+    Some((size, last))
+}
+
+fn on_line(
+    state: &mut State,
+    line: &[u8],
+    complete: bool,
+    limits: &Limits,
+    stats: &mut NormalizeStats,
+    sink: &mut impl Sink,
+) {
+    match state {
+        State::Command | State::Chunked(_) => {
+            if let Some((size, last)) = bdat(line).filter(|_| complete) {
+                let mime = match std::mem::replace(state, State::Command) {
+                    State::Chunked(mime) => mime,
+                    _ => {
+                        sink.data(line);
+                        sink.data(b"\n");
+                        sink.boundary();
+                        stats.smtp_messages += 1;
+                        Box::default()
+                    }
+                };
+                *state = State::Chunk {
+                    mime,
+                    left: size,
+                    last,
+                };
+                return;
+            }
+            if let State::Chunked(mime) = state {
+                // Not the next chunk: the message ends with what it has.
+                mime.finish(sink);
+                *state = State::Command;
+            }
+            sink.data(line);
+            sink.data(b"\n");
+            if complete && line.trim_ascii().eq_ignore_ascii_case(b"DATA") {
+                sink.boundary();
+                stats.smtp_messages += 1;
+                *state = State::Data(Box::default());
+            }
+        }
+        State::Data(mime) => {
+            if complete && line == b"." {
+                mime.finish(sink);
+                *state = State::Command;
+                return;
+            }
+            let line = match line.strip_prefix(b".") {
+                Some(unstuffed) if complete => unstuffed,
+                _ => line,
+            };
+            mime.line(line, complete, limits, stats, sink);
+        }
+        // Chunk bytes never reach the line splitter of commands.
+        State::Chunk { .. } => {}
     }
 }
 
@@ -35,6 +254,7 @@ impl Smtp {
         Smtp {
             state: State::Command,
             line: Vec::new(),
+            chunk_line: Vec::new(),
         }
     }
 
@@ -47,97 +267,88 @@ impl Smtp {
         sink: &mut impl Sink,
     ) {
         let mut rest = data;
-        // Each round consumes up to and including one line break, or all,
-        // or a run of whole base64 lines.
-        while !rest.is_empty() {
-            if self.line.is_empty() {
-                if let State::Data(mime) = &mut self.state {
-                    if mime.in_base64_body() {
-                        let n = mime.base64_plain_lines(rest, sink);
-                        if n > 0 {
-                            rest = rest.get(n..).unwrap_or_default();
-                            continue;
-                        }
-                    }
+        loop {
+            if let State::Chunk { mime, left, last } = &mut self.state {
+                let n = usize::try_from(*left).unwrap_or(usize::MAX).min(rest.len());
+                let (now, later) = rest.split_at(n);
+                rest = later;
+                *left -= n as u64;
+                let mut to = Message {
+                    mime,
+                    limits,
+                    stats,
+                    sink,
+                };
+                split_lines(&mut self.chunk_line, now, limits.max_line_bytes, &mut to);
+                if *left > 0 {
+                    return;
                 }
+                let last = *last;
+                self.end_chunk(last, limits, stats, sink);
+                continue;
             }
-            let room = limits.max_line_bytes.saturating_sub(self.line.len()).max(1);
-            match memchr::memchr(b'\n', rest.get(..room).unwrap_or(rest)) {
-                Some(i) => {
-                    let (now, later) = rest.split_at(i + 1);
-                    rest = later;
-                    if self.line.is_empty() {
-                        // The whole line is here: no copy.
-                        let line = now.strip_suffix(b"\n").unwrap_or(now);
-                        let line = line.strip_suffix(b"\r").unwrap_or(line);
-                        self.on_line(line, true, limits, stats, sink);
-                        continue;
-                    }
-                    self.line.extend_from_slice(now);
-                    let mut line = std::mem::take(&mut self.line);
-                    line.pop();
-                    if line.last() == Some(&b'\r') {
-                        line.pop();
-                    }
-                    self.on_line(&line, true, limits, stats, sink);
-                    line.clear();
-                    self.line = line;
-                }
-                None => {
-                    let n = room.min(rest.len());
-                    let (now, later) = rest.split_at(n);
-                    self.line.extend_from_slice(now);
-                    rest = later;
-                    if self.line.len() >= limits.max_line_bytes {
-                        let piece = std::mem::take(&mut self.line);
-                        self.on_line(&piece, false, limits, stats, sink);
-                    }
-                }
+            if rest.is_empty() {
+                return;
             }
+            let mut to = Session {
+                state: &mut self.state,
+                limits,
+                stats,
+                sink,
+            };
+            let n = split_lines(&mut self.line, rest, limits.max_line_bytes, &mut to);
+            rest = rest.get(n..).unwrap_or_default();
         }
     }
 
-    fn on_line(
+    /// A `BDAT` chunk ended: the message waits for the next one, or ends
+    /// with its `LAST`.
+    fn end_chunk(
         &mut self,
-        line: &[u8],
-        complete: bool,
+        last: bool,
         limits: &Limits,
         stats: &mut NormalizeStats,
         sink: &mut impl Sink,
     ) {
-        match &mut self.state {
-            State::Command => {
-                sink.data(line);
-                sink.data(b"\n");
-                if complete && line.trim_ascii().eq_ignore_ascii_case(b"DATA") {
-                    sink.boundary();
-                    stats.smtp_messages += 1;
-                    self.state = State::Data(Box::default());
-                }
-            }
-            State::Data(mime) => {
-                if complete && line == b"." {
-                    mime.finish(sink);
-                    self.state = State::Command;
-                    return;
-                }
-                let line = match line.strip_prefix(b".") {
-                    Some(unstuffed) if complete => unstuffed,
-                    _ => line,
-                };
-                mime.line(line, complete, limits, stats, sink);
-            }
+        let State::Chunk { mut mime, .. } = std::mem::replace(&mut self.state, State::Command)
+        else {
+            return;
+        };
+        if last {
+            self.end_chunked(&mut mime, limits, stats, sink);
+        } else {
+            self.state = State::Chunked(mime);
         }
+    }
+
+    /// Ends a message sent in chunks: its unfinished last line, then the
+    /// message.
+    fn end_chunked(
+        &mut self,
+        mime: &mut Mime,
+        limits: &Limits,
+        stats: &mut NormalizeStats,
+        sink: &mut impl Sink,
+    ) {
+        if !self.chunk_line.is_empty() {
+            let line = std::mem::take(&mut self.chunk_line);
+            mime.line(&line, true, limits, stats, sink);
+        }
+        mime.finish(sink);
+        self.state = State::Command;
     }
 
     /// Bytes are missing: the current message is ended and the rest is
     /// parsed as commands again.
     pub fn gap(&mut self, sink: &mut impl Sink) {
-        if let State::Data(mime) = &mut self.state {
-            mime.finish(sink);
+        match std::mem::replace(&mut self.state, State::Command) {
+            State::Data(mut mime) | State::Chunk { mut mime, .. } | State::Chunked(mut mime) => {
+                mime.finish(sink)
+            }
+            State::Command => {}
         }
         self.line.clear();
-        self.state = State::Command;
+        self.chunk_line.clear();
         sink.boundary();
     }
 
@@ -145,12 +356,15 @@ impl Smtp {
     pub fn finish(&mut self, limits: &Limits, stats: &mut NormalizeStats, sink: &mut impl Sink) {
         if !self.line.is_empty() {
             let piece = std::mem::take(&mut self.line);
-            self.on_line(&piece, false, limits, stats, sink);
+            on_line(&mut self.state, &piece, false, limits, stats, sink);
         }
-        if let State::Data(mime) = &mut self.state {
-            mime.finish(sink);
+        match std::mem::replace(&mut self.state, State::Command) {
+            State::Data(mut mime) => mime.finish(sink),
+            State::Chunk { mut mime, .. } | State::Chunked(mut mime) => {
+                self.end_chunked(&mut mime, limits, stats, sink)
+            }
+            State::Command => {}
         }
-        self.state = State::Command;
         sink.boundary();
     }
 }
@@ -217,6 +431,106 @@ mod tests {
                 "piece {piece}"
             );
         }
+    }
+
+    /// A session sending `message` in `BDAT` chunks of the given sizes
+    /// (the last marked `LAST`), then `QUIT`.
+    fn chunked(message: &[u8], sizes: &[usize]) -> Vec<u8> {
+        let mut session = b"EHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\n".to_vec();
+        let mut rest = message;
+        for (i, &n) in sizes.iter().enumerate() {
+            let n = if i + 1 == sizes.len() { rest.len() } else { n };
+            let (now, later) = rest.split_at(n);
+            let last = if i + 1 == sizes.len() { " LAST" } else { "" };
+            session.extend_from_slice(format!("BDAT {n}{last}\r\n").as_bytes());
+            session.extend_from_slice(now);
+            rest = later;
+        }
+        session.extend_from_slice(b"QUIT\r\n");
+        session
+    }
+
+    #[test]
+    fn bdat_chunks_make_one_mime_message_whatever_their_sizes() {
+        use base64::Engine as _;
+        let secret = "见附件。绝密★十年".repeat(40);
+        let b64 = base64::engine::general_purpose::STANDARD.encode(secret.as_bytes());
+        let mut message = b"Subject: x\r\nContent-Type: multipart/mixed; boundary=zz\r\n\r\n--zz\r\nContent-Transfer-Encoding: base64\r\n\r\n".to_vec();
+        for line in b64.as_bytes().chunks(76) {
+            message.extend_from_slice(line);
+            message.extend_from_slice(b"\r\n");
+        }
+        // In chunks a lone dot is text, not the end of the message.
+        message.extend_from_slice(b"--zz\r\n\r\n.\r\n..two dots\r\n--zz--\r\n");
+        for sizes in [&[7, 100, 1][..], &[1, 1, 1, 1, 1], &[90, 61], &[10_000]] {
+            let session = chunked(&message, sizes);
+            for piece in [1, 3, 1000] {
+                let mut s = Smtp::new();
+                let mut c = Collect::default();
+                let mut st = NormalizeStats::default();
+                for p in session.chunks(piece) {
+                    s.push(p, &Limits::default(), &mut st, &mut c);
+                }
+                s.finish(&Limits::default(), &mut st, &mut c);
+                let out = String::from_utf8_lossy(&c.units.concat()).into_owned();
+                assert!(
+                    out.contains(&secret),
+                    "sizes {sizes:?} piece {piece}: {out}"
+                );
+                assert!(out.contains("\n..two dots\n"), "{out}");
+                assert!(out.ends_with("QUIT\n"), "{out}");
+                assert_eq!(
+                    out.matches("BDAT").count(),
+                    1,
+                    "later BDAT commands stay out of the message"
+                );
+                assert_eq!(st.smtp_messages, 1);
+                assert_eq!(st.mime_parts_decoded, 1);
+            }
+        }
+    }
+
+    #[test]
+    fn a_command_between_chunks_ends_the_message_with_what_it_has() {
+        let session = b"BDAT 23\r\nSubject: x\r\n\r\n\xe7\xbb\x9d\xe5\xaf\x86\xe2\x98\x85RSET\r\nBDAT 0 LAST\r\nNOOP\r\n";
+        let mut s = Smtp::new();
+        let mut c = Collect::default();
+        let mut st = NormalizeStats::default();
+        s.push(session, &Limits::default(), &mut st, &mut c);
+        s.finish(&Limits::default(), &mut st, &mut c);
+        let out = String::from_utf8_lossy(&c.units.concat()).into_owned();
+        assert!(out.contains("绝密★"), "{out}");
+        assert!(out.contains("RSET\n"), "{out}");
+        assert!(out.ends_with("NOOP\n"), "{out}");
+        assert_eq!(
+            st.smtp_messages, 2,
+            "RSET ended one message, BDAT 0 LAST was another"
+        );
+    }
+
+    #[test]
+    fn only_well_formed_bdat_commands_start_a_chunk() {
+        assert_eq!(bdat(b"BDAT 10"), Some((10, false)));
+        assert_eq!(bdat(b"bdat  10 last"), Some((10, true)));
+        assert_eq!(bdat(b"BDAT 0 LAST"), Some((0, true)));
+        for bad in [
+            &b"BDAT"[..],
+            b"BDAT x",
+            b"BDAT -1",
+            b"BDAT 10 LAST x",
+            b"BDAT 10 FIRST",
+            b"BDAT 99999999999999999999999",
+            b"BDATA 10",
+        ] {
+            assert_eq!(bdat(bad), None, "{}", String::from_utf8_lossy(bad));
+        }
+        // Not a chunk: the bytes after it are commands.
+        let mut s = Smtp::new();
+        let mut c = Collect::default();
+        let mut st = NormalizeStats::default();
+        s.push(b"BDAT x\r\nNOOP\r\n", &Limits::default(), &mut st, &mut c);
+        assert_eq!(c.units.concat(), b"BDAT x\nNOOP\n");
+        assert_eq!(st.smtp_messages, 0);
     }
 
     #[test]
