@@ -69,7 +69,7 @@ fn main() {
         max_flow_bytes: 1 << 40,
         max_ratio: 1 << 40,
         max_pdf_bytes: 1 << 40,
-        max_pdf_decoded: 1 << 40,
+        max_pdf_decoded_bytes: 1 << 40,
         ..ContentLimits::default()
     };
     let text = prose(bytes);

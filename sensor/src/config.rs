@@ -372,6 +372,9 @@ pub struct LeakConfig {
     /// memory stays bounded however many flows are open. Default
     /// 67,108,864 (64 MiB).
     pub scan_memory_bytes: usize,
+    /// Bounds of content extraction (`[leak.content]`): documents,
+    /// archives and PDFs. Each cap hit is counted (`content_*_capped`).
+    pub content: crate::content::ContentLimits,
 }
 
 impl Default for LeakConfig {
@@ -388,6 +391,7 @@ impl Default for LeakConfig {
             max_decompression_ratio: 100,
             scan_batch_bytes: 16 * 1024,
             scan_memory_bytes: 64 * 1024 * 1024,
+            content: crate::content::ContentLimits::DEFAULT,
         }
     }
 }
@@ -623,6 +627,7 @@ impl Config {
                 "must be at least leak.scan_batch_bytes",
             ));
         }
+        validate_content(&l.content).map_err(|(key, why)| invalid(key, why))?;
         if let Some(c) = &self.collector {
             if !(c.url.starts_with("http://") || c.url.starts_with("https://")) {
                 return Err(invalid(
@@ -691,6 +696,38 @@ impl Config {
 }
 
 /// Checks `[[volumetric.groups]]`; the error names the key and why.
+/// Checks `[leak.content]`: every bound at least 1 (0 would turn a kind
+/// of extraction off without saying so), nesting at most 16 levels, and a
+/// PDF no larger than the memory all flows share.
+fn validate_content(c: &crate::content::ContentLimits) -> Result<(), (&'static str, &'static str)> {
+    let positive: [(&'static str, u64); 8] = [
+        ("leak.content.max_file_bytes", c.max_file_bytes),
+        ("leak.content.max_flow_bytes", c.max_flow_bytes),
+        ("leak.content.max_ratio", c.max_ratio),
+        ("leak.content.max_entries", c.max_entries as u64),
+        ("leak.content.max_memory_bytes", c.max_memory_bytes as u64),
+        ("leak.content.max_pdf_bytes", c.max_pdf_bytes as u64),
+        (
+            "leak.content.max_pdf_decoded_bytes",
+            c.max_pdf_decoded_bytes,
+        ),
+        ("leak.content.max_pdf_objects", c.max_pdf_objects as u64),
+    ];
+    if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
+        return Err((key, "must be at least 1"));
+    }
+    if !(1..=16).contains(&c.max_depth) {
+        return Err(("leak.content.max_depth", "must be 1 to 16"));
+    }
+    if c.max_pdf_bytes > c.max_memory_bytes {
+        return Err((
+            "leak.content.max_pdf_bytes",
+            "must not exceed leak.content.max_memory_bytes",
+        ));
+    }
+    Ok(())
+}
+
 fn validate_groups(groups: &[HostGroupConfig]) -> Result<(), (&'static str, String)> {
     use crate::detect::volumetric::vector::Vector;
     let mut names = std::collections::BTreeSet::new();
@@ -818,6 +855,38 @@ mod tests {
             s.volumetric.hold_secs,
             VolumetricConfig::default().hold_secs
         );
+    }
+
+    #[test]
+    fn content_limits_are_read_from_leak_content_and_checked() {
+        let s = Config::from_toml(
+            "t",
+            "[leak.content]\nmax_depth = 1\nmax_pdf_bytes = 1048576\n",
+        )
+        .unwrap()
+        .validate("t")
+        .unwrap();
+        assert_eq!(s.leak.content.max_depth, 1);
+        assert_eq!(s.leak.content.max_pdf_bytes, 1 << 20);
+        assert_eq!(
+            s.leak.content.max_entries,
+            crate::content::ContentLimits::DEFAULT.max_entries
+        );
+        for (toml, key) in [
+            ("max_depth = 0", "leak.content.max_depth"),
+            ("max_depth = 17", "leak.content.max_depth"),
+            ("max_entries = 0", "leak.content.max_entries"),
+            ("max_ratio = 0", "leak.content.max_ratio"),
+            (
+                "max_pdf_bytes = 2000\nmax_memory_bytes = 1000",
+                "leak.content.max_pdf_bytes",
+            ),
+        ] {
+            let msg = group_error(&format!("[leak.content]\n{toml}\n"));
+            assert!(msg.contains(key), "{toml}: {msg}");
+        }
+        let err = Config::from_toml("t.toml", "[leak.content]\nmax_members = 5\n").unwrap_err();
+        assert!(err.to_string().contains("max_members"), "{err}");
     }
 
     #[test]

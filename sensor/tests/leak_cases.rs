@@ -229,3 +229,47 @@ fn pdf_text_is_found_through_content_streams_and_to_unicode_cmaps() {
         );
     }
 }
+
+#[test]
+fn content_limits_from_the_config_file_apply_and_are_counted() {
+    let dir = std::env::temp_dir().join(format!("shaobing-content-cfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("sensor.toml");
+    // Depth 1: the docx inside a ZIP (10.4.0.3) is a member not opened;
+    // documents sent as they are (the mailed docx) are still read.
+    std::fs::write(&cfg, "[leak.content]\nmax_depth = 1\n").unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_shaobing-sensor"))
+        .arg("replay")
+        .arg("--config")
+        .arg(&cfg)
+        .arg(pcaps().join("leak-documents.pcap"))
+        .output()
+        .expect("run shaobing-sensor");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "replay failed: {stderr}");
+    let got: Vec<Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let from = |ip: &str| got.iter().filter(|i| i["src_ip"] == ip).count();
+    assert_eq!(from("10.4.0.3"), 0, "{got:#?}");
+    assert_eq!(from("10.4.0.2"), 1, "{got:#?}");
+    assert_eq!(got.len(), 9, "{got:#?}");
+    assert!(stderr.contains("content_depth_capped=1 "), "{stderr}");
+    // A bad value is refused with the file and the key.
+    std::fs::write(&cfg, "[leak.content]\nmax_depth = 0\n").unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_shaobing-sensor"))
+        .arg("replay")
+        .arg("--config")
+        .arg(&cfg)
+        .arg(pcaps().join("leak-documents.pcap"))
+        .output()
+        .expect("run shaobing-sensor");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        stderr.contains("sensor.toml") && stderr.contains("leak.content.max_depth"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

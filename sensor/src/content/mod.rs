@@ -35,8 +35,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::normalize::Sink;
 
-/// Bounds of content extraction.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Bounds of content extraction (`[leak.content]` in the sensor's
+/// configuration; every key optional, defaults below).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct ContentLimits {
     /// Most output bytes per extracted file (archive member). Default
     /// 16 MiB.
@@ -53,14 +55,14 @@ pub struct ContentLimits {
     pub max_depth: usize,
     /// Bytes of XML parts and PDFs buffered at once, all flows together.
     /// Default 256 MiB.
-    pub max_memory: usize,
+    pub max_memory_bytes: usize,
     /// Most bytes of one PDF buffered (a PDF is read at its end; the text
     /// of what lies past this is lost). Default 32 MiB.
     pub max_pdf_bytes: usize,
     /// Most bytes decoded from one PDF's streams, all together (each
     /// stream also stops at [`max_ratio`](Self::max_ratio) past 64 KiB).
     /// Default 64 MiB.
-    pub max_pdf_decoded: u64,
+    pub max_pdf_decoded_bytes: u64,
     /// Most objects read per PDF (in the file and in object streams);
     /// each costs a parse and, for the font and page look-ups, memory.
     /// Default 200,000.
@@ -75,9 +77,9 @@ impl ContentLimits {
         max_ratio: 100,
         max_entries: 10_000,
         max_depth: 3,
-        max_memory: 256 << 20,
+        max_memory_bytes: 256 << 20,
         max_pdf_bytes: 32 << 20,
-        max_pdf_decoded: 64 << 20,
+        max_pdf_decoded_bytes: 64 << 20,
         max_pdf_objects: 200_000,
     };
 }
@@ -137,7 +139,7 @@ pub struct ContentStats {
     /// than the object memory holds).
     pub pdf_objects_capped: u64,
     /// PDFs whose streams decoded to more than
-    /// [`ContentLimits::max_pdf_decoded`].
+    /// [`ContentLimits::max_pdf_decoded_bytes`].
     pub pdf_decoded_capped: u64,
 }
 
@@ -197,7 +199,7 @@ impl ContentStats {
     }
 }
 
-/// Buffered XML bytes of all flows (the [`ContentLimits::max_memory`]
+/// Buffered XML bytes of all flows (the [`ContentLimits::max_memory_bytes`]
 /// budget).
 static BUFFERED: AtomicUsize = AtomicUsize::new(0);
 
@@ -239,7 +241,7 @@ impl Out<'_> {
     /// Takes `n` bytes of the memory budget; false (counted) if spent.
     pub fn reserve(&mut self, n: usize, stats: &mut ContentStats) -> bool {
         let before = BUFFERED.fetch_add(n, Ordering::Relaxed);
-        if before.saturating_add(n) > self.limits.max_memory {
+        if before.saturating_add(n) > self.limits.max_memory_bytes {
             BUFFERED.fetch_sub(n, Ordering::Relaxed);
             stats.memory_capped += 1;
             return false;

@@ -2,7 +2,7 @@
 //! through the fonts' `ToUnicode` CMaps.
 //!
 //! A PDF is buffered whole (up to [`ContentLimits::max_pdf_bytes`],
-//! charged to the shared [`ContentLimits::max_memory`] budget) because
+//! charged to the shared [`ContentLimits::max_memory_bytes`] budget) because
 //! what a content stream means depends on objects anywhere in the file:
 //! the page's font resources, the fonts' `ToUnicode` streams, objects in
 //! object streams. At the unit's end the buffer is read once, front to
@@ -401,7 +401,10 @@ impl Doc<'_> {
             Some(Obj::Array(a)) => a.iter().collect(),
             Some(f) => vec![f],
         };
-        let left = self.limits.max_pdf_decoded.saturating_sub(self.decoded);
+        let left = self
+            .limits
+            .max_pdf_decoded_bytes
+            .saturating_sub(self.decoded);
         let data = match filters.as_slice() {
             [] => {
                 let n = usize::try_from(left).unwrap_or(usize::MAX).min(raw.len());

@@ -236,7 +236,7 @@ fn a_flate_bomb_stops_at_the_ratio_cap_and_the_decoded_cap() {
     assert_eq!(s.ratio_capped, 1, "{s:?}");
     let limits = ContentLimits {
         max_ratio: 1 << 20,
-        max_pdf_decoded: 1 << 20,
+        max_pdf_decoded_bytes: 1 << 20,
         ..ContentLimits::default()
     };
     let (_, s) = run_with(&p, &limits);

@@ -334,6 +334,7 @@ impl Leak {
                 sport: d.src_port,
                 dport: d.dst_port,
                 limits: &self.normalize_limits,
+                content: &self.cfg.content,
                 stats: &mut self.normalize_stats,
                 exchange,
             };
@@ -438,6 +439,7 @@ impl Leak {
                 sport: dkey.sport,
                 dport: dkey.dport,
                 limits: &self.normalize_limits,
+                content: &self.cfg.content,
                 stats: &mut self.normalize_stats,
                 exchange,
             };

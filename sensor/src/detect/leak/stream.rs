@@ -20,15 +20,13 @@ pub(super) struct Parser {
     pub(super) content: Content,
 }
 
-/// Content-extraction bounds (the defaults; see [`ContentLimits`]).
-static CONTENT_LIMITS: ContentLimits = ContentLimits::DEFAULT;
-
 /// What choosing and running a parser needs besides the bytes.
 pub(super) struct ParseCtx<'a> {
     pub(super) app: &'a mut AppProto,
     pub(super) sport: u16,
     pub(super) dport: u16,
     pub(super) limits: &'a normalize::Limits,
+    pub(super) content: &'a ContentLimits,
     pub(super) stats: &'a mut NormalizeStats,
     pub(super) exchange: &'a mut normalize::http::Exchange,
 }
@@ -56,7 +54,7 @@ impl Parser {
         {
             let mut sink = ContentSink {
                 content: &mut self.content,
-                limits: &CONTENT_LIMITS,
+                limits: cx.content,
                 stats: &mut cs,
                 sink,
             };
@@ -119,7 +117,7 @@ impl Parser {
         {
             let mut sink = ContentSink {
                 content: &mut self.content,
-                limits: &CONTENT_LIMITS,
+                limits: cx.content,
                 stats: &mut cs,
                 sink,
             };
