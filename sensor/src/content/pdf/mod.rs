@@ -10,10 +10,11 @@
 //! so a truncated file, a broken `xref` or an incremental update loses
 //! nothing that is there:
 //!
-//! * streams are decoded (no filter, or `FlateDecode` without a
-//!   predictor) with an expansion-ratio cap per stream and a cap on all
-//!   decoded bytes of the file; images, font programs and cross-reference
-//!   streams are not decoded;
+//! * streams are decoded (no filter, or a chain of up to four of
+//!   `FlateDecode`, `LZWDecode`, `ASCII85Decode` and `ASCIIHexDecode`,
+//!   with PNG or TIFF predictors: [`filter`]) with an expansion-ratio cap
+//!   per stream and a cap on all decoded bytes of the file; images, font
+//!   programs and cross-reference streams are not decoded;
 //! * object streams (`/Type /ObjStm`) give their objects as if they were
 //!   in the file;
 //! * a stream holding `beginbfchar` or `beginbfrange` is a CMap
@@ -33,8 +34,8 @@
 //!   page text.
 //!
 //! Not extracted: encrypted PDFs (counted `pdf_unsupported`, nothing
-//! passed on), streams with other filters (`LZWDecode`, `ASCII85Decode`,
-//! `DCTDecode`, ...) or a PNG/TIFF predictor (counted), text drawn as
+//! passed on), streams with other filters (`RunLengthDecode`, the image
+//! filters `DCTDecode`, `JBIG2Decode`, ...; counted), text drawn as
 //! images or Type 3 glyph procedures, and the reading order of a page
 //! (strings come in content-stream order).
 //!
@@ -45,6 +46,7 @@
 //! input from the wire the sensor needs every one of those bounds.
 
 pub mod cmap;
+mod filter;
 pub mod lex;
 pub mod text;
 
@@ -394,55 +396,90 @@ impl Doc<'_> {
     }
 
     /// The decoded data of a stream, or None (counted) if it cannot be
-    /// decoded.
+    /// decoded: its filters applied in order (`FlateDecode`, `LZWDecode`,
+    /// `ASCII85Decode`, `ASCIIHexDecode`, each with its `DecodeParms`
+    /// predictor), each stage capped by what is left of the file's decoded
+    /// bytes and by the expansion ratio over the stream's raw bytes.
     fn decode(&mut self, dict: &Obj, raw: &[u8], stats: &mut ContentStats) -> Option<Vec<u8>> {
         let filters: Vec<&Obj> = match dict.get(b"Filter") {
             None | Some(Obj::Null) => Vec::new(),
             Some(Obj::Array(a)) => a.iter().collect(),
             Some(f) => vec![f],
         };
+        if filters.len() > MAX_FILTERS {
+            stats.pdf_unsupported += 1;
+            return None;
+        }
+        let parms = |i: usize| match dict.get(b"DecodeParms").or_else(|| dict.get(b"DP")) {
+            Some(Obj::Array(a)) => a.get(i),
+            p if i == 0 => p,
+            _ => None,
+        };
         let left = self
             .limits
             .max_pdf_decoded_bytes
             .saturating_sub(self.decoded);
-        let data = match filters.as_slice() {
-            [] => {
-                let n = usize::try_from(left).unwrap_or(usize::MAX).min(raw.len());
-                if n < raw.len() {
-                    self.decoded_capped = true;
+        let ratio_cap = (raw.len() as u64)
+            .saturating_mul(self.limits.max_ratio)
+            .max(RATIO_FLOOR);
+        let cap = left.min(ratio_cap);
+        let mut data = std::borrow::Cow::Borrowed(raw);
+        for (i, f) in filters.iter().enumerate() {
+            let name = match f {
+                Obj::Name(n) => n.as_slice(),
+                _ => b"",
+            };
+            let (out, end) = match name {
+                b"FlateDecode" | b"Fl" => inflate(&data, cap),
+                b"LZWDecode" | b"LZW" => {
+                    let early = parms(i)
+                        .and_then(|p| p.get(b"EarlyChange"))
+                        .and_then(Obj::as_usize)
+                        != Some(0);
+                    filter::lzw(&data, cap, early)
                 }
-                raw.get(..n).unwrap_or_default().to_vec()
-            }
-            [f] if f.is_name(b"FlateDecode") || f.is_name(b"Fl") => {
-                let parms = match dict.get(b"DecodeParms") {
-                    Some(Obj::Array(a)) => a.first(),
-                    p => p,
-                };
-                let predictor = parms
-                    .and_then(|p| p.get(b"Predictor"))
-                    .and_then(Obj::as_usize)
-                    .unwrap_or(1);
-                if predictor > 1 {
+                b"ASCII85Decode" | b"A85" => filter::ascii85(&data, cap),
+                b"ASCIIHexDecode" | b"AHx" => filter::ascii_hex(&data, cap),
+                _ => {
                     stats.pdf_unsupported += 1;
                     return None;
                 }
-                let ratio_cap = (raw.len() as u64)
-                    .saturating_mul(self.limits.max_ratio)
-                    .max(RATIO_FLOOR);
-                let (data, end) = inflate(raw, left.min(ratio_cap));
-                match end {
-                    Inflated::Done => {}
-                    Inflated::Corrupt => self.corrupt = true,
-                    Inflated::Capped if ratio_cap < left => stats.ratio_capped += 1,
-                    Inflated::Capped => self.decoded_capped = true,
+            };
+            match end {
+                Inflated::Done => {}
+                Inflated::Corrupt => self.corrupt = true,
+                Inflated::Capped if ratio_cap < left => stats.ratio_capped += 1,
+                Inflated::Capped => self.decoded_capped = true,
+            }
+            let out = match predictor(parms(i)) {
+                None => {
+                    stats.pdf_unsupported += 1;
+                    return None;
                 }
-                data
+                Some(p)
+                    if p.kind > 1
+                        && matches!(name, b"FlateDecode" | b"Fl" | b"LZWDecode" | b"LZW") =>
+                {
+                    match filter::unpredict(&out, p) {
+                        Some(o) => o,
+                        None => {
+                            stats.pdf_unsupported += 1;
+                            return None;
+                        }
+                    }
+                }
+                Some(_) => out,
+            };
+            data = std::borrow::Cow::Owned(out);
+        }
+        let mut data = data.into_owned();
+        if filters.is_empty() {
+            let n = usize::try_from(left).unwrap_or(usize::MAX).min(raw.len());
+            if n < raw.len() {
+                self.decoded_capped = true;
             }
-            _ => {
-                stats.pdf_unsupported += 1;
-                return None;
-            }
-        };
+            data.truncate(n);
+        }
         self.decoded += data.len() as u64;
         Some(data)
     }
@@ -621,6 +658,29 @@ enum Inflated {
     Capped,
     /// The data was corrupt (output before the error kept).
     Corrupt,
+}
+
+/// Most filters applied to one stream (real files use one or two).
+const MAX_FILTERS: usize = 4;
+
+/// The predictor a filter's `DecodeParms` names (`Some` with kind 1 when
+/// none); `None` for one that is not supported or out of range.
+fn predictor(parms: Option<&Obj>) -> Option<filter::Predictor> {
+    let get = |key: &[u8], default: usize| {
+        parms
+            .and_then(|p| p.get(key))
+            .and_then(Obj::as_usize)
+            .unwrap_or(default)
+    };
+    let p = filter::Predictor {
+        kind: get(b"Predictor", 1),
+        colors: get(b"Colors", 1),
+        bits: get(b"BitsPerComponent", 8),
+        columns: get(b"Columns", 1),
+    };
+    let known = matches!(p.kind, 1 | 2 | 10..=15);
+    let sane = (1..=32).contains(&p.colors) && matches!(p.bits, 1 | 2 | 4 | 8 | 16);
+    (known && sane).then_some(p)
 }
 
 /// Inflates the zlib stream `raw` (or raw deflate, if it has no zlib

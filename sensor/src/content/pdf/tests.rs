@@ -269,17 +269,100 @@ fn encrypted_pdfs_and_other_filters_are_unsupported() {
     let p = hand(&[
         (
             1,
-            "<< /Length 10 /Filter /ASCII85Decode >>",
-            Some(b"87cURD]i,\""),
+            "<< /Length 8 /Filter /RunLengthDecode >>",
+            Some(b"\x07(rl) Tj\x80"),
         ),
         (
             2,
-            "<< /Length 4 /Filter /FlateDecode /DecodeParms << /Predictor 12 /Columns 4 >> >>",
+            "<< /Length 4 /Filter [/FlateDecode /DCTDecode] >>",
+            Some(b"abcd"),
+        ),
+        (
+            3,
+            "<< /Length 4 /Filter /FlateDecode /DecodeParms << /Predictor 7 >> >>",
             Some(b"abcd"),
         ),
     ]);
     let (_, s) = run(&p);
-    assert_eq!(s.pdf_unsupported, 2);
+    assert_eq!(s.pdf_unsupported, 3);
+}
+
+/// `data` in ASCII85 (`~>` at the end).
+fn ascii85(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for chunk in data.chunks(4) {
+        let mut word = [0u8; 4];
+        word[..chunk.len()].copy_from_slice(chunk);
+        let mut v = u32::from_be_bytes(word);
+        let mut digits = [0u8; 5];
+        for d in digits.iter_mut().rev() {
+            *d = (v % 85) as u8 + b'!';
+            v /= 85;
+        }
+        out.extend_from_slice(&digits[..chunk.len() + 1]);
+    }
+    out.extend_from_slice(b"~>");
+    out
+}
+
+/// `data` in rows of `columns` bytes, each PNG-predicted with Up (2).
+fn png_up(data: &[u8], columns: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut prior = vec![0u8; columns];
+    for row in data.chunks(columns) {
+        out.push(2);
+        for (i, b) in row.iter().enumerate() {
+            out.push(b.wrapping_sub(prior[i]));
+            prior[i] = *b;
+        }
+    }
+    out
+}
+
+#[test]
+fn content_streams_behind_other_filters_and_predictors_are_read() {
+    let a85 = ascii85(&zlib(b"BT /F1 9 Tf (alpha) Tj ET"));
+    let hex: Vec<u8> = b"BT (beta) Tj ET"
+        .iter()
+        .flat_map(|b| format!("{b:02X} ").into_bytes())
+        .chain(*b">")
+        .collect();
+    let lzw = super::filter::tests::lzw_encode(b"BT (gamma gamma gamma) Tj ET", true);
+    let lzw_late = super::filter::tests::lzw_encode(b"BT (delta) Tj ET", false);
+    let predicted = zlib(&png_up(b"BT (epsilon) Tj ET", 5));
+    let dict = |n: usize, rest: &str| format!("<< /Length {n} {rest} >>");
+    let p = hand(&[
+        (
+            1,
+            &dict(a85.len(), "/Filter [/ASCII85Decode /FlateDecode]"),
+            Some(&a85),
+        ),
+        (2, &dict(hex.len(), "/Filter /AHx"), Some(&hex)),
+        (3, &dict(lzw.len(), "/Filter /LZWDecode"), Some(&lzw)),
+        (
+            4,
+            &dict(
+                lzw_late.len(),
+                "/Filter [/LZWDecode] /DecodeParms [<< /EarlyChange 0 >>]",
+            ),
+            Some(&lzw_late),
+        ),
+        (
+            5,
+            &dict(
+                predicted.len(),
+                "/Filter /FlateDecode /DecodeParms << /Predictor 12 /Columns 5 >>",
+            ),
+            Some(&predicted),
+        ),
+    ]);
+    let (t, s) = run(&p);
+    for word in ["alpha", "beta", "gamma gamma gamma", "delta", "epsilon"] {
+        assert!(t.contains(word), "{word}: {t:?}");
+    }
+    assert_eq!(s.pdf_unsupported, 0);
+    assert_eq!(s.pdf_errors, 0);
+    assert_eq!(s.pdf_streams, 5);
 }
 
 #[test]
