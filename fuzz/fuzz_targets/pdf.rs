@@ -59,9 +59,9 @@ fuzz_target!(|data: &[u8]| {
         max_ratio: 50,
         max_entries: 64,
         max_depth: 3,
-        max_memory: 1 << 20,
+        max_memory_bytes: 1 << 20,
         max_pdf_bytes: 1 << 17,
-        max_pdf_decoded: 1 << 18,
+        max_pdf_decoded_bytes: 1 << 18,
         max_pdf_objects: 256,
     };
     let mut content = Content::default();

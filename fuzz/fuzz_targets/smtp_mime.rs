@@ -1,5 +1,6 @@
-//! The SMTP normalizer and its MIME parser (multipart, base64,
-//! quoted-printable, encoded words) on arbitrary client streams.
+//! The SMTP normalizer (DATA and BDAT chunks) and its MIME parser
+//! (multipart, base64, quoted-printable, encoded words) on arbitrary
+//! client streams.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -18,11 +19,16 @@ fuzz_target!(|data: &[u8]| {
     let mut stats = NormalizeStats::default();
     let mut sink = Collect::default();
     let mut n = Normalizer::new(AppProto::Smtp);
-    // Start inside DATA half of the time, so MIME is reached at once.
-    if piece & 1 == 1 {
-        n.push(b"DATA\r\n", &limits, &mut stats, &mut x, &mut sink);
-    }
-    for p in rest.chunks(usize::from(piece >> 1).max(1)) {
+    // Start inside DATA or a BDAT chunk three times in four, so MIME is
+    // reached at once.
+    let start: &[u8] = match piece & 3 {
+        1 => b"DATA\r\n",
+        2 => b"BDAT 300\r\n",
+        3 => b"BDAT 4000 LAST\r\n",
+        _ => b"",
+    };
+    n.push(start, &limits, &mut stats, &mut x, &mut sink);
+    for p in rest.chunks(usize::from(piece >> 2).max(1)) {
         n.push(p, &limits, &mut stats, &mut x, &mut sink);
     }
     n.finish(&limits, &mut stats, &mut sink);

@@ -129,7 +129,17 @@ struct Head {
     ambiguous: bool,
     /// Header lines read.
     lines: usize,
+    /// The last header line, held until the next one shows it is not
+    /// folded onto (obs-fold: a line starting with a space or a tab
+    /// continues the header before it, as servers that accept folding
+    /// and libhtp read it).
+    held: Vec<u8>,
+    /// Continuation lines folded onto a header.
+    folded: usize,
 }
+
+/// Longest header line kept with its folded continuations.
+const MAX_FOLDED_LINE: usize = 8 * 1024;
 
 /// The HTTP/1.x normalizer of one direction.
 #[derive(Debug)]
@@ -369,9 +379,10 @@ impl Http {
             }
             return later;
         }
-        let State::LongHead(long) = std::mem::replace(&mut self.state, State::Head) else {
+        let State::LongHead(mut long) = std::mem::replace(&mut self.state, State::Head) else {
             return later;
         };
+        long.head.end_headers();
         stats.http_header_overflow += 1;
         tracing::debug!(
             event = "http_header_overflow",
@@ -414,6 +425,9 @@ impl Http {
         sink: &mut impl Sink,
     ) {
         stats.http_messages += 1;
+        if h.folded > 0 {
+            stats.http_folded_headers += 1;
+        }
         if h.ambiguous {
             stats.http_ambiguous_framing += 1;
             tracing::debug!(
@@ -586,6 +600,7 @@ fn parse_head(head: &[u8]) -> Option<Head> {
     for line in lines {
         h.header(line);
     }
+    h.end_headers();
     Some(h)
 }
 
@@ -618,8 +633,33 @@ fn start_line(start: &[u8]) -> Option<Head> {
 }
 
 impl Head {
-    /// Reads one header line (the blank line ending the block excluded).
+    /// Takes one header line (the blank line ending the block excluded),
+    /// joining folded continuation lines onto the header they continue.
     fn header(&mut self, line: &[u8]) {
+        if line.is_empty() {
+            return;
+        }
+        if matches!(line.first(), Some(b' ' | b'\t')) && !self.held.is_empty() {
+            self.folded += 1;
+            let room = MAX_FOLDED_LINE.saturating_sub(self.held.len() + 1);
+            let more = line.trim_ascii();
+            self.held.push(b' ');
+            self.held
+                .extend_from_slice(more.get(..room.min(more.len())).unwrap_or_default());
+            return;
+        }
+        let held = std::mem::replace(&mut self.held, line.to_vec());
+        self.apply(&held);
+    }
+
+    /// The header block ended: reads the last header held.
+    fn end_headers(&mut self) {
+        let held = std::mem::take(&mut self.held);
+        self.apply(&held);
+    }
+
+    /// Reads one (unfolded) header.
+    fn apply(&mut self, line: &[u8]) {
         if line.is_empty() {
             return;
         }
@@ -983,5 +1023,153 @@ mod tests {
             m[n] = m[n].wrapping_add(0x55);
             run_in_pieces(&m, 3);
         }
+    }
+
+    /// Framings a server accepts (chunk extensions, odd case and spacing,
+    /// bare LF, folded headers, trailers, leading blank lines, gzip header
+    /// fields): the gzip body behind each is still inflated.
+    #[test]
+    fn odd_framings_servers_accept_still_inflate_the_body() {
+        let gz = gzip("机密 probe".as_bytes());
+        let want = "机密 probe".as_bytes();
+        let found = |msg: &[u8]| {
+            let (c, _) = run_in_pieces(msg, 3);
+            c.units
+                .iter()
+                .any(|u| memchr::memmem::find(u, want).is_some())
+        };
+        let mut cases: Vec<(&str, Vec<u8>)> = Vec::new();
+        // chunk extension and uppercase hex, leading zeros
+        let mut m = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+        m.extend_from_slice(format!("{:04X};ext=1\r\n", gz.len()).as_bytes());
+        m.extend_from_slice(&gz);
+        m.extend_from_slice(b"\r\n0\r\n\r\n");
+        cases.push(("chunk ext + uppercase hex + leading zeros", m));
+        // uppercase coding name
+        let mut m = format!(
+            "POST / HTTP/1.1\r\nHost: a\r\nContent-Encoding: GZIP\r\nContent-Length: {}\r\n\r\n",
+            gz.len()
+        )
+        .into_bytes();
+        m.extend_from_slice(&gz);
+        cases.push(("GZIP uppercase", m));
+        // header name case and no space after colon
+        let mut m = format!(
+            "POST / HTTP/1.1\r\nHost: a\r\ncontent-encoding:gzip\r\ncontent-length:{}\r\n\r\n",
+            gz.len()
+        )
+        .into_bytes();
+        m.extend_from_slice(&gz);
+        cases.push(("lowercase names, no space", m));
+        // bare LF line endings
+        let mut m = format!(
+            "POST / HTTP/1.1\nHost: a\nContent-Encoding: gzip\nContent-Length: {}\n\n",
+            gz.len()
+        )
+        .into_bytes();
+        m.extend_from_slice(&gz);
+        cases.push(("bare LF", m));
+        // obs-fold continuation
+        let mut m = format!("POST / HTTP/1.1\r\nHost: a\r\nX-A: b\r\nContent-Encoding:\r\n gzip\r\nContent-Length: {}\r\n\r\n", gz.len()).into_bytes();
+        m.extend_from_slice(&gz);
+        cases.push(("obs-fold value", m));
+        // whitespace around value, tab
+        let mut m = format!("POST / HTTP/1.1\r\nHost: a\r\nContent-Encoding:\t gzip \t\r\nContent-Length: {}\r\n\r\n", gz.len()).into_bytes();
+        m.extend_from_slice(&gz);
+        cases.push(("tabs around value", m));
+        // identity, gzip list
+        let mut m = format!("POST / HTTP/1.1\r\nHost: a\r\nContent-Encoding: identity, gzip\r\nContent-Length: {}\r\n\r\n", gz.len()).into_bytes();
+        m.extend_from_slice(&gz);
+        cases.push(("identity, gzip", m));
+        // Transfer-Encoding: Chunked capitalised
+        let mut m = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Encoding: gzip\r\nTransfer-Encoding: Chunked\r\n\r\n".to_vec();
+        m.extend_from_slice(format!("{:x}\r\n", gz.len()).as_bytes());
+        m.extend_from_slice(&gz);
+        m.extend_from_slice(b"\r\n0\r\n\r\n");
+        cases.push(("Chunked capitalised", m));
+        // chunked with trailers
+        let mut m = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+        for piece in gz.chunks(3) {
+            m.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+            m.extend_from_slice(piece);
+            m.extend_from_slice(b"\r\n");
+        }
+        m.extend_from_slice(b"0\r\nX-T: y\r\n\r\n");
+        cases.push(("3-byte chunks + trailer", m));
+        // chunk size with trailing whitespace
+        let mut m = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+        m.extend_from_slice(format!("{:x} \r\n", gz.len()).as_bytes());
+        m.extend_from_slice(&gz);
+        m.extend_from_slice(b"\r\n0\r\n\r\n");
+        cases.push(("chunk size trailing space", m));
+        // second request on keep-alive after a first plain request
+        let mut m = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n".to_vec();
+        m.extend_from_slice(format!("POST / HTTP/1.1\r\nHost: a\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n", gz.len()).as_bytes());
+        m.extend_from_slice(&gz);
+        cases.push(("pipelined after GET", m));
+        // HTTP/1.0 request with Content-Length
+        let mut m = format!(
+            "POST / HTTP/1.0\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n",
+            gz.len()
+        )
+        .into_bytes();
+        m.extend_from_slice(&gz);
+        cases.push(("HTTP/1.0", m));
+        // leading CRLFs before request line (RFC 7230 says ignore)
+        let mut m = format!("\r\n\r\nPOST / HTTP/1.1\r\nHost: a\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n", gz.len()).into_bytes();
+        m.extend_from_slice(&gz);
+        cases.push(("leading CRLFs", m));
+        // Content-Length with leading zeros / plus
+        let mut m = format!(
+            "POST / HTTP/1.1\r\nHost: a\r\nContent-Encoding: gzip\r\nContent-Length: 000{}\r\n\r\n",
+            gz.len()
+        )
+        .into_bytes();
+        m.extend_from_slice(&gz);
+        cases.push(("CL leading zeros", m));
+        // gzip with FEXTRA/FNAME header fields
+        let mut g = flate2::GzBuilder::new()
+            .filename("a.txt")
+            .extra(vec![1, 2, 3, 4])
+            .comment("c")
+            .write(Vec::new(), flate2::Compression::default());
+        g.write_all(want).unwrap();
+        let gz2 = g.finish().unwrap();
+        let mut m = format!(
+            "POST / HTTP/1.1\r\nHost: a\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n",
+            gz2.len()
+        )
+        .into_bytes();
+        m.extend_from_slice(&gz2);
+        cases.push(("gzip FNAME FEXTRA FCOMMENT", m));
+        let mut failed = Vec::new();
+        for (name, m) in &cases {
+            if !found(m) {
+                failed.push(*name);
+            }
+        }
+        assert!(failed.is_empty(), "missed: {failed:?}");
+        let folded = &cases.iter().find(|c| c.0 == "obs-fold value").unwrap().1;
+        let (_, st) = run_in_pieces(folded, 2);
+        assert_eq!((st.http_folded_headers, st.encoding_not_compressed), (1, 0));
+        // Folded past the block's cap, in the line-by-line path.
+        let mut m = b"POST / HTTP/1.1\r\nHost: a\r\n".to_vec();
+        for i in 0..600 {
+            m.extend_from_slice(format!("X-Pad-{i}: {}\r\n", "p".repeat(40)).as_bytes());
+        }
+        m.extend_from_slice(
+            format!(
+                "Content-Encoding:\r\n\tgzip\r\nContent-Length: {}\r\n\r\n",
+                gz.len()
+            )
+            .as_bytes(),
+        );
+        m.extend_from_slice(&gz);
+        let (c, st) = run_in_pieces(&m, 1000);
+        assert!(c
+            .units
+            .iter()
+            .any(|u| memchr::memmem::find(u, want).is_some()));
+        assert_eq!((st.http_header_overflow, st.http_folded_headers), (1, 1));
     }
 }

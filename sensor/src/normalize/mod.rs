@@ -114,6 +114,10 @@ pub struct NormalizeStats {
     /// HTTP messages framed ambiguously (`Content-Length` with chunked
     /// transfer, or conflicting lengths): framed as a server reads them.
     pub http_ambiguous_framing: u64,
+    /// HTTP messages with a header folded over several lines (obs-fold,
+    /// obsolete since RFC 7230 but accepted by some servers): read
+    /// unfolded.
+    pub http_folded_headers: u64,
     /// Bodies whose JSON string escapes were decoded.
     pub bodies_json_unescaped: u64,
     /// Bodies whose HTML/XML character references were decoded.
@@ -144,6 +148,7 @@ impl NormalizeStats {
             ("encoding_layers_capped", self.encoding_layers_capped),
             ("http_header_overflow", self.http_header_overflow),
             ("http_ambiguous_framing", self.http_ambiguous_framing),
+            ("http_folded_headers", self.http_folded_headers),
             ("bodies_json_unescaped", self.bodies_json_unescaped),
             ("bodies_html_unescaped", self.bodies_html_unescaped),
             ("multipart_bodies", self.multipart_bodies),
@@ -174,6 +179,7 @@ impl NormalizeStats {
             encoding_layers_capped,
             http_header_overflow,
             http_ambiguous_framing,
+            http_folded_headers,
             bodies_json_unescaped,
             bodies_html_unescaped,
             multipart_bodies,
@@ -194,6 +200,7 @@ impl NormalizeStats {
         self.encoding_layers_capped += encoding_layers_capped;
         self.http_header_overflow += http_header_overflow;
         self.http_ambiguous_framing += http_ambiguous_framing;
+        self.http_folded_headers += http_folded_headers;
         self.bodies_json_unescaped += bodies_json_unescaped;
         self.bodies_html_unescaped += bodies_html_unescaped;
         self.multipart_bodies += multipart_bodies;
