@@ -147,6 +147,25 @@ fn exchange(mut s: TcpSession, request: &[u8]) -> (Vec<crate::TimedFrame>, Sent,
     (frames, sent, end)
 }
 
+/// An SMTP client's greeting, sender and recipient, then `more`
+/// commands, each answered `250 OK`; returns the first one's time.
+fn smtp_commands(s: &mut TcpSession, more: &[&str]) -> i64 {
+    let mut first = 0;
+    let envelope = [
+        "EHLO pc.example.gov.cn\r\n",
+        "MAIL FROM:<a@example.gov.cn>\r\n",
+        "RCPT TO:<b@example.net>\r\n",
+    ];
+    for line in envelope.iter().chain(more) {
+        let sent = s.send(Side::Client, line.as_bytes());
+        if first == 0 {
+            first = sent.first_ts;
+        }
+        s.send(Side::Server, b"250 OK\r\n");
+    }
+    first
+}
+
 /// `leak-documents`.
 pub fn documents() -> Generated {
     let mut capture = Capture::new();
@@ -191,19 +210,7 @@ pub fn documents() -> Generated {
     // 2 s: a docx with 机密★ split across runs, mailed as an attachment.
     let (c, srv) = (v4(10, 4, 0, 2, 43002), v4(198, 51, 100, 42, 25));
     let mut s = session(c, srv, 2, 42);
-    let mut first = 0;
-    for line in [
-        "EHLO pc.example.gov.cn\r\n",
-        "MAIL FROM:<a@example.gov.cn>\r\n",
-        "RCPT TO:<b@example.net>\r\n",
-        "DATA\r\n",
-    ] {
-        let sent = s.send(Side::Client, line.as_bytes());
-        if first == 0 {
-            first = sent.first_ts;
-        }
-        s.send(Side::Server, b"250 OK\r\n");
-    }
+    let first = smtp_commands(&mut s, &["DATA\r\n"]);
     let mut mail = mime_mail(
         "a@example.gov.cn",
         "b@example.net",
@@ -412,18 +419,7 @@ pub fn documents() -> Generated {
     // 13 s: a docx mailed in BDAT chunks (CHUNKING) cut mid-line.
     let (c, srv) = (v4(10, 4, 0, 13, 43013), v4(198, 51, 100, 53, 25));
     let mut s = session(c, srv, 13, 53);
-    let mut first = 0;
-    for line in [
-        "EHLO pc.example.gov.cn\r\n",
-        "MAIL FROM:<a@example.gov.cn>\r\n",
-        "RCPT TO:<b@example.net>\r\n",
-    ] {
-        let sent = s.send(Side::Client, line.as_bytes());
-        if first == 0 {
-            first = sent.first_ts;
-        }
-        s.send(Side::Server, b"250 OK\r\n");
-    }
+    let first = smtp_commands(&mut s, &[]);
     let mail = mime_mail(
         "a@example.gov.cn",
         "b@example.net",
@@ -521,19 +517,7 @@ pub fn pdfs() -> Generated {
     // stream.
     let (c, srv) = (v4(10, 5, 0, 2, 44002), v4(198, 51, 100, 62, 25));
     let mut s = session(c, srv, 2, 62);
-    let mut first = 0;
-    for line in [
-        "EHLO pc.example.gov.cn\r\n",
-        "MAIL FROM:<a@example.gov.cn>\r\n",
-        "RCPT TO:<b@example.net>\r\n",
-        "DATA\r\n",
-    ] {
-        let sent = s.send(Side::Client, line.as_bytes());
-        if first == 0 {
-            first = sent.first_ts;
-        }
-        s.send(Side::Server, b"250 OK\r\n");
-    }
+    let first = smtp_commands(&mut s, &["DATA\r\n"]);
     let latin = format!("Applicant ID {}", resident_id("11010519491231002"));
     let cjk = format!("公民身份号码{}", resident_id("44030419850615123"));
     let roster = pdf(&[&latin], &["人员名单", &cjk], "名单", Layout::ObjectStream);

@@ -237,14 +237,17 @@ fn content_limits_from_the_config_file_apply_and_are_counted() {
     let cfg = dir.join("sensor.toml");
     // Depth 1: the docx inside a ZIP (10.4.0.3) is a member not opened;
     // documents sent as they are (the mailed docx) are still read.
-    std::fs::write(&cfg, "[leak.content]\nmax_depth = 1\n").unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_shaobing-sensor"))
-        .arg("replay")
-        .arg("--config")
-        .arg(&cfg)
-        .arg(pcaps().join("leak-documents.pcap"))
-        .output()
-        .expect("run shaobing-sensor");
+    let run = |toml: &str| {
+        std::fs::write(&cfg, toml).unwrap();
+        Command::new(env!("CARGO_BIN_EXE_shaobing-sensor"))
+            .arg("replay")
+            .arg("--config")
+            .arg(&cfg)
+            .arg(pcaps().join("leak-documents.pcap"))
+            .output()
+            .expect("run shaobing-sensor")
+    };
+    let o = run("[leak.content]\nmax_depth = 1\n");
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "replay failed: {stderr}");
     let got: Vec<Value> = String::from_utf8_lossy(&o.stdout)
@@ -257,14 +260,7 @@ fn content_limits_from_the_config_file_apply_and_are_counted() {
     assert_eq!(got.len(), 9, "{got:#?}");
     assert!(stderr.contains("content_depth_capped=1 "), "{stderr}");
     // A bad value is refused with the file and the key.
-    std::fs::write(&cfg, "[leak.content]\nmax_depth = 0\n").unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_shaobing-sensor"))
-        .arg("replay")
-        .arg("--config")
-        .arg(&cfg)
-        .arg(pcaps().join("leak-documents.pcap"))
-        .output()
-        .expect("run shaobing-sensor");
+    let o = run("[leak.content]\nmax_depth = 0\n");
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success());
     assert!(

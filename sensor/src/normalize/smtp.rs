@@ -111,57 +111,48 @@ fn split_lines(buf: &mut Vec<u8>, data: &[u8], max_line: usize, to: &mut impl Li
     data.len() - rest.len()
 }
 
-/// Commands and `DATA` messages.
-struct Session<'a, S> {
-    state: &'a mut State,
+/// Where [`split_lines`] hands lines.
+enum Target<'a> {
+    /// Commands and `DATA` messages.
+    Session(&'a mut State),
+    /// The lines of a message sent in `BDAT` chunks.
+    Message(&'a mut Mime),
+}
+
+/// A [`Target`] with what parsing its lines needs.
+struct Feed<'a, S> {
+    target: Target<'a>,
     limits: &'a Limits,
     stats: &'a mut NormalizeStats,
     sink: &'a mut S,
 }
 
-impl<S: Sink> Lines for Session<'_, S> {
+impl<S: Sink> Lines for Feed<'_, S> {
     fn bulk(&mut self, data: &[u8]) -> usize {
-        match self.state {
-            State::Data(mime) if mime.in_base64_body() => mime.base64_plain_lines(data, self.sink),
-            _ => 0,
-        }
-    }
-
-    fn line(&mut self, line: &[u8], complete: bool) -> bool {
-        on_line(
-            self.state,
-            line,
-            complete,
-            self.limits,
-            self.stats,
-            self.sink,
-        );
-        // Bytes after a `BDAT` command are its chunk, not lines.
-        !matches!(self.state, State::Chunk { .. })
-    }
-}
-
-/// The lines of a message sent in `BDAT` chunks.
-struct Message<'a, S> {
-    mime: &'a mut Mime,
-    limits: &'a Limits,
-    stats: &'a mut NormalizeStats,
-    sink: &'a mut S,
-}
-
-impl<S: Sink> Lines for Message<'_, S> {
-    fn bulk(&mut self, data: &[u8]) -> usize {
-        if self.mime.in_base64_body() {
-            self.mime.base64_plain_lines(data, self.sink)
+        let mime = match &mut self.target {
+            Target::Session(State::Data(mime)) => &mut **mime,
+            Target::Message(mime) => &mut **mime,
+            Target::Session(_) => return 0,
+        };
+        if mime.in_base64_body() {
+            mime.base64_plain_lines(data, self.sink)
         } else {
             0
         }
     }
 
     fn line(&mut self, line: &[u8], complete: bool) -> bool {
-        self.mime
-            .line(line, complete, self.limits, self.stats, self.sink);
-        true
+        match &mut self.target {
+            Target::Session(state) => {
+                on_line(state, line, complete, self.limits, self.stats, self.sink);
+                // Bytes after a `BDAT` command are its chunk, not lines.
+                !matches!(state, State::Chunk { .. })
+            }
+            Target::Message(mime) => {
+                mime.line(line, complete, self.limits, self.stats, self.sink);
+                true
+            }
+        }
     }
 }
 
@@ -273,8 +264,8 @@ impl Smtp {
                 let (now, later) = rest.split_at(n);
                 rest = later;
                 *left -= n as u64;
-                let mut to = Message {
-                    mime,
+                let mut to = Feed {
+                    target: Target::Message(mime),
                     limits,
                     stats,
                     sink,
@@ -290,8 +281,8 @@ impl Smtp {
             if rest.is_empty() {
                 return;
             }
-            let mut to = Session {
-                state: &mut self.state,
+            let mut to = Feed {
+                target: Target::Session(&mut self.state),
                 limits,
                 stats,
                 sink,
