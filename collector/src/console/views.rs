@@ -227,14 +227,17 @@ pub async fn fetch_attacks(
     plan: &query::SummaryPlan,
 ) -> Result<Vec<AttackBrief>, StoreError> {
     let has_pre = plan.whole_days.len() > 1 || !plan.hours.is_empty();
+    let has_raw = !(plan.raw.is_empty()
+        && plan.fin.is_empty()
+        && plan.part_raw.is_empty()
+        && plan.fresh.is_empty());
     let cond = " AND kind = 'volumetric' AND attack_id != ''";
-    // Both steps read every raw range the same way: `union_raw` with no
-    // deduplication of the uncompacted days (`fin` read as `raw`).
-    let all_raw = query::SummaryPlan {
-        raw: plan.raw.iter().chain(&plan.fin).copied().collect(),
-        fin: Vec::new(),
-        ..query::SummaryPlan::default()
-    };
+    let mut wh = String::new();
+    where_clause(filter, &mut wh);
+    // Both steps read every raw range of the plan in one branch (copies of
+    // an incident change no maximum, and events are counted as distinct
+    // ids; `fresh` ranges leave out the ids of their pre-aggregated base
+    // part).
     let mut rank = SqlBuilder::default();
     rank.push("SELECT a FROM (");
     if has_pre {
@@ -244,23 +247,20 @@ pub async fn fetch_attacks(
         ))
         .pre(plan, Pre::Both);
     }
-    let none = Dedup {
-        outer: "",
-        inner: "",
-        group: "",
-        outer_group: "",
-    };
-    if all_raw.raw.is_empty() && !has_pre {
+    if !has_raw && !has_pre {
         return Ok(Vec::new());
     }
-    let cols =
-        format!("cityHash64(attack_id) AS a, {US} AS l, toUInt8(event = 'attack_ended') AS e");
-    let read = RawRead {
-        cols: &cols,
-        cond,
-        dedup: &none,
-    };
-    query::union_raw(&mut rank, &all_raw, db, filter, !has_pre, &read);
+    if has_raw {
+        if has_pre {
+            rank.push(" UNION ALL");
+        }
+        rank.push(&format!(
+            " SELECT cityHash64(attack_id) AS a, {US} AS l, toUInt8(event = 'attack_ended') AS e \
+             FROM `{db}`.incidents WHERE 1{wh}{cond}"
+        ))
+        .arg(Arg::Filter)
+        .scope(plan, db, true, true);
+    }
     rank.push(") GROUP BY a ORDER BY max(e) ASC, max(l) DESC, a LIMIT ?")
         .arg(Arg::U64(limit));
     let q = rank.query(client, filter);
@@ -295,12 +295,10 @@ pub async fn fetch_attacks(
             ))
             .pre(plan, Pre::Both);
     }
-    if !all_raw.raw.is_empty() {
+    if has_raw {
         if has_pre {
             state.push(" UNION ALL");
         }
-        let mut wh = String::new();
-        where_clause(filter, &mut wh);
         state
             .push(&format!(
                 " SELECT attack_id, any(vector) AS v, any(dst_ip) AS d, any(sensor) AS s, \
@@ -311,7 +309,7 @@ pub async fn fetch_attacks(
                  WHERE cityHash64(attack_id) IN ({hashes}){wh}{cond}"
             ))
             .arg(Arg::Filter)
-            .ranges(&all_raw.raw)
+            .scope(plan, db, true, true)
             .push(" GROUP BY attack_id");
     }
     state.push(") GROUP BY attack_id ORDER BY ended ASC, last_us DESC, attack_id");
@@ -342,7 +340,8 @@ pub async fn fetch_attacks(
 
 /// Reads the [`Overview`] of `filter`'s window: the summary, the prefixes
 /// and the attacks, in parallel over one plan of the window
-/// ([`query::plan_for`]).
+/// ([`query::plan_for`]); read again if a pre-aggregated base part was
+/// merged meanwhile (as [`query::fetch_summary`]).
 pub async fn fetch_overview(
     client: &Client,
     db: &str,
@@ -350,12 +349,20 @@ pub async fn fetch_overview(
     filter: &QueryFilter,
     top: u64,
 ) -> Result<Overview, StoreError> {
-    let plan = query::plan_for(client, db, timeout, filter).await?;
-    let (mut summary, top_prefixes, attacks) = tokio::try_join!(
-        query::fetch_summary_planned(client, db, timeout, filter, top, &plan),
-        fetch_prefixes(client, db, timeout, filter, top, &plan),
-        fetch_attacks(client, db, timeout, filter, MAX_ATTACKS, &plan),
-    )?;
+    let mut attempt = 0;
+    let (mut summary, top_prefixes, attacks) = loop {
+        attempt += 1;
+        let bases = attempt < query::PLAN_ATTEMPTS;
+        let plan = query::plan_for(client, db, timeout, filter, bases).await?;
+        let read = tokio::try_join!(
+            query::fetch_summary_planned(client, db, timeout, filter, top, &plan),
+            fetch_prefixes(client, db, timeout, filter, top, &plan),
+            fetch_attacks(client, db, timeout, filter, MAX_ATTACKS, &plan),
+        )?;
+        if query::bases_active(client, db, timeout, &plan).await? {
+            break read;
+        }
+    };
     summary
         .by_signature
         .truncate(usize::try_from(top).unwrap_or(usize::MAX));
