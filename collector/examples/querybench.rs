@@ -208,8 +208,8 @@ fn main() {
     }
     // The worst case of a summary that includes today: TODAY_ROWS more
     // rows in today (a full day of the 10-million set is about 333,000),
-    // added once; then the compaction pass (which since the pre-aggregates
-    // of today's merged part also compacts today); then, on every run,
+    // added once; then the collector's compaction of today (since the
+    // pre-aggregates of today's merged part); then, on every run,
     // TODAY_NEW_ROWS rows in the last 5 minutes plus a tenth as many
     // re-delivered copies of older rows of today, in new parts (what
     // arrives between two compactions of today).
@@ -224,21 +224,40 @@ fn main() {
         if today < today_rows {
             sql(&fill_sql(base, today_rows - today, SPREAD_TODAY));
         }
+        // The collector's own compaction pass (at its start, then every
+        // `retention.compact_interval_s`) compacts today and builds the
+        // pre-aggregates of its merged part: wait up to a minute for them
+        // (a second pass run from here at the same time could build them
+        // twice). A collector before that change never builds them.
         let client = clickhouse::Client::default()
             .with_url(format!("http://{ch}"))
             .with_validation(false);
-        let now = shaobing_wire::Timestamp::now().secs();
         let started = Instant::now();
-        let days = tokio::runtime::Runtime::new()
-            .expect("runtime")
-            .block_on(shaobing_collector::retention::compact_once(
-                &client, "shaobing", now,
-            ))
-            .expect("compaction");
+        let day =
+            shaobing_collector::retention::cutoff_day(shaobing_wire::Timestamp::now().secs(), 0);
+        let t = Duration::from_secs(60);
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        let mut ready = false;
+        while !ready && started.elapsed() < Duration::from_secs(60) {
+            std::thread::sleep(Duration::from_millis(500));
+            let (states, built) = rt.block_on(async {
+                (
+                    shaobing_collector::query::day_states(&client, "shaobing", t).await,
+                    shaobing_collector::query::day_summary_keys(&client, "shaobing", t).await,
+                )
+            });
+            let (Ok(states), Ok(built)) = (states, built) else {
+                continue;
+            };
+            ready = states
+                .clean_parts
+                .iter()
+                .chain(&states.base_parts)
+                .any(|k| k.0 == day && built.contains(k));
+        }
         eprintln!(
-            "today: {} rows added, compaction pass over {:?} in {:.1} s",
+            "today: {} rows added; its merged part pre-aggregated: {ready} (after {:.1} s)",
             today_rows.saturating_sub(today),
-            days,
             started.elapsed().as_secs_f64()
         );
         let new_rows = env_u64("TODAY_NEW_ROWS");

@@ -718,6 +718,9 @@ pub fn summary_plan(
     plan
 }
 
+/// A time range condition on `incidents` (two bound Unix seconds).
+const RANGE: &str = "ts >= toDateTime(?) AND ts < toDateTime(?)";
+
 /// A bound value of [`SqlBuilder`].
 pub(crate) enum Arg {
     U32(u32),
@@ -775,19 +778,15 @@ impl SqlBuilder {
     }
 
     /// ` AND (0 OR ...)`: the plan's ranges read raw without
-    /// deduplication (`raw`, `part_raw`) when `dup_free`, the others
-    /// (`fin`, `fresh`) when `dup_prone`. A `fresh` range reads the rows
-    /// of the day's parts other than its base part whose id the base part
-    /// does not hold (the base part's ids are read only for ids that the
-    /// newer parts hold).
+    /// deduplication (`raw`, `part_raw`) when `dup_free`, its `fin` ranges
+    /// when `dup_prone` (`fresh` ranges are read by branches of their own,
+    /// [`SqlBuilder::fresh`]).
     pub(crate) fn scope(
         &mut self,
         plan: &SummaryPlan,
-        db: &str,
         dup_free: bool,
         dup_prone: bool,
     ) -> &mut Self {
-        const RANGE: &str = "ts >= toDateTime(?) AND ts < toDateTime(?)";
         self.push(" AND (0");
         let simple = |b: &mut Self, ranges: &[(u32, u32)]| {
             for (lo, hi) in ranges {
@@ -806,20 +805,38 @@ impl SqlBuilder {
         }
         if dup_prone {
             simple(self, &plan.fin);
-            for (lo, hi, part) in &plan.fresh {
-                self.push(&format!(
-                    " OR ({RANGE} AND _part != ? AND id NOT IN (SELECT id FROM `{db}`.incidents \
-                     WHERE {RANGE} AND _part = ? AND id IN (SELECT id FROM `{db}`.incidents \
-                     WHERE {RANGE} AND _part != ?)))"
-                ));
-                for _ in 0..3 {
-                    self.arg(Arg::U32(*lo))
-                        .arg(Arg::U32(*hi))
-                        .arg(Arg::Str(part.clone()));
-                }
-            }
         }
         self.push(")")
+    }
+
+    /// ` AND _part != part AND ts in [lo, hi)` (one `fresh` range of a
+    /// plan: the rows of the day's parts newer than its base part) and,
+    /// with `exclude`, ` AND id NOT IN (...)` the ids the base part holds
+    /// (looked up only for the ids of the newer parts). The `_part`
+    /// condition stands alone in the `AND` chain, where ClickHouse uses it
+    /// to skip the base part (inside an `OR` it would read every part).
+    pub(crate) fn fresh(
+        &mut self,
+        db: &str,
+        (lo, hi, part): &(u32, u32, String),
+        exclude: bool,
+    ) -> &mut Self {
+        let bind = |b: &mut Self| {
+            b.arg(Arg::Str(part.clone()))
+                .arg(Arg::U32(*lo))
+                .arg(Arg::U32(*hi));
+        };
+        self.push(&format!(" AND _part != ? AND {RANGE}"));
+        bind(self);
+        if exclude {
+            self.push(&format!(
+                " AND id NOT IN (SELECT id FROM `{db}`.incidents WHERE _part = ? AND {RANGE} \
+                 AND id IN (SELECT id FROM `{db}`.incidents WHERE _part != ? AND {RANGE}))"
+            ));
+            bind(self);
+            bind(self);
+        }
+        self
     }
 
     /// ` AND day >= first AND day <= last AND (has(days, day) OR (day = d
@@ -1021,18 +1038,32 @@ pub(crate) fn union_raw(
             " SELECT {cols} FROM `{db}`.incidents WHERE 1{wh}{cond}"
         ))
         .arg(Arg::Filter)
-        .scope(plan, db, true, false);
+        .scope(plan, true, false);
     }
-    if !plan.fin.is_empty() || !plan.fresh.is_empty() {
+    if !plan.fin.is_empty() {
         if !first {
             b.push(" UNION ALL");
         }
+        first = false;
         b.push(&format!(
             " SELECT {} FROM (SELECT {} FROM `{db}`.incidents WHERE 1{wh}{cond}",
             dedup.outer, dedup.inner
         ))
         .arg(Arg::Filter)
-        .scope(plan, db, false, true)
+        .scope(plan, false, true)
+        .push(&format!(" GROUP BY {}){}", dedup.group, dedup.outer_group));
+    }
+    for range in &plan.fresh {
+        if !first {
+            b.push(" UNION ALL");
+        }
+        first = false;
+        b.push(&format!(
+            " SELECT {} FROM (SELECT {} FROM `{db}`.incidents WHERE 1{wh}{cond}",
+            dedup.outer, dedup.inner
+        ))
+        .arg(Arg::Filter)
+        .fresh(db, range, true)
         .push(&format!(" GROUP BY {}){}", dedup.group, dedup.outer_group));
     }
 }
