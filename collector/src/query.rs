@@ -718,12 +718,6 @@ pub fn summary_plan(
     plan
 }
 
-/// The sorting key of `incidents` (see `crate::store::schema`), the
-/// unit of ReplacingMergeTree's deduplication.
-const SORT_KEY: &str = "(kind, toStartOfHour(ts), dst_ip, id)";
-/// [`SORT_KEY`]'s columns, for a `SELECT` list.
-const SORT_COLS: &str = "kind, toStartOfHour(ts), dst_ip, id";
-
 /// A time range condition on `incidents` (two bound Unix seconds).
 const RANGE: &str = "ts >= toDateTime(?) AND ts < toDateTime(?)";
 
@@ -817,13 +811,10 @@ impl SqlBuilder {
 
     /// ` AND _part != part AND ts in [lo, hi)` (one `fresh` range of a
     /// plan: the rows of the day's parts newer than its base part) and,
-    /// with `exclude`, ` AND key NOT IN (...)`: the incidents the base part
-    /// holds, looked up by the sorting key (`id` with the key's columns,
-    /// which copies of an incident share) only for the keys of the newer
-    /// parts, so that ClickHouse reads only the base part's granules that
-    /// may hold them. The `_part` condition stands alone in the `AND`
-    /// chain, where ClickHouse uses it to skip the base part (inside an
-    /// `OR` it would read every part).
+    /// with `exclude`, ` AND id NOT IN (...)` the ids the base part holds
+    /// (looked up only for the ids of the newer parts). The `_part`
+    /// condition stands alone in the `AND` chain, where ClickHouse uses it
+    /// to skip the base part (inside an `OR` it would read every part).
     pub(crate) fn fresh(
         &mut self,
         db: &str,
@@ -839,9 +830,8 @@ impl SqlBuilder {
         bind(self);
         if exclude {
             self.push(&format!(
-                " AND {SORT_KEY} NOT IN (SELECT {SORT_COLS} FROM `{db}`.incidents \
-                 WHERE _part = ? AND {RANGE} AND {SORT_KEY} IN (SELECT {SORT_COLS} \
-                 FROM `{db}`.incidents WHERE _part != ? AND {RANGE}))"
+                " AND id NOT IN (SELECT id FROM `{db}`.incidents WHERE _part = ? AND {RANGE} \
+                 AND id IN (SELECT id FROM `{db}`.incidents WHERE _part != ? AND {RANGE}))"
             ));
             bind(self);
             bind(self);
