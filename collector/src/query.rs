@@ -609,6 +609,11 @@ pub struct SummaryPlan {
     /// other (newer) parts counting distinct ids, less the ids `part`
     /// holds (counted by its pre-aggregates or by `part_raw`).
     pub fresh: Vec<(u32, u32, String)>,
+    /// For each `fresh` range, the ids of the incidents both its base part
+    /// and a newer part hold (re-delivered copies), listed by
+    /// [`plan_for`]: left out of the newer parts' rows as literals. `None`
+    /// (too many, or not listed): looked up by a subquery in every read.
+    pub copies: Vec<Option<Vec<String>>>,
 }
 
 impl SummaryPlan {
@@ -809,18 +814,24 @@ impl SqlBuilder {
         self.push(")")
     }
 
-    /// ` AND _part != part AND ts in [lo, hi)` (one `fresh` range of a
-    /// plan: the rows of the day's parts newer than its base part) and,
-    /// with `exclude`, ` AND id NOT IN (...)` the ids the base part holds
-    /// (looked up only for the ids of the newer parts). The `_part`
-    /// condition stands alone in the `AND` chain, where ClickHouse uses it
-    /// to skip the base part (inside an `OR` it would read every part).
+    /// ` AND _part != part AND ts in [lo, hi)` (the plan's `fresh` range
+    /// `i`: the rows of the day's parts newer than its base part) and,
+    /// with `exclude`, ` AND id NOT IN (...)`: the ids the base part holds,
+    /// as listed in the plan's `copies`, or else looked up by a subquery
+    /// (reading the base part's ids only for the ids of the newer parts).
+    /// The `_part` condition stands alone in the `AND` chain, where
+    /// ClickHouse uses it to skip the base part (inside an `OR` it would
+    /// read every part).
     pub(crate) fn fresh(
         &mut self,
         db: &str,
-        (lo, hi, part): &(u32, u32, String),
+        plan: &SummaryPlan,
+        i: usize,
         exclude: bool,
     ) -> &mut Self {
+        let Some((lo, hi, part)) = plan.fresh.get(i) else {
+            return self.push(" AND 0");
+        };
         let bind = |b: &mut Self| {
             b.arg(Arg::Str(part.clone()))
                 .arg(Arg::U32(*lo))
@@ -828,13 +839,29 @@ impl SqlBuilder {
         };
         self.push(&format!(" AND _part != ? AND {RANGE}"));
         bind(self);
-        if exclude {
-            self.push(&format!(
-                " AND id NOT IN (SELECT id FROM `{db}`.incidents WHERE _part = ? AND {RANGE} \
-                 AND id IN (SELECT id FROM `{db}`.incidents WHERE _part != ? AND {RANGE}))"
-            ));
-            bind(self);
-            bind(self);
+        if !exclude {
+            return self;
+        }
+        match plan.copies.get(i) {
+            Some(Some(ids)) if ids.is_empty() => {}
+            Some(Some(ids)) => {
+                // Checked UUID texts (see `list_copies`), spliced as
+                // literals: a literal set is hashed once per read.
+                let list = ids
+                    .iter()
+                    .map(|id| format!("'{id}'"))
+                    .collect::<Vec<_>>()
+                    .join(",");
+                self.push(&format!(" AND id NOT IN ({list})"));
+            }
+            _ => {
+                self.push(&format!(
+                    " AND id NOT IN (SELECT id FROM `{db}`.incidents WHERE _part = ? AND {RANGE} \
+                     AND id IN (SELECT id FROM `{db}`.incidents WHERE _part != ? AND {RANGE}))"
+                ));
+                bind(self);
+                bind(self);
+            }
         }
         self
     }
@@ -900,7 +927,9 @@ impl SqlBuilder {
 /// cuts) for unfiltered summaries, other compacted days raw without
 /// `FINAL`, the rest with `FINAL`. A partition that gains a part between
 /// the listing and the read (a late insert into an old day) can count that
-/// part's re-delivered incidents twice in this one answer.
+/// part's re-delivered incidents twice in this one answer; so can a copy
+/// of an incident of a day's base part re-delivered after the plan listed
+/// the copies ([`SummaryPlan::copies`]).
 ///
 /// A plan that reads a day's base part from its pre-aggregates and the
 /// day's other parts raw (`fresh`) is right only while that part is
@@ -1004,13 +1033,63 @@ pub async fn plan_for(
     if !bases {
         states.base_parts.clear();
     }
-    Ok(summary_plan(
+    let mut plan = summary_plan(
         &states,
         &built,
         filter.since.map(|t| t.micros()),
         filter.until.map(|t| t.micros()),
         unfiltered,
-    ))
+    );
+    for range in &plan.fresh {
+        let copies = list_copies(client, db, timeout, range).await?;
+        plan.copies.push(copies);
+    }
+    Ok(plan)
+}
+
+/// Most re-delivered copies [`plan_for`] lists as literals.
+const MAX_COPIES: usize = 10_000;
+
+#[derive(Debug, Row, Deserialize)]
+struct IdRow {
+    copy: String,
+}
+
+/// The ids of incidents in the `fresh` range `(lo, hi, part)` that both
+/// the base part `part` and a newer part hold; `None` when there are more
+/// than [`MAX_COPIES`] or one is not a UUID's text.
+async fn list_copies(
+    client: &Client,
+    db: &str,
+    timeout: Duration,
+    (lo, hi, part): &(u32, u32, String),
+) -> Result<Option<Vec<String>>, StoreError> {
+    let what = "list copies";
+    let rows: Vec<IdRow> = with_timeout(what, timeout, async {
+        client
+            .query(&format!(
+                "SELECT DISTINCT toString(id) AS copy FROM `{db}`.incidents \
+                 WHERE _part = ? AND {RANGE} AND id IN (SELECT id FROM `{db}`.incidents \
+                 WHERE _part != ? AND {RANGE}) LIMIT ?"
+            ))
+            .bind(part.as_str())
+            .bind(*lo)
+            .bind(*hi)
+            .bind(part.as_str())
+            .bind(*lo)
+            .bind(*hi)
+            .bind(u64::try_from(MAX_COPIES).unwrap_or(u64::MAX) + 1)
+            .with_setting("wait_end_of_query", "1")
+            .fetch_all()
+            .await
+            .map_err(StoreError::ch(what))
+    })
+    .await?;
+    let uuid = |s: &str| s.len() == 36 && s.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
+    if rows.len() > MAX_COPIES || !rows.iter().all(|r| uuid(&r.copy)) {
+        return Ok(None);
+    }
+    Ok(Some(rows.into_iter().map(|r| r.copy).collect()))
 }
 
 /// Appends ` UNION ALL` branches reading the plan's raw ranges (`raw`,
@@ -1053,7 +1132,7 @@ pub(crate) fn union_raw(
         .scope(plan, false, true)
         .push(&format!(" GROUP BY {}){}", dedup.group, dedup.outer_group));
     }
-    for range in &plan.fresh {
+    for i in 0..plan.fresh.len() {
         if !first {
             b.push(" UNION ALL");
         }
@@ -1063,7 +1142,7 @@ pub(crate) fn union_raw(
             dedup.outer, dedup.inner
         ))
         .arg(Arg::Filter)
-        .fresh(db, range, true)
+        .fresh(db, plan, i, true)
         .push(&format!(" GROUP BY {}){}", dedup.group, dedup.outer_group));
     }
 }

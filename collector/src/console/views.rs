@@ -282,7 +282,7 @@ pub async fn fetch_attacks(
             .scope(plan, true, true);
             since(b);
         }
-        for range in &plan.fresh {
+        for i in 0..plan.fresh.len() {
             if !first {
                 b.push(" UNION ALL");
             }
@@ -291,7 +291,7 @@ pub async fn fetch_attacks(
                 " SELECT {rank_cols} FROM `{db}`.incidents WHERE 1{wh}{cond}"
             ))
             .arg(Arg::Filter)
-            .fresh(db, range, false);
+            .fresh(db, plan, i, false);
             since(b);
         }
     };
@@ -383,7 +383,7 @@ pub async fn fetch_attacks(
             .scope(plan, true, true)
             .push(" GROUP BY attack_id");
     }
-    for range in &plan.fresh {
+    for i in 0..plan.fresh.len() {
         if !first {
             state.push(" UNION ALL");
         }
@@ -391,7 +391,7 @@ pub async fn fetch_attacks(
         state
             .push(&state_raw)
             .arg(Arg::Filter)
-            .fresh(db, range, true)
+            .fresh(db, plan, i, true)
             .push(" GROUP BY attack_id");
     }
     state.push(") GROUP BY attack_id ORDER BY ended ASC, last_us DESC, attack_id");
