@@ -1227,7 +1227,7 @@ async fn summary_of_today_reads_its_merged_part_pre_aggregated_and_newer_parts_r
     let plan = shaobing_collector::query::plan_for(&client, db, t, &all, true)
         .await
         .unwrap();
-    assert_eq!(plan.bases(), [base.clone()]);
+    assert_eq!(plan.bases(), std::slice::from_ref(&base));
     assert!(
         shaobing_collector::query::bases_active(&client, db, t, &plan)
             .await
