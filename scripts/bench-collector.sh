@@ -9,12 +9,19 @@
 # SKIP_QUERY=1 part 2; BENCH_DIR=DIR keeps ClickHouse's data in DIR
 # (created if missing, never deleted) so that a later run with SKIP_INGEST=1
 # reuses the generated incidents instead of generating them again (100
-# million take about half an hour). Binaries come from $CARGO_TARGET_DIR
-# (default ./target).
+# million take about half an hour). TODAY_ROWS=N tops today's partition up
+# to N rows once (337000 is a full day of the 10-million set: the worst
+# case of a window that includes today), runs a compaction pass, and with
+# TODAY_NEW_ROWS=M adds, on every run, M rows in the last 5 minutes plus
+# M/10 re-delivered copies of older rows of today (see querybench).
+# COMPACT_INTERVAL_S=S sets the collector's retention.compact_interval_s
+# (86400 keeps today's newest parts raw for the whole run).
+# Binaries come from $CARGO_TARGET_DIR (default ./target), built first
+# unless SKIP_BUILD=1 (to time binaries built earlier, e.g. another commit's).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-cargo build --release -q -p shaobing-collector --bins --examples
+[ -n "${SKIP_BUILD:-}" ] || cargo build --release -q -p shaobing-collector --bins --examples
 BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release
 WORK=$(mktemp -d /tmp/shaobing-bench-collector.XXXXXX)
 CH_DIR=${BENCH_DIR:-$WORK}
@@ -55,6 +62,8 @@ max_body_bytes = 16777216
 max_items = 10000
 [dead_letter]
 path = "$WORK/dead-letter.ndjson"
+${COMPACT_INTERVAL_S:+[retention]
+compact_interval_s = $COMPACT_INTERVAL_S}
 [[sensors]]
 name = "bench"
 token_sha256 = "$("$BIN/shaobing-collector" hash-token "$TOKEN")"

@@ -22,8 +22,10 @@ const FILL_CHUNK: u64 = 10_000_000;
 
 /// The data set: 1 in 5 incidents volumetric (attacks on 2000 internal
 /// hosts), the rest leaks from the same hosts; capture times spread evenly
-/// over the 30 days before now. Rows `first .. first + rows` of it.
-fn fill_sql(first: u64, rows: u64) -> String {
+/// over the 30 days before now (`ts` [`SPREAD_30_DAYS`]; [`SPREAD_TODAY`]
+/// and [`SPREAD_5_MIN`] put them into today or its last 5 minutes). Rows
+/// `first .. first + rows` of it.
+fn fill_sql(first: u64, rows: u64, ts: &str) -> String {
     format!(
         "INSERT INTO shaobing.incidents SELECT
     generateUUIDv4() AS id,
@@ -33,7 +35,7 @@ fn fill_sql(first: u64, rows: u64) -> String {
     if(number % 5 = 0, ['attack_started', 'attack_update', 'attack_update', 'attack_ended'][intDiv(number % 20, 5) + 1], 'leak') AS event,
     if(number % 5 = 0, 'volumetric/syn_flood', ['classification-marking', 'cn-national-id', 'bank-card', 'credential-password'][number % 4 + 1]) AS signature,
     ['low', 'medium', 'high', 'critical'][number % 7 % 4 + 1] AS severity,
-    toDateTime(toUInt32(now()) - (number * 7919) % 2592000) AS ts,
+    {ts} AS ts,
     toUInt32(number % 1000000) AS ts_us,
     if(number % 5 = 0, '', concat('10.', toString(intDiv(number % 2000, 250)), '.', toString(number % 250), '.1')) AS src_ip,
     if(number % 5 = 0, concat('10.', toString(intDiv(number % 2000, 250)), '.', toString(number % 250), '.1'), concat('203.0.113.', toString(number % 200 + 1))) AS dst_ip,
@@ -58,6 +60,22 @@ fn fill_sql(first: u64, rows: u64) -> String {
     '' AS dst_net
 FROM (SELECT number + {first} AS number FROM numbers({rows}))"
     )
+}
+
+/// Capture times spread over the 30 days before now.
+const SPREAD_30_DAYS: &str = "toDateTime(toUInt32(now()) - (number * 7919) % 2592000)";
+/// Capture times spread over today (UTC) until now.
+const SPREAD_TODAY: &str = "toDateTime(toUInt32(toStartOfDay(now())) + (number * 7919) % \
+     greatest(1, toUInt32(now()) - toUInt32(toStartOfDay(now()))))";
+/// Capture times spread over the last 5 minutes.
+const SPREAD_5_MIN: &str = "toDateTime(toUInt32(now()) - (number * 7919) % 300)";
+
+/// A number from the environment (0 when unset).
+fn env_u64(name: &str) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }
 
 /// 8 sensors, one heartbeat every 10 s for 30 days.
@@ -160,7 +178,7 @@ fn main() {
         let mut first = have;
         while first < rows {
             let n = (rows - first).min(FILL_CHUNK);
-            sql(&fill_sql(first, n));
+            sql(&fill_sql(first, n, SPREAD_30_DAYS));
             first += n;
             eprintln!(
                 "inserted {} of {} rows, {:.1} s",
@@ -186,6 +204,84 @@ fn main() {
             "compacted {} closed days in {:.1} s",
             days.len(),
             started.elapsed().as_secs_f64()
+        );
+    }
+    // The worst case of a summary that includes today: TODAY_ROWS more
+    // rows in today (a full day of the 10-million set is about 333,000),
+    // added once; then the collector's compaction of today (since the
+    // pre-aggregates of today's merged part); then, on every run,
+    // TODAY_NEW_ROWS rows in the last 5 minutes plus a tenth as many
+    // re-delivered copies of older rows of today, in new parts (what
+    // arrives between two compactions of today).
+    let today_rows = env_u64("TODAY_ROWS");
+    if today_rows > 0 {
+        let today: u64 =
+            sql("SELECT count() FROM shaobing.incidents WHERE ts >= toStartOfDay(now())")
+                .trim()
+                .parse()
+                .unwrap_or(0);
+        let base = rows.max(have) + 1_000_000_000;
+        if today < today_rows {
+            sql(&fill_sql(base, today_rows - today, SPREAD_TODAY));
+        }
+        // The collector's own compaction pass (at its start, then every
+        // `retention.compact_interval_s`) compacts today and builds the
+        // pre-aggregates of its merged part: wait up to a minute for them
+        // (a second pass run from here at the same time could build them
+        // twice). A collector before that change never builds them.
+        let client = clickhouse::Client::default()
+            .with_url(format!("http://{ch}"))
+            .with_validation(false);
+        let started = Instant::now();
+        let day =
+            shaobing_collector::retention::cutoff_day(shaobing_wire::Timestamp::now().secs(), 0);
+        let t = Duration::from_secs(60);
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        let mut ready = false;
+        while !ready && started.elapsed() < Duration::from_secs(60) {
+            std::thread::sleep(Duration::from_millis(500));
+            let (states, built) = rt.block_on(async {
+                (
+                    shaobing_collector::query::day_states(&client, "shaobing", t).await,
+                    shaobing_collector::query::day_summary_keys(&client, "shaobing", t).await,
+                )
+            });
+            let (Ok(states), Ok(built)) = (states, built) else {
+                continue;
+            };
+            ready = states
+                .clean_parts
+                .iter()
+                .chain(&states.base_parts)
+                .any(|k| k.0 == day && built.contains(k));
+        }
+        eprintln!(
+            "today: {} rows added; its merged part pre-aggregated: {ready} (after {:.1} s)",
+            today_rows.saturating_sub(today),
+            started.elapsed().as_secs_f64()
+        );
+        let new_rows = env_u64("TODAY_NEW_ROWS");
+        if new_rows > 0 {
+            let salt = u64::try_from(shaobing_wire::Timestamp::now().micros()).unwrap_or(0)
+                % 1_000_000_000;
+            sql(&fill_sql(
+                base + 2_000_000_000 + salt,
+                new_rows,
+                SPREAD_5_MIN,
+            ));
+            sql(&format!(
+                "INSERT INTO shaobing.incidents SELECT * FROM shaobing.incidents \
+                 WHERE ts >= toStartOfDay(now()) AND ts < now() - 600 LIMIT {}",
+                new_rows / 10
+            ));
+        }
+        eprintln!(
+            "today: {} rows (FINAL {}) in {} active parts",
+            sql("SELECT count() FROM shaobing.incidents WHERE ts >= toStartOfDay(now())").trim(),
+            sql("SELECT count() FROM shaobing.incidents FINAL WHERE ts >= toStartOfDay(now())").trim(),
+            sql("SELECT count() FROM system.parts WHERE database = 'shaobing' AND table = 'incidents' \
+                 AND active AND partition = toString(toYYYYMMDD(now()))")
+            .trim()
         );
     }
     if sql("SELECT count() FROM shaobing.sensor_heartbeats").trim() == "0" {

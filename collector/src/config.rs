@@ -228,6 +228,16 @@ pub struct RetentionConfig {
     /// start-up.
     #[serde(default = "default_retention_interval_s")]
     pub interval_s: u64,
+    /// Seconds between compaction passes (60..=86400): today's partition
+    /// (and any day with new parts) merged and its merged part
+    /// pre-aggregated, so that summaries read raw only what arrived since
+    /// the last pass. The first runs at start-up.
+    #[serde(default = "default_compact_interval_s")]
+    pub compact_interval_s: u64,
+}
+
+fn default_compact_interval_s() -> u64 {
+    300
 }
 
 fn default_heartbeats_days() -> u32 {
@@ -243,6 +253,7 @@ impl Default for RetentionConfig {
             incidents_days: 0,
             heartbeats_days: default_heartbeats_days(),
             interval_s: default_retention_interval_s(),
+            compact_interval_s: default_compact_interval_s(),
         }
     }
 }
@@ -652,6 +663,12 @@ impl Config {
             36_500,
         )?;
         range("retention.interval_s", ret.interval_s, 60, 86_400)?;
+        range(
+            "retention.compact_interval_s",
+            ret.compact_interval_s,
+            60,
+            86_400,
+        )?;
         self.console.validate()?;
         self.alerts.validate().map_err(invalid)?;
         let analyst_names: Vec<&str> = self.analysts.iter().map(|a| a.name.as_str()).collect();

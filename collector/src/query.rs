@@ -600,6 +600,32 @@ pub struct SummaryPlan {
     /// The other days' ranges (several copies of an incident possible),
     /// read counting distinct ids.
     pub fin: Vec<(u32, u32)>,
+    /// `(lo, hi, part)`: the sub-hour fragments of a day whose merged base
+    /// part `part` is pre-aggregated ([`DayStates::base_parts`]): that
+    /// part's rows, read raw without `FINAL` (a merged part holds no
+    /// duplicates).
+    pub part_raw: Vec<(u32, u32, String)>,
+    /// `(lo, hi, part)`: the window's range of such a day, read from its
+    /// other (newer) parts counting distinct ids, less the ids `part`
+    /// holds (counted by its pre-aggregates or by `part_raw`).
+    pub fresh: Vec<(u32, u32, String)>,
+    /// For each `fresh` range, the ids of the incidents both its base part
+    /// and a newer part hold (re-delivered copies), listed by
+    /// [`plan_for`]: left out of the newer parts' rows as literals. `None`
+    /// (too many, or not listed): looked up by a subquery in every read.
+    pub copies: Vec<Option<Vec<String>>>,
+}
+
+impl SummaryPlan {
+    /// The parts the plan reads pre-aggregates of while other parts of
+    /// the same day are read raw: the answer is right only if they were
+    /// still active when read (see [`fetch_summary`]).
+    pub fn bases(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.fresh.iter().map(|(_, _, p)| p.clone()).collect();
+        v.sort();
+        v.dedup();
+        v
+    }
 }
 
 /// Splits a summary's window over the days that hold data: each compacted
@@ -607,10 +633,14 @@ pub struct SummaryPlan {
 /// contributes its whole hours inside the window from the pre-aggregates
 /// (the whole day at once when it lies inside the window) and the sub-hour
 /// fragments at the window's edges raw; other compacted days are read raw,
-/// the rest with `FINAL`. Pre-aggregates are used only when `unfiltered`
-/// (nothing but time filters). `since` / `until` are microseconds
-/// (inclusive / exclusive). The pieces are disjoint, so an incident is
-/// counted by exactly one of them.
+/// the rest with `FINAL`. An uncompacted day whose merged base part has
+/// pre-aggregates (today between two compactions, see
+/// [`DayStates::base_parts`]) is read like a compacted day for that part's
+/// rows, plus its newer parts' rows counting distinct ids and leaving out
+/// the ids of the base part (`fresh`). Pre-aggregates are used only when
+/// `unfiltered` (nothing but time filters). `since` / `until` are
+/// microseconds (inclusive / exclusive). The pieces are disjoint, so an
+/// incident is counted by exactly one of them.
 pub fn summary_plan(
     states: &DayStates,
     built: &[(u32, String)],
@@ -641,12 +671,16 @@ pub fn summary_plan(
             }
     });
     let h_hi_w = until.map_or(i64::MAX, |u| u.div_euclid(HOUR * 1_000_000) * HOUR);
+    // (day, its part, whether other parts hold newer rows).
     let days = states
         .clean_parts
         .iter()
-        .map(|(d, p)| (*d, Some(p)))
-        .chain(states.unclean.iter().map(|d| (*d, None)));
-    for (day, part) in days {
+        .map(|(d, p)| (*d, Some(p), false))
+        .chain(states.unclean.iter().map(|d| {
+            let base = states.base_parts.iter().find(|(b, _)| b == d);
+            (*d, base.map(|(_, p)| p), true)
+        }));
+    for (day, part, newer) in days {
         let Some(start) = crate::retention::day_start_secs(day) else {
             continue;
         };
@@ -655,35 +689,48 @@ pub fn summary_plan(
         if lo >= hi {
             continue;
         }
-        let Some(part) = part else {
-            plan.fin.push((secs(lo), secs(hi)));
+        let summarized =
+            part.filter(|part| unfiltered && built.iter().any(|(d, p)| *d == day && p == *part));
+        let (h_lo, h_hi) = (start.max(h_lo_w), end.min(h_hi_w));
+        let Some(part) = summarized.filter(|_| h_lo < h_hi) else {
+            if newer {
+                plan.fin.push((secs(lo), secs(hi)));
+            } else {
+                plan.raw.push((secs(lo), secs(hi)));
+            }
             continue;
         };
-        let summarized = unfiltered && built.iter().any(|(d, p)| *d == day && p == part);
-        let (h_lo, h_hi) = (start.max(h_lo_w), end.min(h_hi_w));
-        if !summarized || h_lo >= h_hi {
-            plan.raw.push((secs(lo), secs(hi)));
-            continue;
-        }
         if h_lo == start && h_hi == end {
             plan.whole_days.push(day);
         } else {
             plan.hours.push((day, secs(h_lo), secs(h_hi)));
         }
-        if lo < h_lo {
-            plan.raw.push((secs(lo), secs(h_lo)));
-        }
-        if h_hi < hi {
-            plan.raw.push((secs(h_hi), secs(hi)));
+        let mut edge = |a: i64, b: i64| {
+            if a < b {
+                if newer {
+                    plan.part_raw.push((secs(a), secs(b), part.clone()));
+                } else {
+                    plan.raw.push((secs(a), secs(b)));
+                }
+            }
+        };
+        edge(lo, h_lo);
+        edge(h_hi, hi);
+        if newer {
+            plan.fresh.push((secs(lo), secs(hi), part.clone()));
         }
     }
     plan
 }
 
+/// A time range condition on `incidents` (two bound Unix seconds).
+const RANGE: &str = "ts >= toDateTime(?) AND ts < toDateTime(?)";
+
 /// A bound value of [`SqlBuilder`].
 pub(crate) enum Arg {
     U32(u32),
     U64(u64),
+    Str(String),
     Days(Vec<u32>),
     /// The filter's values, in [`where_clause`] order.
     Filter,
@@ -735,14 +782,88 @@ impl SqlBuilder {
         self
     }
 
-    /// ` AND (0 OR (ts >= lo AND ts < hi) ...)`.
-    pub(crate) fn ranges(&mut self, ranges: &[(u32, u32)]) -> &mut Self {
+    /// ` AND (0 OR ...)`: the plan's ranges read raw without
+    /// deduplication (`raw`, `part_raw`) when `dup_free`, its `fin` ranges
+    /// when `dup_prone` (`fresh` ranges are read by branches of their own,
+    /// [`SqlBuilder::fresh`]).
+    pub(crate) fn scope(
+        &mut self,
+        plan: &SummaryPlan,
+        dup_free: bool,
+        dup_prone: bool,
+    ) -> &mut Self {
         self.push(" AND (0");
-        for (lo, hi) in ranges {
-            self.push(" OR (ts >= toDateTime(?) AND ts < toDateTime(?))");
-            self.arg(Arg::U32(*lo)).arg(Arg::U32(*hi));
+        let simple = |b: &mut Self, ranges: &[(u32, u32)]| {
+            for (lo, hi) in ranges {
+                b.push(&format!(" OR ({RANGE})"));
+                b.arg(Arg::U32(*lo)).arg(Arg::U32(*hi));
+            }
+        };
+        if dup_free {
+            simple(self, &plan.raw);
+            for (lo, hi, part) in &plan.part_raw {
+                self.push(&format!(" OR ({RANGE} AND _part = ?)"));
+                self.arg(Arg::U32(*lo))
+                    .arg(Arg::U32(*hi))
+                    .arg(Arg::Str(part.clone()));
+            }
+        }
+        if dup_prone {
+            simple(self, &plan.fin);
         }
         self.push(")")
+    }
+
+    /// ` AND _part != part AND ts in [lo, hi)` (the plan's `fresh` range
+    /// `i`: the rows of the day's parts newer than its base part) and,
+    /// with `exclude`, ` AND id NOT IN (...)`: the ids the base part holds,
+    /// as listed in the plan's `copies`, or else looked up by a subquery
+    /// (reading the base part's ids only for the ids of the newer parts).
+    /// The `_part` condition stands alone in the `AND` chain, where
+    /// ClickHouse uses it to skip the base part (inside an `OR` it would
+    /// read every part).
+    pub(crate) fn fresh(
+        &mut self,
+        db: &str,
+        plan: &SummaryPlan,
+        i: usize,
+        exclude: bool,
+    ) -> &mut Self {
+        let Some((lo, hi, part)) = plan.fresh.get(i) else {
+            return self.push(" AND 0");
+        };
+        let bind = |b: &mut Self| {
+            b.arg(Arg::Str(part.clone()))
+                .arg(Arg::U32(*lo))
+                .arg(Arg::U32(*hi));
+        };
+        self.push(&format!(" AND _part != ? AND {RANGE}"));
+        bind(self);
+        if !exclude {
+            return self;
+        }
+        match plan.copies.get(i) {
+            Some(Some(ids)) if ids.is_empty() => {}
+            Some(Some(ids)) => {
+                // Checked UUID texts (see `list_copies`), spliced as
+                // literals: a literal set is hashed once per read.
+                let list = ids
+                    .iter()
+                    .map(|id| format!("'{id}'"))
+                    .collect::<Vec<_>>()
+                    .join(",");
+                self.push(&format!(" AND id NOT IN ({list})"));
+            }
+            _ => {
+                self.push(&format!(
+                    " AND id NOT IN (SELECT id FROM `{db}`.incidents WHERE _part = ? AND {RANGE} \
+                     AND id IN (SELECT id FROM `{db}`.incidents WHERE _part != ? AND {RANGE}))"
+                ));
+                bind(self);
+                bind(self);
+            }
+        }
+        self
     }
 
     /// ` AND day >= first AND day <= last AND (has(days, day) OR (day = d
@@ -790,6 +911,7 @@ impl SqlBuilder {
             q = match a {
                 Arg::U32(v) => q.bind(*v),
                 Arg::U64(v) => q.bind(*v),
+                Arg::Str(v) => q.bind(v.as_str()),
                 Arg::Days(v) => q.bind(v.clone()),
                 Arg::Filter => bind_where(q, filter),
             };
@@ -805,7 +927,17 @@ impl SqlBuilder {
 /// cuts) for unfiltered summaries, other compacted days raw without
 /// `FINAL`, the rest with `FINAL`. A partition that gains a part between
 /// the listing and the read (a late insert into an old day) can count that
-/// part's re-delivered incidents twice in this one answer.
+/// part's re-delivered incidents twice in this one answer; so can a copy
+/// of an incident of a day's base part re-delivered after the plan listed
+/// the copies ([`SummaryPlan::copies`]).
+///
+/// A plan that reads a day's base part from its pre-aggregates and the
+/// day's other parts raw (`fresh`) is right only while that part is
+/// active: a merge that replaces it puts its rows into a part the raw read
+/// takes. So the parts are listed again after the reads, and if one is
+/// gone (a part never becomes active again, so one still listed was active
+/// throughout), the summary is planned and read again; the last of
+/// [`PLAN_ATTEMPTS`] reads such days without their pre-aggregates.
 pub async fn fetch_summary(
     client: &Client,
     db: &str,
@@ -813,8 +945,57 @@ pub async fn fetch_summary(
     filter: &QueryFilter,
     top: u64,
 ) -> Result<Summary, StoreError> {
-    let plan = plan_for(client, db, timeout, filter).await?;
-    fetch_summary_planned(client, db, timeout, filter, top, &plan).await
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let plan = plan_for(client, db, timeout, filter, attempt < PLAN_ATTEMPTS).await?;
+        let s = fetch_summary_planned(client, db, timeout, filter, top, &plan).await?;
+        if bases_active(client, db, timeout, &plan).await? {
+            return Ok(s);
+        }
+    }
+}
+
+/// Reads of a summary or overview before its plan leaves out the base
+/// parts of uncompacted days (see [`fetch_summary`]).
+pub const PLAN_ATTEMPTS: u32 = 3;
+
+/// Whether every base part `plan` reads pre-aggregates of
+/// ([`SummaryPlan::bases`]) is active now.
+pub async fn bases_active(
+    client: &Client,
+    db: &str,
+    timeout: Duration,
+    plan: &SummaryPlan,
+) -> Result<bool, StoreError> {
+    let bases = plan.bases();
+    if bases.is_empty() {
+        return Ok(true);
+    }
+    let what = "list parts";
+    let active: Vec<DayRow> = with_timeout(what, timeout, async {
+        client
+            .query(
+                "SELECT toUInt32(count()) AS day FROM system.parts \
+                 WHERE database = ? AND table = 'incidents' AND active AND has(?, name)",
+            )
+            .bind(db)
+            .bind(bases.clone())
+            .with_setting("wait_end_of_query", "1")
+            .fetch_all()
+            .await
+            .map_err(StoreError::ch(what))
+    })
+    .await?;
+    let n = active.first().map_or(0, |r| r.day);
+    if usize::try_from(n).ok() == Some(bases.len()) {
+        return Ok(true);
+    }
+    tracing::info!(
+        event = "summary_replanned",
+        "a pre-aggregated part was merged during a summary; reading it again"
+    );
+    Ok(false)
 }
 
 /// Whether `filter` has nothing but time bounds (pre-aggregates apply).
@@ -830,15 +1011,18 @@ fn time_only(filter: &QueryFilter) -> bool {
         && filter.dst_net.is_none()
 }
 
-/// The [`summary_plan`] of `filter`'s window over the days stored now.
+/// The [`summary_plan`] of `filter`'s window over the days stored now;
+/// with `bases` false, uncompacted days are read without their base
+/// parts' pre-aggregates.
 pub async fn plan_for(
     client: &Client,
     db: &str,
     timeout: Duration,
     filter: &QueryFilter,
+    bases: bool,
 ) -> Result<SummaryPlan, StoreError> {
     let unfiltered = time_only(filter);
-    let (states, built) = if unfiltered {
+    let (mut states, built) = if unfiltered {
         tokio::try_join!(
             day_states(client, db, timeout),
             day_summary_keys(client, db, timeout)
@@ -846,18 +1030,71 @@ pub async fn plan_for(
     } else {
         (day_states(client, db, timeout).await?, Vec::new())
     };
-    Ok(summary_plan(
+    if !bases {
+        states.base_parts.clear();
+    }
+    let mut plan = summary_plan(
         &states,
         &built,
         filter.since.map(|t| t.micros()),
         filter.until.map(|t| t.micros()),
         unfiltered,
-    ))
+    );
+    for range in &plan.fresh {
+        let copies = list_copies(client, db, timeout, range).await?;
+        plan.copies.push(copies);
+    }
+    Ok(plan)
 }
 
-/// Appends ` UNION ALL` branches reading the plan's raw ranges (without
-/// `FINAL`: `cols` per row) and its uncompacted ranges (`dedup`: counting
-/// copies of an incident once) of `incidents` rows matching the filter
+/// Most re-delivered copies [`plan_for`] lists as literals.
+const MAX_COPIES: usize = 10_000;
+
+#[derive(Debug, Row, Deserialize)]
+struct IdRow {
+    copy: String,
+}
+
+/// The ids of incidents in the `fresh` range `(lo, hi, part)` that both
+/// the base part `part` and a newer part hold; `None` when there are more
+/// than [`MAX_COPIES`] or one is not a UUID's text.
+async fn list_copies(
+    client: &Client,
+    db: &str,
+    timeout: Duration,
+    (lo, hi, part): &(u32, u32, String),
+) -> Result<Option<Vec<String>>, StoreError> {
+    let what = "list copies";
+    let rows: Vec<IdRow> = with_timeout(what, timeout, async {
+        client
+            .query(&format!(
+                "SELECT DISTINCT toString(id) AS copy FROM `{db}`.incidents \
+                 WHERE _part = ? AND {RANGE} AND id IN (SELECT id FROM `{db}`.incidents \
+                 WHERE _part != ? AND {RANGE}) LIMIT ?"
+            ))
+            .bind(part.as_str())
+            .bind(*lo)
+            .bind(*hi)
+            .bind(part.as_str())
+            .bind(*lo)
+            .bind(*hi)
+            .bind(u64::try_from(MAX_COPIES).unwrap_or(u64::MAX) + 1)
+            .with_setting("wait_end_of_query", "1")
+            .fetch_all()
+            .await
+            .map_err(StoreError::ch(what))
+    })
+    .await?;
+    let uuid = |s: &str| s.len() == 36 && s.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
+    if rows.len() > MAX_COPIES || !rows.iter().all(|r| uuid(&r.copy)) {
+        return Ok(None);
+    }
+    Ok(Some(rows.into_iter().map(|r| r.copy).collect()))
+}
+
+/// Appends ` UNION ALL` branches reading the plan's raw ranges (`raw`,
+/// `part_raw`; without `FINAL`: `cols` per row) and its uncompacted ranges
+/// (`fin`, `fresh`; `dedup`: counting copies of an incident once) of `incidents` rows matching the filter
 /// and `cond`. A branch with no range is left out; `first` says whether
 /// nothing precedes (no `UNION ALL` before the first branch).
 pub(crate) fn union_raw(
@@ -871,7 +1108,7 @@ pub(crate) fn union_raw(
     let RawRead { cols, cond, dedup } = read;
     let mut wh = String::new();
     where_clause(filter, &mut wh);
-    if !plan.raw.is_empty() {
+    if !plan.raw.is_empty() || !plan.part_raw.is_empty() {
         if !first {
             b.push(" UNION ALL");
         }
@@ -880,18 +1117,32 @@ pub(crate) fn union_raw(
             " SELECT {cols} FROM `{db}`.incidents WHERE 1{wh}{cond}"
         ))
         .arg(Arg::Filter)
-        .ranges(&plan.raw);
+        .scope(plan, true, false);
     }
     if !plan.fin.is_empty() {
         if !first {
             b.push(" UNION ALL");
         }
+        first = false;
         b.push(&format!(
             " SELECT {} FROM (SELECT {} FROM `{db}`.incidents WHERE 1{wh}{cond}",
             dedup.outer, dedup.inner
         ))
         .arg(Arg::Filter)
-        .ranges(&plan.fin)
+        .scope(plan, false, true)
+        .push(&format!(" GROUP BY {}){}", dedup.group, dedup.outer_group));
+    }
+    for i in 0..plan.fresh.len() {
+        if !first {
+            b.push(" UNION ALL");
+        }
+        first = false;
+        b.push(&format!(
+            " SELECT {} FROM (SELECT {} FROM `{db}`.incidents WHERE 1{wh}{cond}",
+            dedup.outer, dedup.inner
+        ))
+        .arg(Arg::Filter)
+        .fresh(db, plan, i, true)
         .push(&format!(" GROUP BY {}){}", dedup.group, dedup.outer_group));
     }
 }
@@ -1097,6 +1348,8 @@ struct PartitionRow {
     parts: u64,
     min_level: u32,
     part: String,
+    base: String,
+    base_level: u32,
 }
 
 #[derive(Debug, Row, Deserialize)]
@@ -1138,6 +1391,14 @@ pub struct DayStates {
     pub unclean: Vec<u32>,
     /// Each compacted day with the name of its one part.
     pub clean_parts: Vec<(u32, String)>,
+    /// Each uncompacted day whose oldest part (lowest block numbers) was
+    /// produced by a merge (level > 0), with that part's name: the part
+    /// holds no duplicates, and every newer part of the day came after
+    /// it, so its pre-aggregates plus the newer parts read raw (less the
+    /// ids the part holds) count each incident once. Today after its
+    /// compaction ([`crate::retention::compact_once`]) is such a day until
+    /// the next compaction.
+    pub base_parts: Vec<(u32, String)>,
 }
 
 /// Lists the partitions of `incidents` (see [`DayStates`] and
@@ -1151,7 +1412,9 @@ pub async fn day_states(
     let rows: Vec<PartitionRow> = with_timeout(what, timeout, async {
         client
             .query(
-                "SELECT partition, count() AS parts, min(level) AS min_level, any(name) AS part \
+                "SELECT partition, count() AS parts, min(level) AS min_level, any(name) AS part, \
+                 argMin(name, min_block_number) AS base, \
+                 toUInt32(argMin(level, min_block_number)) AS base_level \
                  FROM system.parts WHERE database = ? AND table = 'incidents' AND active \
                  GROUP BY partition",
             )
@@ -1172,6 +1435,9 @@ pub async fn day_states(
             states.clean_parts.push((day, r.part));
         } else {
             states.unclean.push(day);
+            if r.base_level > 0 {
+                states.base_parts.push((day, r.base));
+            }
         }
     }
     if states.clean_parts.is_empty() && states.unclean.is_empty() {
@@ -1521,6 +1787,7 @@ mod tests {
             clean: clean.iter().map(|(d, _)| *d).chain([0]).collect(),
             unclean: unclean.to_vec(),
             clean_parts: clean.iter().map(|(d, p)| (*d, p.to_string())).collect(),
+            base_parts: Vec::new(),
         }
     }
 
@@ -1576,6 +1843,59 @@ mod tests {
         assert_eq!(p.whole_days, [0]);
         assert!(p.hours.is_empty() && p.fin.is_empty());
         assert_eq!(p.raw, [(D1 + 600, D1 + 1200)]);
+    }
+
+    #[test]
+    fn summary_plan_reads_a_pre_aggregated_base_part_and_the_newer_parts_raw() {
+        // Day 3 is today: merged part "b3" (pre-aggregated) plus newer
+        // parts; day 2 is uncompacted with an unsummarized base part.
+        let mut st = states(&[(20261101, "p1")], &[20261102, 20261103]);
+        st.base_parts = vec![(20261102, "b2".to_string()), (20261103, "b3".to_string())];
+        let built = vec![(20261101, "p1".to_string()), (20261103, "b3".to_string())];
+        let d3 = D2 + 86_400;
+        let p = summary_plan(&st, &built, None, None, true);
+        assert_eq!(p.whole_days, [0, 20261101, 20261103]);
+        assert_eq!(p.fin, [(D2, d3)]);
+        assert!(p.part_raw.is_empty() && p.raw.is_empty());
+        assert_eq!(p.fresh, [(d3, d3 + 86_400, "b3".to_string())]);
+        assert_eq!(p.bases(), ["b3"]);
+        // A window cutting day 3's hours: whole hours pre-aggregated, the
+        // edges from the base part raw, the newer parts over the window.
+        let since = i64::from(d3 + 3600 + 60) * US;
+        let until = i64::from(d3 + 5 * 3600 + 120) * US;
+        let p = summary_plan(&st, &built, Some(since), Some(until), true);
+        assert_eq!(p.whole_days, [0]);
+        assert_eq!(p.hours, [(20261103, d3 + 2 * 3600, d3 + 5 * 3600)]);
+        assert_eq!(
+            p.part_raw,
+            [
+                (d3 + 3600 + 60, d3 + 2 * 3600, "b3".to_string()),
+                (d3 + 5 * 3600, d3 + 5 * 3600 + 120, "b3".to_string())
+            ]
+        );
+        assert_eq!(
+            p.fresh,
+            [(d3 + 3600 + 60, d3 + 5 * 3600 + 120, "b3".to_string())]
+        );
+        assert!(p.raw.is_empty() && p.fin.is_empty());
+        // Filtered, or a window inside one hour: the day is read counting
+        // distinct ids, with no base part.
+        for (since, until, unfiltered) in [
+            (None, None, false),
+            (
+                Some(i64::from(d3 + 60) * US),
+                Some(i64::from(d3 + 120) * US),
+                true,
+            ),
+        ] {
+            let p = summary_plan(&st, &built, since, until, unfiltered);
+            assert!(p.fresh.is_empty() && p.part_raw.is_empty(), "{p:?}");
+            assert!(p.bases().is_empty());
+            assert!(p.fin.contains(&(
+                d3.max(since.map_or(0, |s| (s / US) as u32)),
+                until.map_or(d3 + 86_400, |u| (u / US) as u32)
+            )));
+        }
     }
 
     #[test]

@@ -215,11 +215,16 @@ struct PartStats {
 /// How long one `OPTIMIZE ... FINAL` may take.
 pub const COMPACT_TIMEOUT: Duration = Duration::from_secs(600);
 
-/// Compacts closed days of `incidents`: every partition before today (UTC,
-/// at `now_secs`) with more than one active part, or with an unmerged one,
-/// gets `OPTIMIZE TABLE ... PARTITION day FINAL`, which merges it into one
-/// part without duplicates. Summaries then read those days without
-/// `FINAL` (see [`crate::query::clean_days`]). Returns the days compacted.
+/// Compacts the days of `incidents` up to today: every partition up to
+/// today (UTC, at `now_secs`) with more than one active part, or with an
+/// unmerged one, gets `OPTIMIZE TABLE ... PARTITION day FINAL`, which
+/// merges it into one part without duplicates. Summaries then read closed
+/// days without `FINAL` (see [`crate::query::clean_days`]); today keeps
+/// receiving new parts, and its merged part becomes the base part its
+/// pre-aggregates are built from ([`crate::query::DayStates::base_parts`]),
+/// so that summaries read raw only what arrived since. Then builds the
+/// missing pre-aggregates ([`build_day_summaries`]). Returns the days
+/// compacted.
 pub async fn compact_once(
     client: &Client,
     db: &str,
@@ -250,7 +255,7 @@ pub async fn compact_once(
         let Ok(day) = id.parse::<u32>() else {
             continue;
         };
-        if day >= today || (p.parts == 1 && p.min_level > 0) {
+        if day > today || (p.parts == 1 && p.min_level > 0) {
             continue;
         }
         let what = "compaction: optimize partition";
@@ -267,7 +272,7 @@ pub async fn compact_once(
             event = "compacted",
             partition = day,
             parts = p.parts,
-            "compacted a closed day of incidents"
+            "compacted a day of incidents"
         );
         done.push(day);
     }
@@ -277,16 +282,22 @@ pub async fn compact_once(
 
 /// Builds the pre-aggregates (`incidents_day_summary`,
 /// `incidents_host_summary` per day and per hour, `incidents_attack_summary`
-/// per hour) of every compacted day that has none, or one built from
-/// another part. Hosts and attacks are written first, so a day summary row
-/// implies its host and attack rows. A day that changes meanwhile gets a summary
-/// labelled with a part that is no longer its only one, which is never
-/// used and is rebuilt at the next pass. Returns the days built.
+/// per hour) of every compacted day, and of every uncompacted day's merged
+/// base part ([`crate::query::DayStates::base_parts`]), that has none, or
+/// one built from another part: from the rows of that part only (`_part`).
+/// Hosts and attacks are written first, so a day summary row implies its
+/// host and attack rows. A part that is merged away meanwhile gets a
+/// summary labelled with a part that is no longer active, which is never
+/// used and is rebuilt at the next pass. A day's old pre-aggregates are
+/// dropped only once their part is no longer active (its day's oldest part
+/// changes only when a merge replaces it), which the summaries' check after
+/// reading relies on ([`crate::query::fetch_summary`]). Returns the days
+/// built.
 pub async fn build_day_summaries(client: &Client, db: &str) -> Result<Vec<u32>, StoreError> {
     let states = crate::query::day_states(client, db, COMPACT_TIMEOUT).await?;
     let built = crate::query::day_summary_keys(client, db, COMPACT_TIMEOUT).await?;
     let mut done = Vec::new();
-    for (day, part) in &states.clean_parts {
+    for (day, part) in states.clean_parts.iter().chain(&states.base_parts) {
         if built.iter().any(|(d, p)| d == day && p == part) {
             continue;
         }
@@ -295,8 +306,9 @@ pub async fn build_day_summaries(client: &Client, db: &str) -> Result<Vec<u32>, 
         };
         let start = u32::try_from(start).unwrap_or(0);
         let end = start.saturating_add(86_400);
-        let range = "ts >= toDateTime(?) AND ts < toDateTime(?)";
-        // Every statement but the drops binds (day, part, start, end).
+        let range = "ts >= toDateTime(?) AND ts < toDateTime(?) AND _part = ?";
+        // Every statement but the drops binds (day, part, start, end,
+        // part).
         let drops = [
             format!("ALTER TABLE `{db}`.incidents_day_summary DROP PARTITION {day}"),
             // Written before migration 4; no longer read.
@@ -356,7 +368,8 @@ pub async fn build_day_summaries(client: &Client, db: &str) -> Result<Vec<u32>, 
                 .bind(*day)
                 .bind(part.as_str())
                 .bind(start)
-                .bind(end);
+                .bind(end)
+                .bind(part.as_str());
             with_timeout(what, COMPACT_TIMEOUT, async {
                 q.execute().await.map_err(StoreError::ch(what))
             })
@@ -365,15 +378,17 @@ pub async fn build_day_summaries(client: &Client, db: &str) -> Result<Vec<u32>, 
         tracing::info!(
             event = "day_summary_built",
             partition = day,
-            "built the summary of a compacted day"
+            part = part.as_str(),
+            "built the pre-aggregates of a day's merged part"
         );
         done.push(*day);
     }
     Ok(done)
 }
 
-/// Runs a retention pass and a compaction pass ([`compact_once`]) at start
-/// and then every `interval_s` until `shutdown` turns `true`. Failures are
+/// Runs a retention pass and a compaction pass ([`compact_once`]) at start,
+/// then a retention pass every `interval_s` and a compaction pass every
+/// `compact_interval_s`, until `shutdown` turns `true`. Failures are
 /// logged and retried at the next pass.
 pub async fn run(
     client: Client,
@@ -384,17 +399,31 @@ pub async fn run(
     metrics: Arc<Metrics>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let mut last_retention: Option<i64> = None;
     loop {
         let now = i64::from(crate::store::schema::now_secs());
         let on = cluster.as_deref();
-        if let Err(e) = run_once_on(&client, &db, on, timeout, &config, now, &metrics).await {
-            tracing::warn!(event = "retention_failed", error = %e, "retention pass failed; retrying at the next pass");
+        let due = last_retention.is_none_or(|t| {
+            now.saturating_sub(t) >= i64::try_from(config.interval_s).unwrap_or(i64::MAX)
+        });
+        if due {
+            last_retention = Some(now);
+            if let Err(e) = run_once_on(&client, &db, on, timeout, &config, now, &metrics).await {
+                tracing::warn!(event = "retention_failed", error = %e, "retention pass failed; retrying at the next pass");
+            }
         }
         if let Err(e) = compact_once(&client, &db, now).await {
             tracing::warn!(event = "compaction_failed", error = %e, "compaction failed; retrying at the next pass");
         }
+        let next_retention = last_retention.map_or(0, |t| {
+            (t + i64::try_from(config.interval_s).unwrap_or(i64::MAX))
+                .saturating_sub(i64::from(crate::store::schema::now_secs()))
+        });
+        let sleep_s = config
+            .compact_interval_s
+            .min(u64::try_from(next_retention.max(1)).unwrap_or(1));
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(config.interval_s)) => {}
+            _ = tokio::time::sleep(Duration::from_secs(sleep_s)) => {}
             r = shutdown.changed() => if r.is_err() || *shutdown.borrow() { return },
         }
         if *shutdown.borrow() {

@@ -677,6 +677,7 @@ async fn retention_drops_only_partitions_older_than_the_configured_days() {
         incidents_days: 14,
         heartbeats_days: 30,
         interval_s: 3600,
+        compact_interval_s: 300,
     };
     let client = shaobing_collector::store::client(&h.config.clickhouse);
     let metrics = shaobing_collector::metrics::Metrics::default();
@@ -991,4 +992,273 @@ async fn summary_of_a_window_cutting_compacted_days_counts_across_the_hour_bound
     assert_eq!(h.post(Some(TOKEN), &body(&set[..6])).await.0, 200);
     let late = summary("").await;
     check(&late, "after a late re-delivery");
+}
+
+/// Today between two compactions: its merged (base) part is read from its
+/// pre-aggregates and only the newer parts raw, counting distinct ids and
+/// leaving out the ids the base part holds. Re-delivered copies of
+/// incidents of the base part, and an incident delivered twice into the
+/// newer parts, are counted once: the summary and the overview equal the
+/// raw answers (a filter that keeps everything reads no pre-aggregates)
+/// and a plain `FINAL` count, for the whole day and for a window that cuts
+/// its hours. When a merge replaces the base part, a plan made before it
+/// is seen to be stale, and the day is read without pre-aggregates until
+/// the next compaction builds them for the new part.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn summary_of_today_reads_its_merged_part_pre_aggregated_and_newer_parts_raw_counting_each_incident_once(
+) {
+    if skip() {
+        return;
+    }
+    let h = Harness::start().await;
+    const X: &str = "019c0c4e-1000-7000-8000-0000000000e1";
+    const Y: &str = "019c0c4e-1000-7000-8000-0000000000e2";
+    const Z: &str = "019c0c4e-1000-7000-8000-0000000000e3";
+    let mc = |mut v: Value, m: u64| {
+        v["match_count"] = m.into();
+        v
+    };
+    let (a, b) = ("10.2.0.1", "10.2.0.2");
+    let first = vec![
+        mc(
+            leak_at(100, "2026-11-01T01:10:00Z", a, "bank-card", "low"),
+            1,
+        ),
+        mc(
+            leak_at(101, "2026-11-01T05:30:00Z", a, "bank-card", "high"),
+            2,
+        ),
+        mc(
+            leak_at(102, "2026-11-01T05:40:00Z", b, "cn-national-id", "low"),
+            3,
+        ),
+        mc(
+            leak_at(103, "2026-11-01T06:15:00Z", b, "bank-card", "medium"),
+            4,
+        ),
+        mc(
+            leak_at(104, "2026-11-01T07:10:00Z", a, "bank-card", "critical"),
+            5,
+        ),
+        mc(
+            leak_at(105, "2026-11-01T09:00:00Z", b, "bank-card", "low"),
+            6,
+        ),
+        attack_event(
+            110,
+            "2026-11-01T05:10:00Z",
+            "10.0.0.30",
+            "attack_started",
+            X,
+        ),
+        attack_event(111, "2026-11-01T06:50:00Z", "10.0.0.30", "attack_update", X),
+        attack_event(
+            112,
+            "2026-11-01T06:40:00Z",
+            "10.0.0.31",
+            "attack_started",
+            Y,
+        ),
+    ];
+    // Delivered twice before the compaction.
+    for _ in 0..2 {
+        assert_eq!(h.post(Some(TOKEN), &body(&first)).await.0, 200);
+    }
+    let client = shaobing_collector::store::client(&h.config.clickhouse);
+    let db = "shaobing";
+    let t = std::time::Duration::from_secs(10);
+    // "Now" is 2026-11-01T23:00:00Z: the 1st is today.
+    let day = 20261101;
+    let now = shaobing_collector::retention::day_start_secs(day).unwrap() + 23 * 3600;
+    let compacted = shaobing_collector::retention::compact_once(&client, db, now)
+        .await
+        .unwrap();
+    assert_eq!(compacted, [day], "today is compacted too");
+    // After the compaction: re-delivered copies of incidents of the merged
+    // part (two leaks, an attack event), new incidents (one delivered
+    // twice), in newer parts.
+    let newer = vec![
+        mc(
+            leak_at(100, "2026-11-01T01:10:00Z", a, "bank-card", "low"),
+            1,
+        ),
+        mc(
+            leak_at(101, "2026-11-01T05:30:00Z", a, "bank-card", "high"),
+            2,
+        ),
+        attack_event(
+            110,
+            "2026-11-01T05:10:00Z",
+            "10.0.0.30",
+            "attack_started",
+            X,
+        ),
+        mc(
+            leak_at(120, "2026-11-01T05:50:00Z", b, "bank-card", "high"),
+            7,
+        ),
+        mc(
+            leak_at(121, "2026-11-01T06:20:00Z", a, "cn-national-id", "low"),
+            8,
+        ),
+        attack_event(113, "2026-11-01T07:20:00Z", "10.0.0.30", "attack_ended", X),
+        attack_event(
+            114,
+            "2026-11-01T06:05:00Z",
+            "10.0.0.32",
+            "attack_started",
+            Z,
+        ),
+    ];
+    assert_eq!(h.post(Some(TOKEN), &body(&newer)).await.0, 200);
+    assert_eq!(h.post(Some(TOKEN), &body(&newer[4..5])).await.0, 200);
+    // The day has its merged part (pre-aggregated) and newer parts.
+    let states = shaobing_collector::query::day_states(&client, db, t)
+        .await
+        .unwrap();
+    assert!(states.unclean.contains(&day), "{states:?}");
+    let base = states
+        .base_parts
+        .iter()
+        .find(|(d, _)| *d == day)
+        .map(|(_, p)| p.clone())
+        .expect("a base part");
+    let built = shaobing_collector::query::day_summary_keys(&client, db, t)
+        .await
+        .unwrap();
+    assert!(built.contains(&(day, base.clone())), "{built:?}");
+    // The first deliveries merged into 9 rows, 8 rows since.
+    assert_eq!(h.raw_count().await, 9 + 8);
+    let windows = [
+        ("since=all", "", 13),
+        (
+            "since=2026-11-01T05:20:00Z&until=2026-11-01T07:15:00Z",
+            "ts >= toDateTime('2026-11-01 05:20:00') AND ts < toDateTime('2026-11-01 07:15:00')",
+            9,
+        ),
+    ];
+    let every_severity = "&severity=low,medium,high,critical";
+    let check = |label: &'static str| {
+        let h = &h;
+        async move {
+            for (window, cond, total) in windows {
+                let final_count = h
+                    .sql(&format!(
+                        "SELECT count() FROM shaobing.incidents FINAL WHERE 1 {}",
+                        if cond.is_empty() {
+                            String::new()
+                        } else {
+                            format!("AND {cond}")
+                        }
+                    ))
+                    .await;
+                assert_eq!(final_count.trim(), total.to_string(), "{label} {window}");
+                for what in ["summary", "overview"] {
+                    let path = format!("/api/v1/{what}?{window}");
+                    let (status, pre) = h.get(Some(ANALYST_TOKEN), &path).await;
+                    assert_eq!(status, 200, "{pre}");
+                    let (_, raw) = h
+                        .get(Some(ANALYST_TOKEN), &format!("{path}{every_severity}"))
+                        .await;
+                    assert_eq!(pre["total"], total, "{label} {path}: {pre}");
+                    assert_eq!(pre, raw, "{label} {path}: pre-aggregated and raw agree");
+                }
+            }
+        }
+    };
+    check("base part and newer parts").await;
+    // The plan lists the three re-delivered copies once; looking them up
+    // in every read instead (more than 10,000 copies) gives the same
+    // answer.
+    let all = shaobing_collector::query::QueryFilter {
+        limit: 100,
+        ..Default::default()
+    };
+    let mut plan = shaobing_collector::query::plan_for(&client, db, t, &all, true)
+        .await
+        .unwrap();
+    assert_eq!(plan.copies.len(), 1);
+    assert_eq!(plan.copies[0].as_ref().map(Vec::len), Some(3), "{plan:?}");
+    let summary = |plan: shaobing_collector::query::SummaryPlan| {
+        let (client, all) = (&client, &all);
+        async move {
+            shaobing_collector::query::fetch_summary_planned(client, db, t, all, 10, &plan)
+                .await
+                .unwrap()
+        }
+    };
+    let listed = summary(plan.clone()).await;
+    plan.copies = vec![None];
+    let looked_up = summary(plan).await;
+    assert_eq!(listed.total, 13);
+    assert_eq!(format!("{listed:?}"), format!("{looked_up:?}"));
+    let (_, o) = h
+        .get(Some(ANALYST_TOKEN), "/api/v1/overview?since=all")
+        .await;
+    let x = o["attacks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["attack_id"] == X)
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        (x["events"].as_u64(), x["in_progress"].as_bool()),
+        (Some(3), Some(false)),
+        "{x}"
+    );
+    assert_eq!(
+        o["top_leak_sources"],
+        json!([
+            {"ip": b, "incidents": 4, "score": 3 + 4 + 6 + 7},
+            {"ip": a, "incidents": 4, "score": 1 + 2 + 5 + 8}
+        ])
+    );
+
+    // The base part's pre-aggregates are what is read: a planted count
+    // shows up.
+    h.sql(&format!(
+        "INSERT INTO shaobing.incidents_day_summary VALUES ({day}, '{base}', 0, 'leak', '', 'x', 'low', 100)"
+    ))
+    .await;
+    let (_, s) = h.get(Some(ANALYST_TOKEN), SINCE_ALL).await;
+    assert_eq!(s["total"], 113);
+    // A plan made now is stale once a merge replaces the base part.
+    let plan = shaobing_collector::query::plan_for(&client, db, t, &all, true)
+        .await
+        .unwrap();
+    assert_eq!(plan.bases(), std::slice::from_ref(&base));
+    assert!(
+        shaobing_collector::query::bases_active(&client, db, t, &plan)
+            .await
+            .unwrap()
+    );
+    h.sql(&format!(
+        "OPTIMIZE TABLE shaobing.incidents PARTITION {day} FINAL"
+    ))
+    .await;
+    assert!(
+        !shaobing_collector::query::bases_active(&client, db, t, &plan)
+            .await
+            .unwrap()
+    );
+    // The new merged part has no pre-aggregates yet: read raw.
+    let (_, s) = h.get(Some(ANALYST_TOKEN), SINCE_ALL).await;
+    assert_eq!(s["total"], 13);
+    // The next compaction builds them (dropping the old part's), and
+    // another re-delivery puts a copy into a newer part again.
+    let compacted = shaobing_collector::retention::compact_once(&client, db, now)
+        .await
+        .unwrap();
+    assert!(compacted.is_empty(), "{compacted:?}");
+    assert_eq!(
+        h.sql(&format!(
+            "SELECT sum(n), uniqExact(part) FROM shaobing.incidents_day_summary WHERE day = {day}"
+        ))
+        .await
+        .trim(),
+        "13\t1"
+    );
+    assert_eq!(h.post(Some(TOKEN), &body(&newer[..4])).await.0, 200);
+    check("rebuilt base part and a newer part").await;
 }

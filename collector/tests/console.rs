@@ -794,3 +794,82 @@ async fn incident_pages_across_time_slices_list_every_incident_once_newest_first
         .await;
     assert_eq!(v["incidents"].as_array().unwrap().len(), 10);
 }
+
+/// The attack ranking looks at the window's last hour (then 6 hours)
+/// first, and answers from there only when enough of those attacks are in
+/// progress: the answer is the whole window's first attacks in every case,
+/// including an attack that ended before the last hour and had an event
+/// after its end (ended over the window, not in the last hour), before and
+/// after compaction (raw rows, then the per-hour pre-aggregates).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attack_ranking_from_the_newest_hours_equals_the_whole_window_ranking() {
+    if skip() {
+        return;
+    }
+    let h = Harness::start().await;
+    let id = |n: u32| format!("019c0c4e-1000-7000-8000-0000000001{n:02}");
+    let (p1, p2, p3, p4, q, e1) = (id(1), id(2), id(3), id(4), id(5), id(6));
+    let t = |s: &str| format!("2026-11-29T{s}Z");
+    let events = [
+        (201, "11:10:00", "attack_started", &p1),
+        (202, "11:30:00", "attack_update", &p1),
+        (203, "11:20:00", "attack_started", &p2),
+        (204, "11:05:00", "attack_started", &e1),
+        (205, "11:40:00", "attack_ended", &e1),
+        (206, "09:00:00", "attack_started", &q),
+        (207, "10:00:00", "attack_ended", &q),
+        (208, "11:50:00", "attack_update", &q),
+        (209, "08:00:00", "attack_started", &p3),
+        (210, "03:00:00", "attack_started", &p4),
+        // After the window.
+        (211, "12:30:00", "attack_update", &p4),
+    ];
+    let set: Vec<Value> = events
+        .iter()
+        .map(|(n, at, event, attack)| attack_event(*n, &t(at), "10.0.0.40", event, attack, 1000))
+        .collect();
+    for _ in 0..2 {
+        for chunk in set.chunks(5) {
+            assert_eq!(h.post(Some(TOKEN), &body(chunk)).await.0, 200);
+        }
+    }
+    let client = shaobing_collector::store::client(&h.config.clickhouse);
+    let timeout = std::time::Duration::from_secs(10);
+    let filter = shaobing_collector::query::QueryFilter {
+        since: Some(shaobing_wire::Timestamp::parse(&t("00:00:00")).unwrap()),
+        until: Some(shaobing_wire::Timestamp::parse(&t("12:00:00")).unwrap()),
+        limit: 100,
+        ..Default::default()
+    };
+    // The whole window: in progress by last event, then ended.
+    let whole = [&p1, &p2, &p3, &p4, &q, &e1];
+    for stage in ["raw rows", "pre-aggregated hours"] {
+        let plan = shaobing_collector::query::plan_for(&client, "shaobing", timeout, &filter, true)
+            .await
+            .unwrap();
+        for limit in 1..=6 {
+            let attacks = shaobing_collector::console::views::fetch_attacks(
+                &client, "shaobing", timeout, &filter, limit, &plan,
+            )
+            .await
+            .unwrap();
+            let got: Vec<&str> = attacks.iter().map(|a| a.attack_id.as_str()).collect();
+            let want: Vec<&str> = whole[..limit as usize].iter().map(|s| s.as_str()).collect();
+            assert_eq!(got, want, "{stage}, limit {limit}");
+            let q_row = attacks.iter().find(|a| a.attack_id == q);
+            if let Some(q_row) = q_row {
+                assert!(!q_row.in_progress, "{q_row:?}");
+                assert_eq!(q_row.events, 3);
+            }
+        }
+        // "Now" is 2026-11-30: the 29th is a closed day (compacted here,
+        // unless a background merge did it already) and pre-aggregated.
+        shaobing_collector::retention::compact_once(&client, "shaobing", 1_795_996_800)
+            .await
+            .unwrap();
+        let rows = h
+            .sql("SELECT count() FROM shaobing.incidents_attack_summary WHERE day = 20261129")
+            .await;
+        assert_ne!(rows.trim(), "0");
+    }
+}

@@ -202,7 +202,12 @@ pub async fn fetch_prefixes(
 #[derive(Debug, Row, Deserialize)]
 struct RankRow {
     a: u64,
+    ended: u8,
 }
+
+/// How far back from the window's end the attack ranking looks first
+/// (seconds; see [`fetch_attacks`]).
+const RANK_SLICES_S: [i64; 2] = [3_600, 6 * 3_600];
 
 /// Reads the attacks with events matching `filter` (see
 /// [`Overview::attacks`]), in two steps, so that a window with hundreds of
@@ -212,7 +217,10 @@ struct RankRow {
 ///    it ended (three narrow columns), from the per-hour attack
 ///    pre-aggregates of compacted days (`incidents_attack_summary`) and the
 ///    raw rows of the rest of the window (copies of an incident do not
-///    change a maximum, so no deduplication), keeping the first `limit`;
+///    change a maximum, so no deduplication), keeping the first `limit`:
+///    first among the attacks with an event in the window's last hour
+///    (then 6 hours), which are the first `limit` of the whole window when
+///    `limit` of them are in progress, else over the whole window;
 /// 2. state: the other columns of those attacks only, from the same
 ///    sources (events in uncompacted days counted as distinct ids).
 ///
@@ -227,47 +235,107 @@ pub async fn fetch_attacks(
     plan: &query::SummaryPlan,
 ) -> Result<Vec<AttackBrief>, StoreError> {
     let has_pre = plan.whole_days.len() > 1 || !plan.hours.is_empty();
+    let has_raw = !(plan.raw.is_empty() && plan.fin.is_empty() && plan.part_raw.is_empty());
     let cond = " AND kind = 'volumetric' AND attack_id != ''";
-    // Both steps read every raw range the same way: `union_raw` with no
-    // deduplication of the uncompacted days (`fin` read as `raw`).
-    let all_raw = query::SummaryPlan {
-        raw: plan.raw.iter().chain(&plan.fin).copied().collect(),
-        fin: Vec::new(),
-        ..query::SummaryPlan::default()
-    };
-    let mut rank = SqlBuilder::default();
-    rank.push("SELECT a FROM (");
-    if has_pre {
-        rank.push(&format!(
-            "SELECT attack AS a, last_us AS l, ended AS e \
-             FROM `{db}`.incidents_attack_summary WHERE 1"
-        ))
-        .pre(plan, Pre::Both);
-    }
-    let none = Dedup {
-        outer: "",
-        inner: "",
-        group: "",
-        outer_group: "",
-    };
-    if all_raw.raw.is_empty() && !has_pre {
+    let mut wh = String::new();
+    where_clause(filter, &mut wh);
+    // Both steps read every raw range of the plan in one branch (copies of
+    // an incident change no maximum, and events are counted as distinct
+    // ids), and each `fresh` range in one of its own (for the events,
+    // leaving out the ids of its pre-aggregated base part).
+    if !has_raw && !has_pre && plan.fresh.is_empty() {
         return Ok(Vec::new());
     }
-    let cols =
-        format!("cityHash64(attack_id) AS a, {US} AS l, toUInt8(event = 'attack_ended') AS e");
-    let read = RawRead {
-        cols: &cols,
-        cond,
-        dedup: &none,
+    // The rank's rows (attack hash `a`, last event `l`, ended `e`), all of
+    // the window's or only those with their last event at or after
+    // `from` (Unix seconds).
+    let rows = |b: &mut SqlBuilder, from: Option<u32>| {
+        if has_pre {
+            b.push(&format!(
+                "SELECT attack AS a, last_us AS l, ended AS e \
+                 FROM `{db}`.incidents_attack_summary WHERE 1"
+            ))
+            .pre(plan, Pre::Both);
+            if let Some(from) = from {
+                b.push(" AND hour >= ? AND last_us >= ?")
+                    .arg(Arg::U32(from - from % 3600))
+                    .arg(Arg::U64(u64::from(from) * 1_000_000));
+            }
+        }
+        let since = |b: &mut SqlBuilder| {
+            if let Some(from) = from {
+                b.push(" AND ts >= toDateTime(?)").arg(Arg::U32(from));
+            }
+        };
+        let rank_cols =
+            format!("cityHash64(attack_id) AS a, {US} AS l, toUInt8(event = 'attack_ended') AS e");
+        let mut first = !has_pre;
+        if has_raw {
+            if !first {
+                b.push(" UNION ALL");
+            }
+            first = false;
+            b.push(&format!(
+                " SELECT {rank_cols} FROM `{db}`.incidents WHERE 1{wh}{cond}"
+            ))
+            .arg(Arg::Filter)
+            .scope(plan, true, true);
+            since(b);
+        }
+        for i in 0..plan.fresh.len() {
+            if !first {
+                b.push(" UNION ALL");
+            }
+            first = false;
+            b.push(&format!(
+                " SELECT {rank_cols} FROM `{db}`.incidents WHERE 1{wh}{cond}"
+            ))
+            .arg(Arg::Filter)
+            .fresh(db, plan, i, false);
+            since(b);
+        }
     };
-    query::union_raw(&mut rank, &all_raw, db, filter, !has_pre, &read);
-    rank.push(") GROUP BY a ORDER BY max(e) ASC, max(l) DESC, a LIMIT ?")
-        .arg(Arg::U64(limit));
-    let q = rank.query(client, filter);
-    let chosen: Vec<RankRow> = with_timeout("query attacks", timeout, async {
-        q.fetch_all().await.map_err(StoreError::ch("query attacks"))
-    })
-    .await?;
+    // A window of hundreds of thousands of attacks (the synthetic
+    // benchmark's: one per volumetric row) is ranked from its newest hours
+    // first: the attacks with an event since `from` (their last event is
+    // then at or after it, every other attack's before it) get their exact
+    // state over the whole window; if `limit` of them are in progress,
+    // they are the first `limit` of the whole window. Otherwise (fewer
+    // attacks in progress) the whole window is ranked.
+    let end = filter
+        .until
+        .unwrap_or_else(Timestamp::now)
+        .secs()
+        .clamp(0, i64::from(u32::MAX));
+    let start = filter.since.map_or(0, |t| t.secs().max(0));
+    let mut chosen: Vec<RankRow> = Vec::new();
+    for back in RANK_SLICES_S.iter().map(|s| Some(*s)).chain([None]) {
+        let from = match back {
+            Some(back) if end - back > start => u32::try_from(end - back).ok(),
+            Some(_) => continue,
+            None => None,
+        };
+        let mut rank = SqlBuilder::default();
+        rank.push("SELECT a, max(e) AS ended FROM (");
+        rows(&mut rank, None);
+        rank.push(")");
+        if from.is_some() {
+            rank.push(" WHERE a IN (SELECT a FROM (");
+            rows(&mut rank, from);
+            rank.push("))");
+        }
+        rank.push(" GROUP BY a ORDER BY ended ASC, max(l) DESC, a LIMIT ?")
+            .arg(Arg::U64(limit));
+        let q = rank.query(client, filter);
+        chosen = with_timeout("query attacks", timeout, async {
+            q.fetch_all().await.map_err(StoreError::ch("query attacks"))
+        })
+        .await?;
+        let in_progress = chosen.iter().filter(|r| r.ended == 0).count();
+        if from.is_none() || u64::try_from(in_progress).ok() == Some(limit) {
+            break;
+        }
+    }
     if chosen.is_empty() {
         return Ok(Vec::new());
     }
@@ -295,23 +363,35 @@ pub async fn fetch_attacks(
             ))
             .pre(plan, Pre::Both);
     }
-    if !all_raw.raw.is_empty() {
-        if has_pre {
+    let state_raw = format!(
+        " SELECT attack_id, any(vector) AS v, any(dst_ip) AS d, any(sensor) AS s, \
+         argMax(severity, {US}) AS sev, min({US}) AS f, max({US}) AS l, \
+         argMax(pps, {US}) AS p, argMax(bps, {US}) AS b, max(peak_pps) AS pp, \
+         max(peak_bps) AS pb, max(event = 'attack_ended') AS e, \
+         toUInt64(uniqExact(id)) AS ev FROM `{db}`.incidents \
+         WHERE cityHash64(attack_id) IN ({hashes}){wh}{cond}"
+    );
+    let mut first = !has_pre;
+    if has_raw {
+        if !first {
             state.push(" UNION ALL");
         }
-        let mut wh = String::new();
-        where_clause(filter, &mut wh);
+        first = false;
         state
-            .push(&format!(
-                " SELECT attack_id, any(vector) AS v, any(dst_ip) AS d, any(sensor) AS s, \
-                 argMax(severity, {US}) AS sev, min({US}) AS f, max({US}) AS l, \
-                 argMax(pps, {US}) AS p, argMax(bps, {US}) AS b, max(peak_pps) AS pp, \
-                 max(peak_bps) AS pb, max(event = 'attack_ended') AS e, \
-                 toUInt64(uniqExact(id)) AS ev FROM `{db}`.incidents \
-                 WHERE cityHash64(attack_id) IN ({hashes}){wh}{cond}"
-            ))
+            .push(&state_raw)
             .arg(Arg::Filter)
-            .ranges(&all_raw.raw)
+            .scope(plan, true, true)
+            .push(" GROUP BY attack_id");
+    }
+    for i in 0..plan.fresh.len() {
+        if !first {
+            state.push(" UNION ALL");
+        }
+        first = false;
+        state
+            .push(&state_raw)
+            .arg(Arg::Filter)
+            .fresh(db, plan, i, true)
             .push(" GROUP BY attack_id");
     }
     state.push(") GROUP BY attack_id ORDER BY ended ASC, last_us DESC, attack_id");
@@ -342,7 +422,8 @@ pub async fn fetch_attacks(
 
 /// Reads the [`Overview`] of `filter`'s window: the summary, the prefixes
 /// and the attacks, in parallel over one plan of the window
-/// ([`query::plan_for`]).
+/// ([`query::plan_for`]); read again if a pre-aggregated base part was
+/// merged meanwhile (as [`query::fetch_summary`]).
 pub async fn fetch_overview(
     client: &Client,
     db: &str,
@@ -350,12 +431,20 @@ pub async fn fetch_overview(
     filter: &QueryFilter,
     top: u64,
 ) -> Result<Overview, StoreError> {
-    let plan = query::plan_for(client, db, timeout, filter).await?;
-    let (mut summary, top_prefixes, attacks) = tokio::try_join!(
-        query::fetch_summary_planned(client, db, timeout, filter, top, &plan),
-        fetch_prefixes(client, db, timeout, filter, top, &plan),
-        fetch_attacks(client, db, timeout, filter, MAX_ATTACKS, &plan),
-    )?;
+    let mut attempt = 0;
+    let (mut summary, top_prefixes, attacks) = loop {
+        attempt += 1;
+        let bases = attempt < query::PLAN_ATTEMPTS;
+        let plan = query::plan_for(client, db, timeout, filter, bases).await?;
+        let read = tokio::try_join!(
+            query::fetch_summary_planned(client, db, timeout, filter, top, &plan),
+            fetch_prefixes(client, db, timeout, filter, top, &plan),
+            fetch_attacks(client, db, timeout, filter, MAX_ATTACKS, &plan),
+        )?;
+        if query::bases_active(client, db, timeout, &plan).await? {
+            break read;
+        }
+    };
     summary
         .by_signature
         .truncate(usize::try_from(top).unwrap_or(usize::MAX));
