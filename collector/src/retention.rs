@@ -291,9 +291,117 @@ pub async fn compact_once(
 /// used and is rebuilt at the next pass. A day's old pre-aggregates are
 /// dropped only once their part is no longer active (its day's oldest part
 /// changes only when a merge replaces it), which the summaries' check after
-/// reading relies on ([`crate::query::fetch_summary`]). Returns the days
-/// built.
+/// reading relies on ([`crate::query::fetch_summary`]). Collectors on one
+/// server build one at a time ([`BUILD_LOCK`]); a pass that finds another
+/// building builds nothing (the next pass builds what is still missing).
+/// Returns the days built.
 pub async fn build_day_summaries(client: &Client, db: &str) -> Result<Vec<u32>, StoreError> {
+    if !take_build_lock(client, db).await? {
+        tracing::debug!(
+            event = "day_summary_locked",
+            "another collector is building pre-aggregates; this pass builds none"
+        );
+        return Ok(Vec::new());
+    }
+    let built = build_unlocked(client, db).await;
+    let what = "pre-aggregates: release lock";
+    let release = client.query(&format!("DROP TABLE IF EXISTS `{db}`.`{BUILD_LOCK}`"));
+    let released = with_timeout(what, COMPACT_TIMEOUT, async {
+        release.execute().await.map_err(StoreError::ch(what))
+    })
+    .await;
+    let built = built?;
+    released?;
+    Ok(built)
+}
+
+/// The table whose existence says that a collector is building
+/// pre-aggregates: ClickHouse creates a table name once, so `CREATE TABLE`
+/// without `IF NOT EXISTS` is a lock between the collectors of one server
+/// (without it, two collectors building the same part at once would both
+/// insert its rows, doubling its counts in every summary).
+const BUILD_LOCK: &str = "summary_build_lock";
+
+/// A lock held longer than this was left by a collector that stopped
+/// while building (a build takes seconds): it is dropped, and the next
+/// pass builds.
+const STALE_LOCK_S: u32 = 3600;
+
+#[derive(Debug, Row, Deserialize)]
+struct LockRow {
+    held: u64,
+    age: u32,
+}
+
+/// Takes the pre-aggregate build lock ([`BUILD_LOCK`]); false if another
+/// collector holds it (a stale one is dropped first, for the next pass).
+async fn take_build_lock(client: &Client, db: &str) -> Result<bool, StoreError> {
+    let what = "pre-aggregates: take lock";
+    let create = client.query(&format!(
+        "CREATE TABLE `{db}`.`{BUILD_LOCK}` (since DateTime) ENGINE = TinyLog"
+    ));
+    let created = with_timeout(what, COMPACT_TIMEOUT, async {
+        create.execute().await.map_err(StoreError::ch(what))
+    })
+    .await;
+    let mark =
+        |client: &Client| client.query(&format!("INSERT INTO `{db}`.`{BUILD_LOCK}` SELECT now()"));
+    match created {
+        Ok(()) => {
+            let q = mark(client);
+            with_timeout(what, COMPACT_TIMEOUT, async {
+                q.execute().await.map_err(StoreError::ch(what))
+            })
+            .await?;
+            return Ok(true);
+        }
+        // TABLE_ALREADY_EXISTS: another collector builds.
+        Err(e) if e.to_string().contains("Code: 57") => {}
+        Err(e) => return Err(e),
+    }
+    let q = client
+        .query(&format!(
+            "SELECT count() AS held, toUInt32(if(count() = 0, 0, greatest(toInt64(now()) - toInt64(min(since)), 0))) AS age \
+             FROM `{db}`.`{BUILD_LOCK}`"
+        ))
+        .with_setting("wait_end_of_query", "1");
+    let state: Result<Vec<LockRow>, StoreError> = with_timeout(what, COMPACT_TIMEOUT, async {
+        q.fetch_all().await.map_err(StoreError::ch(what))
+    })
+    .await;
+    let Ok(state) = state else {
+        // Released between the two statements.
+        return Ok(false);
+    };
+    match state.first() {
+        // Created but not yet marked, or its holder stopped in between:
+        // marked now, so that it turns stale in time.
+        Some(LockRow { held: 0, .. }) | None => {
+            let q = mark(client);
+            let _ = with_timeout(what, COMPACT_TIMEOUT, async {
+                q.execute().await.map_err(StoreError::ch(what))
+            })
+            .await;
+        }
+        Some(LockRow { age, .. }) if *age > STALE_LOCK_S => {
+            tracing::warn!(
+                event = "day_summary_lock_stale",
+                age_s = age,
+                "dropping a pre-aggregate build lock left by a collector that stopped"
+            );
+            let q = client.query(&format!("DROP TABLE IF EXISTS `{db}`.`{BUILD_LOCK}`"));
+            with_timeout(what, COMPACT_TIMEOUT, async {
+                q.execute().await.map_err(StoreError::ch(what))
+            })
+            .await?;
+        }
+        Some(_) => {}
+    }
+    Ok(false)
+}
+
+/// [`build_day_summaries`] with the lock held.
+async fn build_unlocked(client: &Client, db: &str) -> Result<Vec<u32>, StoreError> {
     let states = crate::query::day_states(client, db, COMPACT_TIMEOUT).await?;
     let built = crate::query::day_summary_keys(client, db, COMPACT_TIMEOUT).await?;
     let mut done = Vec::new();

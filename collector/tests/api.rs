@@ -814,6 +814,104 @@ async fn summary_counts_redelivered_incidents_once_before_and_after_compaction()
     assert_eq!(page["incidents"].as_array().unwrap().len(), 4);
 }
 
+/// Collectors sharing one ClickHouse server (sensor fallback URLs) run
+/// their compaction passes independently: builders racing on the same
+/// part build it once, a lock left by a stopped builder is taken over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_pre_aggregate_builds_count_each_incident_once() {
+    if skip() {
+        return;
+    }
+    let h = Harness::start().await;
+    let old: Vec<Value> = (0..40)
+        .map(|n| {
+            leak_at(
+                200 + n,
+                "2026-11-03T08:00:00Z",
+                "10.9.8.7",
+                "bank-card",
+                "low",
+            )
+        })
+        .collect();
+    // max_items = 10 in the test config.
+    for batch in old.chunks(10) {
+        assert_eq!(h.post(Some(TOKEN), &body(batch)).await.0, 200);
+    }
+    let client = shaobing_collector::store::client(&h.config.clickhouse);
+    let db = "shaobing";
+    let compacted = shaobing_collector::retention::compact_once(&client, db, 1_795_996_800)
+        .await
+        .unwrap();
+    assert_eq!(compacted, [20261103]);
+    let day_sum = "SELECT sum(n) FROM shaobing.incidents_day_summary WHERE day = 20261103";
+    let drop_all = [
+        "ALTER TABLE shaobing.incidents_day_summary DROP PARTITION 20261103",
+        "ALTER TABLE shaobing.incidents_host_summary DROP PARTITION 20261103",
+        "ALTER TABLE shaobing.incidents_attack_summary DROP PARTITION 20261103",
+    ];
+    for round in 0..5 {
+        for sql in drop_all {
+            h.sql(sql).await;
+        }
+        let build = || shaobing_collector::retention::build_day_summaries(&client, db);
+        let built = tokio::join!(build(), build(), build(), build());
+        let builders = [built.0, built.1, built.2, built.3]
+            .into_iter()
+            .map(|r| r.unwrap())
+            .filter(|days| days.contains(&20261103))
+            .count();
+        assert!(builders <= 1, "round {round}: {builders} builders");
+        if builders == 0 {
+            // Every pass found the lock held by another: the next builds.
+            shaobing_collector::retention::build_day_summaries(&client, db)
+                .await
+                .unwrap();
+        }
+        assert_eq!(h.sql(day_sum).await.trim(), "40", "round {round}");
+        assert_eq!(
+            h.sql("SELECT sum(n) FROM shaobing.incidents_host_summary WHERE day = 20261103 AND hour = 0")
+                .await
+                .trim(),
+            "40",
+            "round {round}"
+        );
+        assert_eq!(
+            summary_total(&h).await,
+            (Some(40), Some(40)),
+            "round {round}"
+        );
+    }
+    // A lock held by a live builder blocks; one left for over an hour is
+    // dropped, and the pass after builds.
+    for sql in drop_all {
+        h.sql(sql).await;
+    }
+    h.sql("CREATE TABLE shaobing.summary_build_lock (since DateTime) ENGINE = TinyLog")
+        .await;
+    h.sql("INSERT INTO shaobing.summary_build_lock SELECT now()")
+        .await;
+    let none = shaobing_collector::retention::build_day_summaries(&client, db)
+        .await
+        .unwrap();
+    assert!(none.is_empty(), "{none:?}");
+    assert_eq!(h.sql(day_sum).await.trim(), "0");
+    h.sql("DROP TABLE shaobing.summary_build_lock").await;
+    h.sql("CREATE TABLE shaobing.summary_build_lock (since DateTime) ENGINE = TinyLog")
+        .await;
+    h.sql("INSERT INTO shaobing.summary_build_lock SELECT now() - 7200")
+        .await;
+    let none = shaobing_collector::retention::build_day_summaries(&client, db)
+        .await
+        .unwrap();
+    assert!(none.is_empty(), "{none:?}");
+    let built = shaobing_collector::retention::build_day_summaries(&client, db)
+        .await
+        .unwrap();
+    assert_eq!(built, [20261103]);
+    assert_eq!(h.sql(day_sum).await.trim(), "40");
+}
+
 async fn summary_total(h: &Harness) -> (Option<u64>, Option<u64>) {
     let (status, s) = h.get(Some(ANALYST_TOKEN), SINCE_ALL).await;
     assert_eq!(status, 200, "{s}");
