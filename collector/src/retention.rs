@@ -296,6 +296,10 @@ pub async fn compact_once(
 /// building builds nothing (the next pass builds what is still missing).
 /// Returns the days built.
 pub async fn build_day_summaries(client: &Client, db: &str) -> Result<Vec<u32>, StoreError> {
+    // Most passes have nothing to build: no lock taken then.
+    if missing_summaries(client, db).await?.is_empty() {
+        return Ok(Vec::new());
+    }
     if !take_build_lock(client, db).await? {
         tracing::debug!(
             event = "day_summary_locked",
@@ -338,7 +342,7 @@ struct LockRow {
 async fn take_build_lock(client: &Client, db: &str) -> Result<bool, StoreError> {
     let what = "pre-aggregates: take lock";
     let create = client.query(&format!(
-        "CREATE TABLE `{db}`.`{BUILD_LOCK}` (since DateTime) ENGINE = TinyLog"
+        "CREATE TABLE `{db}`.`{BUILD_LOCK}` (since DateTime) ENGINE = Memory"
     ));
     let created = with_timeout(what, COMPACT_TIMEOUT, async {
         create.execute().await.map_err(StoreError::ch(what))
@@ -348,16 +352,30 @@ async fn take_build_lock(client: &Client, db: &str) -> Result<bool, StoreError> 
         |client: &Client| client.query(&format!("INSERT INTO `{db}`.`{BUILD_LOCK}` SELECT now()"));
     match created {
         Ok(()) => {
+            // Held from its creation; the mark only dates it (a lock with
+            // no mark is dated by the next collector that sees it).
             let q = mark(client);
-            with_timeout(what, COMPACT_TIMEOUT, async {
+            if let Err(e) = with_timeout(what, COMPACT_TIMEOUT, async {
                 q.execute().await.map_err(StoreError::ch(what))
             })
-            .await?;
+            .await
+            {
+                tracing::debug!(error = %e, "could not date the pre-aggregate build lock");
+            }
             return Ok(true);
         }
         // TABLE_ALREADY_EXISTS: another collector builds.
         Err(e) if e.to_string().contains("Code: 57") => {}
-        Err(e) => return Err(e),
+        // Anything else (the table being dropped by its holder, say): not
+        // taken; the next pass tries again.
+        Err(e) => {
+            tracing::warn!(
+                event = "day_summary_lock_failed",
+                error = %e,
+                "could not take the pre-aggregate build lock; building at the next pass"
+            );
+            return Ok(false);
+        }
     }
     let q = client
         .query(&format!(
@@ -400,15 +418,23 @@ async fn take_build_lock(client: &Client, db: &str) -> Result<bool, StoreError> 
     Ok(false)
 }
 
-/// [`build_day_summaries`] with the lock held.
-async fn build_unlocked(client: &Client, db: &str) -> Result<Vec<u32>, StoreError> {
+/// The `(day, part)` of every compacted day and uncompacted day's merged
+/// base part without pre-aggregates of that part.
+async fn missing_summaries(client: &Client, db: &str) -> Result<Vec<(u32, String)>, StoreError> {
     let states = crate::query::day_states(client, db, COMPACT_TIMEOUT).await?;
     let built = crate::query::day_summary_keys(client, db, COMPACT_TIMEOUT).await?;
+    Ok(states
+        .clean_parts
+        .into_iter()
+        .chain(states.base_parts)
+        .filter(|(day, part)| !built.iter().any(|(d, p)| d == day && p == part))
+        .collect())
+}
+
+/// [`build_day_summaries`] with the lock held.
+async fn build_unlocked(client: &Client, db: &str) -> Result<Vec<u32>, StoreError> {
     let mut done = Vec::new();
-    for (day, part) in states.clean_parts.iter().chain(&states.base_parts) {
-        if built.iter().any(|(d, p)| d == day && p == part) {
-            continue;
-        }
+    for (day, part) in &missing_summaries(client, db).await? {
         let Some(start) = day_start_secs(*day) else {
             continue;
         };

@@ -887,7 +887,7 @@ async fn concurrent_pre_aggregate_builds_count_each_incident_once() {
     for sql in drop_all {
         h.sql(sql).await;
     }
-    h.sql("CREATE TABLE shaobing.summary_build_lock (since DateTime) ENGINE = TinyLog")
+    h.sql("CREATE TABLE shaobing.summary_build_lock (since DateTime) ENGINE = Memory")
         .await;
     h.sql("INSERT INTO shaobing.summary_build_lock SELECT now()")
         .await;
@@ -897,7 +897,7 @@ async fn concurrent_pre_aggregate_builds_count_each_incident_once() {
     assert!(none.is_empty(), "{none:?}");
     assert_eq!(h.sql(day_sum).await.trim(), "0");
     h.sql("DROP TABLE shaobing.summary_build_lock").await;
-    h.sql("CREATE TABLE shaobing.summary_build_lock (since DateTime) ENGINE = TinyLog")
+    h.sql("CREATE TABLE shaobing.summary_build_lock (since DateTime) ENGINE = Memory")
         .await;
     h.sql("INSERT INTO shaobing.summary_build_lock SELECT now() - 7200")
         .await;
