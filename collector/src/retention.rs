@@ -21,7 +21,7 @@ use tokio::sync::watch;
 
 use crate::config::RetentionConfig;
 use crate::metrics::Metrics;
-use crate::store::{with_timeout, StoreError};
+use crate::store::{exec, with_timeout, StoreError};
 
 #[derive(Debug, Row, Deserialize)]
 struct PartitionRow {
@@ -309,11 +309,8 @@ pub async fn build_day_summaries(client: &Client, db: &str) -> Result<Vec<u32>, 
     }
     let built = build_unlocked(client, db).await;
     let what = "pre-aggregates: release lock";
-    let release = client.query(&format!("DROP TABLE IF EXISTS `{db}`.`{BUILD_LOCK}`"));
-    let released = with_timeout(what, COMPACT_TIMEOUT, async {
-        release.execute().await.map_err(StoreError::ch(what))
-    })
-    .await;
+    let release = format!("DROP TABLE IF EXISTS `{db}`.`{BUILD_LOCK}`");
+    let released = exec(client, COMPACT_TIMEOUT, what, &release).await;
     let built = built?;
     released?;
     Ok(built)
@@ -341,25 +338,14 @@ struct LockRow {
 /// collector holds it (a stale one is dropped first, for the next pass).
 async fn take_build_lock(client: &Client, db: &str) -> Result<bool, StoreError> {
     let what = "pre-aggregates: take lock";
-    let create = client.query(&format!(
-        "CREATE TABLE `{db}`.`{BUILD_LOCK}` (since DateTime) ENGINE = Memory"
-    ));
-    let created = with_timeout(what, COMPACT_TIMEOUT, async {
-        create.execute().await.map_err(StoreError::ch(what))
-    })
-    .await;
-    let mark =
-        |client: &Client| client.query(&format!("INSERT INTO `{db}`.`{BUILD_LOCK}` SELECT now()"));
+    let create = format!("CREATE TABLE `{db}`.`{BUILD_LOCK}` (since DateTime) ENGINE = Memory");
+    let created = exec(client, COMPACT_TIMEOUT, what, &create).await;
+    let mark = format!("INSERT INTO `{db}`.`{BUILD_LOCK}` SELECT now()");
     match created {
         Ok(()) => {
             // Held from its creation; the mark only dates it (a lock with
             // no mark is dated by the next collector that sees it).
-            let q = mark(client);
-            if let Err(e) = with_timeout(what, COMPACT_TIMEOUT, async {
-                q.execute().await.map_err(StoreError::ch(what))
-            })
-            .await
-            {
+            if let Err(e) = exec(client, COMPACT_TIMEOUT, what, &mark).await {
                 tracing::debug!(error = %e, "could not date the pre-aggregate build lock");
             }
             return Ok(true);
@@ -395,11 +381,7 @@ async fn take_build_lock(client: &Client, db: &str) -> Result<bool, StoreError> 
         // Created but not yet marked, or its holder stopped in between:
         // marked now, so that it turns stale in time.
         Some(LockRow { held: 0, .. }) | None => {
-            let q = mark(client);
-            let _ = with_timeout(what, COMPACT_TIMEOUT, async {
-                q.execute().await.map_err(StoreError::ch(what))
-            })
-            .await;
+            let _ = exec(client, COMPACT_TIMEOUT, what, &mark).await;
         }
         Some(LockRow { age, .. }) if *age > STALE_LOCK_S => {
             tracing::warn!(
@@ -407,11 +389,8 @@ async fn take_build_lock(client: &Client, db: &str) -> Result<bool, StoreError> 
                 age_s = age,
                 "dropping a pre-aggregate build lock left by a collector that stopped"
             );
-            let q = client.query(&format!("DROP TABLE IF EXISTS `{db}`.`{BUILD_LOCK}`"));
-            with_timeout(what, COMPACT_TIMEOUT, async {
-                q.execute().await.map_err(StoreError::ch(what))
-            })
-            .await?;
+            let drop = format!("DROP TABLE IF EXISTS `{db}`.`{BUILD_LOCK}`");
+            exec(client, COMPACT_TIMEOUT, what, &drop).await?;
         }
         Some(_) => {}
     }

@@ -64,6 +64,24 @@ pub(crate) async fn with_timeout<T>(
     }
 }
 
+/// Runs one statement that returns nothing (DDL, `INSERT ... SELECT`),
+/// bounded by `timeout`.
+pub(crate) async fn exec(
+    client: &Client,
+    timeout: Duration,
+    what: &str,
+    sql: &str,
+) -> Result<(), StoreError> {
+    with_timeout(what, timeout, async {
+        client
+            .query(sql)
+            .execute()
+            .await
+            .map_err(StoreError::ch(what))
+    })
+    .await
+}
+
 /// A client for the configured server, without a default database (every
 /// statement names `database.table`), validation off (required on 18.16).
 pub fn client(config: &ClickHouseConfig) -> Client {

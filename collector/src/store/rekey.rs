@@ -36,7 +36,7 @@ use std::time::Duration;
 use clickhouse::{Client, Row};
 use serde::Deserialize;
 
-use super::{with_timeout, StoreError};
+use super::{exec, with_timeout, StoreError};
 
 /// The rebuilt table: `INCIDENTS_V1`'s columns, deduplicated per sensor.
 pub const INCIDENTS_V5: &str = "CREATE TABLE IF NOT EXISTS `{db}`.{table} (
@@ -77,17 +77,6 @@ ORDER BY (kind, toStartOfHour(ts), dst_ip, sensor, id)";
 #[derive(Debug, Row, Deserialize)]
 struct Count {
     n: u64,
-}
-
-async fn exec(client: &Client, timeout: Duration, what: &str, sql: &str) -> Result<(), StoreError> {
-    with_timeout(what, timeout, async {
-        client
-            .query(sql)
-            .execute()
-            .await
-            .map_err(StoreError::ch(what))
-    })
-    .await
 }
 
 async fn count(
