@@ -782,6 +782,16 @@ impl SqlBuilder {
         self
     }
 
+    /// Starts a branch of a `UNION ALL`: ` UNION ALL` unless `first` (then
+    /// no longer `first`), and `select`, which ends in the filter's `WHERE`
+    /// conditions ([`where_clause`]), whose arguments it takes.
+    pub(crate) fn branch(&mut self, first: &mut bool, select: &str) -> &mut Self {
+        if !std::mem::replace(first, false) {
+            self.push(" UNION ALL");
+        }
+        self.push(select).arg(Arg::Filter)
+    }
+
     /// ` AND (0 OR ...)`: the plan's ranges read raw without
     /// deduplication (`raw`, `part_raw`) when `dup_free`, its `fin` ranges
     /// when `dup_prone` (`fresh` ranges are read by branches of their own,
@@ -1109,41 +1119,23 @@ pub(crate) fn union_raw(
     let mut wh = String::new();
     where_clause(filter, &mut wh);
     if !plan.raw.is_empty() || !plan.part_raw.is_empty() {
-        if !first {
-            b.push(" UNION ALL");
-        }
-        first = false;
-        b.push(&format!(
-            " SELECT {cols} FROM `{db}`.incidents WHERE 1{wh}{cond}"
-        ))
-        .arg(Arg::Filter)
-        .scope(plan, true, false);
+        let select = format!(" SELECT {cols} FROM `{db}`.incidents WHERE 1{wh}{cond}");
+        b.branch(&mut first, &select).scope(plan, true, false);
     }
+    let deduped = format!(
+        " SELECT {} FROM (SELECT {} FROM `{db}`.incidents WHERE 1{wh}{cond}",
+        dedup.outer, dedup.inner
+    );
+    let group = format!(" GROUP BY {}){}", dedup.group, dedup.outer_group);
     if !plan.fin.is_empty() {
-        if !first {
-            b.push(" UNION ALL");
-        }
-        first = false;
-        b.push(&format!(
-            " SELECT {} FROM (SELECT {} FROM `{db}`.incidents WHERE 1{wh}{cond}",
-            dedup.outer, dedup.inner
-        ))
-        .arg(Arg::Filter)
-        .scope(plan, false, true)
-        .push(&format!(" GROUP BY {}){}", dedup.group, dedup.outer_group));
+        b.branch(&mut first, &deduped)
+            .scope(plan, false, true)
+            .push(&group);
     }
     for i in 0..plan.fresh.len() {
-        if !first {
-            b.push(" UNION ALL");
-        }
-        first = false;
-        b.push(&format!(
-            " SELECT {} FROM (SELECT {} FROM `{db}`.incidents WHERE 1{wh}{cond}",
-            dedup.outer, dedup.inner
-        ))
-        .arg(Arg::Filter)
-        .fresh(db, plan, i, true)
-        .push(&format!(" GROUP BY {}){}", dedup.group, dedup.outer_group));
+        b.branch(&mut first, &deduped)
+            .fresh(db, plan, i, true)
+            .push(&group);
     }
 }
 

@@ -26,10 +26,7 @@ fn replay_with_summary(name: &str) -> (Vec<Value>, String) {
         .expect("run shaobing-sensor");
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "replay failed: {stderr}");
-    let got: Vec<Value> = String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let got = incidents(&o.stdout);
     let expected = std::fs::read_to_string(pcaps().join(format!("{name}.expected.json"))).unwrap();
     if let Err(report) = shaobing_pcapgen::check_expected(&expected, &got) {
         panic!("{name}: {report}\nactual: {got:#?}");
@@ -44,6 +41,14 @@ fn replay_with_summary(name: &str) -> (Vec<Value>, String) {
         inc.validate().unwrap();
     }
     (got, stderr.into_owned())
+}
+
+/// The incidents a replay printed, one JSON object a line.
+fn incidents(stdout: &[u8]) -> Vec<Value> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 fn excerpts(got: &[Value]) -> Vec<String> {
@@ -250,10 +255,7 @@ fn content_limits_from_the_config_file_apply_and_are_counted() {
     let o = run("[leak.content]\nmax_depth = 1\n");
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "replay failed: {stderr}");
-    let got: Vec<Value> = String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let got = incidents(&o.stdout);
     let from = |ip: &str| got.iter().filter(|i| i["src_ip"] == ip).count();
     assert_eq!(from("10.4.0.3"), 0, "{got:#?}");
     assert_eq!(from("10.4.0.2"), 1, "{got:#?}");

@@ -269,29 +269,14 @@ pub async fn fetch_attacks(
         };
         let rank_cols =
             format!("cityHash64(attack_id) AS a, {US} AS l, toUInt8(event = 'attack_ended') AS e");
+        let select = format!(" SELECT {rank_cols} FROM `{db}`.incidents WHERE 1{wh}{cond}");
         let mut first = !has_pre;
         if has_raw {
-            if !first {
-                b.push(" UNION ALL");
-            }
-            first = false;
-            b.push(&format!(
-                " SELECT {rank_cols} FROM `{db}`.incidents WHERE 1{wh}{cond}"
-            ))
-            .arg(Arg::Filter)
-            .scope(plan, true, true);
+            b.branch(&mut first, &select).scope(plan, true, true);
             since(b);
         }
         for i in 0..plan.fresh.len() {
-            if !first {
-                b.push(" UNION ALL");
-            }
-            first = false;
-            b.push(&format!(
-                " SELECT {rank_cols} FROM `{db}`.incidents WHERE 1{wh}{cond}"
-            ))
-            .arg(Arg::Filter)
-            .fresh(db, plan, i, false);
+            b.branch(&mut first, &select).fresh(db, plan, i, false);
             since(b);
         }
     };
@@ -373,24 +358,14 @@ pub async fn fetch_attacks(
     );
     let mut first = !has_pre;
     if has_raw {
-        if !first {
-            state.push(" UNION ALL");
-        }
-        first = false;
         state
-            .push(&state_raw)
-            .arg(Arg::Filter)
+            .branch(&mut first, &state_raw)
             .scope(plan, true, true)
             .push(" GROUP BY attack_id");
     }
     for i in 0..plan.fresh.len() {
-        if !first {
-            state.push(" UNION ALL");
-        }
-        first = false;
         state
-            .push(&state_raw)
-            .arg(Arg::Filter)
+            .branch(&mut first, &state_raw)
             .fresh(db, plan, i, true)
             .push(" GROUP BY attack_id");
     }

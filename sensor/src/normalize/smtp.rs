@@ -369,13 +369,7 @@ mod tests {
     fn message_after_data_is_mime_decoded_in_any_pieces() {
         let session = "EHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\nSubject: hi\r\nContent-Transfer-Encoding: base64\r\n\r\n57ud5a+G4piF\r\n..\r\n.\r\nQUIT\r\n";
         for piece in [1, 3, 1000] {
-            let mut s = Smtp::new();
-            let mut c = Collect::default();
-            let mut st = NormalizeStats::default();
-            for p in session.as_bytes().chunks(piece) {
-                s.push(p, &Limits::default(), &mut st, &mut c);
-            }
-            s.finish(&Limits::default(), &mut st, &mut c);
+            let (c, st) = feed(session.as_bytes(), piece);
             let out = String::from_utf8_lossy(&c.joined()).into_owned();
             assert!(out.contains("绝密★"), "{out}");
             assert!(out.contains("QUIT"));
@@ -383,7 +377,8 @@ mod tests {
         }
     }
 
-    fn normalized(session: &[u8], piece: usize) -> Vec<Vec<u8>> {
+    /// A whole session fed in pieces of `piece` bytes, with default limits.
+    fn feed(session: &[u8], piece: usize) -> (Collect, NormalizeStats) {
         let mut s = Smtp::new();
         let mut c = Collect::default();
         let mut st = NormalizeStats::default();
@@ -391,8 +386,12 @@ mod tests {
             s.push(p, &Limits::default(), &mut st, &mut c);
         }
         s.finish(&Limits::default(), &mut st, &mut c);
+        (c, st)
+    }
+
+    fn normalized(session: &[u8], piece: usize) -> Vec<Vec<u8>> {
         // Unit edges depend on where pieces end; the bytes do not.
-        vec![c.units.concat()]
+        vec![feed(session, piece).0.units.concat()]
     }
 
     #[test]
@@ -456,13 +455,7 @@ mod tests {
         for sizes in [&[7, 100, 1][..], &[1, 1, 1, 1, 1], &[90, 61], &[10_000]] {
             let session = chunked(&message, sizes);
             for piece in [1, 3, 1000] {
-                let mut s = Smtp::new();
-                let mut c = Collect::default();
-                let mut st = NormalizeStats::default();
-                for p in session.chunks(piece) {
-                    s.push(p, &Limits::default(), &mut st, &mut c);
-                }
-                s.finish(&Limits::default(), &mut st, &mut c);
+                let (c, st) = feed(&session, piece);
                 let out = String::from_utf8_lossy(&c.units.concat()).into_owned();
                 assert!(
                     out.contains(&secret),
@@ -484,11 +477,7 @@ mod tests {
     #[test]
     fn a_command_between_chunks_ends_the_message_with_what_it_has() {
         let session = b"BDAT 23\r\nSubject: x\r\n\r\n\xe7\xbb\x9d\xe5\xaf\x86\xe2\x98\x85RSET\r\nBDAT 0 LAST\r\nNOOP\r\n";
-        let mut s = Smtp::new();
-        let mut c = Collect::default();
-        let mut st = NormalizeStats::default();
-        s.push(session, &Limits::default(), &mut st, &mut c);
-        s.finish(&Limits::default(), &mut st, &mut c);
+        let (c, st) = feed(session, session.len());
         let out = String::from_utf8_lossy(&c.units.concat()).into_owned();
         assert!(out.contains("绝密★"), "{out}");
         assert!(out.contains("RSET\n"), "{out}");
