@@ -224,19 +224,32 @@ fn main() {
         if today < today_rows {
             sql(&fill_sql(base, today_rows - today, SPREAD_TODAY));
         }
-        // The collector's own compaction pass (at its start, then every
-        // `retention.compact_interval_s`) compacts today and builds the
-        // pre-aggregates of its merged part: wait up to a minute for them
-        // (a second pass run from here at the same time could build them
-        // twice). A collector before that change never builds them.
+        // What the collector's compaction pass (at its start, then every
+        // `retention.compact_interval_s`) does: merge today and build the
+        // pre-aggregates of its merged part. Run once from here and timed
+        // (a pass of the collector at the same time holds the build lock:
+        // this one then only merges, and the wait below waits for it).
         let client = clickhouse::Client::default()
             .with_url(format!("http://{ch}"))
             .with_validation(false);
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        let started = Instant::now();
+        let days = rt
+            .block_on(shaobing_collector::retention::compact_once(
+                &client,
+                "shaobing",
+                shaobing_wire::Timestamp::now().secs(),
+            ))
+            .expect("compaction");
+        eprintln!(
+            "compaction pass ({} days merged, then pre-aggregates built): {:.1} s",
+            days.len(),
+            started.elapsed().as_secs_f64()
+        );
         let started = Instant::now();
         let day =
             shaobing_collector::retention::cutoff_day(shaobing_wire::Timestamp::now().secs(), 0);
         let t = Duration::from_secs(60);
-        let rt = tokio::runtime::Runtime::new().expect("runtime");
         let mut ready = false;
         while !ready && started.elapsed() < Duration::from_secs(60) {
             std::thread::sleep(Duration::from_millis(500));
