@@ -215,6 +215,13 @@ struct PartStats {
 /// How long one `OPTIMIZE ... FINAL` may take.
 pub const COMPACT_TIMEOUT: Duration = Duration::from_secs(600);
 
+/// How often a pass asks to merge a day whose parts a background merge
+/// holds, [`OPTIMIZE_RETRY`] apart, before leaving it to the next pass.
+const OPTIMIZE_TRIES: u32 = 20;
+
+/// The wait between two such tries.
+const OPTIMIZE_RETRY: Duration = Duration::from_millis(500);
+
 /// Compacts the days of `incidents` up to today: every partition up to
 /// today (UTC, at `now_secs`) with more than one active part, or with an
 /// unmerged one, gets `OPTIMIZE TABLE ... PARTITION day FINAL`, which
@@ -260,18 +267,51 @@ pub async fn compact_once(
         }
         let what = "compaction: optimize partition";
         let sql = format!("OPTIMIZE TABLE `{db}`.incidents PARTITION {day} FINAL");
-        with_timeout(what, COMPACT_TIMEOUT, async {
-            client
-                .query(&sql)
-                .execute()
-                .await
-                .map_err(StoreError::ch(what))
-        })
-        .await?;
+        let started = std::time::Instant::now();
+        let mut tries = 0;
+        let merged = loop {
+            tries += 1;
+            let merged = with_timeout(what, COMPACT_TIMEOUT, async {
+                client
+                    .query(&sql)
+                    // Without it, an OPTIMIZE that cannot start (a
+                    // background merge holds some of the day's parts)
+                    // returns as if it had merged.
+                    .with_setting("optimize_throw_if_noop", "1")
+                    .execute()
+                    .await
+                    .map_err(StoreError::ch(what))
+            })
+            .await;
+            match merged {
+                // CANNOT_ASSIGN_OPTIMIZE: wait for the running merge.
+                Err(e) if e.to_string().contains("Code: 388") && tries < OPTIMIZE_TRIES => {
+                    tokio::time::sleep(OPTIMIZE_RETRY).await;
+                }
+                other => break other,
+            }
+        };
+        match merged {
+            Ok(()) => {}
+            // Still merging: the next pass tries again; summaries read the
+            // day's parts as they are meanwhile.
+            Err(e) if e.to_string().contains("Code: 388") => {
+                tracing::info!(
+                    event = "compaction_deferred",
+                    partition = day,
+                    parts = p.parts,
+                    error = %e,
+                    "ClickHouse could not merge the day (merges of its parts kept running); the next pass tries again"
+                );
+                continue;
+            }
+            Err(e) => return Err(e),
+        }
         tracing::info!(
             event = "compacted",
             partition = day,
             parts = p.parts,
+            elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
             "compacted a day of incidents"
         );
         done.push(day);
@@ -468,12 +508,9 @@ async fn build_unlocked(client: &Client, db: &str) -> Result<Vec<u32>, StoreErro
              GROUP BY hour, kind, vector, signature, severity"
         ));
         let what = "day summary";
+        let started = std::time::Instant::now();
         for sql in &drops {
-            let q = client.query(sql);
-            with_timeout(what, COMPACT_TIMEOUT, async {
-                q.execute().await.map_err(StoreError::ch(what))
-            })
-            .await?;
+            exec(client, COMPACT_TIMEOUT, what, sql).await?;
         }
         for sql in &inserts {
             let q = client
@@ -492,6 +529,7 @@ async fn build_unlocked(client: &Client, db: &str) -> Result<Vec<u32>, StoreErro
             event = "day_summary_built",
             partition = day,
             part = part.as_str(),
+            elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
             "built the pre-aggregates of a day's merged part"
         );
         done.push(*day);

@@ -819,6 +819,48 @@ async fn summary_counts_redelivered_incidents_once_before_and_after_compaction()
     assert_eq!(page["incidents"].as_array().unwrap().len(), 4);
 }
 
+/// ClickHouse answers an `OPTIMIZE` that cannot start because a
+/// background task holds the day's parts as if it had merged them (unless
+/// told to throw); the compaction pass waits for the task and merges.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compaction_merges_a_day_whose_parts_a_background_task_holds() {
+    if skip() {
+        return;
+    }
+    let h = Harness::start().await;
+    for batch in 0..2 {
+        let day: Vec<Value> = (0..10)
+            .map(|n| {
+                leak_at(
+                    400 + batch * 10 + n,
+                    "2026-11-04T08:00:00Z",
+                    "10.9.8.6",
+                    "bank-card",
+                    "low",
+                )
+            })
+            .collect();
+        assert_eq!(h.post(Some(TOKEN), &body(&day)).await.0, 200);
+    }
+    let parts = "SELECT count() FROM system.parts WHERE database = 'shaobing' \
+                 AND table = 'incidents' AND active AND partition = '20261104'";
+    assert_eq!(h.sql(parts).await.trim(), "2");
+    // A mutation that takes about a second per part holds them meanwhile
+    // (10 rows of 0.1 s each: under sleepEachRow's 3 s per block).
+    h.sql(
+        "ALTER TABLE shaobing.incidents UPDATE raw = raw \
+         WHERE toYYYYMMDD(ts) = 20261104 AND sleepEachRow(0.1) = 0",
+    )
+    .await;
+    let client = shaobing_collector::store::client(&h.config.clickhouse);
+    let compacted = shaobing_collector::retention::compact_once(&client, "shaobing", 1_795_996_800)
+        .await
+        .unwrap();
+    assert!(compacted.contains(&20261104), "{compacted:?}");
+    assert_eq!(h.sql(parts).await.trim(), "1", "the day was really merged");
+    assert_eq!(summary_total(&h).await, (Some(20), Some(20)));
+}
+
 /// Collectors sharing one ClickHouse server (sensor fallback URLs) run
 /// their compaction passes independently: builders racing on the same
 /// part build it once, a lock left by a stopped builder is taken over.
