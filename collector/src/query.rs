@@ -617,6 +617,33 @@ pub struct SummaryPlan {
 }
 
 impl SummaryPlan {
+    /// The same pieces with those read from pre-aggregates (`whole_days`,
+    /// `hours`) read raw instead: a compacted day's as `raw`, the base
+    /// part's of an uncompacted day (`states`) as `part_raw`.
+    pub fn into_raw(mut self, states: &DayStates) -> SummaryPlan {
+        let mut pieces: Vec<(u32, u32, u32)> = self
+            .whole_days
+            .drain(1..)
+            .filter_map(|day| {
+                let start = u32::try_from(crate::retention::day_start_secs(day)?).ok()?;
+                Some((day, start, start.saturating_add(86_400)))
+            })
+            .collect();
+        pieces.append(&mut self.hours);
+        for (day, lo, hi) in pieces {
+            let base = states
+                .unclean
+                .contains(&day)
+                .then(|| states.base_parts.iter().find(|(d, _)| *d == day))
+                .flatten();
+            match base {
+                Some((_, part)) => self.part_raw.push((lo, hi, part.clone())),
+                None => self.raw.push((lo, hi)),
+            }
+        }
+        self
+    }
+
     /// The parts the plan reads pre-aggregates of while other parts of
     /// the same day are read raw: the answer is right only if they were
     /// still active when read (see [`fetch_summary`]).
@@ -1043,13 +1070,62 @@ pub async fn plan_for(
     if !bases {
         states.base_parts.clear();
     }
-    let mut plan = summary_plan(
+    let plan = summary_plan(
         &states,
         &built,
         filter.since.map(|t| t.micros()),
         filter.until.map(|t| t.micros()),
         unfiltered,
     );
+    with_copies(client, db, timeout, plan).await
+}
+
+/// The plan of a count that the pre-aggregates do not hold (incidents per
+/// sensor, say): [`plan_for`]'s pieces with none read from pre-aggregates
+/// ([`SummaryPlan::into_raw`]): compacted days and the merged base parts
+/// of uncompacted days are read raw without counting distinct ids (they
+/// hold no duplicates), only the rest counting them. With `bases` false,
+/// uncompacted days are read counting distinct ids throughout. Like
+/// [`plan_for`]'s, the plan is right only while its base parts are active
+/// ([`bases_active`]).
+pub async fn raw_plan_for(
+    client: &Client,
+    db: &str,
+    timeout: Duration,
+    filter: &QueryFilter,
+    bases: bool,
+) -> Result<SummaryPlan, StoreError> {
+    let mut states = day_states(client, db, timeout).await?;
+    if !bases {
+        states.base_parts.clear();
+    }
+    // As if every part were pre-aggregated: the plan's split of each day
+    // into that part's rows and the rest, whatever the filter.
+    let parts: Vec<(u32, String)> = states
+        .clean_parts
+        .iter()
+        .chain(&states.base_parts)
+        .cloned()
+        .collect();
+    let plan = summary_plan(
+        &states,
+        &parts,
+        filter.since.map(|t| t.micros()),
+        filter.until.map(|t| t.micros()),
+        true,
+    )
+    .into_raw(&states);
+    with_copies(client, db, timeout, plan).await
+}
+
+/// `plan` with the re-delivered copies of each `fresh` range listed
+/// ([`SummaryPlan::copies`]).
+async fn with_copies(
+    client: &Client,
+    db: &str,
+    timeout: Duration,
+    mut plan: SummaryPlan,
+) -> Result<SummaryPlan, StoreError> {
     for range in &plan.fresh {
         let copies = list_copies(client, db, timeout, range).await?;
         plan.copies.push(copies);
@@ -1787,6 +1863,43 @@ mod tests {
     const D1: u32 = 1_793_491_200;
     const D2: u32 = D1 + 86_400;
     const US: i64 = 1_000_000;
+
+    #[test]
+    fn a_raw_plan_reads_every_piece_from_incidents_merged_parts_without_distinct_counts() {
+        // Day 1 compacted, day 2 uncompacted without a merged part, day 3
+        // today with its merged base part "b3" and newer parts.
+        let mut st = states(&[(20261101, "p1")], &[20261102, 20261103]);
+        st.base_parts = vec![(20261103, "b3".to_string())];
+        let parts = vec![(20261101, "p1".to_string()), (20261103, "b3".to_string())];
+        let d3 = D2 + 86_400;
+        // From 06:30:00.5 on day 1 to 03:15 on day 3.
+        let since = i64::from(D1 + 6 * 3600 + 1800) * US + 500_000;
+        let until = i64::from(d3 + 3 * 3600 + 900) * US;
+        let p = summary_plan(&st, &parts, Some(since), Some(until), true).into_raw(&st);
+        assert_eq!(p.whole_days, [0]);
+        assert!(p.hours.is_empty());
+        let mut raw = p.raw.clone();
+        raw.sort_unstable();
+        assert_eq!(
+            raw,
+            [(D1 + 6 * 3600 + 1800, D1 + 7 * 3600), (D1 + 7 * 3600, D2)]
+        );
+        assert_eq!(p.fin, [(D2, d3)]);
+        let mut part_raw = p.part_raw.clone();
+        part_raw.sort_unstable();
+        let b3 = "b3".to_string();
+        assert_eq!(
+            part_raw,
+            [
+                (d3, d3 + 3 * 3600, b3.clone()),
+                (d3 + 3 * 3600, d3 + 3 * 3600 + 900, b3.clone())
+            ]
+        );
+        assert_eq!(p.fresh, [(d3, d3 + 3 * 3600 + 900, b3)]);
+        // A whole compacted day inside the window is one raw range.
+        let p = summary_plan(&st, &parts, None, Some(i64::from(D2) * US), true).into_raw(&st);
+        assert_eq!((p.whole_days, p.raw), (vec![0], vec![(D1, D2)]));
+    }
 
     #[test]
     fn summary_plan_reads_whole_days_and_whole_hours_pre_aggregated() {

@@ -1308,6 +1308,19 @@ async fn summary_of_today_reads_its_merged_part_pre_aggregated_and_newer_parts_r
                     assert_eq!(pre["total"], total, "{label} {path}: {pre}");
                     assert_eq!(pre, raw, "{label} {path}: pre-aggregated and raw agree");
                 }
+                // Per sensor: the merged part's rows counted as they are,
+                // the newer parts' once each.
+                let (status, s) = h
+                    .get(Some(ANALYST_TOKEN), &format!("/api/v1/sensors?{window}"))
+                    .await;
+                assert_eq!(status, 200, "{s}");
+                let per_sensor: u64 = s["sensors"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v["incidents"].as_u64().unwrap())
+                    .sum();
+                assert_eq!(per_sensor, total, "{label} {window}: {s}");
             }
         }
     };
