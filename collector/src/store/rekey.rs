@@ -36,43 +36,17 @@ use std::time::Duration;
 use clickhouse::{Client, Row};
 use serde::Deserialize;
 
+use super::schema::incident_columns;
 use super::{exec, with_timeout, StoreError};
 
 /// The rebuilt table: `INCIDENTS_V1`'s columns, deduplicated per sensor.
-pub const INCIDENTS_V5: &str = "CREATE TABLE IF NOT EXISTS `{db}`.{table} (
-    id UUID,
-    schema UInt16,
-    sensor String,
-    kind String,
-    event String,
-    signature String,
-    severity String,
-    ts DateTime('UTC'),
-    ts_us UInt32,
-    src_ip String,
-    dst_ip String,
-    src_port Nullable(UInt16),
-    dst_port Nullable(UInt16),
-    proto String,
-    community_id String,
-    direction String,
-    attack_id String,
-    vector String,
-    pps UInt64,
-    bps UInt64,
-    peak_pps UInt64,
-    peak_bps UInt64,
-    packets UInt64,
-    bytes UInt64,
-    top_sources String,
-    match_count UInt64,
-    app_proto String,
-    excerpt String,
-    raw String,
-    received_at DateTime('UTC')
-) ENGINE = ReplacingMergeTree(received_at)
+pub const INCIDENTS_V5: &str = concat!(
+    "CREATE TABLE IF NOT EXISTS `{db}`.{table} (",
+    incident_columns!(),
+    ") ENGINE = ReplacingMergeTree(received_at)
 PARTITION BY toYYYYMMDD(ts)
-ORDER BY (kind, toStartOfHour(ts), dst_ip, sensor, id)";
+ORDER BY (kind, toStartOfHour(ts), dst_ip, sensor, id)"
+);
 
 #[derive(Debug, Row, Deserialize)]
 struct Count {

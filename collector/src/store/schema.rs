@@ -38,6 +38,24 @@ pub enum Custom {
     RekeyIncidentsBySensor,
 }
 
+/// The columns of `incidents`, as migration 1 created them and migration 5
+/// rebuilt them ([`super::rekey::INCIDENTS_V5`]).
+macro_rules! incident_columns {
+    () => {
+        "id UUID, schema UInt16, sensor String, kind String, \
+         event String, signature String, severity String, \
+         ts DateTime('UTC'), ts_us UInt32, src_ip String, \
+         dst_ip String, src_port Nullable(UInt16), \
+         dst_port Nullable(UInt16), proto String, community_id String, \
+         direction String, attack_id String, vector String, \
+         pps UInt64, bps UInt64, peak_pps UInt64, peak_bps UInt64, \
+         packets UInt64, bytes UInt64, top_sources String, \
+         match_count UInt64, app_proto String, excerpt String, \
+         raw String, received_at DateTime('UTC')"
+    };
+}
+pub(crate) use incident_columns;
+
 /// The `incidents` table.
 ///
 /// * One column per wire field so analysts filter without parsing JSON;
@@ -54,40 +72,13 @@ pub enum Custom {
 ///   (`kind`, `ts`, `dst_ip`, `id`), so a re-delivered incident replaces its
 ///   earlier copy (the latest `received_at` wins). Merges are eventual: read
 ///   with `FINAL`. Migration 5 ([`super::rekey`]) adds `sensor` to the key.
-pub const INCIDENTS_V1: &str = "CREATE TABLE IF NOT EXISTS `{db}`.incidents (
-    id UUID,
-    schema UInt16,
-    sensor String,
-    kind String,
-    event String,
-    signature String,
-    severity String,
-    ts DateTime('UTC'),
-    ts_us UInt32,
-    src_ip String,
-    dst_ip String,
-    src_port Nullable(UInt16),
-    dst_port Nullable(UInt16),
-    proto String,
-    community_id String,
-    direction String,
-    attack_id String,
-    vector String,
-    pps UInt64,
-    bps UInt64,
-    peak_pps UInt64,
-    peak_bps UInt64,
-    packets UInt64,
-    bytes UInt64,
-    top_sources String,
-    match_count UInt64,
-    app_proto String,
-    excerpt String,
-    raw String,
-    received_at DateTime('UTC')
-) ENGINE = ReplacingMergeTree(received_at)
+pub const INCIDENTS_V1: &str = concat!(
+    "CREATE TABLE IF NOT EXISTS `{db}`.incidents (",
+    incident_columns!(),
+    ") ENGINE = ReplacingMergeTree(received_at)
 PARTITION BY toYYYYMMDD(ts)
-ORDER BY (kind, toStartOfHour(ts), dst_ip, id)";
+ORDER BY (kind, toStartOfHour(ts), dst_ip, id)"
+);
 
 /// The `sensor_heartbeats` table: one row per `POST /api/v1/heartbeat`.
 ///
