@@ -106,6 +106,20 @@ pub struct Metrics {
     pub wal_full: AtomicU64,
     /// Partitions dropped by retention.
     pub retention_dropped_partitions: AtomicU64,
+    /// Compaction passes ended ([`crate::retention::compact_once`]).
+    pub compaction_passes: AtomicU64,
+    /// Compaction passes that failed (retried at the next pass).
+    pub compaction_failures: AtomicU64,
+    /// Day partitions merged by compaction.
+    pub compacted_partitions: AtomicU64,
+    /// Days left to the next pass because merges of their parts kept
+    /// running.
+    pub compaction_deferred: AtomicU64,
+    /// Parts whose pre-aggregates were built.
+    pub pre_aggregates_built: AtomicU64,
+    /// Passes that built nothing because another collector held the
+    /// build lock.
+    pub pre_aggregate_lock_busy: AtomicU64,
     /// Sections added at start-up.
     sections: Sections,
     /// HTTP connections open now.
@@ -209,6 +223,36 @@ impl Metrics {
             "shaobing_collector_retention_dropped_partitions_total",
             "Day partitions dropped by retention.",
             self.retention_dropped_partitions.load(Relaxed),
+        );
+        counter(
+            "shaobing_collector_compaction_passes_total",
+            "Compaction passes ended, failed ones included (every retention.compact_interval_s).",
+            self.compaction_passes.load(Relaxed),
+        );
+        counter(
+            "shaobing_collector_compaction_failures_total",
+            "Compaction passes that failed; the next pass tries again.",
+            self.compaction_failures.load(Relaxed),
+        );
+        counter(
+            "shaobing_collector_compacted_partitions_total",
+            "Day partitions merged by compaction (OPTIMIZE ... FINAL).",
+            self.compacted_partitions.load(Relaxed),
+        );
+        counter(
+            "shaobing_collector_compaction_deferred_total",
+            "Days left to the next pass because merges of their parts kept running.",
+            self.compaction_deferred.load(Relaxed),
+        );
+        counter(
+            "shaobing_collector_pre_aggregates_built_total",
+            "Merged parts whose summary pre-aggregates were built.",
+            self.pre_aggregates_built.load(Relaxed),
+        );
+        counter(
+            "shaobing_collector_pre_aggregate_lock_busy_total",
+            "Passes that built no pre-aggregates because another collector held the build lock.",
+            self.pre_aggregate_lock_busy.load(Relaxed),
         );
         counter(
             "shaobing_collector_connections_capped_total",

@@ -237,6 +237,17 @@ pub async fn compact_once(
     db: &str,
     now_secs: i64,
 ) -> Result<Vec<u32>, StoreError> {
+    compact_once_with(client, db, now_secs, &Metrics::default()).await
+}
+
+/// [`compact_once`], counting what it does in `metrics` (days merged and
+/// deferred, pre-aggregates built, passes that found the build lock held).
+pub async fn compact_once_with(
+    client: &Client,
+    db: &str,
+    now_secs: i64,
+    metrics: &Metrics,
+) -> Result<Vec<u32>, StoreError> {
     let today = cutoff_day(now_secs, 0);
     let what = "compaction: list partitions";
     let parts: Vec<PartStats> = with_timeout(what, COMPACT_TIMEOUT, async {
@@ -303,6 +314,7 @@ pub async fn compact_once(
                     error = %e,
                     "ClickHouse could not merge the day (merges of its parts kept running); the next pass tries again"
                 );
+                metrics.compaction_deferred.fetch_add(1, Relaxed);
                 continue;
             }
             Err(e) => return Err(e),
@@ -314,9 +326,10 @@ pub async fn compact_once(
             elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
             "compacted a day of incidents"
         );
+        metrics.compacted_partitions.fetch_add(1, Relaxed);
         done.push(day);
     }
-    build_day_summaries(client, db).await?;
+    build_day_summaries_with(client, db, metrics).await?;
     Ok(done)
 }
 
@@ -336,6 +349,16 @@ pub async fn compact_once(
 /// building builds nothing (the next pass builds what is still missing).
 /// Returns the days built.
 pub async fn build_day_summaries(client: &Client, db: &str) -> Result<Vec<u32>, StoreError> {
+    build_day_summaries_with(client, db, &Metrics::default()).await
+}
+
+/// [`build_day_summaries`], counting the parts built and a lock found held
+/// in `metrics`.
+pub async fn build_day_summaries_with(
+    client: &Client,
+    db: &str,
+    metrics: &Metrics,
+) -> Result<Vec<u32>, StoreError> {
     // Most passes have nothing to build: no lock taken then.
     if missing_summaries(client, db).await?.is_empty() {
         return Ok(Vec::new());
@@ -345,9 +368,10 @@ pub async fn build_day_summaries(client: &Client, db: &str) -> Result<Vec<u32>, 
             event = "day_summary_locked",
             "another collector is building pre-aggregates; this pass builds none"
         );
+        metrics.pre_aggregate_lock_busy.fetch_add(1, Relaxed);
         return Ok(Vec::new());
     }
-    let built = build_unlocked(client, db).await;
+    let built = build_unlocked(client, db, metrics).await;
     let what = "pre-aggregates: release lock";
     let release = format!("DROP TABLE IF EXISTS `{db}`.`{BUILD_LOCK}`");
     let released = exec(client, COMPACT_TIMEOUT, what, &release).await;
@@ -451,7 +475,11 @@ async fn missing_summaries(client: &Client, db: &str) -> Result<Vec<(u32, String
 }
 
 /// [`build_day_summaries`] with the lock held.
-async fn build_unlocked(client: &Client, db: &str) -> Result<Vec<u32>, StoreError> {
+async fn build_unlocked(
+    client: &Client,
+    db: &str,
+    metrics: &Metrics,
+) -> Result<Vec<u32>, StoreError> {
     let mut done = Vec::new();
     for (day, part) in &missing_summaries(client, db).await? {
         let Some(start) = day_start_secs(*day) else {
@@ -532,6 +560,7 @@ async fn build_unlocked(client: &Client, db: &str) -> Result<Vec<u32>, StoreErro
             elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
             "built the pre-aggregates of a day's merged part"
         );
+        metrics.pre_aggregates_built.fetch_add(1, Relaxed);
         done.push(*day);
     }
     Ok(done)
@@ -563,7 +592,10 @@ pub async fn run(
                 tracing::warn!(event = "retention_failed", error = %e, "retention pass failed; retrying at the next pass");
             }
         }
-        if let Err(e) = compact_once(&client, &db, now).await {
+        let compacted = compact_once_with(&client, &db, now, &metrics).await;
+        metrics.compaction_passes.fetch_add(1, Relaxed);
+        if let Err(e) = compacted {
+            metrics.compaction_failures.fetch_add(1, Relaxed);
             tracing::warn!(event = "compaction_failed", error = %e, "compaction failed; retrying at the next pass");
         }
         let next_retention = last_retention.map_or(0, |t| {

@@ -667,6 +667,46 @@ async fn metrics_count_ingested_incidents_and_batch_latency() {
         .find_map(|l| l.strip_prefix("shaobing_collector_batch_insert_seconds_count "))
         .unwrap();
     assert!(count.parse::<u64>().unwrap() >= 1, "{m}");
+    // The collector's start-up compaction pass is counted once it ends.
+    let value = |m: &str, name: &str| -> u64 {
+        m.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("{name} missing: {m}"))
+            .parse()
+            .unwrap()
+    };
+    let mut m = m.to_string();
+    for _ in 0..300 {
+        if value(&m, "shaobing_collector_compaction_passes_total") > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        m = h
+            .get(Some(ANALYST_TOKEN), "/metrics")
+            .await
+            .1
+            .as_str()
+            .unwrap()
+            .to_string();
+    }
+    let m = m.as_str();
+    assert!(
+        value(m, "shaobing_collector_compaction_passes_total") >= 1,
+        "{m}"
+    );
+    assert_eq!(
+        value(m, "shaobing_collector_compaction_failures_total"),
+        0,
+        "{m}"
+    );
+    for name in [
+        "shaobing_collector_compacted_partitions_total",
+        "shaobing_collector_compaction_deferred_total",
+        "shaobing_collector_pre_aggregates_built_total",
+        "shaobing_collector_pre_aggregate_lock_busy_total",
+    ] {
+        value(m, name);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -853,11 +893,20 @@ async fn compaction_merges_a_day_whose_parts_a_background_task_holds() {
     )
     .await;
     let client = shaobing_collector::store::client(&h.config.clickhouse);
-    let compacted = shaobing_collector::retention::compact_once(&client, "shaobing", 1_795_996_800)
-        .await
-        .unwrap();
+    let metrics = shaobing_collector::metrics::Metrics::default();
+    let compacted = shaobing_collector::retention::compact_once_with(
+        &client,
+        "shaobing",
+        1_795_996_800,
+        &metrics,
+    )
+    .await
+    .unwrap();
     assert!(compacted.contains(&20261104), "{compacted:?}");
     assert_eq!(h.sql(parts).await.trim(), "1", "the day was really merged");
+    let count = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(count(&metrics.compacted_partitions), 1);
+    assert_eq!(count(&metrics.compaction_deferred), 0);
     assert_eq!(summary_total(&h).await, (Some(20), Some(20)));
 }
 
@@ -938,11 +987,15 @@ async fn concurrent_pre_aggregate_builds_count_each_incident_once() {
         .await;
     h.sql("INSERT INTO shaobing.summary_build_lock SELECT now()")
         .await;
-    let none = shaobing_collector::retention::build_day_summaries(&client, db)
+    let metrics = shaobing_collector::metrics::Metrics::default();
+    let none = shaobing_collector::retention::build_day_summaries_with(&client, db, &metrics)
         .await
         .unwrap();
     assert!(none.is_empty(), "{none:?}");
     assert_eq!(h.sql(day_sum).await.trim(), "0");
+    let count = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(count(&metrics.pre_aggregate_lock_busy), 1);
+    assert_eq!(count(&metrics.pre_aggregates_built), 0);
     h.sql("DROP TABLE shaobing.summary_build_lock").await;
     h.sql("CREATE TABLE shaobing.summary_build_lock (since DateTime) ENGINE = Memory")
         .await;
@@ -952,11 +1005,12 @@ async fn concurrent_pre_aggregate_builds_count_each_incident_once() {
         .await
         .unwrap();
     assert!(none.is_empty(), "{none:?}");
-    let built = shaobing_collector::retention::build_day_summaries(&client, db)
+    let built = shaobing_collector::retention::build_day_summaries_with(&client, db, &metrics)
         .await
         .unwrap();
     assert_eq!(built, [20261103]);
     assert_eq!(h.sql(day_sum).await.trim(), "40");
+    assert_eq!(count(&metrics.pre_aggregates_built), 1);
 }
 
 async fn summary_total(h: &Harness) -> (Option<u64>, Option<u64>) {

@@ -136,13 +136,37 @@ impl Harness {
         let task = tokio::spawn(shaobing_collector::serve(config.clone(), listener, async {
             let _ = rx.await;
         }));
-        Harness {
+        let h = Harness {
             ch,
             config,
             addr,
             shutdown: Some(tx),
             task: Some(task),
+        };
+        // Plain HTTP only (the TLS tests run no compaction of their own).
+        if h.config.tls.is_none() {
+            h.wait_for_compaction_pass().await;
         }
+        h
+    }
+
+    /// Waits until the collector's start-up compaction pass has ended, so
+    /// that a test's own passes and its checks of the tables never race
+    /// it (the next comes `retention.compact_interval_s`, 300 s, later).
+    async fn wait_for_compaction_pass(&self) {
+        const PASSES: &str = "shaobing_collector_compaction_passes_total ";
+        for _ in 0..600 {
+            let (_, m) = self.get(Some(ANALYST_TOKEN), "/metrics").await;
+            let passes = m
+                .as_str()
+                .and_then(|m| m.lines().find_map(|l| l.strip_prefix(PASSES)))
+                .and_then(|n| n.parse::<u64>().ok());
+            if passes.is_some_and(|n| n > 0) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the collector's start-up compaction pass did not end within 60 s");
     }
 
     /// Stops the collector gracefully and returns what `serve` returned.
