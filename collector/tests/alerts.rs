@@ -178,6 +178,27 @@ async fn start_udp_syslog() -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
     (addr, got)
 }
 
+/// Reads RFC 6587 octet-counted syslog frames (`LEN SP MSG`) until the
+/// peer closes, into `got`.
+async fn read_octet_counted<R>(mut r: R, got: &Mutex<Vec<String>>)
+where
+    R: tokio::io::AsyncBufRead + Unpin,
+{
+    loop {
+        let mut len = Vec::new();
+        if r.read_until(b' ', &mut len).await.unwrap_or(0) == 0 {
+            return;
+        }
+        let n: usize = std::str::from_utf8(&len[..len.len() - 1])
+            .unwrap()
+            .parse()
+            .expect("octet count");
+        let mut msg = vec![0u8; n];
+        r.read_exact(&mut msg).await.unwrap();
+        got.lock().unwrap().push(String::from_utf8(msg).unwrap());
+    }
+}
+
 /// A TCP syslog receiver reading RFC 6587 octet-counted frames.
 async fn start_tcp_syslog() -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -188,20 +209,7 @@ async fn start_tcp_syslog() -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
         while let Ok((stream, _)) = listener.accept().await {
             let g = g.clone();
             tokio::spawn(async move {
-                let mut r = BufReader::new(stream);
-                loop {
-                    let mut len = Vec::new();
-                    if r.read_until(b' ', &mut len).await.unwrap_or(0) == 0 {
-                        return;
-                    }
-                    let n: usize = std::str::from_utf8(&len[..len.len() - 1])
-                        .unwrap()
-                        .parse()
-                        .expect("octet count");
-                    let mut msg = vec![0u8; n];
-                    r.read_exact(&mut msg).await.unwrap();
-                    g.lock().unwrap().push(String::from_utf8(msg).unwrap());
-                }
+                read_octet_counted(BufReader::new(stream), &g).await;
             });
         }
     });
@@ -617,20 +625,7 @@ async fn start_tls_syslog(
                 let Ok(tls) = acceptor.accept(stream).await else {
                     return;
                 };
-                let mut r = BufReader::new(tls);
-                loop {
-                    let mut len = Vec::new();
-                    if r.read_until(b' ', &mut len).await.unwrap_or(0) == 0 {
-                        return;
-                    }
-                    let n: usize = std::str::from_utf8(&len[..len.len() - 1])
-                        .unwrap()
-                        .parse()
-                        .expect("octet count");
-                    let mut msg = vec![0u8; n];
-                    r.read_exact(&mut msg).await.unwrap();
-                    g.lock().unwrap().push(String::from_utf8(msg).unwrap());
-                }
+                read_octet_counted(BufReader::new(tls), &g).await;
             });
         }
     });
