@@ -24,6 +24,48 @@ fn cluster_config(url: &str, cluster: &str) -> Config {
     c
 }
 
+/// A collector serving `config` on a free loopback port.
+struct Collector {
+    addr: std::net::SocketAddr,
+    shutdown: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Collector {
+    async fn start(config: &Config) -> Collector {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (shutdown, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(shaobing_collector::serve(config.clone(), listener, async {
+            let _ = rx.await;
+        }));
+        Collector {
+            addr,
+            shutdown,
+            task,
+        }
+    }
+
+    /// `POST /api/v1/incidents` with the sensor token.
+    async fn post(&self, items: Vec<Value>) -> shaobing_testkit::http::Response {
+        request(
+            self.addr,
+            "POST",
+            "/api/v1/incidents",
+            Some(TOKEN),
+            "application/json",
+            &body(&items),
+        )
+        .await
+    }
+
+    /// Shuts it down, waiting up to 30 s.
+    async fn stop(self) {
+        let _ = self.shutdown.send(());
+        let _ = tokio::time::timeout(Duration::from_secs(30), self.task).await;
+    }
+}
+
 fn q(node: &shaobing_testkit::ClickHouseServer, sql: &str) -> String {
     node.query(sql).unwrap().trim().to_string()
 }
@@ -190,23 +232,9 @@ async fn a_two_by_two_cluster_stores_reads_and_expires_every_acknowledged_incide
     }
 
     // A collector on node s1r1.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(shaobing_collector::serve(config.clone(), listener, async {
-        let _ = rx.await;
-    }));
-    let post = |items: Vec<Value>| async move {
-        request(
-            addr,
-            "POST",
-            "/api/v1/incidents",
-            Some(TOKEN),
-            "application/json",
-            &body(&items),
-        )
-        .await
-    };
+    let collector = Collector::start(&config).await;
+    let addr = collector.addr;
+    let post = |items: Vec<Value>| collector.post(items);
 
     // 400 incidents in batches of 10; replica s2r2 is killed half-way.
     let mut acked = 0u32;
@@ -340,8 +368,7 @@ async fn a_two_by_two_cluster_stores_reads_and_expires_every_acknowledged_incide
         ),
         acked.to_string()
     );
-    let _ = tx.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(30), task).await;
+    collector.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -359,23 +386,9 @@ async fn zookeeper_down_during_ingest_acknowledges_through_the_wal_and_stores_ev
     shaobing_collector::migrate(&config).await.unwrap();
     // Every insert is bounded well inside the outage.
     config.clickhouse.timeout_ms = 5_000;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(shaobing_collector::serve(config.clone(), listener, async {
-        let _ = rx.await;
-    }));
-    let post = |items: Vec<Value>| async move {
-        request(
-            addr,
-            "POST",
-            "/api/v1/incidents",
-            Some(TOKEN),
-            "application/json",
-            &body(&items),
-        )
-        .await
-    };
+    let collector = Collector::start(&config).await;
+    let addr = collector.addr;
+    let post = |items: Vec<Value>| collector.post(items);
     let readonly = "SELECT min(is_readonly) FROM system.replicas WHERE database = 'shaobing'";
 
     // 400 incidents in batches of 10: 100 before ZooKeeper stops, 200 while
@@ -449,6 +462,5 @@ async fn zookeeper_down_during_ingest_acknowledges_through_the_wal_and_stores_ev
     assert_eq!(resp.status, 200, "{}", resp.body_text());
     let v: Value = serde_json::from_slice(&resp.body).unwrap();
     assert_eq!(v["incidents"].as_array().unwrap().len(), acked as usize);
-    let _ = tx.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(30), task).await;
+    collector.stop().await;
 }

@@ -224,11 +224,26 @@ pub fn clickhouse_available() -> bool {
 }
 
 /// Asks the kernel for a free TCP port on 127.0.0.1 (bind to port 0, read it,
-/// release it). Another process may take it before we use it; callers retry.
+/// release it), never one this process was given before: the kernel may
+/// hand a released port out again at once, and two servers of tests running
+/// side by side given the same port would see one of them fail to start
+/// while the other answered its readiness checks. Another process may take
+/// it before we use it; callers retry.
 pub fn free_port() -> Result<u16> {
-    let l = TcpListener::bind("127.0.0.1:0").map_err(io("bind 127.0.0.1:0"))?;
-    let port = l.local_addr().map_err(io("local_addr"))?.port();
-    Ok(port)
+    static GIVEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    for _ in 0..1000 {
+        let l = TcpListener::bind("127.0.0.1:0").map_err(io("bind 127.0.0.1:0"))?;
+        let port = l.local_addr().map_err(io("local_addr"))?.port();
+        let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+        if given.insert(port) {
+            return Ok(port);
+        }
+    }
+    Err(Error::Io {
+        what: "free_port: every port the kernel offered was given out before".to_string(),
+        source: std::io::Error::from(std::io::ErrorKind::AddrInUse),
+    })
 }
 
 enum Dir {
