@@ -631,12 +631,8 @@ impl SummaryPlan {
             .collect();
         pieces.append(&mut self.hours);
         for (day, lo, hi) in pieces {
-            let base = states
-                .unclean
-                .contains(&day)
-                .then(|| states.base_parts.iter().find(|(d, _)| *d == day))
-                .flatten();
-            match base {
+            // Base parts are listed for uncompacted days only.
+            match states.base_parts.iter().find(|(d, _)| *d == day) {
                 Some((_, part)) => self.part_raw.push((lo, hi, part.clone())),
                 None => self.raw.push((lo, hi)),
             }

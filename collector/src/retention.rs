@@ -40,6 +40,17 @@ pub struct Dropped {
 /// Attempts of one cluster partition drop that fails with a leader change.
 const DROP_ATTEMPTS: u32 = 30;
 
+/// ClickHouse's `LEADERSHIP_CHANGED`: a replicated drop answered while the
+/// leader changes.
+const LEADERSHIP_CHANGED: u32 = 292;
+
+/// ClickHouse's `CANNOT_ASSIGN_OPTIMIZE`: with `optimize_throw_if_noop`, an
+/// `OPTIMIZE` whose parts another merge holds.
+const CANNOT_ASSIGN_OPTIMIZE: u32 = 388;
+
+/// ClickHouse's `TABLE_ALREADY_EXISTS`.
+const TABLE_ALREADY_EXISTS: u32 = 57;
+
 /// `YYYYMMDD` of the UTC day `days` days before `now_secs`.
 pub fn cutoff_day(now_secs: i64, days: u32) -> u32 {
     let day = now_secs.div_euclid(86_400) - i64::from(days);
@@ -180,7 +191,7 @@ pub async fn run_once_on(
                     Err(e)
                         if cluster.is_some()
                             && attempt < DROP_ATTEMPTS
-                            && e.to_string().contains("Code: 292") =>
+                            && e.server_code() == Some(LEADERSHIP_CHANGED) =>
                     {
                         tracing::info!(table, partition = day, error = %e, "retrying a partition drop after a leader change");
                         tokio::time::sleep(Duration::from_secs(2)).await;
@@ -296,7 +307,10 @@ pub async fn compact_once_with(
             .await;
             match merged {
                 // CANNOT_ASSIGN_OPTIMIZE: wait for the running merge.
-                Err(e) if e.to_string().contains("Code: 388") && tries < OPTIMIZE_TRIES => {
+                Err(e)
+                    if e.server_code() == Some(CANNOT_ASSIGN_OPTIMIZE)
+                        && tries < OPTIMIZE_TRIES =>
+                {
                     tokio::time::sleep(OPTIMIZE_RETRY).await;
                 }
                 other => break other,
@@ -306,7 +320,7 @@ pub async fn compact_once_with(
             Ok(()) => {}
             // Still merging: the next pass tries again; summaries read the
             // day's parts as they are meanwhile.
-            Err(e) if e.to_string().contains("Code: 388") => {
+            Err(e) if e.server_code() == Some(CANNOT_ASSIGN_OPTIMIZE) => {
                 tracing::info!(
                     event = "compaction_deferred",
                     partition = day,
@@ -372,9 +386,7 @@ pub async fn build_day_summaries_with(
         return Ok(Vec::new());
     }
     let built = build_unlocked(client, db, metrics).await;
-    let what = "pre-aggregates: release lock";
-    let release = format!("DROP TABLE IF EXISTS `{db}`.`{BUILD_LOCK}`");
-    let released = exec(client, COMPACT_TIMEOUT, what, &release).await;
+    let released = drop_build_lock(client, db, "pre-aggregates: release lock").await;
     let built = built?;
     released?;
     Ok(built)
@@ -415,7 +427,7 @@ async fn take_build_lock(client: &Client, db: &str) -> Result<bool, StoreError> 
             return Ok(true);
         }
         // TABLE_ALREADY_EXISTS: another collector builds.
-        Err(e) if e.to_string().contains("Code: 57") => {}
+        Err(e) if e.server_code() == Some(TABLE_ALREADY_EXISTS) => {}
         // Anything else (the table being dropped by its holder, say): not
         // taken; the next pass tries again.
         Err(e) => {
@@ -453,12 +465,18 @@ async fn take_build_lock(client: &Client, db: &str) -> Result<bool, StoreError> 
                 age_s = age,
                 "dropping a pre-aggregate build lock left by a collector that stopped"
             );
-            let drop = format!("DROP TABLE IF EXISTS `{db}`.`{BUILD_LOCK}`");
-            exec(client, COMPACT_TIMEOUT, what, &drop).await?;
+            drop_build_lock(client, db, what).await?;
         }
         Some(_) => {}
     }
     Ok(false)
+}
+
+/// Drops the build lock ([`BUILD_LOCK`]): released by its holder, or
+/// found stale.
+async fn drop_build_lock(client: &Client, db: &str, what: &str) -> Result<(), StoreError> {
+    let sql = format!("DROP TABLE IF EXISTS `{db}`.`{BUILD_LOCK}`");
+    exec(client, COMPACT_TIMEOUT, what, &sql).await
 }
 
 /// The `(day, part)` of every compacted day and uncompacted day's merged

@@ -47,6 +47,18 @@ impl StoreError {
         let what = what.into();
         move |source| StoreError::ClickHouse { what, source }
     }
+
+    /// The ClickHouse error code the server answered with (`Code: N`), if
+    /// it answered with one.
+    pub fn server_code(&self) -> Option<u32> {
+        match self {
+            StoreError::ClickHouse {
+                source: clickhouse::error::Error::BadResponse(msg),
+                ..
+            } => batch::error_code(msg),
+            _ => None,
+        }
+    }
 }
 
 /// Runs `fut` with the configured timeout.
