@@ -1025,6 +1025,13 @@ mod tests {
         }
     }
 
+    /// `head` with `{len}` replaced by the body's length, then `body`.
+    fn with_body(head: &str, body: &[u8]) -> Vec<u8> {
+        let mut m = head.replace("{len}", &body.len().to_string()).into_bytes();
+        m.extend_from_slice(body);
+        m
+    }
+
     /// Framings a server accepts (chunk extensions, odd case and spacing,
     /// bare LF, folded headers, trailers, leading blank lines, gzip header
     /// fields): the gzip body behind each is still inflated.
@@ -1039,54 +1046,45 @@ mod tests {
                 .any(|u| memchr::memmem::find(u, want).is_some())
         };
         let mut cases: Vec<(&str, Vec<u8>)> = Vec::new();
+        // One chunk of the whole body after `size` (its size line), then
+        // the last chunk.
+        let one_chunk = |te: &str, size: String| {
+            let mut m = format!(
+                "POST / HTTP/1.1\r\nHost: a\r\nContent-Encoding: gzip\r\nTransfer-Encoding: {te}\r\n\r\n{size}"
+            )
+            .into_bytes();
+            m.extend_from_slice(&gz);
+            m.extend_from_slice(b"\r\n0\r\n\r\n");
+            m
+        };
         // chunk extension and uppercase hex, leading zeros
-        let mut m = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
-        m.extend_from_slice(format!("{:04X};ext=1\r\n", gz.len()).as_bytes());
-        m.extend_from_slice(&gz);
-        m.extend_from_slice(b"\r\n0\r\n\r\n");
-        cases.push(("chunk ext + uppercase hex + leading zeros", m));
+        cases.push((
+            "chunk ext + uppercase hex + leading zeros",
+            one_chunk("chunked", format!("{:04X};ext=1\r\n", gz.len())),
+        ));
         // uppercase coding name
-        let mut m = format!(
-            "POST / HTTP/1.1\r\nHost: a\r\nContent-Encoding: GZIP\r\nContent-Length: {}\r\n\r\n",
-            gz.len()
-        )
-        .into_bytes();
-        m.extend_from_slice(&gz);
-        cases.push(("GZIP uppercase", m));
+        cases.push(("GZIP uppercase", with_body("POST / HTTP/1.1\r\nHost: a\r\nContent-Encoding: GZIP\r\nContent-Length: {len}\r\n\r\n", &gz)));
         // header name case and no space after colon
-        let mut m = format!(
-            "POST / HTTP/1.1\r\nHost: a\r\ncontent-encoding:gzip\r\ncontent-length:{}\r\n\r\n",
-            gz.len()
-        )
-        .into_bytes();
-        m.extend_from_slice(&gz);
-        cases.push(("lowercase names, no space", m));
+        cases.push(("lowercase names, no space", with_body("POST / HTTP/1.1\r\nHost: a\r\ncontent-encoding:gzip\r\ncontent-length:{len}\r\n\r\n", &gz)));
         // bare LF line endings
-        let mut m = format!(
-            "POST / HTTP/1.1\nHost: a\nContent-Encoding: gzip\nContent-Length: {}\n\n",
-            gz.len()
-        )
-        .into_bytes();
-        m.extend_from_slice(&gz);
-        cases.push(("bare LF", m));
+        cases.push((
+            "bare LF",
+            with_body(
+                "POST / HTTP/1.1\nHost: a\nContent-Encoding: gzip\nContent-Length: {len}\n\n",
+                &gz,
+            ),
+        ));
         // obs-fold continuation
-        let mut m = format!("POST / HTTP/1.1\r\nHost: a\r\nX-A: b\r\nContent-Encoding:\r\n gzip\r\nContent-Length: {}\r\n\r\n", gz.len()).into_bytes();
-        m.extend_from_slice(&gz);
-        cases.push(("obs-fold value", m));
+        cases.push(("obs-fold value", with_body("POST / HTTP/1.1\r\nHost: a\r\nX-A: b\r\nContent-Encoding:\r\n gzip\r\nContent-Length: {len}\r\n\r\n", &gz)));
         // whitespace around value, tab
-        let mut m = format!("POST / HTTP/1.1\r\nHost: a\r\nContent-Encoding:\t gzip \t\r\nContent-Length: {}\r\n\r\n", gz.len()).into_bytes();
-        m.extend_from_slice(&gz);
-        cases.push(("tabs around value", m));
+        cases.push(("tabs around value", with_body("POST / HTTP/1.1\r\nHost: a\r\nContent-Encoding:\t gzip \t\r\nContent-Length: {len}\r\n\r\n", &gz)));
         // identity, gzip list
-        let mut m = format!("POST / HTTP/1.1\r\nHost: a\r\nContent-Encoding: identity, gzip\r\nContent-Length: {}\r\n\r\n", gz.len()).into_bytes();
-        m.extend_from_slice(&gz);
-        cases.push(("identity, gzip", m));
+        cases.push(("identity, gzip", with_body("POST / HTTP/1.1\r\nHost: a\r\nContent-Encoding: identity, gzip\r\nContent-Length: {len}\r\n\r\n", &gz)));
         // Transfer-Encoding: Chunked capitalised
-        let mut m = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Encoding: gzip\r\nTransfer-Encoding: Chunked\r\n\r\n".to_vec();
-        m.extend_from_slice(format!("{:x}\r\n", gz.len()).as_bytes());
-        m.extend_from_slice(&gz);
-        m.extend_from_slice(b"\r\n0\r\n\r\n");
-        cases.push(("Chunked capitalised", m));
+        cases.push((
+            "Chunked capitalised",
+            one_chunk("Chunked", format!("{:x}\r\n", gz.len())),
+        ));
         // chunked with trailers
         let mut m = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
         for piece in gz.chunks(3) {
@@ -1097,36 +1095,24 @@ mod tests {
         m.extend_from_slice(b"0\r\nX-T: y\r\n\r\n");
         cases.push(("3-byte chunks + trailer", m));
         // chunk size with trailing whitespace
-        let mut m = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
-        m.extend_from_slice(format!("{:x} \r\n", gz.len()).as_bytes());
-        m.extend_from_slice(&gz);
-        m.extend_from_slice(b"\r\n0\r\n\r\n");
-        cases.push(("chunk size trailing space", m));
+        cases.push((
+            "chunk size trailing space",
+            one_chunk("chunked", format!("{:x} \r\n", gz.len())),
+        ));
         // second request on keep-alive after a first plain request
-        let mut m = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n".to_vec();
-        m.extend_from_slice(format!("POST / HTTP/1.1\r\nHost: a\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n", gz.len()).as_bytes());
-        m.extend_from_slice(&gz);
-        cases.push(("pipelined after GET", m));
+        cases.push(("pipelined after GET", with_body("GET / HTTP/1.1\r\nHost: a\r\n\r\nPOST / HTTP/1.1\r\nHost: a\r\nContent-Encoding: gzip\r\nContent-Length: {len}\r\n\r\n", &gz)));
         // HTTP/1.0 request with Content-Length
-        let mut m = format!(
-            "POST / HTTP/1.0\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n",
-            gz.len()
-        )
-        .into_bytes();
-        m.extend_from_slice(&gz);
-        cases.push(("HTTP/1.0", m));
+        cases.push((
+            "HTTP/1.0",
+            with_body(
+                "POST / HTTP/1.0\r\nContent-Encoding: gzip\r\nContent-Length: {len}\r\n\r\n",
+                &gz,
+            ),
+        ));
         // leading CRLFs before request line (RFC 7230 says ignore)
-        let mut m = format!("\r\n\r\nPOST / HTTP/1.1\r\nHost: a\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n", gz.len()).into_bytes();
-        m.extend_from_slice(&gz);
-        cases.push(("leading CRLFs", m));
+        cases.push(("leading CRLFs", with_body("\r\n\r\nPOST / HTTP/1.1\r\nHost: a\r\nContent-Encoding: gzip\r\nContent-Length: {len}\r\n\r\n", &gz)));
         // Content-Length with leading zeros / plus
-        let mut m = format!(
-            "POST / HTTP/1.1\r\nHost: a\r\nContent-Encoding: gzip\r\nContent-Length: 000{}\r\n\r\n",
-            gz.len()
-        )
-        .into_bytes();
-        m.extend_from_slice(&gz);
-        cases.push(("CL leading zeros", m));
+        cases.push(("CL leading zeros", with_body("POST / HTTP/1.1\r\nHost: a\r\nContent-Encoding: gzip\r\nContent-Length: 000{len}\r\n\r\n", &gz)));
         // gzip with FEXTRA/FNAME header fields
         let mut g = flate2::GzBuilder::new()
             .filename("a.txt")
@@ -1135,13 +1121,7 @@ mod tests {
             .write(Vec::new(), flate2::Compression::default());
         g.write_all(want).unwrap();
         let gz2 = g.finish().unwrap();
-        let mut m = format!(
-            "POST / HTTP/1.1\r\nHost: a\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n",
-            gz2.len()
-        )
-        .into_bytes();
-        m.extend_from_slice(&gz2);
-        cases.push(("gzip FNAME FEXTRA FCOMMENT", m));
+        cases.push(("gzip FNAME FEXTRA FCOMMENT", with_body("POST / HTTP/1.1\r\nHost: a\r\nContent-Encoding: gzip\r\nContent-Length: {len}\r\n\r\n", &gz2)));
         let mut failed = Vec::new();
         for (name, m) in &cases {
             if !found(m) {
