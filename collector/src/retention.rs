@@ -176,29 +176,15 @@ pub async fn run_once_on(
             // On a cluster, 18.16 answers `Code: 292 ... Leader was
             // suddenly changed` for a while after a replica or ZooKeeper
             // restart: retried, a bounded number of times.
-            let mut attempt = 0;
-            loop {
-                attempt += 1;
-                let r = with_timeout(what, timeout, async {
-                    client
-                        .query(&sql)
-                        .execute()
-                        .await
-                        .map_err(StoreError::ch(what))
-                })
-                .await;
-                match r {
-                    Err(e)
-                        if cluster.is_some()
-                            && attempt < DROP_ATTEMPTS
-                            && e.server_code() == Some(LEADERSHIP_CHANGED) =>
-                    {
-                        tracing::info!(table, partition = day, error = %e, "retrying a partition drop after a leader change");
-                        tokio::time::sleep(Duration::from_secs(2)).await;
-                    }
-                    r => break r?,
-                }
-            }
+            let retry = Retry {
+                code: LEADERSHIP_CHANGED,
+                tries: if cluster.is_some() { DROP_ATTEMPTS } else { 1 },
+                wait: Duration::from_secs(2),
+            };
+            exec_retrying(what, timeout, || client.query(&sql), &retry, |e| {
+                tracing::info!(table, partition = day, error = %e, "retrying a partition drop after a leader change");
+            })
+            .await?;
             metrics.retention_dropped_partitions.fetch_add(1, Relaxed);
             tracing::info!(
                 event = "retention_drop",
@@ -221,6 +207,42 @@ struct PartStats {
     partition: String,
     parts: u64,
     min_level: u32,
+}
+
+/// When [`exec_retrying`] runs a statement again: while ClickHouse answers
+/// with the error `code`, up to `tries` times in all, `wait` apart.
+struct Retry {
+    code: u32,
+    tries: u32,
+    wait: Duration,
+}
+
+/// Runs the statement `query` builds (one that returns nothing), bounded by
+/// `timeout` each time, again as `retry` says, calling `on_retry` with the
+/// error before each wait; the last answer.
+async fn exec_retrying(
+    what: &str,
+    timeout: Duration,
+    query: impl Fn() -> clickhouse::query::Query,
+    retry: &Retry,
+    on_retry: impl Fn(&StoreError),
+) -> Result<(), StoreError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let q = query();
+        let r = with_timeout(what, timeout, async {
+            q.execute().await.map_err(StoreError::ch(what))
+        })
+        .await;
+        match r {
+            Err(e) if e.server_code() == Some(retry.code) && attempt < retry.tries => {
+                on_retry(&e);
+                tokio::time::sleep(retry.wait).await;
+            }
+            r => return r,
+        }
+    }
 }
 
 /// How long one `OPTIMIZE ... FINAL` may take.
@@ -290,33 +312,20 @@ pub async fn compact_once_with(
         let what = "compaction: optimize partition";
         let sql = format!("OPTIMIZE TABLE `{db}`.incidents PARTITION {day} FINAL");
         let started = std::time::Instant::now();
-        let mut tries = 0;
-        let merged = loop {
-            tries += 1;
-            let merged = with_timeout(what, COMPACT_TIMEOUT, async {
-                client
-                    .query(&sql)
-                    // Without it, an OPTIMIZE that cannot start (a
-                    // background merge holds some of the day's parts)
-                    // returns as if it had merged.
-                    .with_setting("optimize_throw_if_noop", "1")
-                    .execute()
-                    .await
-                    .map_err(StoreError::ch(what))
-            })
-            .await;
-            match merged {
-                // CANNOT_ASSIGN_OPTIMIZE: wait for the running merge.
-                Err(e)
-                    if e.server_code() == Some(CANNOT_ASSIGN_OPTIMIZE)
-                        && tries < OPTIMIZE_TRIES =>
-                {
-                    tokio::time::sleep(OPTIMIZE_RETRY).await;
-                }
-                other => break other,
-            }
+        // Without `optimize_throw_if_noop`, an OPTIMIZE that cannot start
+        // (a background merge holds some of the day's parts) returns as if
+        // it had merged; with it, the pass waits for the running merge.
+        let optimize = || {
+            client
+                .query(&sql)
+                .with_setting("optimize_throw_if_noop", "1")
         };
-        match merged {
+        let retry = Retry {
+            code: CANNOT_ASSIGN_OPTIMIZE,
+            tries: OPTIMIZE_TRIES,
+            wait: OPTIMIZE_RETRY,
+        };
+        match exec_retrying(what, COMPACT_TIMEOUT, optimize, &retry, |_| {}).await {
             Ok(()) => {}
             // Still merging: the next pass tries again; summaries read the
             // day's parts as they are meanwhile.
